@@ -1,0 +1,19 @@
+//! The greenthread runtime: pure Rust, no Node types.
+//!
+//! - [`hub`]: the greenlet table, parent links, run queue, timers, joins and
+//!   kills that both the async (Promise) mode and the sync (baton) mode share.
+//!   Front ends talk to it in batches of [`hub::Command`]s and receive batches
+//!   of [`hub::Ready`] entries, so a boundary crossing is paid per batch, not
+//!   per event.
+//! - [`runtime`]: lazy start of the `may` coroutine scheduler (work-stealing
+//!   workers, epoll/kqueue reactor, timer thread) and its configuration.
+//! - A clock thread per hub turns the earliest pending deadline into one
+//!   wake-up of the front end per batch of expired timers.
+
+mod alarm;
+pub mod hub;
+pub mod runtime;
+mod timers;
+
+pub use alarm::Wake;
+pub use hub::{Command, Hub, Outcome, Ready};

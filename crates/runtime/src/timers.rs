@@ -1,0 +1,58 @@
+//! Deadline heap with lazy cancellation.
+//!
+//! Cancelling never searches the heap: each entry carries the epoch of the
+//! wait it belongs to, and the hub ignores an expired entry whose epoch no
+//! longer matches the greenlet's current wait.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerEntry {
+    pub deadline: Instant,
+    /// Insertion order, so equal deadlines expire first-in first-out.
+    pub seq: u64,
+    pub id: u32,
+    pub epoch: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<TimerEntry>>,
+    seq: u64,
+}
+
+impl Timers {
+    pub fn insert(&mut self, now: Instant, after: Duration, id: u32, epoch: u32) {
+        self.seq += 1;
+        self.heap.push(Reverse(TimerEntry {
+            deadline: now + after,
+            seq: self.seq,
+            id,
+            epoch,
+        }));
+    }
+
+    pub fn pop_expired(&mut self, now: Instant) -> Option<TimerEntry> {
+        match self.heap.peek() {
+            Some(Reverse(e)) if e.deadline <= now => self.heap.pop().map(|Reverse(e)| e),
+            _ => None,
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(e)| e.deadline)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+impl Timers {
+    /// Drops the entries `keep` rejects (stale ones), in O(n).
+    pub fn retain(&mut self, mut keep: impl FnMut(&TimerEntry) -> bool) {
+        self.heap.retain(|Reverse(e)| keep(e));
+    }
+}

@@ -1,0 +1,21 @@
+/**
+ * greenthread: gevent, greenlet and concurrent.futures for TypeScript, on a
+ * Rust coroutine runtime. This is the async (Promise-based) mode.
+ */
+export { GreenletExit } from './src/errors'
+export { sleep } from './src/hub'
+export {
+  Greenlet,
+  getcurrent,
+  joinall,
+  killall,
+  spawn,
+  spawnLater,
+  type GetOptions,
+  type JoinAllOptions,
+  type KillAllOptions,
+  type KillOptions,
+} from './src/greenlet'
+export { Timeout, type TimeoutRunOptions } from './src/timeout'
+export { allTasks, currentTask, gather, waitFor, type Awaitable, type GatherOptions } from './src/tasks'
+export { configure, runtimeInfo, type ConfigureOptions, type RuntimeInfo } from './src/config'

@@ -1,0 +1,43 @@
+// Runs on `npm install`: makes sure a native binary for this platform exists.
+// A published package ships prebuilt binaries; where none fits (or in a fresh
+// checkout), build one with cargo, which the README lists as a prerequisite.
+'use strict'
+const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.join(__dirname, '..')
+
+function loads() {
+  try {
+    require(path.join(root, 'index.js'))
+    return true
+  } catch {
+    return false
+  }
+}
+
+function libraryFileName() {
+  if (process.platform === 'darwin') return 'libgreenthread_node.dylib'
+  if (process.platform === 'win32') return 'greenthread_node.dll'
+  return 'libgreenthread_node.so'
+}
+
+function platformSuffix() {
+  const arch = process.arch
+  if (process.platform === 'linux') {
+    const musl = fs.existsSync('/etc/alpine-release')
+    return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
+  }
+  if (process.platform === 'win32') return `win32-${arch}-msvc`
+  return `${process.platform}-${arch}`
+}
+
+if (!loads()) {
+  console.log('greenthread: no prebuilt binary fits this platform; building it with cargo')
+  execFileSync('cargo', ['build', '--release', '-p', 'greenthread-node'], { cwd: root, stdio: 'inherit' })
+  fs.copyFileSync(
+    path.join(root, 'target', 'release', libraryFileName()),
+    path.join(root, `greenthread.${platformSuffix()}.node`),
+  )
+}

@@ -1,0 +1,66 @@
+/** Error classes and argument checks shared by every module. */
+
+/**
+ * Raised inside a greenlet by {@link Greenlet.kill} (the default exception).
+ * A greenlet that exits with it counts as successful, with value `undefined`.
+ */
+export class GreenletExit extends Error {
+  constructor(message = 'greenlet killed') {
+    super(message)
+    this.name = 'GreenletExit'
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'function') return 'a function'
+  if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+  return `${typeof value} ${String(value)}`
+}
+
+export function invalidType(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`${name} must be ${expected}, got ${describe(value)}`)
+}
+
+export function checkFunction(name: string, value: unknown): asserts value is (...args: any[]) => unknown {
+  if (typeof value !== 'function') throw invalidType(name, 'a function', value)
+}
+
+/**
+ * A time in milliseconds: a finite number >= 0. `undefined` and `null` mean
+ * "no limit" where `optional` is set and are returned as -1, the hub's
+ * "no timeout".
+ */
+export function checkMs(name: string, value: unknown, optional: boolean): number {
+  if (value === undefined || value === null) {
+    if (optional) return -1
+    throw invalidType(name, 'a number of milliseconds', value)
+  }
+  if (typeof value !== 'number') throw invalidType(name, 'a number of milliseconds', value)
+  if (!(value >= 0) || value === Infinity) {
+    throw new RangeError(`${name} must be a finite number of milliseconds >= 0, got ${value}`)
+  }
+  return value
+}
+
+export function checkOptions(name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object') throw invalidType(name, 'an options object', value)
+  return value as Record<string, unknown>
+}
+
+export function checkPositiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number') throw invalidType(name, 'a positive integer', value)
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`)
+  return value
+}
+
+/** Runs `fn` and turns a synchronous throw into a rejected Promise: async methods never throw. */
+export function rejecting<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The JS side of the hub: the command buffer, the tick that flushes it to the
+ * Rust hub and resumes whatever the hub says is ready, and the suspension
+ * primitive every library wait is built on. Internal.
+ *
+ * Crossing into Rust costs one call per tick, not one per event: commands are
+ * written into a Float64Array and handed over in one `flush`, which returns
+ * every ready greenlet in one batch.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+import type { NativeHub } from 'native-binding'
+import { GreenletExit, checkMs, rejecting } from './errors'
+import { native, wire } from './native'
+
+/** Something the hub can resume: a greenlet, a one-off wait, an alarm. */
+export interface Resumable {
+  readonly id: number
+  _resume(outcome: number): void
+}
+
+/** What a greenlet exposes to the suspension machinery. */
+export interface WaitOwner extends Resumable {
+  readonly dead: boolean
+  /** Its own id is parked in a wait (a second concurrent wait gets a transient id). */
+  _waiting: boolean
+  _resolve: ((outcome: number) => void) | undefined
+  _reject: ((err: unknown) => void) | undefined
+  _extraWaits: Set<TransientWait> | undefined
+}
+
+const COMMANDS_PER_BATCH = 4096
+const READY_PER_BATCH = 8192
+const MAX_ID = 0xffff_ffff
+/** Longest delay a Node timer accepts without clamping it to 1 ms. */
+const KEEP_ALIVE_MS = 2 ** 30
+
+function noop(): void {}
+
+class HubClient {
+  readonly resumables = new Map<number, Resumable>()
+  private nativeHub: NativeHub | undefined
+  private readonly commands = new Float64Array(COMMANDS_PER_BATCH * wire.COMMAND_WIDTH)
+  private count = 0
+  private readonly out = new Float64Array(wire.OUT_HEADER + READY_PER_BATCH * wire.READY_WIDTH)
+  private readonly headerOnly = new Float64Array(wire.OUT_HEADER)
+  private tickScheduled = false
+  private keepAlive: NodeJS.Timeout | undefined
+  private lastId = 0
+
+  /** A fresh id (0 means "no parent" to the hub). */
+  newId(): number {
+    do {
+      this.lastId = this.lastId === MAX_ID ? 1 : this.lastId + 1
+    } while (this.resumables.has(this.lastId))
+    return this.lastId
+  }
+
+  command(op: number, id: number, a = 0, b = 0): void {
+    if (this.count === COMMANDS_PER_BATCH) this.applyCommands()
+    const c = this.commands
+    const i = this.count++ * 4
+    c[i] = op
+    c[i + 1] = id
+    c[i + 2] = a
+    c[i + 3] = b
+    if (!this.tickScheduled) this.schedule()
+  }
+
+  /** Hands the buffered commands to Rust without resuming anybody (buffer full mid-tick). */
+  private applyCommands(): void {
+    this.native().flush(this.commands, this.count, this.headerOnly)
+    this.count = 0
+  }
+
+  private native(): NativeHub {
+    // Created on first use: this is what starts the runtime lazily.
+    return (this.nativeHub ??= new native.NativeHub(this.tick))
+  }
+
+  private schedule(): void {
+    this.tickScheduled = true
+    setImmediate(this.tick)
+  }
+
+  /**
+   * One turn of the hub: flush commands, resume the ready batch in run-queue
+   * order. It runs as a macrotask, so every greenlet resumed by the previous
+   * turn has run up to its next wait before this one starts: `sleep(0)`
+   * yields to every other ready greenlet.
+   */
+  private readonly tick = (): void => {
+    this.tickScheduled = false
+    const out = this.out
+    this.native().flush(this.commands, this.count, out)
+    this.count = 0
+    const delivered = out[0]
+    const resumables = this.resumables
+    for (let i = 0, at = wire.OUT_HEADER; i < delivered; i++, at += 2) {
+      resumables.get(out[at])?._resume(out[at + 1])
+    }
+    this.holdProcess(out[2] > 0)
+    if ((out[1] > 0 || this.count > 0) && !this.tickScheduled) this.schedule()
+  }
+
+  /** Keeps the event loop alive exactly while the hub has live timers. */
+  private holdProcess(hold: boolean): void {
+    if (hold) (this.keepAlive ??= setInterval(noop, KEEP_ALIVE_MS)).ref()
+    else this.keepAlive?.unref()
+  }
+}
+
+export const hub = new HubClient()
+
+/** The greenlet whose code is running, across awaits. */
+export const currentStorage = new AsyncLocalStorage<WaitOwner>()
+
+/** A wait that is not a greenlet's own: code outside greenlets, or a second concurrent wait. */
+export class TransientWait implements Resumable {
+  readonly id = hub.newId()
+  resolve!: (outcome: number) => void
+  reject!: (err: unknown) => void
+  /** Set by whoever interrupts this wait. */
+  exception: unknown
+
+  constructor(readonly owner: WaitOwner | undefined) {
+    if (owner) (owner._extraWaits ??= new Set()).add(this)
+    hub.resumables.set(this.id, this)
+  }
+
+  _resume(outcome: number): void {
+    hub.resumables.delete(this.id)
+    this.owner?._extraWaits?.delete(this)
+    if (outcome === wire.INTERRUPTED) this.reject(this.exception ?? new GreenletExit())
+    else this.resolve(outcome)
+  }
+}
+
+/**
+ * Suspends the caller until the hub resumes it. `issue` writes the hub
+ * commands that describe the wait, given the id that waits. Resolves with the
+ * outcome (`wire.WAKE` or `wire.TIMER`); rejects with the exception of an
+ * interrupt (kill, Timeout).
+ */
+export function suspend(issue: (waiterId: number) => void): Promise<number> {
+  const g = currentStorage.getStore()
+  if (g !== undefined && !g._waiting && !g.dead) {
+    g._waiting = true
+    return new Promise<number>((resolve, reject) => {
+      g._resolve = resolve
+      g._reject = reject
+      issue(g.id)
+    })
+  }
+  const wait = new TransientWait(g)
+  return new Promise<number>((resolve, reject) => {
+    wait.resolve = resolve
+    wait.reject = reject
+    issue(wait.id)
+  })
+}
+
+/** A one-shot hub timer calling `onFire` on the JS thread. */
+export class Alarm implements Resumable {
+  readonly id = hub.newId()
+
+  constructor(ms: number, private readonly onFire: () => void) {
+    hub.resumables.set(this.id, this)
+    hub.command(wire.PARK, this.id, ms)
+  }
+
+  get pending(): boolean {
+    return hub.resumables.get(this.id) === this
+  }
+
+  _resume(): void {
+    hub.resumables.delete(this.id)
+    this.onFire()
+  }
+
+  cancel(): void {
+    if (!this.pending) return
+    hub.resumables.delete(this.id)
+    hub.command(wire.DISCARD, this.id)
+  }
+}
+
+/**
+ * Suspends the current greenlet for `ms` milliseconds (default 0).
+ *
+ * `sleep(0)` is a yield: it resumes after every other greenlet that was ready
+ * has run up to its next wait. Timers come from the Rust runtime and reach JS
+ * in batches. Inside a killed greenlet it rejects at once with the kill
+ * exception.
+ */
+export function sleep(ms: number = 0): Promise<void> {
+  return rejecting(() => {
+    const delay = checkMs('ms', ms, false)
+    const wait =
+      delay === 0
+        ? suspend((id) => hub.command(wire.YIELD, id))
+        : suspend((id) => hub.command(wire.PARK, id, delay))
+    return wait as Promise<unknown> as Promise<void>
+  })
+}

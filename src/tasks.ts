@@ -1,0 +1,95 @@
+/**
+ * asyncio-style helpers on the greenlet core: `gather`, `waitFor`,
+ * `currentTask`, `allTasks`. A task is a Greenlet.
+ */
+import { checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { Alarm, hub } from './hub'
+import { Greenlet, getcurrent, spawn } from './greenlet'
+import { Timeout, joinOrKill } from './timeout'
+
+/** A Promise (or thenable), a Greenlet, or a function to run as a new greenlet. */
+export type Awaitable<T> = PromiseLike<T> | Greenlet<T> | (() => T | PromiseLike<T>)
+
+export interface GatherOptions {
+  /** Report failures as results instead of rejecting with the first one. @default false */
+  returnExceptions?: boolean
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
+}
+
+function toPromise(name: string, x: unknown): Promise<unknown> {
+  if (x instanceof Greenlet) return x.get()
+  if (isThenable(x)) return Promise.resolve(x)
+  if (typeof x === 'function') return spawn(x as () => unknown).get()
+  throw invalidType(name, 'a Promise, a Greenlet or a function', x)
+}
+
+/**
+ * Runs the awaitables concurrently and resolves with their results in order.
+ * Functions are spawned as greenlets. Rejects with the first failure unless
+ * the last argument is `{ returnExceptions: true }`, which puts failures in
+ * the result array instead.
+ */
+export function gather(...args: unknown[]): Promise<unknown[]> {
+  return rejecting(async () => {
+    let returnExceptions = false
+    const last = args[args.length - 1]
+    if (last !== null && typeof last === 'object' && !isThenable(last) && !(last instanceof Greenlet)) {
+      returnExceptions = checkOptions('options', args.pop()).returnExceptions === true
+    }
+    const promises = args.map((x, i) => toPromise(`awaitables[${i}]`, x))
+    if (!returnExceptions) return Promise.all(promises)
+    return Promise.all(promises.map((p) => p.catch((err: unknown) => err)))
+  })
+}
+
+/**
+ * Resolves with the result of `awaitable`, or rejects with a Timeout after
+ * `timeoutMs` (`null`/`undefined`: no limit). A Greenlet or function is
+ * killed on timeout; a Promise cannot be cancelled and is left to settle.
+ */
+export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | undefined): Promise<T> {
+  return rejecting(async () => {
+    const ms = checkMs('timeoutMs', timeoutMs, true)
+    if (awaitable instanceof Greenlet || (typeof awaitable === 'function' && !isThenable(awaitable))) {
+      const g = awaitable instanceof Greenlet ? awaitable : spawn(awaitable as () => T | PromiseLike<T>)
+      await joinOrKill(g, ms)
+      if (g.dead) return g.get() as Promise<T>
+      const timeout = new Timeout(ms)
+      await g.kill(timeout)
+      void g.exception // observed: the caller gets the Timeout
+      throw timeout
+    }
+    if (!isThenable(awaitable)) throw invalidType('awaitable', 'a Promise, a Greenlet or a function', awaitable)
+    if (ms < 0) return awaitable as T | PromiseLike<T> as Promise<T>
+    return new Promise<T>((resolve, reject) => {
+      const alarm = new Alarm(ms, () => reject(new Timeout(ms)))
+      ;(awaitable as PromiseLike<T>).then(
+        (value) => {
+          alarm.cancel()
+          resolve(value)
+        },
+        (err: unknown) => {
+          alarm.cancel()
+          reject(err)
+        },
+      )
+    })
+  })
+}
+
+/** The running task (greenlet), or `null` outside any. */
+export function currentTask(): Greenlet | null {
+  return getcurrent()
+}
+
+/** Greenlets that are scheduled or running and have not finished. */
+export function allTasks(): Greenlet[] {
+  const tasks: Greenlet[] = []
+  for (const r of hub.resumables.values()) {
+    if (r instanceof Greenlet && !r.dead && !Greenlet._isMain(r)) tasks.push(r)
+  }
+  return tasks
+}

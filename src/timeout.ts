@@ -1,0 +1,106 @@
+/**
+ * Timeouts: raise an exception in a greenlet after a delay.
+ *
+ * Like gevent's, a Timeout fires only when the greenlet yields: the
+ * exception is raised at its current library wait (sleep, join, switch,
+ * queue or socket wait), or at the next one if it is busy computing or
+ * awaiting something foreign.
+ */
+import { checkFunction, checkMs, checkOptions, rejecting } from './errors'
+import { Alarm } from './hub'
+import { type Greenlet, getcurrent, spawn } from './greenlet'
+
+export interface TimeoutRunOptions {
+  /** Raised instead of the Timeout itself. */
+  exception?: unknown
+}
+
+export class Timeout extends Error {
+  /** Milliseconds, or `null` for a timeout that never fires. */
+  readonly ms: number | null
+  #exception: unknown
+  #alarm: Alarm | undefined
+
+  /**
+   * @param ms milliseconds; `null`/`undefined` never fires.
+   * @param exception raised instead of this Timeout when it fires; a string
+   *   becomes this Timeout's message.
+   */
+  constructor(ms?: number | null, exception?: unknown) {
+    const delay = checkMs('ms', ms, true)
+    super(typeof exception === 'string' ? exception : delay < 0 ? 'timed out' : `timed out after ${delay} ms`)
+    this.name = 'Timeout'
+    this.ms = delay < 0 ? null : delay
+    this.#exception = typeof exception === 'string' ? undefined : exception
+  }
+
+  /** Creates and starts a Timeout in the current greenlet. */
+  static startNew(ms?: number | null, exception?: unknown): Timeout {
+    return new Timeout(ms, exception).start()
+  }
+
+  /**
+   * Runs `fn` in a new greenlet and resolves with its result, or kills it and
+   * rejects with a Timeout (or `options.exception`) after `ms` milliseconds.
+   */
+  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): Promise<R> {
+    return rejecting(async () => {
+      const delay = checkMs('ms', ms, true)
+      checkFunction('fn', fn)
+      const o = checkOptions('options', options)
+      const g = spawn(fn)
+      await joinOrKill(g, delay)
+      if (g.dead) return g.get()
+      const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
+      await g.kill(raised)
+      void g.exception // observed: the caller gets it
+      throw raised
+    })
+  }
+
+  /** The exception this Timeout raises when it fires. */
+  get raised(): unknown {
+    return this.#exception !== undefined ? this.#exception : this
+  }
+
+  /** Armed and not yet fired or cancelled. */
+  get pending(): boolean {
+    return this.#alarm?.pending ?? false
+  }
+
+  /**
+   * Arms the timeout for the current greenlet (restarting it if armed).
+   * Throws outside a greenlet, where there is nobody to raise in: use
+   * `Timeout.run()` or `waitFor()` there.
+   */
+  start(): this {
+    const target = getcurrent()
+    if (target === null) {
+      throw new Error('Timeout.start() must be called inside a greenlet; use Timeout.run() or waitFor() elsewhere')
+    }
+    this.cancel()
+    if (this.ms !== null) this.#alarm = new Alarm(this.ms, () => target._raise(this.raised))
+    return this
+  }
+
+  /** Disarms the timeout. Safe to call at any time, any number of times. */
+  cancel(): void {
+    this.#alarm?.cancel()
+    this.#alarm = undefined
+  }
+
+  /** Same as `cancel()`, for `using t = Timeout.startNew(ms)`. */
+  [Symbol.dispose](): void {
+    this.cancel()
+  }
+}
+
+/** Waits up to `ms` (-1: forever) for `g`; if the waiter is killed meanwhile, `g` is killed too. */
+export async function joinOrKill(g: Greenlet, ms: number): Promise<void> {
+  try {
+    await g.join(ms < 0 ? undefined : ms)
+  } catch (err) {
+    void g.kill(undefined, { block: false })
+    throw err
+  }
+}
