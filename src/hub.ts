@@ -73,7 +73,8 @@ class HubClient {
     this.count = 0
   }
 
-  private native(): NativeHub {
+  /** The native hub, for bindings that complete waits from runtime threads (`Remote`). */
+  native(): NativeHub {
     // Created on first use: this is what starts the runtime lazily.
     return (this.nativeHub ??= new native.NativeHub(this.tick))
   }
@@ -153,6 +154,22 @@ export function suspend(issue: (waiterId: number) => void): Promise<number> {
     })
   }
   const wait = new TransientWait(g)
+  return new Promise<number>((resolve, reject) => {
+    wait.resolve = resolve
+    wait.reject = reject
+    issue(wait.id)
+  })
+}
+
+/**
+ * Like {@link suspend}, but always waits under a fresh id that is never
+ * reused, owned by the current greenlet (so kill and Timeout still reach it).
+ * Use it for waits that runtime threads end through the hub's `Remote`: a
+ * completion that arrives after the wait was interrupted then wakes nobody.
+ */
+export function suspendFresh(issue: (waiterId: number) => void): Promise<number> {
+  const g = currentStorage.getStore()
+  const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
   return new Promise<number>((resolve, reject) => {
     wait.resolve = resolve
     wait.reject = reject

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use greenthread_runtime::hub::{wire, Command, Hub};
+use greenthread_runtime::hub::{wire, Command, Hub, Remote};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
@@ -9,6 +9,14 @@ use napi_derive::napi;
 #[napi]
 pub struct NativeHub {
   hub: Hub,
+}
+
+impl NativeHub {
+  /// For other bindings (sockets, executors) that complete waits from
+  /// runtime threads: take `&NativeHub` as an argument and call this.
+  pub(crate) fn remote(&self) -> Remote {
+    self.hub.remote()
+  }
 }
 
 #[napi]

@@ -28,6 +28,7 @@
 //! that waits outside any greenlet. Transient records vanish once resumed.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::alarm::{Alarm, Wake};
@@ -205,8 +206,41 @@ pub struct FlushStats {
     pub live_timers: usize,
 }
 
+/// A thread-safe handle for ending parks from other threads (I/O and
+/// executor completions). Unparks are queued and applied, in order, at the
+/// start of the next [`Hub::flush`]; the front end is woken once per batch.
+///
+/// Use it only for waits whose id is never reused (transient waits), so that
+/// a completion arriving after its wait was interrupted wakes nobody.
+#[derive(Clone)]
+pub struct Remote {
+    inbox: Arc<Mutex<Vec<u32>>>,
+    wake: Option<Wake>,
+}
+
+impl Remote {
+    pub fn unpark(&self, id: u32) {
+        self.unpark_all(std::iter::once(id));
+    }
+
+    /// Ends several parks with a single wake-up of the front end.
+    pub fn unpark_all(&self, ids: impl IntoIterator<Item = u32>) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = inbox.is_empty();
+        inbox.extend(ids);
+        let wake_needed = was_empty && !inbox.is_empty();
+        drop(inbox);
+        if wake_needed {
+            if let Some(wake) = &self.wake {
+                wake();
+            }
+        }
+    }
+}
+
 pub struct Hub {
     records: HashMap<u32, Record>,
+    remote: Remote,
     run_queue: VecDeque<u32>,
     timers: Timers,
     live_timers: usize,
@@ -221,7 +255,10 @@ impl Hub {
     /// runtime if it is not running yet.
     pub fn new(wake: Wake) -> Hub {
         crate::runtime::ensure_started();
-        Hub { alarm: Some(Alarm::new(wake)), ..Hub::without_alarm() }
+        let mut hub = Hub::without_alarm();
+        hub.remote.wake = Some(wake.clone());
+        hub.alarm = Some(Alarm::new(wake));
+        hub
     }
 
     /// A hub that never wakes anyone: the caller polls [`Hub::flush`]
@@ -229,6 +266,7 @@ impl Hub {
     pub fn without_alarm() -> Hub {
         Hub {
             records: HashMap::new(),
+            remote: Remote { inbox: Arc::default(), wake: None },
             run_queue: VecDeque::new(),
             timers: Timers::default(),
             live_timers: 0,
@@ -245,6 +283,11 @@ impl Hub {
         self.records.is_empty()
     }
 
+    /// A handle other threads use to end parks of this hub.
+    pub fn remote(&self) -> Remote {
+        self.remote.clone()
+    }
+
     /// Applies `commands`, collects expired timers, and moves up to
     /// `max_ready` entries of the run queue into `out`.
     pub fn flush(
@@ -254,6 +297,10 @@ impl Hub {
         out: &mut impl FnMut(Ready),
     ) -> FlushStats {
         let now = Instant::now();
+        let remote_unparks = std::mem::take(&mut *self.remote.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in remote_unparks {
+            self.apply(Command::Unpark { id }, now);
+        }
         for command in commands {
             self.apply(command, now);
         }
@@ -613,6 +660,15 @@ mod tests {
         flush(&mut hub, &[Command::Resumed { id: 1, parent: NO_PARENT }]);
         flush(&mut hub, &[Command::ParkSwitch { id: 1 }, Command::Resumed { id: 2, parent: 1 }]);
         assert_eq!(flush(&mut hub, &[Command::Die { id: 2, failed: false }]), vec![(1, Outcome::Wake)]);
+    }
+
+    #[test]
+    fn remote_unparks_apply_at_the_next_flush_and_ignore_ended_waits() {
+        let mut hub = Hub::without_alarm();
+        let remote = hub.remote();
+        flush(&mut hub, &[Command::Park { id: 7, timeout: None }, Command::Park { id: 8, timeout: None }]);
+        std::thread::spawn(move || remote.unpark_all([8, 7, 99])).join().unwrap();
+        assert_eq!(flush(&mut hub, &[]), vec![(8, Outcome::Wake), (7, Outcome::Wake)]);
     }
 
     #[test]

@@ -16,4 +16,4 @@ pub mod runtime;
 mod timers;
 
 pub use alarm::Wake;
-pub use hub::{Command, Hub, Outcome, Ready};
+pub use hub::{Command, Hub, Outcome, Ready, Remote};
