@@ -17,10 +17,11 @@ export declare class NativeHub {
    */
   constructor(wake: () => void)
   /**
-   * Applies the first `count` commands of `commands` (quads of f64), then
-   * writes the header and as many ready entries as fit into `out`.
+   * Applies the first `count` commands of `commands` (quads of f64, their
+   * deadlines on the JS clock whose current reading is `now`), then writes
+   * the header and as many ready entries as fit into `out`.
    */
-  flush(commands: Float64Array, count: number, out: Float64Array): void
+  flush(commands: Float64Array, count: number, out: Float64Array, now: number): void
 }
 
 /** Sets the number of runtime worker threads. Only before first use. */

@@ -33,7 +33,17 @@ function platformSuffix() {
   return `${process.platform}-${arch}`
 }
 
-if (!loads()) {
+function inDevCheckout() {
+  // With the dev tools installed, `prepare` runs the full napi build next.
+  try {
+    require.resolve('@napi-rs/cli/package.json', { paths: [root] })
+    return true
+  } catch {
+    return false
+  }
+}
+
+if (!inDevCheckout() && !loads()) {
   console.log('greenthread: no prebuilt binary fits this platform; building it with cargo')
   execFileSync('cargo', ['build', '--release', '-p', 'greenthread-node'], { cwd: root, stdio: 'inherit' })
   fs.copyFileSync(

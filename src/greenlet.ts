@@ -255,7 +255,7 @@ export class Greenlet<T = unknown> implements WaitOwner {
       if (this === caller) return Promise.resolve(value)
       this.#checkSwitchTarget(caller)
       const suspended = caller.#parkInSwitch()
-      if (this.#state === 'new') this.#startBySwitch(caller, args)
+      if (this.#state === 'new') this.#startBySwitch(args)
       else this.#resumeFromSwitch({ value, failed: false })
       return suspended
     })
@@ -330,7 +330,9 @@ export class Greenlet<T = unknown> implements WaitOwner {
     })
   }
 
-  #startBySwitch(parent: Greenlet, args: unknown[]): void {
+  #startBySwitch(args: unknown[]): void {
+    // As in greenlet, the parent is the creator, not the first switcher.
+    const parent = this.parent ?? Greenlet.#mainGreenlet()
     this.#switchParent = parent
     hub.resumables.set(this.id, this)
     hub.command(wire.RESUMED, this.id, parent.id)

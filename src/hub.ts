@@ -37,6 +37,11 @@ const KEEP_ALIVE_MS = 2 ** 30
 
 function noop(): void {}
 
+/** A relative timeout as a deadline on `performance.now()`'s clock; 0 stays "due now", negative "none". */
+function deadline(ms: number): number {
+  return ms > 0 ? performance.now() + ms : ms
+}
+
 class HubClient {
   readonly resumables = new Map<number, Resumable>()
   private nativeHub: NativeHub | undefined
@@ -56,7 +61,14 @@ class HubClient {
     return this.lastId
   }
 
+  /**
+   * Buffers one hub command. Timeouts are given in milliseconds from now
+   * (-1: none) and stored as deadlines, so a timer counts from this call even
+   * if the flush that delivers it comes late (after a busy greenlet).
+   */
   command(op: number, id: number, a = 0, b = 0): void {
+    if (op === wire.PARK || op === wire.SPAWN) a = deadline(a)
+    else if (op === wire.JOIN_WAIT || op === wire.JOIN_WAIT_RAISE) b = deadline(b)
     if (this.count === COMMANDS_PER_BATCH) this.applyCommands()
     const c = this.commands
     const i = this.count++ * 4
@@ -69,7 +81,7 @@ class HubClient {
 
   /** Hands the buffered commands to Rust without resuming anybody (buffer full mid-tick). */
   private applyCommands(): void {
-    this.native().flush(this.commands, this.count, this.headerOnly)
+    this.native().flush(this.commands, this.count, this.headerOnly, performance.now())
     this.count = 0
   }
 
@@ -93,7 +105,7 @@ class HubClient {
   private readonly tick = (): void => {
     this.tickScheduled = false
     const out = this.out
-    this.native().flush(this.commands, this.count, out)
+    this.native().flush(this.commands, this.count, out, performance.now())
     this.count = 0
     const delivered = out[0]
     const resumables = this.resumables

@@ -38,14 +38,16 @@ impl NativeHub {
     Ok(NativeHub { hub })
   }
 
-  /// Applies the first `count` commands of `commands` (quads of f64), then
-  /// writes the header and as many ready entries as fit into `out`.
+  /// Applies the first `count` commands of `commands` (quads of f64, their
+  /// deadlines on the JS clock whose current reading is `now`), then writes
+  /// the header and as many ready entries as fit into `out`.
   #[napi(catch_unwind)]
   pub fn flush(
     &mut self,
     commands: Float64ArraySlice,
     count: u32,
     mut out: Float64ArraySlice,
+    now: f64,
   ) -> Result<()> {
     // SAFETY: `out` is a typed array owned by the JS caller, alive for this
     // synchronous call, and nothing else reads or writes it meanwhile.
@@ -56,7 +58,7 @@ impl NativeHub {
       .ok_or_else(|| Error::new(Status::InvalidArg, "command count exceeds the buffer"))?;
     let decoded = commands[..used]
       .chunks_exact(wire::COMMAND_WIDTH)
-      .map(Command::decode)
+      .map(|quad| Command::decode(quad, now))
       .collect::<std::result::Result<Vec<_>, _>>()
       .map_err(|e| Error::new(Status::InvalidArg, e))?;
     if out.len() < wire::OUT_HEADER {

@@ -105,9 +105,11 @@ pub mod wire {
     pub const READY_WIDTH: usize = 2;
 }
 
-fn timeout_from_ms(ms: f64) -> Option<Duration> {
-    // Negative means "no timeout"; the front end has validated the value.
-    (ms >= 0.0).then(|| Duration::from_secs_f64(ms.min(1e12) / 1000.0))
+/// Timed commands carry absolute deadlines on the front end's clock (so a
+/// timer counts from the call, not from the flush that delivers it); `now` is
+/// that clock's reading at the flush. Negative means "no timeout".
+fn remaining(deadline: f64, now: f64) -> Option<Duration> {
+    (deadline >= 0.0).then(|| Duration::from_secs_f64((deadline - now).clamp(0.0, 1e12) / 1000.0))
 }
 
 fn id_from(x: f64) -> Result<u32, String> {
@@ -119,23 +121,24 @@ fn id_from(x: f64) -> Result<u32, String> {
 }
 
 impl Command {
-    /// Decodes one `[op, id, a, b]` quad.
-    pub fn decode(quad: &[f64]) -> Result<Command, String> {
+    /// Decodes one `[op, id, a, b]` quad; `now` is the front end's clock in
+    /// milliseconds, the one its deadlines are written in.
+    pub fn decode(quad: &[f64], now: f64) -> Result<Command, String> {
         let &[op, id, a, b] = quad else {
             return Err("hub command must have 4 fields".into());
         };
         let id = id_from(id)?;
         Ok(match op as u8 {
-            wire::SPAWN => Command::Spawn { id, delay: timeout_from_ms(a).filter(|d| !d.is_zero()) },
+            wire::SPAWN => Command::Spawn { id, delay: remaining(a, now).filter(|d| !d.is_zero()) },
             wire::YIELD => Command::Yield { id },
-            wire::PARK => Command::Park { id, timeout: timeout_from_ms(a) },
+            wire::PARK => Command::Park { id, timeout: remaining(a, now) },
             wire::PARK_SWITCH => Command::ParkSwitch { id },
             wire::UNPARK => Command::Unpark { id },
             wire::RESUMED => Command::Resumed { id, parent: id_from(a)? },
             wire::JOIN_WAIT | wire::JOIN_WAIT_RAISE => Command::JoinWait {
                 id,
                 count: id_from(a)?,
-                timeout: timeout_from_ms(b),
+                timeout: remaining(b, now),
                 raise_error: op as u8 == wire::JOIN_WAIT_RAISE,
             },
             wire::JOIN => Command::Join { waiter: id, target: id_from(a)? },
@@ -673,11 +676,20 @@ mod tests {
 
     #[test]
     fn decode_rejects_unknown_ops_and_bad_ids() {
-        assert!(Command::decode(&[99.0, 1.0, 0.0, 0.0]).is_err());
-        assert!(Command::decode(&[1.0, -1.0, 0.0, 0.0]).is_err());
+        assert!(Command::decode(&[99.0, 1.0, 0.0, 0.0], 0.0).is_err());
+        assert!(Command::decode(&[1.0, -1.0, 0.0, 0.0], 0.0).is_err());
         assert_eq!(
-            Command::decode(&[wire::PARK as f64, 7.0, -1.0, 0.0]),
+            Command::decode(&[wire::PARK as f64, 7.0, -1.0, 0.0], 5.0),
             Ok(Command::Park { id: 7, timeout: None })
+        );
+        // Deadlines are absolute: one already past expires at once.
+        assert_eq!(
+            Command::decode(&[wire::PARK as f64, 7.0, 120.0, 0.0], 100.0),
+            Ok(Command::Park { id: 7, timeout: Some(Duration::from_millis(20)) })
+        );
+        assert_eq!(
+            Command::decode(&[wire::PARK as f64, 7.0, 90.0, 0.0], 100.0),
+            Ok(Command::Park { id: 7, timeout: Some(Duration::ZERO) })
         );
     }
 }

@@ -1,0 +1,385 @@
+import test from 'ava'
+
+import { Greenlet, GreenletExit, Timeout, getcurrent, joinall, killall, sleep, spawn, spawnLater } from '../index'
+
+// The hub is process-wide: ordering tests must not share turns with other tests.
+const serial = test.serial
+
+serial('a spawned greenlet starts on a later turn, not synchronously', async (t) => {
+  let ran = false
+  const g = spawn(() => {
+    ran = true
+  })
+  t.false(ran)
+  t.true(g.started)
+  t.false(g.dead)
+  await g.join()
+  t.true(ran)
+  t.true(g.dead)
+})
+
+serial('sleep(0) yields round-robin to every other ready greenlet', async (t) => {
+  const order: string[] = []
+  const gs = ['a', 'b', 'c'].map((name) =>
+    spawn(async () => {
+      for (let i = 0; i < 3; i++) {
+        order.push(`${name}${i}`)
+        await sleep(0)
+      }
+    }),
+  )
+  await joinall(gs)
+  t.deepEqual(order, ['a0', 'b0', 'c0', 'a1', 'b1', 'c1', 'a2', 'b2', 'c2'])
+})
+
+serial('greenlets that sleep overlap: total time is the longest sleep, not the sum', async (t) => {
+  const start = Date.now()
+  await joinall([100, 100, 100].map((ms) => spawn(() => sleep(ms))))
+  const elapsed = Date.now() - start
+  t.true(elapsed >= 95, `elapsed ${elapsed}`)
+  t.true(elapsed < 250, `elapsed ${elapsed} looks serial`)
+})
+
+serial('many greenlets sleeping random times wake in sleep order', async (t) => {
+  // Distinct delays 3 ms apart: sleeps count from each call, and 100 starts
+  // in one turn spread over far less than that.
+  const delays = Array.from({ length: 100 }, (_, i) => ((i * 37) % 100) * 3)
+  const woke: number[] = []
+  await joinall(
+    delays.map((ms) =>
+      spawn(async () => {
+        await sleep(ms)
+        woke.push(ms)
+      }),
+    ),
+  )
+  t.deepEqual(woke, [...delays].sort((a, b) => a - b))
+})
+
+serial('get() resolves with the return value and rejects with the exception', async (t) => {
+  t.is(await spawn(async (x: number) => x * 2, 21).get(), 42)
+  const boom = new Error('boom')
+  const g = spawn(() => {
+    throw boom
+  })
+  await t.throwsAsync(g.get(), { is: boom })
+  t.true(g.dead)
+  t.false(g.successful())
+  t.is(g.exception, boom)
+})
+
+serial('get() rejects with Timeout when the greenlet does not finish in time', async (t) => {
+  const g = spawn(() => sleep(1000))
+  const err = await t.throwsAsync(g.get({ timeoutMs: 20 }), { instanceOf: Timeout })
+  t.is(err?.name, 'Timeout')
+  await t.throwsAsync(g.get({ block: false }), { instanceOf: Timeout })
+  await g.kill()
+})
+
+serial('join() resolves true when finished, false on timeout, and never rejects for a failure', async (t) => {
+  const slow = spawn(() => sleep(500))
+  t.false(await slow.join(20))
+  const failing = spawn(() => {
+    throw new Error('ignored by join')
+  })
+  t.true(await failing.join())
+  void failing.exception
+  await slow.kill()
+})
+
+serial('joinall with timeoutMs returns only the finished greenlets', async (t) => {
+  const fast = spawn(() => sleep(5))
+  const slow = spawn(() => sleep(1000))
+  const done = await joinall([fast, slow], { timeoutMs: 100 })
+  t.deepEqual(done, [fast])
+  await slow.kill()
+})
+
+serial('joinall with count returns once that many have finished', async (t) => {
+  const gs = [10, 20, 1000].map((ms) => spawn(() => sleep(ms)))
+  const done = await joinall(gs, { count: 2 })
+  t.deepEqual(done, gs.slice(0, 2))
+  t.false(gs[2].dead)
+  await killall(gs)
+  t.true(gs[2].dead)
+})
+
+serial('joinall with raiseError rejects with the first failure without waiting for the rest', async (t) => {
+  const boom = new Error('first failure')
+  const slow = spawn(() => sleep(2000))
+  const failing = spawn(async () => {
+    await sleep(10)
+    throw boom
+  })
+  const start = Date.now()
+  await t.throwsAsync(joinall([slow, failing], { raiseError: true }), { is: boom })
+  t.true(Date.now() - start < 1000)
+  await slow.kill()
+})
+
+serial('kill during sleep raises GreenletExit at once; the greenlet exits successfully', async (t) => {
+  let caught: unknown
+  const g = spawn(async () => {
+    try {
+      await sleep(10_000)
+    } catch (err) {
+      caught = err
+      throw err
+    }
+  })
+  await sleep(10)
+  const start = Date.now()
+  await g.kill()
+  t.true(Date.now() - start < 1000)
+  t.true(caught instanceof GreenletExit)
+  t.true(g.dead)
+  t.true(g.successful())
+  t.is(g.value, undefined)
+})
+
+serial('kill with a custom exception makes the greenlet fail with it', async (t) => {
+  const reason = new Error('custom')
+  const g = spawn(() => sleep(10_000))
+  await sleep(1)
+  await g.kill(reason)
+  t.false(g.successful())
+  t.is(g.exception, reason)
+})
+
+serial('kill during join rejects the join of the killed greenlet', async (t) => {
+  const target = spawn(() => sleep(10_000))
+  let joinError: unknown
+  const waiter = spawn(async () => {
+    try {
+      await target.join()
+    } catch (err) {
+      joinError = err
+    }
+  })
+  await sleep(10)
+  await waiter.kill()
+  t.true(joinError instanceof GreenletExit)
+  t.false(target.dead)
+  await target.kill()
+})
+
+serial('killing a greenlet that has not started prevents it from running', async (t) => {
+  let ran = false
+  const g = spawn(() => {
+    ran = true
+  })
+  await g.kill()
+  await sleep(5)
+  t.false(ran)
+  t.true(g.dead)
+  const later = new Greenlet(() => {
+    ran = true
+  })
+  await later.kill()
+  t.true(later.dead)
+  t.false(ran)
+})
+
+serial('kill of a dead greenlet resolves and changes nothing', async (t) => {
+  const g = spawn(() => 7)
+  await g.join()
+  await t.notThrowsAsync(g.kill(new Error('late')))
+  t.is(await g.get(), 7)
+})
+
+serial('a greenlet killing itself gets the exception at once', async (t) => {
+  const after: string[] = []
+  const g = spawn(async () => {
+    await getcurrent()!.kill()
+    after.push('not reached')
+  })
+  await g.join()
+  t.deepEqual(after, [])
+  t.true(g.successful())
+})
+
+serial('signal aborts with the kill exception as reason', async (t) => {
+  let signal: AbortSignal | undefined
+  const g = spawn(async () => {
+    signal = getcurrent()!.signal
+    await new Promise((resolve) => signal!.addEventListener('abort', resolve))
+  })
+  await sleep(5)
+  t.false(signal!.aborted)
+  const reason = new GreenletExit('stop')
+  await g.kill(reason)
+  t.true(signal!.aborted)
+  t.is(signal!.reason, reason)
+})
+
+serial('two concurrent waits inside one greenlet both complete, and a kill rejects both', async (t) => {
+  const g = spawn(() => Promise.all([sleep(10), sleep(20)]))
+  await t.notThrowsAsync(g.get())
+  const results: unknown[] = []
+  const h = spawn(() =>
+    Promise.allSettled([sleep(10_000), sleep(10_000)]).then((r) => results.push(...r.map((x) => x.status))),
+  )
+  await sleep(10)
+  await h.kill(undefined, { timeoutMs: 1000 })
+  await sleep(5)
+  t.deepEqual(results, ['rejected', 'rejected'])
+})
+
+serial('getcurrent is the running greenlet after every kind of await, null outside', async (t) => {
+  t.is(getcurrent(), null)
+  const seen: boolean[] = []
+  const g = spawn(async () => {
+    const self = getcurrent()
+    seen.push(self !== null)
+    await sleep(1)
+    seen.push(getcurrent() === self)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    seen.push(getcurrent() === self)
+    await Promise.resolve()
+    seen.push(getcurrent() === self)
+    await new Promise((resolve) => setImmediate(resolve))
+    seen.push(getcurrent() === self)
+  })
+  await g.join()
+  t.deepEqual(seen, [true, true, true, true, true])
+  t.is(getcurrent(), null)
+})
+
+serial('links are called after death; linkValue and linkException filter; unlink removes', async (t) => {
+  const calls: string[] = []
+  const ok = spawn(() => 1)
+  const bad = spawn(() => {
+    throw new Error('x')
+  })
+  const removed = () => calls.push('removed')
+  ok.link((g) => calls.push(`ok-link ${g.value}`))
+  ok.linkValue(() => calls.push('ok-value'))
+  ok.linkException(() => calls.push('ok-exception'))
+  ok.link(removed)
+  ok.unlink(removed)
+  bad.linkException(() => calls.push('bad-exception'))
+  bad.linkValue(() => calls.push('bad-value'))
+  await joinall([ok, bad])
+  await sleep(1)
+  t.deepEqual(calls.sort(), ['bad-exception', 'ok-link 1', 'ok-value'])
+  ok.link(() => calls.push('late'))
+  await sleep(1)
+  t.true(calls.includes('late'))
+})
+
+serial('spawnLater starts after the delay', async (t) => {
+  const start = Date.now()
+  let startedAt = 0
+  await spawnLater(50, () => {
+    startedAt = Date.now()
+  }).join()
+  t.true(startedAt - start >= 45, `started after ${startedAt - start} ms`)
+})
+
+serial('killall kills every greenlet and waits for them', async (t) => {
+  const gs = [1, 2, 3].map(() => spawn(() => sleep(10_000)))
+  await sleep(1)
+  await killall(gs)
+  t.true(gs.every((g) => g.dead && g.successful()))
+})
+
+serial('switch ping-pong runs in transfer order (12 56 34 78)', async (t) => {
+  const out: number[] = []
+  const gr1: Greenlet = new Greenlet(async () => {
+    out.push(12)
+    await gr2.switch()
+    out.push(34)
+    await gr2.switch()
+  })
+  const gr2: Greenlet = new Greenlet(async () => {
+    out.push(56)
+    await gr1.switch()
+    out.push(78)
+  })
+  await gr1.switch()
+  t.deepEqual(out, [12, 56, 34, 78])
+  t.true(gr2.dead)
+  t.false(gr1.dead)
+})
+
+serial('switch passes arguments and values both ways', async (t) => {
+  const out: string[] = []
+  const g1: Greenlet = new Greenlet(async (x: string) => {
+    out.push(`${x} at foo_1`)
+    const back = await g2.switch('Elijah')
+    out.push(`${x} at foo_2 got ${back}`)
+    await g2.switch('again')
+  })
+  const g2: Greenlet = new Greenlet(async (y: string) => {
+    out.push(`${y} at bar_1`)
+    const v = await g1.switch('from bar')
+    out.push(`${y} at bar_2 got ${v}`)
+    return 'bar done'
+  })
+  t.is(await g1.switch('yang'), 'bar done')
+  t.deepEqual(out, ['yang at foo_1', 'Elijah at bar_1', 'yang at foo_2 got from bar', 'Elijah at bar_2 got again'])
+})
+
+serial('an exception in a greenlet started by switch propagates to the parent', async (t) => {
+  const boom = new Error('child failed')
+  const child = new Greenlet(async () => {
+    throw boom
+  })
+  await t.throwsAsync(child.switch(), { is: boom })
+  t.is(child.exception, boom)
+})
+
+serial('throw() raises inside a greenlet suspended in switch', async (t) => {
+  let caught: unknown
+  const owner: Greenlet = spawn(async () => {
+    const g: Greenlet = new Greenlet(async () => {
+      try {
+        await owner.switch('parked')
+      } catch (err) {
+        caught = err
+        return 'handled'
+      }
+    })
+    t.is(await g.switch(), 'parked')
+    t.is(await g.throw(new Error('thrown in')), 'handled')
+  })
+  await owner.get()
+  t.is((caught as Error).message, 'thrown in')
+})
+
+serial('switch to a dead or hub-owned greenlet is a clear error', async (t) => {
+  const done = spawn(() => 1)
+  await done.join()
+  await t.throwsAsync(done.switch(), { message: /has finished/ })
+  const sleeper = spawn(() => sleep(1000))
+  await sleep(1)
+  await t.throwsAsync(sleeper.switch(), { message: /not suspended in switch/ })
+  await sleeper.kill()
+})
+
+serial('bad arguments give TypeError/RangeError naming the argument', async (t) => {
+  t.throws(() => spawn(42 as any), { instanceOf: TypeError, message: /fn must be a function/ })
+  t.throws(() => new Greenlet(null as any), { instanceOf: TypeError, message: /fn/ })
+  await t.throwsAsync(sleep(-1), { instanceOf: RangeError, message: /ms/ })
+  await t.throwsAsync(sleep(Number.NaN), { instanceOf: RangeError, message: /ms/ })
+  await t.throwsAsync(sleep('10' as any), { instanceOf: TypeError, message: /ms must be a number/ })
+  t.throws(() => spawnLater(-5, () => 1), { instanceOf: RangeError, message: /ms/ })
+  const g = spawn(() => 1)
+  await t.throwsAsync(g.join(-1), { instanceOf: RangeError, message: /timeoutMs/ })
+  await t.throwsAsync(g.get({ timeoutMs: Infinity }), { instanceOf: RangeError, message: /options.timeoutMs/ })
+  await t.throwsAsync(joinall(5 as any), { instanceOf: TypeError, message: /greenlets must be an iterable/ })
+  await t.throwsAsync(joinall([g, 'x' as any]), { instanceOf: TypeError, message: /greenlets\[1\] must be a Greenlet/ })
+  await t.throwsAsync(joinall([g], { count: -1 }), { instanceOf: RangeError, message: /options.count/ })
+  await g.join()
+})
+
+serial('a greenlet joining itself gets an error instead of hanging', async (t) => {
+  const g = spawn(async () => {
+    await getcurrent()!.join()
+  })
+  await t.throwsAsync(g.get(), { message: /cannot join itself/ })
+  const h = spawn(async () => {
+    await joinall([getcurrent()!])
+  })
+  await t.throwsAsync(h.get(), { message: /wait forever/ })
+})

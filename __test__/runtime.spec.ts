@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
+
+import test from 'ava'
+
+import { configure, runtimeInfo } from '../index'
+import { native } from '../src/native'
+
+const run = promisify(execFile)
+const root = path.join(__dirname, '..', '..')
+
+function node(args: string[], timeout = 20_000) {
+  return run(process.execPath, args, { cwd: root, timeout })
+}
+
+test('configure validates workers and refuses changes after the runtime started', (t) => {
+  t.throws(() => configure({ workers: 0 }), { instanceOf: RangeError, message: /options.workers must be a positive integer/ })
+  t.throws(() => configure({ workers: 1.5 }), { instanceOf: RangeError })
+  t.throws(() => configure({ workers: '2' as any }), { instanceOf: TypeError, message: /options.workers/ })
+  t.throws(() => configure(7 as any), { instanceOf: TypeError, message: /options must be an options object/ })
+})
+
+test('the runtime starts lazily with the configured worker count', async (t) => {
+  const script = `
+    const gt = require('./dist/index.js')
+    const before = gt.runtimeInfo().started
+    gt.configure({ workers: 3 })
+    gt.spawn(() => 1).join().then(() => {
+      const info = gt.runtimeInfo()
+      let late = ''
+      try { gt.configure({ workers: 2 }) } catch (e) { late = e.constructor.name }
+      console.log(JSON.stringify({ before, started: info.started, workers: info.workers, late }))
+    })`
+  const { stdout } = await node(['-e', script])
+  t.deepEqual(JSON.parse(stdout), { before: false, started: true, workers: 3, late: 'RangeError' })
+  t.true(typeof runtimeInfo().workers === 'number')
+})
+
+test('the process exits on its own once greenlets are done, even with one left suspended in switch', async (t) => {
+  const script = `
+    const gt = require('./dist/index.js')
+    const a = new gt.Greenlet(async () => { await b.switch() })
+    const b = new gt.Greenlet(async () => { await a.switch(); })
+    ;(async () => {
+      await gt.joinall([gt.spawn(() => gt.sleep(20)), gt.spawn(() => gt.sleep(0))])
+      const t = gt.spawn(() => gt.sleep(60_000)); await gt.sleep(1); await t.kill()
+      a.switch(); await gt.sleep(5)
+      console.log('done')
+    })()`
+  const start = Date.now()
+  const { stdout } = await node(['-e', script])
+  t.is(stdout.trim(), 'done')
+  t.true(Date.now() - start < 10_000)
+})
+
+test('a sleeping greenlet keeps the process alive until it wakes', async (t) => {
+  const { stdout } = await node(['-e', `require('./dist/index.js').spawn(async () => { await require('./dist/index.js').sleep(200); console.log('woke') })`])
+  t.is(stdout.trim(), 'woke')
+})
+
+test('ESM and CommonJS consumers both load the package', async (t) => {
+  const esm = await node(['--input-type=module', '-e', `import { spawn, sleep } from 'greenthread'; console.log(await spawn(async () => { await sleep(1); return 'esm' }).get())`])
+  t.is(esm.stdout.trim(), 'esm')
+  const cjs = await node(['-e', `require('greenthread').spawn(() => 'cjs').get().then(console.log)`])
+  t.is(cjs.stdout.trim(), 'cjs')
+})
+
+test('malformed hub commands reach JS as an Error, not a crash', (t) => {
+  const hub = new native.NativeHub(() => undefined)
+  const out = new Float64Array(16)
+  t.throws(() => hub.flush(new Float64Array([99, 1, 0, 0]), 1, out, 0), { message: /unknown hub command/ })
+  t.throws(() => hub.flush(new Float64Array(4), 2, out, 0), { message: /command count exceeds the buffer/ })
+})
