@@ -249,7 +249,8 @@ export class Greenlet<T = unknown> implements WaitOwner {
    * rejects with its exception).
    */
   switch(...args: unknown[]): Promise<unknown> {
-    return rejecting(() => {
+    // Hot path (W2): try/catch rather than a `rejecting` closure per switch.
+    try {
       const value = args.length <= 1 ? args[0] : args
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.resolve(value)
@@ -258,7 +259,9 @@ export class Greenlet<T = unknown> implements WaitOwner {
       if (this.#state === 'new') this.#startBySwitch(args)
       else this.#resumeFromSwitch({ value, failed: false })
       return suspended
-    })
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /**
@@ -322,7 +325,8 @@ export class Greenlet<T = unknown> implements WaitOwner {
   #parkInSwitch(): Promise<unknown> {
     this._waiting = true
     this.#inSwitch = true
-    hub.resumables.set(this.id, this)
+    // Live greenlets are registered already; the main greenlet is not.
+    if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
     hub.command(wire.PARK_SWITCH, this.id)
     return new Promise<unknown>((resolve, reject) => {
       this._resolve = resolve
@@ -470,8 +474,10 @@ export class Greenlet<T = unknown> implements WaitOwner {
     if (!this.#observed) console.error(`greenthread: ${this} failed:`, this.#exception)
   }
 
+  /** Like gevent's repr: name, id and the call it runs, e.g. `<Greenlet "Greenlet-1" id=1: f(5)>`. */
   toString(): string {
-    return `<Greenlet "${this.name}" id=${this.id} ${this.#state}>`
+    const args = this.#args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? a.name || 'fn' : String(a)))
+    return `<Greenlet "${this.name}" id=${this.id}: ${this.#fn.name || 'anonymous'}(${args.join(', ')})>`
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {

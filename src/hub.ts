@@ -223,12 +223,23 @@ export class Alarm implements Resumable {
  * exception.
  */
 export function sleep(ms: number = 0): Promise<void> {
-  return rejecting(() => {
-    const delay = checkMs('ms', ms, false)
-    const wait =
-      delay === 0
-        ? suspend((id) => hub.command(wire.YIELD, id))
-        : suspend((id) => hub.command(wire.PARK, id, delay))
-    return wait as Promise<unknown> as Promise<void>
-  })
+  // Hot path (W1/W3): no closure beyond the Promise executor.
+  if (typeof ms !== 'number' || !(ms >= 0) || ms === Infinity) {
+    return rejecting(() => Promise.resolve(void checkMs('ms', ms, false)))
+  }
+  return park(ms === 0 ? wire.YIELD : wire.PARK, ms) as Promise<unknown> as Promise<void>
+}
+
+/** `suspend` for a wait that is a single `op` command with argument `a`. */
+export function park(op: number, a: number): Promise<number> {
+  const g = currentStorage.getStore()
+  if (g !== undefined && !g._waiting && !g.dead) {
+    g._waiting = true
+    hub.command(op, g.id, a)
+    return new Promise<number>((resolve, reject) => {
+      g._resolve = resolve
+      g._reject = reject
+    })
+  }
+  return suspend((id) => hub.command(op, id, a))
 }

@@ -1,0 +1,125 @@
+/**
+ * Every seed program's TypeScript twin (examples/seeds/) runs and shows what
+ * the seed shows: output order, which tasks overlap in time, results,
+ * error/timeout messages.
+ */
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
+
+import test from 'ava'
+
+const execFileAsync = promisify(execFile)
+const seeds = path.join(__dirname, '..', 'examples', 'seeds')
+
+async function runSeed(name: string, args: string[] = []): Promise<{ lines: string[]; ms: number }> {
+  const start = Date.now()
+  const { stdout } = await execFileAsync(process.execPath, [path.join(seeds, `${name}.js`), ...args], { timeout: 60_000 })
+  return { lines: stdout.trimEnd().split('\n'), ms: Date.now() - start }
+}
+
+test('greenlet ping-pong prints 12 56 34 78', async (t) => {
+  t.deepEqual((await runSeed('greenlet-ping-pong')).lines, ['12', '56', '34', '78'])
+})
+
+test('foo/bar switch with arguments runs in transfer order', async (t) => {
+  t.deepEqual((await runSeed('greenlet-switch-args')).lines, ['yang at foo_1', 'Elijah at bar_1', 'yang at foo_2', 'Elijah at bar_2'])
+})
+
+test('gevent foo/bar with sleep: the shorter sleeper finishes first', async (t) => {
+  t.deepEqual((await runSeed('gevent-foo-bar')).lines, ['yang at foo_1', 'Elijah at bar_1', 'Elijah at bar_2', 'yang at foo_2'])
+})
+
+test('gevent context switch example alternates foo and bar', async (t) => {
+  t.deepEqual((await runSeed('gevent-context-switch')).lines, [
+    'Running in foo',
+    'Explicit context to bar',
+    'Explicit context switch to foo again.',
+    'Implicit context switch back to bar.',
+  ])
+})
+
+test('play/eat overlap: about 5 units in total, not 8', async (t) => {
+  const { lines } = await runSeed('play-eat')
+  t.deepEqual(lines.slice(0, 4), ['刘清正 play 1', '刘清正 eat 1', '刘清正 eat 2', '刘清正 play 2'])
+  const units = Number(lines[4].split(' ')[1])
+  t.true(units >= 4.9 && units < 7.5, `took ${units} units`)
+})
+
+test('three greenlets that never yield run one after another', async (t) => {
+  const { lines } = await runSeed('greenlets-sequential')
+  t.is(lines.length, 15)
+  const owners = lines.map((l) => l.split(':')[0])
+  t.deepEqual(owners, [...Array(5).fill(owners[0]), ...Array(5).fill(owners[5]), ...Array(5).fill(owners[10])])
+  t.is(new Set(owners).size, 3)
+  t.deepEqual(lines.map((l) => l.at(-1)), ['0', '1', '2', '3', '4', '0', '1', '2', '3', '4', '0', '1', '2', '3', '4'])
+})
+
+for (const unit of ['20', '0']) {
+  test(`three greenlets that sleep(${unit}) after each line alternate`, async (t) => {
+    const { lines } = await runSeed('greenlets-interleaved', [unit])
+    t.is(lines.length, 9)
+    const owners = lines.map((l) => l.split(':')[0])
+    t.is(new Set(owners).size, 3)
+    t.deepEqual(owners, [...owners.slice(0, 3), ...owners.slice(0, 3), ...owners.slice(0, 3)])
+    t.deepEqual(lines.map((l) => l.at(-1)), ['0', '0', '0', '1', '1', '1', '2', '2', '2'])
+  })
+}
+
+test('concurrent URL fetches finish in response order, not start order', async (t) => {
+  const { lines } = await runSeed('url-fetch')
+  t.true(lines.slice(0, 3).every((l) => l.startsWith('GET: ')))
+  t.deepEqual(
+    lines.slice(3).map((l) => l.replace(/http:\/\/127\.0\.0\.1:\d+/, '')),
+    ['[227] bytes received from /baidu.com/', '[14667] bytes received from /kaituorensheng/', '[47348] bytes received from /python.org/'],
+  )
+})
+
+test('yield vs serial prints both timings', async (t) => {
+  const { lines } = await runSeed('yield-vs-serial')
+  t.regex(lines[0], /^serial: \d+\.\d+ s$/)
+  t.regex(lines[1], /^yield: \d+\.\d+ s$/)
+})
+
+test('asyncio run prints hello then world', async (t) => {
+  t.deepEqual((await runSeed('asyncio-run')).lines, ['hello', 'world'])
+})
+
+test('awaiting one by one takes 3 units, create_task 2', async (t) => {
+  const { lines } = await runSeed('asyncio-say-after')
+  t.deepEqual(lines.map((l) => l.replace(/ after .*/, '')), [
+    'started (sequential)', 'hello', 'world', 'finished (sequential)',
+    'started (create_task)', 'hello', 'world', 'finished (create_task)',
+  ])
+  const units = (line: string) => Number(/after (\d+\.\d+) units/.exec(line)![1])
+  t.true(units(lines[3]) >= 2.9, lines[3])
+  t.true(units(lines[7]) >= 1.9 && units(lines[7]) < 2.9, lines[7])
+})
+
+test('gather runs the factorial tasks interleaved, as in the seed output', async (t) => {
+  t.deepEqual((await runSeed('asyncio-gather')).lines, [
+    'Task A: Compute factorial(2)...',
+    'Task B: Compute factorial(2)...',
+    'Task C: Compute factorial(2)...',
+    'Task A: factorial(2) = 2',
+    'Task B: Compute factorial(3)...',
+    'Task C: Compute factorial(3)...',
+    'Task B: factorial(3) = 6',
+    'Task C: Compute factorial(4)...',
+    'Task C: factorial(4) = 24',
+  ])
+})
+
+test('wait_for prints timeout! and does not wait an hour', async (t) => {
+  const { lines, ms } = await runSeed('asyncio-wait-for')
+  t.deepEqual(lines, ['timeout!'])
+  t.true(ms < 10_000)
+})
+
+test('current_task and all_tasks report the running and unfinished tasks', async (t) => {
+  const { lines } = await runSeed('asyncio-introspection')
+  t.is(lines[0], 'outside any task: null')
+  t.deepEqual(lines.slice(1, 3).sort(), ['w1: current task is w1', 'w2: current task is w2'])
+  t.regex(lines[3], /^all tasks: .*w1, w2$/)
+  t.notRegex(lines[4], /w1|w2/)
+})
