@@ -19,3 +19,20 @@ export {
 export { Timeout, type TimeoutRunOptions } from './src/timeout'
 export { allTasks, currentTask, gather, waitFor, type Awaitable, type GatherOptions } from './src/tasks'
 export { configure, runtimeInfo, type ConfigureOptions, type RuntimeInfo } from './src/config'
+export { AsyncResult, Event, type AsyncResultGetOptions, type ResultSource, type WaitOptions } from './src/event'
+export {
+  Channel,
+  JoinableQueue,
+  LifoQueue,
+  PriorityQueue,
+  Queue,
+  QueueEmpty,
+  QueueFull,
+  QueueShutDown,
+  type PriorityQueueOptions,
+  type QueueGetOptions,
+  type QueueOptions,
+  type QueuePutOptions,
+} from './src/queue'
+export { BoundedSemaphore, Lock, RLock, Semaphore, type AcquireOptions, type GuardOptions } from './src/lock'
+export { BaseGroup, Group, Pool, type GroupJoinOptions, type MapFunction, type MapInput } from './src/pool'

@@ -12,7 +12,7 @@
  * `g.signal`, which aborts at once.
  */
 import { GreenletExit, checkFunction, checkMs, checkOptions, invalidType, rejecting } from './errors'
-import { type TransientWait, type WaitOwner, currentStorage, hub, suspend } from './hub'
+import { type TransientWait, currentStorage, hub, suspend } from './hub'
 import { wire } from './native'
 import { Timeout } from './timeout'
 
@@ -56,7 +56,9 @@ export function getcurrent(): Greenlet | null {
   return (currentStorage.getStore() as Greenlet | undefined) ?? null
 }
 
-export class Greenlet<T = unknown> implements WaitOwner {
+// Structurally a WaitOwner (not declared: its members are @internal and
+// stripped from the published declarations).
+export class Greenlet<T = unknown> {
   /** Unique for the life of the process. */
   readonly id: number = hub.newId()
   name: string
@@ -232,9 +234,21 @@ export class Greenlet<T = unknown> implements WaitOwner {
     if (this.#links) this.#links = this.#links.filter((l) => l.callback !== callback)
   }
 
+  /**
+   * @internal Like `link`, but does not count as looking at the outcome
+   * (gevent's rawlink): an unobserved failure is still reported.
+   */
+  _rawlink(callback: (g: Greenlet<T>) => void): void {
+    this.#pushLink(callback, 'any')
+  }
+
   #addLink(callback: (g: Greenlet<T>) => void, kind: LinkKind): void {
     checkFunction('callback', callback)
     this.#observed = true
+    this.#pushLink(callback, kind)
+  }
+
+  #pushLink(callback: (g: Greenlet<T>) => void, kind: LinkKind): void {
     ;(this.#links ??= []).push({ callback, kind })
     if (this.#state === 'dead') this.#runLinks()
   }

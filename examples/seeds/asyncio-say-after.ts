@@ -1,9 +1,9 @@
 // Seed 002 (shared/seeds/002_*.txt), asyncio 二 "等待一个协程" and 三
 // "create_task": awaited one after the other, say_after(1)/say_after(2) take 3
-// units; as two tasks they run concurrently and take 2. One unit is 20 ms.
+// units; as two tasks they run concurrently and take 2. One unit is 50 ms.
 import { sleep, spawn } from '../../index'
 
-const UNIT_MS = 20
+const UNIT_MS = 50
 
 async function sayAfter(delay: number, what: string): Promise<void> {
   await sleep(delay * UNIT_MS)

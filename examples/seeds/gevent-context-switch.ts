@@ -1,8 +1,8 @@
 // Seed 003 (shared/seeds/003_*.txt), 示例三 "gevent 下的协程": foo and bar each
-// sleep one unit; the sleeps switch between them. One unit is 20 ms here.
+// sleep one unit; the sleeps switch between them. One unit is 50 ms here.
 import { joinall, sleep, spawn } from '../../index'
 
-const UNIT_MS = 20
+const UNIT_MS = 50
 
 async function foo(): Promise<void> {
   console.log('Running in foo')

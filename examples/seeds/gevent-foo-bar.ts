@@ -1,8 +1,8 @@
 // Seed 002 (shared/seeds/002_*.txt), "Gevent" 示例一 "主动切换": foo sleeps 2 units,
-// bar 1 unit; gevent switches to whoever is ready. One unit is 20 ms here.
+// bar 1 unit; gevent switches to whoever is ready. One unit is 50 ms here.
 import { joinall, sleep, spawn } from '../../index'
 
-const UNIT_MS = 20
+const UNIT_MS = 50
 
 async function foo(x: string): Promise<void> {
   console.log(`${x} at foo_1`)

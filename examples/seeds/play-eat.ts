@@ -4,7 +4,7 @@
 // is play-eat-sync.ts.)
 import { joinall, sleep, spawn } from '../../index'
 
-const UNIT_MS = 20
+const UNIT_MS = 50
 
 async function play(name: string): Promise<void> {
   console.log(`${name} play 1`)

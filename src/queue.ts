@@ -1,0 +1,448 @@
+/**
+ * Synchronized queues for greenlets: `Queue` (FIFO), `LifoQueue`,
+ * `PriorityQueue`, `JoinableQueue` (counts unfinished tasks) and `Channel`
+ * (no buffer: every put meets a get).
+ *
+ * Blocked getters and putters are served in FIFO order: a put on a queue
+ * with waiting getters hands the item straight to the first of them, and a
+ * get that frees a slot moves the first blocked putter's item in. `get()`
+ * rejects with `QueueEmpty` and `put()` with `QueueFull` when `timeoutMs`
+ * expires (at the next hub turn for 0; the `*Nowait` methods do not wait at
+ * all). Killing a waiting greenlet rejects its wait at once with the kill
+ * exception; an item handed to a getter at that very turn goes back to the
+ * front of the queue (or to the next getter), and a put whose item was
+ * accepted at that turn stays done: the item remains queued. Such a
+ * give-back may briefly hold more than `maxsize` items rather than lose one.
+ *
+ * After `shutdown()` puts throw `QueueShutDown`, blocked putters reject with
+ * it, gets drain the remaining items and then throw it, and async iteration
+ * (`for await (const item of queue)`) ends.
+ */
+import { checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
+import type { WaitOptions } from './event'
+import { TIMED_OUT, WaitList } from './_waiters'
+
+export class QueueEmpty extends Error {
+  constructor(message = 'queue is empty') {
+    super(message)
+    this.name = 'QueueEmpty'
+  }
+}
+
+export class QueueFull extends Error {
+  constructor(message = 'queue is full') {
+    super(message)
+    this.name = 'QueueFull'
+  }
+}
+
+export class QueueShutDown extends Error {
+  constructor(message = 'queue is shut down') {
+    super(message)
+    this.name = 'QueueShutDown'
+  }
+}
+
+export interface QueueOptions {
+  /** Most items the queue holds; `put` waits while it is full. A positive integer, or `Infinity`. @default unbounded */
+  maxsize?: number
+}
+
+export interface PriorityQueueOptions<T> extends QueueOptions {
+  /**
+   * Orders items: negative if `a` comes out before `b`. Items that compare
+   * equal come out in the order they were put.
+   * @default ascending numbers, strings or bigints; arrays element by element, like Python tuples (`[priority, item]`)
+   */
+  compare?: (a: T, b: T) => number
+}
+
+export interface QueueGetOptions {
+  /** Reject with `QueueEmpty` if no item comes within this many milliseconds. @default no limit */
+  timeoutMs?: number
+}
+
+export interface QueuePutOptions {
+  /** Reject with `QueueFull` if no room comes within this many milliseconds. @default no limit */
+  timeoutMs?: number
+}
+
+/** @internal A queue's buffer: decides which item comes out next. */
+export interface Store<T> {
+  readonly size: number
+  push(item: T): void
+  /** Puts back an item that was taken out, so that it comes out next again. */
+  pushFront(item: T): void
+  /** Removes and returns the next item; only called when `size > 0`. */
+  shift(): T
+}
+
+/** A growable ring buffer: O(1) at both ends. */
+class Deque<T> implements Store<T> {
+  #buffer: (T | undefined)[] = new Array(16)
+  #head = 0
+  size = 0
+
+  push(item: T): void {
+    if (this.size === this.#buffer.length) this.#grow()
+    this.#buffer[(this.#head + this.size) & (this.#buffer.length - 1)] = item
+    this.size++
+  }
+
+  pushFront(item: T): void {
+    if (this.size === this.#buffer.length) this.#grow()
+    this.#head = (this.#head - 1) & (this.#buffer.length - 1)
+    this.#buffer[this.#head] = item
+    this.size++
+  }
+
+  shift(): T {
+    const item = this.#buffer[this.#head] as T
+    this.#buffer[this.#head] = undefined
+    this.#head = (this.#head + 1) & (this.#buffer.length - 1)
+    this.size--
+    return item
+  }
+
+  #grow(): void {
+    const old = this.#buffer
+    const buffer = new Array<T | undefined>(old.length * 2)
+    for (let i = 0; i < this.size; i++) buffer[i] = old[(this.#head + i) & (old.length - 1)]
+    this.#buffer = buffer
+    this.#head = 0
+  }
+}
+
+class Stack<T> implements Store<T> {
+  readonly #items: T[] = []
+
+  get size(): number {
+    return this.#items.length
+  }
+
+  push(item: T): void {
+    this.#items.push(item)
+  }
+
+  pushFront(item: T): void {
+    // The top of the stack is what comes out next.
+    this.#items.push(item)
+  }
+
+  shift(): T {
+    return this.#items.pop() as T
+  }
+}
+
+type Entry<T> = { item: T; seq: number }
+
+/** A binary min-heap; `seq` breaks ties so equal items keep their order. */
+class Heap<T> implements Store<T> {
+  readonly #entries: Entry<T>[] = []
+  #lastSeq = 0
+  #frontSeq = 0
+
+  constructor(private readonly compare: (a: T, b: T) => number) {}
+
+  get size(): number {
+    return this.#entries.length
+  }
+
+  push(item: T): void {
+    this.#insert({ item, seq: ++this.#lastSeq })
+  }
+
+  pushFront(item: T): void {
+    // Before every item it ties with.
+    this.#insert({ item, seq: --this.#frontSeq })
+  }
+
+  shift(): T {
+    const entries = this.#entries
+    const top = entries[0]
+    const last = entries.pop() as Entry<T>
+    if (entries.length > 0) {
+      let i = 0
+      for (;;) {
+        const left = 2 * i + 1
+        if (left >= entries.length) break
+        const right = left + 1
+        const child = right < entries.length && this.#before(entries[right], entries[left]) ? right : left
+        if (!this.#before(entries[child], last)) break
+        entries[i] = entries[child]
+        i = child
+      }
+      entries[i] = last
+    }
+    return top.item
+  }
+
+  #insert(entry: Entry<T>): void {
+    const entries = this.#entries
+    let i = entries.length
+    entries.push(entry)
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!this.#before(entry, entries[parent])) break
+      entries[i] = entries[parent]
+      i = parent
+    }
+    entries[i] = entry
+  }
+
+  #before(a: Entry<T>, b: Entry<T>): boolean {
+    const order = this.compare(a.item, b.item)
+    return order < 0 || (order === 0 && a.seq < b.seq)
+  }
+}
+
+function defaultCompare(a: any, b: any): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    const n = Math.min(a.length, b.length)
+    for (let i = 0; i < n; i++) {
+      const order = defaultCompare(a[i], b[i])
+      if (order !== 0) return order
+    }
+    return a.length - b.length
+  }
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function checkMaxsize(value: unknown): number {
+  if (value === undefined || value === null || value === Infinity) return Infinity
+  if (value === 0) {
+    throw new RangeError('options.maxsize must be a positive integer or Infinity, got 0; a Channel is a queue without buffer')
+  }
+  return checkPositiveInteger('options.maxsize', value)
+}
+
+/** Handed to a blocked putter once its item is accepted. */
+const ACCEPTED = true
+/** Handed to blocked getters and putters by `shutdown()`. */
+const SHUT: unique symbol = Symbol('shut down')
+/** `#poll` found nothing to take. */
+const NONE: unique symbol = Symbol('none')
+
+/** A FIFO queue; the base of the other queues. */
+export class Queue<T> {
+  /** @internal Infinity when unbounded, 0 for a Channel. */
+  protected _maxsize: number
+  readonly #items: Store<T>
+  readonly #getters = new WaitList<T | typeof SHUT>((item) => {
+    if (item !== SHUT) this.#restore(item)
+  })
+  // No give-back: an accepted item stays in the queue.
+  readonly #putters = new WaitList<typeof ACCEPTED | typeof SHUT, T>()
+  #shutDown = false
+
+  constructor(options?: QueueOptions) {
+    const o = checkOptions('options', options)
+    this._maxsize = checkMaxsize(o.maxsize)
+    this.#items = this._newStore(o)
+  }
+
+  /** @internal The buffer; called by the constructor, so it must not read subclass fields. */
+  protected _newStore(_options: Record<string, unknown>): Store<T> {
+    return new Deque<T>()
+  }
+
+  /** @internal Called once for every item the queue accepts. */
+  protected _accepted(): void {}
+
+  /** Most items the queue holds: `Infinity` when unbounded, 0 for a Channel. */
+  get maxsize(): number {
+    return this._maxsize
+  }
+
+  /** Number of items in the queue. */
+  qsize(): number {
+    return this.#items.size
+  }
+
+  empty(): boolean {
+    return this.#items.size === 0
+  }
+
+  /** A put would have to wait (always true for a Channel). */
+  full(): boolean {
+    return this.#items.size >= this._maxsize
+  }
+
+  /** `shutdown()` has been called. */
+  isShutdown(): boolean {
+    return this.#shutDown
+  }
+
+  /**
+   * Puts `item`, waiting for room while the queue is full. Rejects with
+   * `QueueFull` on timeout, with `QueueShutDown` if the queue is or gets
+   * shut down before the item is accepted.
+   */
+  async put(item: T, options?: QueuePutOptions): Promise<void> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    if (this.#offer(item)) return
+    const outcome = await this.#putters.wait(ms, item)
+    if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
+    if (outcome === SHUT) throw new QueueShutDown()
+  }
+
+  /** Puts `item` if there is room now; throws `QueueFull` otherwise. */
+  putNowait(item: T): void {
+    if (!this.#offer(item)) throw new QueueFull()
+  }
+
+  /**
+   * Removes and resolves with the next item, waiting for one while the
+   * queue is empty. Rejects with `QueueEmpty` on timeout, with
+   * `QueueShutDown` once the queue is shut down and empty.
+   */
+  async get(options?: QueueGetOptions): Promise<T> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const item = this.#poll()
+    if (item !== NONE) return item
+    const outcome = await this.#getters.wait(ms)
+    if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
+    if (outcome === SHUT) throw new QueueShutDown()
+    return outcome
+  }
+
+  /** Removes and returns the next item if there is one now; throws `QueueEmpty` otherwise. */
+  getNowait(): T {
+    const item = this.#poll()
+    if (item === NONE) throw new QueueEmpty()
+    return item
+  }
+
+  /**
+   * Shuts the queue down: puts throw `QueueShutDown` from now on, blocked
+   * putters and getters reject with it, and gets reject with it once the
+   * remaining items are gone. No effect the second time.
+   */
+  shutdown(): void {
+    if (this.#shutDown) return
+    this.#shutDown = true
+    // Getters only wait while the queue is empty, so none of them misses an item.
+    this.#getters.handOffAll(SHUT)
+    this.#putters.handOffAll(SHUT)
+  }
+
+  /** Yields items as `get()` returns them; ends once the queue is shut down and empty. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      let item: T
+      try {
+        item = await this.get()
+      } catch (err) {
+        if (err instanceof QueueShutDown) return
+        throw err
+      }
+      yield item
+    }
+  }
+
+  /** Accepts `item` if that needs no wait; false if the queue is full. */
+  #offer(item: T): boolean {
+    if (this.#shutDown) throw new QueueShutDown()
+    // Getters wait only while the buffer is empty, so handing over keeps FIFO order.
+    if (this.#getters.length === 0 && this.#items.size >= this._maxsize) return false
+    this._accepted()
+    if (this.#getters.handOff(item) === undefined) this.#items.push(item)
+    return true
+  }
+
+  /** Takes the next item if that needs no wait. */
+  #poll(): T | typeof NONE {
+    if (this.#items.size > 0) {
+      const item = this.#items.shift()
+      if (this.#items.size < this._maxsize) {
+        const putter = this.#putters.handOff(ACCEPTED)
+        if (putter !== undefined) {
+          this._accepted()
+          this.#items.push(putter.payload)
+        }
+      }
+      return item
+    }
+    // Only a Channel has blocked putters while empty: take straight from the first.
+    const putter = this.#putters.handOff(ACCEPTED)
+    if (putter !== undefined) {
+      this._accepted()
+      return putter.payload
+    }
+    if (this.#shutDown) throw new QueueShutDown()
+    return NONE
+  }
+
+  /** Takes back an item handed to a getter that was interrupted. */
+  #restore(item: T): void {
+    if (this.#getters.handOff(item) === undefined) this.#items.pushFront(item)
+  }
+}
+
+/** A queue that returns the most recently put item first. */
+export class LifoQueue<T> extends Queue<T> {
+  /** @internal */
+  protected override _newStore(): Store<T> {
+    return new Stack<T>()
+  }
+}
+
+/** A queue that returns the smallest item first (per `options.compare`). */
+export class PriorityQueue<T> extends Queue<T> {
+  constructor(options?: PriorityQueueOptions<T>) {
+    super(options)
+  }
+
+  /** @internal */
+  protected override _newStore(options: Record<string, unknown>): Store<T> {
+    const compare = options.compare ?? defaultCompare
+    if (typeof compare !== 'function') throw invalidType('options.compare', 'a function', compare)
+    return new Heap<T>(compare as (a: T, b: T) => number)
+  }
+}
+
+/**
+ * A queue that counts unfinished tasks: every accepted item adds one,
+ * `taskDone()` removes one, and `join()` waits until none is left.
+ */
+export class JoinableQueue<T> extends Queue<T> {
+  #unfinished = 0
+  readonly #joiners = new WaitList<true>()
+
+  /** Items accepted and not yet marked done with `taskDone()`. */
+  get unfinishedTasks(): number {
+    return this.#unfinished
+  }
+
+  /** Marks one item as processed. Throws if every accepted item already has been. */
+  taskDone(): void {
+    if (this.#unfinished === 0) throw new Error('taskDone() called more times than items were put')
+    if (--this.#unfinished === 0) this.#joiners.handOffAll(true)
+  }
+
+  /**
+   * Resolves `true` once every accepted item has been marked done (at once
+   * if none is unfinished), `false` on timeout.
+   */
+  async join(options?: WaitOptions): Promise<boolean> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    if (this.#unfinished === 0) return true
+    return (await this.#joiners.wait(ms)) !== TIMED_OUT
+  }
+
+  /** @internal */
+  protected override _accepted(): void {
+    this.#unfinished++
+  }
+}
+
+/**
+ * A queue without buffer (gevent's Channel): `put()` waits until a getter
+ * takes the item, `get()` until a putter brings one. `qsize()` is always 0.
+ */
+export class Channel<T> extends Queue<T> {
+  constructor() {
+    super()
+    this._maxsize = 0
+  }
+}
