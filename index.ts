@@ -36,3 +36,30 @@ export {
 } from './src/queue'
 export { BoundedSemaphore, Lock, RLock, Semaphore, type AcquireOptions, type GuardOptions } from './src/lock'
 export { BaseGroup, Group, Pool, type GroupJoinOptions, type MapFunction, type MapInput } from './src/pool'
+export {
+  Executor,
+  ProcessPoolExecutor,
+  ThreadPoolExecutor,
+  type ExecutorOptions,
+  type MapOptions,
+  type ShutdownOptions,
+  type SubmitOptions,
+} from './src/executor'
+export {
+  ALL_COMPLETED,
+  BrokenExecutor,
+  BrokenProcessPool,
+  BrokenThreadPool,
+  CancelledError,
+  FIRST_COMPLETED,
+  FIRST_EXCEPTION,
+  Future,
+  TimeoutError,
+  asCompleted,
+  wait,
+  type AsCompletedOptions,
+  type FuturesWaitOptions,
+  type FuturesWaitResult,
+  type ResultOptions,
+  type ReturnWhen,
+} from './src/futures'

@@ -152,3 +152,19 @@ test('queue-based producer/consumer: greenlets c1 and c2 take turns, first come 
   const made = lines.findIndex((l) => l.includes('正在做包子 1'))
   t.true(made >= 0 && made < lines.findIndex((l) => l.includes('[c1] 正在吃包子 1')))
 })
+
+test('pool program: 20 tasks per pool run on the pool workers, every done callback prints n*n, shutdown waits', async (t) => {
+  const { lines } = await runSeed('pool')
+  const sections = lines.join('\n').split(/^--- .* ---$/m).slice(1)
+  t.is(sections.length, 2, 'a thread pool run and a process pool run')
+  for (const [i, section] of sections.entries()) {
+    const rows = section.trim().split('\n')
+    const tasks = rows.filter((l) => /^\d+ pid=/.test(l))
+    const results = rows.filter((l) => l.startsWith('拿到了异步提交任务的返回结果: ')).map((l) => Number(l.split(': ')[1]))
+    t.deepEqual(tasks.map((l) => Number(l.split(' ')[0])).sort((a, b) => a - b), [...Array(20).keys()])
+    t.deepEqual(results.sort((a, b) => a - b), [...Array(20).keys()].map((n) => n * n))
+    const workers = new Set(tasks.map((l) => (i === 0 ? l.split(' ')[2] : l.split(' ')[1])))
+    // Pooled: a fixed set of workers is reused, as the seed says.
+    t.true(workers.size > 1 && workers.size <= (i === 0 ? 5 : 32), `${workers.size} workers`)
+  }
+})

@@ -1,5 +1,6 @@
 //! napi-rs bindings for greenthread: type conversion only. The hub's logic
 //! lives in `greenthread-runtime`.
 
+mod executor;
 mod hub;
 mod runtime;

@@ -7,10 +7,14 @@
 //!   per event.
 //! - [`runtime`]: lazy start of the `may` coroutine scheduler (work-stealing
 //!   workers, epoll/kqueue reactor, timer thread) and its configuration.
+//! - [`executor`]: the executors' task queue: a global injector, per-worker
+//!   stealable deques, per-task states (queued, running, cancelled) and
+//!   batched completions with one wake-up of the front end per batch.
 //! - A clock thread per hub turns the earliest pending deadline into one
 //!   wake-up of the front end per batch of expired timers.
 
 mod alarm;
+pub mod executor;
 pub mod hub;
 pub mod runtime;
 mod timers;

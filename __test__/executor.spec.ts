@@ -1,0 +1,403 @@
+import { execFile } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
+
+import test from 'ava'
+
+import {
+  BrokenExecutor,
+  BrokenProcessPool,
+  BrokenThreadPool,
+  CancelledError,
+  type Future,
+  GreenletExit,
+  ProcessPoolExecutor,
+  ThreadPoolExecutor,
+  spawn,
+  wait,
+} from '../index'
+
+// Pools start real threads and processes on a 2-core machine: one test at a time.
+const serial = test.serial
+const run = promisify(execFile)
+const root = path.join(__dirname, '..', '..')
+
+const moduleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'greenthread-executor-'))
+const modulePath = path.join(moduleDir, 'tasks.mjs')
+fs.writeFileSync(
+  modulePath,
+  `export function square(x) { return x * x }
+export async function later(ms, v) { await new Promise((r) => setTimeout(r, ms)); return v }
+export function init(v) { globalThis.initialized = v }
+export const notAFunction = 1
+`,
+)
+
+test.after.always(() => fs.rmSync(moduleDir, { recursive: true, force: true }))
+
+/** Sleeps in the worker, then returns the worker's identity. */
+async function nap(ms: number): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  return `${process.pid}:${require('node:worker_threads').threadId}`
+}
+
+function identity(): string {
+  return `${process.pid}:${require('node:worker_threads').threadId}`
+}
+
+const kinds = [
+  { name: 'ThreadPoolExecutor', make: (o?: object) => new ThreadPoolExecutor(o), Broken: BrokenThreadPool },
+  { name: 'ProcessPoolExecutor', make: (o?: object) => new ProcessPoolExecutor(o), Broken: BrokenProcessPool },
+] as const
+
+for (const kind of kinds) {
+  serial(`${kind.name}: submit runs a self-contained function in a worker and resolves with its result`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    const f = pool.submit((a: number, b: number) => a + b, 2, 3)
+    t.is(await f.result(), 5)
+    t.true(f.done())
+    t.false(f.cancelled())
+    const where = await pool.submit(identity).result()
+    if (kind.name === 'ThreadPoolExecutor') t.not(where, `${process.pid}:0`)
+    else t.not(where.split(':')[0], String(process.pid))
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: arguments and results are structured clones`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const input = {
+      map: new Map([[1, { deep: [1, 2] }]]),
+      date: new Date(12345),
+      bytes: new Uint8Array([1, 2, 3]),
+      big: 10n ** 20n,
+    }
+    const echoed = await pool.submit((x: unknown) => x, input).result()
+    t.deepEqual(echoed, input)
+    const prims = await pool.submit((...xs: unknown[]) => xs, -0, NaN, 'a\ud800b', null, undefined, true, 'é').result()
+    t.deepEqual(prims, [-0, NaN, 'a\ud800b', null, undefined, true, 'é'])
+    t.true(Object.is((prims as unknown[])[0], -0))
+    t.throws(() => pool.submit((f: unknown) => f, () => 1), { any: true, name: 'DataCloneError' })
+    const uncloneable = pool.submit(() => () => 1)
+    t.is(((await uncloneable.exception()) as Error).name, 'DataCloneError')
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: a task's exception rejects result() with its class, message and properties`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const f = pool.submit((x: number) => {
+      throw Object.assign(new RangeError(`bad ${x}`), { code: 'E_BAD' })
+    }, 7)
+    const err = await t.throwsAsync(f.result(), { instanceOf: RangeError, message: 'bad 7' })
+    t.is((err as any).code, 'E_BAD')
+    t.is(await f.exception(), err)
+    t.is(await pool.submit(() => 1).exception(), null)
+    const thrown = pool.submit(() => {
+      throw 42
+    })
+    t.is(await thrown.exception(), 42)
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: a function that uses an outer variable fails with a ReferenceError explaining closures`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const outer = 3
+    const f = pool.submit((x: number) => x + outer, 1)
+    const err = await t.throwsAsync(f.result(), { instanceOf: ReferenceError })
+    t.regex(err!.message, /outer is not defined.*without its closure.*arguments/)
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: submit runs exports of options.module by name, from a path or a URL`, async (t) => {
+    for (const module of [modulePath, pathToFileURL(modulePath)]) {
+      const pool = kind.make({ maxWorkers: 1, module })
+      t.is(await pool.submit<number>('square', 9).result(), 81)
+      t.is(await pool.submit('later', 5, 'v').result(), 'v')
+      await t.throwsAsync(pool.submit('missing').result(), { instanceOf: TypeError, message: /no function export named "missing"/ })
+      await t.throwsAsync(pool.submit('notAFunction').result(), { instanceOf: TypeError })
+      await pool.shutdown()
+    }
+  })
+
+  serial(`${kind.name}: maxTasksPerChild replaces workers after that many tasks`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1, maxTasksPerChild: 2 })
+    const ids: string[] = []
+    for (let i = 0; i < 6; i++) ids.push(await pool.submit(identity).result())
+    t.is(new Set(ids).size, 3)
+    t.is(ids[0], ids[1])
+    t.not(ids[1], ids[2])
+    // All at once too: every task runs, on workers that each ran at most 2.
+    const many = await Promise.all(Array.from({ length: 10 }, () => pool.submit(identity).result()))
+    const counts = new Map<string, number>()
+    for (const id of many) counts.set(id, (counts.get(id) ?? 0) + 1)
+    t.true([...counts.values()].every((n) => n <= 2))
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: the initializer runs in each worker before its tasks`, async (t) => {
+    const pool = kind.make({
+      maxWorkers: 2,
+      initializer: (a: number, b: number) => {
+        ;(globalThis as any).seed = a + b
+      },
+      initargs: [20, 22],
+    })
+    t.is(await pool.submit(() => (globalThis as any).seed).result(), 42)
+    await pool.shutdown()
+    const byName = kind.make({ maxWorkers: 1, module: modulePath, initializer: 'init', initargs: ['yes'] })
+    t.is(await byName.submit(() => (globalThis as any).initialized).result(), 'yes')
+    await byName.shutdown()
+  })
+
+  serial(`${kind.name}: a failing initializer breaks the pool and settles every pending future`, async (t) => {
+    const pool = kind.make({
+      maxWorkers: 2,
+      initializer: () => {
+        throw new Error('no database')
+      },
+    })
+    const fs = Array.from({ length: 5 }, (_, i) => pool.submit((x: number) => x, i))
+    for (const f of fs) {
+      const err = await t.throwsAsync(f.result(), { instanceOf: kind.Broken })
+      t.regex(err!.message, /initializer failed/)
+      t.is(((err as Error).cause as Error)?.message, 'no database')
+    }
+    t.throws(() => pool.submit(() => 1), { instanceOf: kind.Broken })
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: a worker that dies abruptly breaks the pool and settles every pending future`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    t.is(await pool.submit(() => 1).result(), 1)
+    const dying = pool.submit(async () => {
+      await new Promise((r) => setTimeout(r, 200))
+      process.exit(3)
+    })
+    const slow = Array.from({ length: 4 }, () => pool.submit(nap, 10_000))
+    const queued = Array.from({ length: 20 }, (_, i) => pool.submit((x: number) => x, i))
+    const all = [dying, ...slow, ...queued]
+    const { notDone } = await wait(all, { timeoutMs: 30_000 })
+    t.is(notDone.size, 0)
+    for (const f of [dying, ...slow]) {
+      const err = await f.exception()
+      t.true(err instanceof kind.Broken, String(err))
+      t.true(err instanceof BrokenExecutor)
+    }
+    // A queued task either ran before the crash was seen, or failed with it.
+    for (const f of queued) {
+      const err = await f.exception()
+      t.true(err === null || err instanceof kind.Broken, String(err))
+    }
+    t.throws(() => pool.submit(() => 1), { instanceOf: kind.Broken })
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: shutdown({ cancelFutures }) cancels queued tasks, lets the running one finish, and refuses new ones`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const running = pool.submit(nap, 300)
+    while (!running.running()) await new Promise((r) => setTimeout(r, 5))
+    const queued = Array.from({ length: 5 }, () => pool.submit(nap, 300))
+    await pool.shutdown({ cancelFutures: true })
+    t.true(running.done())
+    t.false(running.cancelled())
+    t.regex(await running.result(), /\d+:\d+/)
+    for (const f of queued) t.true(f.cancelled())
+    t.throws(() => pool.submit(() => 1), { message: /after shutdown/ })
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: shutdown() waits for queued tasks to run; wait: false returns at once`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    const fs = Array.from({ length: 6 }, () => pool.submit(nap, 50))
+    await pool.shutdown()
+    t.true(fs.every((f) => f.done() && !f.cancelled()))
+    const other = kind.make({ maxWorkers: 1 })
+    const f = other.submit(nap, 200)
+    await other.shutdown({ wait: false })
+    t.false(f.done())
+    t.regex(await f.result(), /\d+:\d+/)
+  })
+
+  serial(`${kind.name}: aborting a signal cancels a queued task and reaches a running one without killing the worker`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const blocker = new AbortController()
+    const running = pool.submitWith({ signal: blocker.signal }, (signal: AbortSignal) =>
+      new Promise((resolve) => {
+        signal.addEventListener('abort', () => resolve(`aborted: ${signal.reason.message}`))
+      }),
+    )
+    while (!running.running()) await new Promise((r) => setTimeout(r, 5))
+    const queuedSignal = new AbortController()
+    const queued = pool.submitWith({ signal: queuedSignal.signal }, () => 'ran')
+    queuedSignal.abort()
+    t.true(queued.cancelled())
+    await t.throwsAsync(queued.result(), { instanceOf: CancelledError })
+    const before = await pool.submitWith({}, identity)
+    blocker.abort(new Error('stop'))
+    t.is(await running.result(), 'aborted: stop')
+    t.is(await before.result(), await pool.submit(identity).result(), 'same worker afterwards')
+    const pre = new AbortController()
+    pre.abort()
+    t.true(pool.submitWith({ signal: pre.signal }, () => 1).cancelled())
+    await pool.shutdown()
+  })
+
+  serial(`${kind.name}: an executor used without shutdown does not keep the process from exiting`, async (t) => {
+    const script = `
+      const { ${kind.name} } = require(${JSON.stringify(path.join(root, 'dist/src/executor.js'))})
+      const pool = new ${kind.name}({ maxWorkers: 2 })
+      pool.submit((x) => x * 2, 21).result().then((v) => console.log('result', v))
+    `
+    const started = Date.now()
+    const { stdout } = await run(process.execPath, ['-e', script], { timeout: 20_000 })
+    t.is(stdout.trim(), 'result 42')
+    t.true(Date.now() - started < 20_000)
+  })
+
+  serial(`${kind.name}: pending futures settle when the process exits with process.exit`, async (t) => {
+    const script = `
+      const { ${kind.name} } = require(${JSON.stringify(path.join(root, 'dist/src/executor.js'))})
+      const pool = new ${kind.name}({ maxWorkers: 1 })
+      const f = pool.submit(() => new Promise(() => {}))
+      const g = pool.submit(() => 1)
+      for (const x of [f, g]) x.addDoneCallback((d) => console.log('settled', d.done(), d.cancelled()))
+      setTimeout(() => process.exit(0), 300)
+    `
+    const { stdout } = await run(process.execPath, ['-e', script], { timeout: 20_000 })
+    t.is(stdout.trim(), 'settled true false\nsettled true false')
+  })
+}
+
+serial('ProcessPoolExecutor: killing a child with SIGKILL breaks the pool and settles every pending future', async (t) => {
+  const pool = new ProcessPoolExecutor({ maxWorkers: 2 })
+  const pid = Number((await pool.submit(identity).result()).split(':')[0])
+  const fs = Array.from({ length: 10 }, () => pool.submit(nap, 1_000))
+  await new Promise((r) => setTimeout(r, 100))
+  process.kill(pid, 'SIGKILL')
+  for (const f of fs) {
+    const err = await f.exception({ timeoutMs: 30_000 })
+    t.true(err instanceof BrokenProcessPool, String(err))
+    t.regex((err as Error).message, /SIGKILL/)
+  }
+})
+
+serial('ThreadPoolExecutor: an uncaught exception in a worker breaks the pool', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const f = pool.submit(() => {
+    setTimeout(() => {
+      throw new Error('escaped')
+    })
+    return new Promise(() => {})
+  })
+  const err = await f.exception({ timeoutMs: 30_000 })
+  t.true(err instanceof BrokenThreadPool)
+  t.is(((err as Error).cause as Error).message, 'escaped')
+})
+
+serial('the default maxWorkers is min(32, CPUs + 4) for threads and the CPU count for processes', (t) => {
+  t.is(new ThreadPoolExecutor().maxWorkers, Math.min(32, os.availableParallelism() + 4))
+  t.is(new ProcessPoolExecutor().maxWorkers, os.availableParallelism())
+  t.is(new ThreadPoolExecutor({ maxWorkers: 3 }).maxWorkers, 3)
+})
+
+serial('bad options and arguments throw TypeError or RangeError naming the argument', (t) => {
+  t.throws(() => new ThreadPoolExecutor({ maxWorkers: 0 }), { instanceOf: RangeError, message: /options.maxWorkers must be a positive integer/ })
+  t.throws(() => new ThreadPoolExecutor({ maxWorkers: 1.5 }), { instanceOf: RangeError, message: /options.maxWorkers/ })
+  t.throws(() => new ProcessPoolExecutor({ maxWorkers: '2' as any }), { instanceOf: TypeError, message: /options.maxWorkers/ })
+  t.throws(() => new ThreadPoolExecutor({ maxTasksPerChild: -1 }), { instanceOf: RangeError, message: /options.maxTasksPerChild/ })
+  t.throws(() => new ThreadPoolExecutor({ initargs: 1 as any }), { instanceOf: TypeError, message: /options.initargs/ })
+  t.throws(() => new ThreadPoolExecutor({ initializer: 5 as any }), { instanceOf: TypeError, message: /options.initializer/ })
+  t.throws(() => new ThreadPoolExecutor({ initializer: 'init' }), { instanceOf: TypeError, message: /options.module is not set/ })
+  t.throws(() => new ThreadPoolExecutor({ module: 3 as any }), { instanceOf: TypeError, message: /options.module/ })
+  t.throws(() => new ThreadPoolExecutor(7 as any), { instanceOf: TypeError, message: /options/ })
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  t.throws(() => pool.submit(42 as any), { instanceOf: TypeError, message: /^fn must be a function or the name/ })
+  t.throws(() => pool.submit('square'), { instanceOf: TypeError, message: /options.module is not set/ })
+  t.throws(() => pool.submit(Math.max), { instanceOf: TypeError, message: /native or bound/ })
+  t.throws(() => pool.submit((() => 1).bind(null)), { instanceOf: TypeError, message: /native or bound/ })
+  t.throws(() => pool.map((x: number) => x, 5 as any), { instanceOf: TypeError, message: /iterable must be an iterable/ })
+  t.throws(() => pool.map((x: number) => x, [1], { chunksize: 0 }), { instanceOf: RangeError, message: /options.chunksize/ })
+  t.throws(() => pool.submitWith({ signal: {} as any }, () => 1), { instanceOf: TypeError, message: /options.signal/ })
+})
+
+serial('map yields results in input order, even when later items finish first', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 4 })
+  const delays = [120, 10, 80, 0, 40, 5]
+  const out: number[] = []
+  for await (const v of pool.map(
+    async (ms: number) => {
+      await new Promise((r) => setTimeout(r, ms))
+      return ms
+    },
+    delays,
+  )) {
+    out.push(v)
+  }
+  t.deepEqual(out, delays)
+  await pool.shutdown()
+})
+
+serial('map with chunksize runs the items in chunks and still yields one result per item in order', async (t) => {
+  const pool = new ProcessPoolExecutor({ maxWorkers: 2 })
+  const items = Array.from({ length: 25 }, (_, i) => i)
+  const out: number[] = []
+  for await (const v of pool.map((x: number) => x * x, items, { chunksize: 4 })) out.push(v)
+  t.deepEqual(out, items.map((x) => x * x))
+  const where: string[] = []
+  for await (const w of pool.map((_: number) => `${process.pid}`, [1, 2, 3], { chunksize: 3 })) where.push(w)
+  t.is(new Set(where).size, 1, 'one chunk runs in one worker')
+  await pool.shutdown()
+})
+
+serial("map throws a task's exception at its position and TimeoutError after timeoutMs", async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 2 })
+  const seen: number[] = []
+  const failing = pool.map(
+    (x: number) => {
+      if (x === 2) throw new Error('two')
+      return x
+    },
+    [0, 1, 2, 3],
+  )
+  await t.throwsAsync(
+    (async () => {
+      for await (const v of failing) seen.push(v)
+    })(),
+    { message: 'two' },
+  )
+  t.deepEqual(seen, [0, 1])
+  const slow = pool.map(async (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)), [1, 1_500], { timeoutMs: 300 })
+  const got: unknown[] = []
+  await t.throwsAsync(
+    (async () => {
+      for await (const v of slow) got.push(v)
+    })(),
+    { name: 'TimeoutError' },
+  )
+  t.deepEqual(got, [1])
+  await pool.shutdown({ cancelFutures: true })
+})
+
+serial('result() awaited inside a greenlet is interrupted by kill', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const f: Future<string> = pool.submit(nap, 400)
+  const g = spawn(() => f.result())
+  await new Promise((r) => setTimeout(r, 50))
+  await g.kill()
+  t.true(g.dead)
+  t.true(g.exception instanceof GreenletExit || g.exception === undefined)
+  t.false(f.done(), 'the task itself goes on')
+  t.regex(await f.result(), /\d+:\d+/)
+  await pool.shutdown()
+})
+
+serial('await using shuts the executor down and waits for its tasks', async (t) => {
+  let f: Future<string> | undefined
+  {
+    await using pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+    f = pool.submit(nap, 50)
+  }
+  t.true(f.done())
+})

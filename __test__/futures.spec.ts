@@ -1,0 +1,201 @@
+import test from 'ava'
+
+import { CancelledError, Future, ThreadPoolExecutor, TimeoutError, asCompleted, wait } from '../index'
+
+// One pool, one test at a time: timings are overlaps with wide margins.
+const serial = test.serial
+const pool = new ThreadPoolExecutor({ maxWorkers: 2 })
+
+test.after.always(() => pool.shutdown({ cancelFutures: true }))
+
+async function delayed<T>(ms: number, value: T): Promise<T> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  return value
+}
+
+async function failing(ms: number, message: string): Promise<never> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  throw new Error(message)
+}
+
+/** A pool of one busy worker, so that what is submitted next stays queued. */
+async function busyPool(ms = 1_000): Promise<{ busy: ThreadPoolExecutor; blocker: Future<string> }> {
+  const busy = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const blocker = busy.submit(delayed<string>, ms, 'blocker')
+  while (!blocker.running()) await new Promise((r) => setTimeout(r, 5))
+  return { busy, blocker }
+}
+
+serial('a Future is not a thenable: awaiting it yields the Future itself', async (t) => {
+  const f = pool.submit(() => 1)
+  t.false('then' in f)
+  t.is(await (f as unknown as Promise<unknown>), f)
+  t.is(await f.result(), 1)
+})
+
+serial('done callbacks run in the order added, with the future, once it is done', async (t) => {
+  const f = pool.submit(delayed<number>, 50, 7)
+  const calls: string[] = []
+  f.addDoneCallback((g) => calls.push(`a:${g === f}:${g.done()}`))
+  f.addDoneCallback(() => calls.push('b'))
+  f.addDoneCallback(() => calls.push('c'))
+  t.deepEqual(calls, [])
+  await f.result()
+  t.deepEqual(calls, ['a:true:true', 'b', 'c'])
+})
+
+serial('a done callback added to a done future runs at once', async (t) => {
+  const f = pool.submit(() => 'x')
+  await f.result()
+  let called: Future<string> | undefined
+  f.addDoneCallback((g) => {
+    called = g
+  })
+  t.is(called, f)
+  t.throws(() => f.addDoneCallback('nope' as any), { instanceOf: TypeError, message: /^fn must be a function/ })
+})
+
+serial('a throwing done callback is reported as a warning and neither stops the others nor breaks the pool', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (w: Error): void => {
+    warnings.push(w)
+  }
+  process.on('warning', onWarning)
+  try {
+    const f = pool.submit(() => 1)
+    const calls: number[] = []
+    f.addDoneCallback(() => calls.push(1))
+    f.addDoneCallback(() => {
+      throw new Error('callback bug')
+    })
+    f.addDoneCallback(() => calls.push(3))
+    await f.result()
+    t.deepEqual(calls, [1, 3])
+    await new Promise((r) => setImmediate(r))
+    const w = warnings.find((x) => x.name === 'FutureCallbackError')
+    t.truthy(w)
+    t.is((w!.cause as Error).message, 'callback bug')
+    t.is(await pool.submit(() => 2).result(), 2)
+  } finally {
+    process.off('warning', onWarning)
+  }
+})
+
+serial('cancel() before the task runs cancels it; a running or finished task cannot be cancelled', async (t) => {
+  const { busy, blocker } = await busyPool()
+  const queued = busy.submit(() => 'never')
+  let seen: Future<string> | undefined
+  queued.addDoneCallback((f) => {
+    seen = f
+  })
+  t.false(queued.running())
+  t.true(queued.cancel())
+  t.is(seen, queued, 'callbacks run on cancel')
+  t.true(queued.cancelled())
+  t.true(queued.done())
+  t.true(queued.cancel(), 'cancelling again still reports cancelled')
+  await t.throwsAsync(queued.result(), { instanceOf: CancelledError })
+  await t.throwsAsync(queued.exception(), { instanceOf: CancelledError })
+  t.true(blocker.running())
+  t.false(blocker.cancel())
+  t.false(blocker.cancelled())
+  t.is(await blocker.result(), 'blocker')
+  t.false(blocker.running())
+  t.false(blocker.cancel())
+  // Cancelled before it even reached the Rust queue (same turn as submit).
+  const early = busy.submit(() => 'never')
+  t.true(early.cancel())
+  t.is(await busy.submit(() => 'after').result(), 'after')
+  await busy.shutdown()
+})
+
+serial('result() and exception() reject with TimeoutError when not done in time, and succeed later', async (t) => {
+  const f = pool.submit(delayed<string>, 1_500, 'late')
+  const started = performance.now()
+  await t.throwsAsync(f.result({ timeoutMs: 50 }), { instanceOf: TimeoutError })
+  t.true(performance.now() - started < 1_400, 'gave up before the task finished')
+  await t.throwsAsync(f.exception({ timeoutMs: 0 }), { instanceOf: TimeoutError })
+  t.false(f.done())
+  t.is(await f.result({ timeoutMs: 10_000 }), 'late')
+  t.is(await f.result({ timeoutMs: 0 }), 'late', 'a done future needs no time')
+  await t.throwsAsync(f.result({ timeoutMs: -1 }), { instanceOf: RangeError, message: /options.timeoutMs/ })
+})
+
+serial('exception() resolves with the exception, or null after success', async (t) => {
+  const bad = pool.submit(failing, 10, 'boom')
+  const err = await bad.exception()
+  t.is((err as Error).message, 'boom')
+  await t.throwsAsync(bad.result(), { is: err as Error })
+  t.is(await pool.submit(() => 0).exception(), null)
+})
+
+serial('wait ALL_COMPLETED returns when every future is done', async (t) => {
+  const fs = [pool.submit(delayed<number>, 20, 1), pool.submit(delayed<number>, 80, 2)]
+  const { done, notDone } = await wait(fs)
+  t.is(done.size, 2)
+  t.is(notDone.size, 0)
+})
+
+serial('wait FIRST_COMPLETED returns once one future is done', async (t) => {
+  const fast = pool.submit(delayed<string>, 10, 'fast')
+  const slow = pool.submit(delayed<string>, 2_000, 'slow')
+  const { done, notDone } = await wait([fast, slow], { returnWhen: 'FIRST_COMPLETED' })
+  t.deepEqual([...done], [fast])
+  t.deepEqual([...notDone], [slow])
+  t.is(await slow.result(), 'slow')
+})
+
+serial('wait FIRST_EXCEPTION returns on the first failure, or when all are done', async (t) => {
+  const ok = pool.submit(delayed<number>, 10, 1)
+  const bad = pool.submit(failing, 40, 'x')
+  const slow = pool.submit(delayed<number>, 2_000, 3)
+  const r = await wait([ok, bad, slow], { returnWhen: 'FIRST_EXCEPTION' })
+  t.true(r.done.has(bad))
+  t.true(r.notDone.has(slow))
+  const r2 = await wait([pool.submit(() => 1), pool.submit(() => 2)], { returnWhen: 'FIRST_EXCEPTION' })
+  t.is(r2.done.size, 2)
+  await slow.result()
+})
+
+serial('wait with timeoutMs returns what is done when the time runs out', async (t) => {
+  const slow = pool.submit(delayed<number>, 1_000, 1)
+  const quick = pool.submit(() => 2)
+  await quick.result()
+  const { done, notDone } = await wait([slow, quick], { timeoutMs: 50 })
+  t.deepEqual([...done], [quick])
+  t.deepEqual([...notDone], [slow])
+  await t.throwsAsync(wait([slow], { returnWhen: 'SOMETIMES' as any }), { instanceOf: RangeError, message: /options.returnWhen/ })
+  await t.throwsAsync(wait([1 as any]), { instanceOf: TypeError, message: /fs\[0\] must be a Future/ })
+  await slow.result()
+})
+
+serial('asCompleted yields done futures first, then the rest in completion order', async (t) => {
+  const done = pool.submit(() => 'done')
+  await done.result()
+  const slow = pool.submit(delayed<string>, 300, 'slow')
+  const fast = pool.submit(delayed<string>, 30, 'fast')
+  const order: string[] = []
+  for await (const f of asCompleted([slow, fast, done, fast])) order.push(await f.result())
+  t.deepEqual(order, ['done', 'fast', 'slow'])
+})
+
+serial('asCompleted throws TimeoutError once timeoutMs have passed with futures unfinished', async (t) => {
+  const slow = pool.submit(delayed<string>, 1_000, 'slow')
+  const fast = pool.submit(delayed<string>, 10, 'fast')
+  const got: string[] = []
+  const err = await t.throwsAsync(
+    (async () => {
+      for await (const f of asCompleted([slow, fast], { timeoutMs: 200 })) got.push(await f.result())
+    })(),
+    { instanceOf: TimeoutError },
+  )
+  t.regex(err!.message, /1 \(of 2\) futures unfinished/)
+  t.deepEqual(got, ['fast'])
+  await slow.result()
+})
+
+serial('the error classes carry their names and hierarchy', (t) => {
+  t.is(new CancelledError().name, 'CancelledError')
+  t.is(new TimeoutError().name, 'TimeoutError')
+  t.true(new CancelledError() instanceof Error)
+})

@@ -1,0 +1,535 @@
+//! The executor queue: where submitted tasks wait and how workers take them.
+//!
+//! A [`Pool`] is shared by one front end (the thread that submits and settles
+//! futures) and its workers (JS worker threads, or the front end's feeders for
+//! child processes). Tasks and completions are opaque byte frames; only their
+//! headers are read here.
+//!
+//! - Submission pushes a whole batch into a global [`Injector`].
+//! - Each worker owns a [`Slot`] with a local FIFO deque. A take pops the
+//!   local deque, refills it from the injector (up to twice what it asked
+//!   for, so that some of what it grabbed stays stealable), and steals from
+//!   sibling slots when the injector is empty.
+//! - Completions from all workers are appended to one buffer; the front end
+//!   is woken once when it goes from empty to non-empty, and takes the whole
+//!   buffer with [`Pool::drain`]: one wake-up per batch, never per task.
+//!
+//! # Frames
+//! Task batches, take results and completion batches are sequences of
+//! `[id: u32 LE][len: u32 LE][len bytes]`.
+//!
+//! # Invariants
+//! - A task id is in `states` from submission until it completes, is
+//!   cancelled, or the pool is purged. A task taken from a deque whose id is
+//!   not `Queued` there (it was cancelled) is dropped, never handed out.
+//! - Queued → Running happens only in [`Slot::take`], Queued → removed only in
+//!   [`Pool::cancel`] / [`Pool::cancel_queued`], both under the `states`
+//!   lock: a task is either cancelled or run, never both.
+//! - A dropped slot gives its local tasks back to the injector.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+use crossbeam::deque::{Injector, Steal, Stealer, Worker};
+
+use crate::alarm::Wake;
+
+/// Bytes of a frame header: id and length.
+pub const FRAME_HEADER: usize = 8;
+
+/// Where a submitted task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// In a deque, cancellable.
+    Queued,
+    /// Handed to a worker.
+    Running,
+}
+
+/// A malformed frame batch.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameError(pub String);
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Task {
+    id: u32,
+    payload: Box<[u8]>,
+}
+
+/// Splits a frame batch into `(id, payload)` pairs, validating every length.
+pub fn frames(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u32, &[u8]), FrameError>> {
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        if bytes.len() < FRAME_HEADER {
+            bytes = &[];
+            return Some(Err(FrameError("truncated frame header".into())));
+        }
+        let id = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let rest = &bytes[FRAME_HEADER..];
+        if rest.len() < len {
+            bytes = &[];
+            return Some(Err(FrameError(format!("frame {id} claims {len} bytes, {} left", rest.len()))));
+        }
+        let (payload, tail) = rest.split_at(len);
+        bytes = tail;
+        Some(Ok((id, payload)))
+    })
+}
+
+fn write_frame(out: &mut Vec<u8>, id: u32, payload: &[u8]) {
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No critical section here can panic half-way, so a poisoned lock still
+    // holds a consistent value.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The queue, task states and completion buffer of one executor.
+pub struct Pool {
+    id: u32,
+    injector: Injector<Task>,
+    stealers: RwLock<Vec<(u32, Stealer<Task>)>>,
+    next_slot: AtomicU32,
+    states: Mutex<HashMap<u32, TaskState>>,
+    completions: Mutex<Vec<u8>>,
+    definitions: Mutex<HashMap<u32, Arc<[u8]>>>,
+    wake: Wake,
+}
+
+static NEXT_POOL: AtomicU32 = AtomicU32::new(1);
+static REGISTRY: Mutex<Option<HashMap<u32, Weak<Pool>>>> = Mutex::new(None);
+
+impl Pool {
+    /// A new pool, registered so that workers on other threads can find it by
+    /// [`Pool::id`]. `wake` is called when completions become available.
+    pub fn new(wake: Wake) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
+            injector: Injector::new(),
+            stealers: RwLock::default(),
+            next_slot: AtomicU32::new(1),
+            states: Mutex::default(),
+            completions: Mutex::default(),
+            definitions: Mutex::default(),
+            wake,
+        });
+        lock(&REGISTRY).get_or_insert_with(HashMap::new).insert(pool.id, Arc::downgrade(&pool));
+        pool
+    }
+
+    /// The live pool registered under `id`.
+    pub fn find(id: u32) -> Option<Arc<Pool>> {
+        lock(&REGISTRY).as_ref()?.get(&id)?.upgrade()
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Queues every task of a frame batch. Nothing is queued if a frame is
+    /// malformed or an id is already in use.
+    pub fn submit(&self, batch: &[u8]) -> Result<usize, FrameError> {
+        let tasks = frames(batch)
+            .map(|f| f.map(|(id, payload)| Task { id, payload: payload.into() }))
+            .collect::<Result<Vec<_>, _>>()?;
+        {
+            let mut states = lock(&self.states);
+            if let Some(t) = tasks.iter().find(|t| states.contains_key(&t.id)) {
+                return Err(FrameError(format!("task id {} is already in use", t.id)));
+            }
+            states.extend(tasks.iter().map(|t| (t.id, TaskState::Queued)));
+        }
+        let n = tasks.len();
+        for task in tasks {
+            self.injector.push(task);
+        }
+        Ok(n)
+    }
+
+    /// Cancels a queued task. False if it is running, done or unknown.
+    pub fn cancel(&self, id: u32) -> bool {
+        let mut states = lock(&self.states);
+        if states.get(&id) == Some(&TaskState::Queued) {
+            states.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Cancels every queued task and returns their ids.
+    pub fn cancel_queued(&self) -> Vec<u32> {
+        let mut states = lock(&self.states);
+        let ids: Vec<u32> = states.iter().filter(|(_, s)| **s == TaskState::Queued).map(|(id, _)| *id).collect();
+        for id in &ids {
+            states.remove(id);
+        }
+        ids
+    }
+
+    /// Forgets every task (the pool broke): queued ones are never handed out,
+    /// completions still in flight are still delivered and ignored by the
+    /// front end.
+    pub fn purge(&self) {
+        lock(&self.states).clear();
+        while !matches!(self.injector.steal(), Steal::Empty) {}
+    }
+
+    pub fn state(&self, id: u32) -> Option<TaskState> {
+        lock(&self.states).get(&id).copied()
+    }
+
+    /// Tasks submitted and not yet completed or cancelled.
+    pub fn outstanding(&self) -> usize {
+        lock(&self.states).len()
+    }
+
+    /// Records a batch of completion frames and wakes the front end if it
+    /// had nothing to drain.
+    pub fn complete(&self, batch: &[u8]) -> Result<usize, FrameError> {
+        let ids = frames(batch).map(|f| f.map(|(id, _)| id)).collect::<Result<Vec<_>, _>>()?;
+        {
+            let mut states = lock(&self.states);
+            for id in &ids {
+                states.remove(id);
+            }
+        }
+        let mut completions = lock(&self.completions);
+        let was_empty = completions.is_empty();
+        completions.extend_from_slice(batch);
+        drop(completions);
+        if was_empty && !ids.is_empty() {
+            (self.wake)();
+        }
+        Ok(ids.len())
+    }
+
+    /// Every completion frame recorded since the last drain.
+    pub fn drain(&self) -> Vec<u8> {
+        std::mem::take(&mut *lock(&self.completions))
+    }
+
+    /// Stores a definition (a function's source, an export's name) that
+    /// workers look up by id.
+    pub fn define(&self, id: u32, definition: &[u8]) {
+        lock(&self.definitions).insert(id, definition.into());
+    }
+
+    pub fn definition(&self, id: u32) -> Option<Arc<[u8]>> {
+        lock(&self.definitions).get(&id).cloned()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(registry) = lock(&REGISTRY).as_mut() {
+            registry.remove(&self.id);
+        }
+    }
+}
+
+/// One worker's end of a pool: its local deque. Owned by the worker's thread.
+pub struct Slot {
+    pool: Arc<Pool>,
+    index: u32,
+    local: Worker<Task>,
+}
+
+impl Slot {
+    pub fn attach(pool: Arc<Pool>) -> Slot {
+        let local = Worker::new_fifo();
+        let index = pool.next_slot.fetch_add(1, Ordering::Relaxed);
+        pool.stealers.write().unwrap_or_else(|e| e.into_inner()).push((index, local.stealer()));
+        Slot { pool, index, local }
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Takes up to `max` runnable tasks, marks them running and appends them
+    /// to `out` as frames. Returns how many were taken.
+    pub fn take(&self, max: usize, out: &mut Vec<u8>) -> usize {
+        let mut taken = 0;
+        let mut batch = Vec::with_capacity(max.min(1024));
+        // Cancelled tasks are dropped on the way: pop again until `max` are
+        // runnable or the queue is empty.
+        while taken < max {
+            while batch.len() < max - taken {
+                match self.local.pop().or_else(|| self.refill(max - taken - batch.len())) {
+                    Some(task) => batch.push(task),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut states = lock(&self.pool.states);
+            for task in batch.drain(..) {
+                if let Some(state @ TaskState::Queued) = states.get_mut(&task.id) {
+                    *state = TaskState::Running;
+                    write_frame(out, task.id, &task.payload);
+                    taken += 1;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Puts back tasks that [`Slot::take`] handed out and that have not
+    /// started (frames as `take` wrote them): they are queued again, in this
+    /// slot's deque where idle siblings can steal them. Returns how many.
+    pub fn give_back(&self, batch: &[u8]) -> Result<usize, FrameError> {
+        let tasks = frames(batch)
+            .map(|f| f.map(|(id, payload)| Task { id, payload: payload.into() }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut states = lock(&self.pool.states);
+        let mut n = 0;
+        for task in tasks {
+            if let Some(state @ TaskState::Running) = states.get_mut(&task.id) {
+                *state = TaskState::Queued;
+                self.local.push(task);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Pops one task, moving up to `2 * want` into the local deque first:
+    /// from the injector, else from a sibling.
+    fn refill(&self, want: usize) -> Option<Task> {
+        let limit = want.saturating_mul(2).max(1);
+        loop {
+            match self.pool.injector.steal_batch_with_limit_and_pop(&self.local, limit) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+        let stealers = self.pool.stealers.read().unwrap_or_else(|e| e.into_inner());
+        for (index, stealer) in stealers.iter() {
+            if *index == self.index {
+                continue;
+            }
+            loop {
+                match stealer.steal_batch_with_limit_and_pop(&self.local, want.max(1)) {
+                    Steal::Success(task) => return Some(task),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.pool.stealers.write().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != self.index);
+        while let Some(task) = self.local.pop() {
+            self.pool.injector.push(task);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn batch(tasks: &[(u32, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, payload) in tasks {
+            write_frame(&mut out, *id, payload);
+        }
+        out
+    }
+
+    fn ids(frames_bytes: &[u8]) -> Vec<u32> {
+        frames(frames_bytes).map(|f| f.unwrap().0).collect()
+    }
+
+    fn counting_pool() -> (Arc<Pool>, Arc<AtomicUsize>) {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = wakes.clone();
+        (Pool::new(Arc::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        })), wakes)
+    }
+
+    #[test]
+    fn tasks_are_taken_in_submission_order_with_their_payloads() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b"a"), (2, b"bb"), (3, b"")])).unwrap();
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(slot.take(10, &mut out), 3);
+        let got: Vec<(u32, Vec<u8>)> = frames(&out).map(|f| f.map(|(i, p)| (i, p.to_vec())).unwrap()).collect();
+        assert_eq!(got, vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, vec![])]);
+        assert_eq!(pool.state(2), Some(TaskState::Running));
+    }
+
+    #[test]
+    fn cancelled_tasks_are_never_handed_out_and_running_ones_cannot_be_cancelled() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        assert!(pool.cancel(2));
+        assert!(!pool.cancel(2), "already cancelled");
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        slot.take(1, &mut out);
+        assert!(!pool.cancel(1), "running");
+        slot.take(10, &mut out);
+        assert_eq!(ids(&out), vec![1, 3]);
+        assert!(!pool.cancel(99));
+    }
+
+    #[test]
+    fn cancelled_tasks_do_not_count_against_a_take() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        assert!(pool.cancel(1));
+        assert!(pool.cancel(2));
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(slot.take(1, &mut out), 1);
+        assert_eq!(ids(&out), vec![3]);
+    }
+
+    #[test]
+    fn given_back_tasks_are_queued_again_and_stealable() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b"a"), (2, b"b"), (3, b"c")])).unwrap();
+        let a = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(a.take(3, &mut out), 3);
+        let rest = &out[FRAME_HEADER + 1..];
+        assert_eq!(a.give_back(rest).unwrap(), 2);
+        assert_eq!(pool.state(2), Some(TaskState::Queued));
+        assert_eq!(pool.state(1), Some(TaskState::Running));
+        assert!(pool.cancel(3));
+        let b = Slot::attach(pool.clone());
+        let mut stolen = Vec::new();
+        assert_eq!(b.take(10, &mut stolen), 1);
+        assert_eq!(ids(&stolen), vec![2]);
+    }
+
+    #[test]
+    fn a_take_leaves_part_of_its_refill_for_siblings_to_steal() {
+        let (pool, _) = counting_pool();
+        let tasks: Vec<(u32, &[u8])> = (1..=8).map(|i| (i, &b"x"[..])).collect();
+        pool.submit(&batch(&tasks)).unwrap();
+        let a = Slot::attach(pool.clone());
+        let b = Slot::attach(pool.clone());
+        let mut out_a = Vec::new();
+        // Asks for 2: refills up to 4 into its deque, keeps 2 there.
+        assert_eq!(a.take(2, &mut out_a), 2);
+        assert!(!a.local.is_empty());
+        let mut out_b = Vec::new();
+        assert_eq!(b.take(100, &mut out_b), 6, "the injector's rest and a's leftovers");
+        assert!(a.local.is_empty());
+        let mut all = ids(&out_a);
+        all.extend(ids(&out_b));
+        all.sort();
+        assert_eq!(all, (1..=8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_dropped_slot_returns_its_local_tasks() {
+        let (pool, _) = counting_pool();
+        let tasks: Vec<(u32, &[u8])> = (1..=4).map(|i| (i, &b""[..])).collect();
+        pool.submit(&batch(&tasks)).unwrap();
+        let a = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(a.take(1, &mut out), 1);
+        drop(a);
+        let b = Slot::attach(pool.clone());
+        out.clear();
+        assert_eq!(b.take(10, &mut out), 3);
+    }
+
+    #[test]
+    fn completions_wake_once_per_batch_until_drained() {
+        let (pool, wakes) = counting_pool();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        slot.take(3, &mut out);
+        pool.complete(&batch(&[(1, b"r1"), (2, b"r2")])).unwrap();
+        pool.complete(&batch(&[(3, b"r3")])).unwrap();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(ids(&pool.drain()), vec![1, 2, 3]);
+        assert_eq!(pool.outstanding(), 0);
+        assert!(pool.drain().is_empty());
+    }
+
+    #[test]
+    fn cancel_queued_and_purge_leave_nothing_to_take() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        slot.take(1, &mut out);
+        let mut cancelled = pool.cancel_queued();
+        cancelled.sort();
+        assert_eq!(cancelled, vec![2, 3]);
+        assert_eq!(slot.take(10, &mut out), 0);
+        pool.submit(&batch(&[(4, b"")])).unwrap();
+        pool.purge();
+        assert_eq!(pool.outstanding(), 0);
+        assert_eq!(slot.take(10, &mut out), 0);
+    }
+
+    #[test]
+    fn malformed_batches_and_reused_ids_are_rejected_whole() {
+        let (pool, _) = counting_pool();
+        assert!(pool.submit(&[1, 0, 0, 0, 9, 0, 0, 0, 1]).is_err());
+        pool.submit(&batch(&[(1, b"")])).unwrap();
+        assert!(pool.submit(&batch(&[(2, b""), (1, b"")])).is_err());
+        assert_eq!(pool.outstanding(), 1);
+    }
+
+    #[test]
+    fn workers_on_other_threads_find_the_pool_and_share_the_work() {
+        let (pool, _) = counting_pool();
+        let tasks: Vec<(u32, &[u8])> = (0..10_000).map(|i| (i, &b"t"[..])).collect();
+        pool.submit(&batch(&tasks)).unwrap();
+        let id = pool.id();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let slot = Slot::attach(Pool::find(id).unwrap());
+                    let mut taken = Vec::new();
+                    loop {
+                        let mut out = Vec::new();
+                        if slot.take(7, &mut out) == 0 {
+                            break;
+                        }
+                        taken.extend(ids(&out));
+                        slot.pool().complete(&out).unwrap();
+                    }
+                    taken
+                })
+            })
+            .collect();
+        let mut all: Vec<u32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        all.sort();
+        assert_eq!(all, (0..10_000).collect::<Vec<_>>());
+        assert_eq!(ids(&pool.drain()).len(), 10_000);
+        drop(pool);
+        assert!(Pool::find(id).is_none());
+    }
+}

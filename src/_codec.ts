@@ -1,0 +1,352 @@
+/**
+ * Byte encoding of executor tasks, results and definitions, shared by the
+ * executors and their workers. Internal.
+ *
+ * Frames are `[id u32][len u32][payload]` (little-endian), the layout the
+ * Rust queue reads. Values use structured-clone semantics: primitives are
+ * written directly (cloning them is the identity), anything else goes through
+ * V8's serializer, which is what `structuredClone` and `postMessage` use.
+ *
+ * - task payload: `[fnId u32][flags u8][args]`
+ * - args: `[argc u16][value...]` when every argument is a primitive, else
+ *   `[0xffff][v8 bytes of the argument array]` (one clone keeps shared
+ *   references between arguments)
+ * - result payload: `[status u8][value]`, status `OK`, `ERROR` (a record
+ *   rebuilt into an Error) or `THROWN` (a non-Error thrown value)
+ * - definition: `[kind u8][utf-16 text]`, a function's source or an export's name
+ */
+import * as v8 from 'node:v8'
+
+export const FRAME_HEADER = 8
+
+export const enum TaskFlag {
+  /** The function receives an AbortSignal as an extra last argument. */
+  SIGNAL = 1,
+  /** The single argument is an array of items; the result is the array of `fn(item)`. */
+  CHUNK = 2,
+}
+
+export const enum Status {
+  OK = 0,
+  ERROR = 1,
+  THROWN = 2,
+}
+
+export const enum DefKind {
+  SOURCE = 1,
+  EXPORT = 2,
+}
+
+const enum Tag {
+  UNDEFINED = 0,
+  NULL = 1,
+  FALSE = 2,
+  TRUE = 3,
+  NUMBER = 4,
+  STRING = 5,
+  V8 = 6,
+}
+
+const CLONED_ARGS = 0xffff
+
+/** An Error as it crosses a thread or process boundary. */
+interface ErrorRecord {
+  name: string
+  message: string
+  stack: string | undefined
+  props: Record<string, unknown> | undefined
+}
+
+const BUILTIN_ERRORS: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+}
+
+/** A growable little-endian byte buffer that frames are written into. */
+export class Writer {
+  #buf: Buffer
+  #view: DataView
+  length = 0
+  #serializer = new v8.Serializer()
+
+  constructor(initial = 16 * 1024) {
+    this.#buf = Buffer.allocUnsafe(initial)
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength)
+  }
+
+  #ensure(n: number): void {
+    const need = this.length + n
+    if (need <= this.#buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2))
+    this.#buf.copy(next, 0, 0, this.length)
+    this.#buf = next
+    this.#view = new DataView(next.buffer, next.byteOffset, next.byteLength)
+  }
+
+  u8(v: number): void {
+    this.#ensure(1)
+    this.#buf[this.length++] = v
+  }
+
+  u16(v: number): void {
+    this.#ensure(2)
+    this.#view.setUint16(this.length, v, true)
+    this.length += 2
+  }
+
+  u32(v: number): void {
+    this.#ensure(4)
+    this.#view.setUint32(this.length, v, true)
+    this.length += 4
+  }
+
+  f64(v: number): void {
+    this.#ensure(8)
+    this.#view.setFloat64(this.length, v, true)
+    this.length += 8
+  }
+
+  bytes(b: Uint8Array): void {
+    this.#ensure(b.length)
+    this.#buf.set(b, this.length)
+    this.length += b.length
+  }
+
+  /** UTF-16 keeps lone surrogates, as structured clone does. */
+  utf16(s: string): void {
+    const n = s.length * 2
+    this.u32(n)
+    this.#ensure(n)
+    this.#buf.write(s, this.length, n, 'utf16le')
+    this.length += n
+  }
+
+  /** Starts a frame; returns the mark that {@link endFrame} needs. */
+  beginFrame(id: number): number {
+    this.u32(id)
+    this.u32(0)
+    return this.length
+  }
+
+  endFrame(mark: number): void {
+    this.#view.setUint32(mark - 4, this.length - mark, true)
+  }
+
+  /** Cuts the buffer back to `length` (drops a half-written frame). */
+  truncate(length: number): void {
+    this.length = length
+  }
+
+  /** A V8 clone of `value`; throws DataCloneError for uncloneable values. */
+  cloned(value: unknown): void {
+    const s = this.#serializer
+    let bytes: Buffer
+    try {
+      s.writeHeader()
+      s.writeValue(value)
+      bytes = s.releaseBuffer()
+    } catch (err) {
+      // A failed write leaves the serializer mid-value: start afresh.
+      this.#serializer = new v8.Serializer()
+      // What structuredClone and postMessage throw for the same value.
+      throw new DOMException((err as Error).message, 'DataCloneError')
+    }
+    this.u32(bytes.length)
+    this.bytes(bytes)
+  }
+
+  value(x: unknown): void {
+    switch (typeof x) {
+      case 'number':
+        this.u8(Tag.NUMBER)
+        this.f64(x)
+        return
+      case 'undefined':
+        this.u8(Tag.UNDEFINED)
+        return
+      case 'boolean':
+        this.u8(x ? Tag.TRUE : Tag.FALSE)
+        return
+      case 'string':
+        this.u8(Tag.STRING)
+        this.utf16(x)
+        return
+      default:
+        if (x === null) {
+          this.u8(Tag.NULL)
+          return
+        }
+        this.u8(Tag.V8)
+        this.cloned(x)
+    }
+  }
+
+  args(args: readonly unknown[]): void {
+    if (args.every(isPrimitive) && args.length < CLONED_ARGS) {
+      this.u16(args.length)
+      for (const a of args) this.value(a)
+    } else {
+      this.u16(CLONED_ARGS)
+      this.cloned(args)
+    }
+  }
+
+  /** The bytes written so far (a view: valid until the next write or reset). */
+  view(): Buffer {
+    return this.#buf.subarray(0, this.length)
+  }
+
+  /** The bytes written so far, copied, and an empty writer. */
+  take(): Buffer {
+    const out = Buffer.from(this.#buf.subarray(0, this.length))
+    this.length = 0
+    return out
+  }
+
+  reset(): void {
+    this.length = 0
+  }
+}
+
+function isPrimitive(x: unknown): boolean {
+  const t = typeof x
+  return t === 'number' || t === 'string' || t === 'boolean' || t === 'undefined' || x === null
+}
+
+/** Reads values back from a buffer written by {@link Writer}. */
+export class Reader {
+  readonly view: DataView
+  at: number
+
+  constructor(readonly buf: Buffer, at = 0) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    this.at = at
+  }
+
+  get done(): boolean {
+    return this.at >= this.buf.length
+  }
+
+  u8(): number {
+    return this.buf[this.at++]
+  }
+
+  u16(): number {
+    const v = this.view.getUint16(this.at, true)
+    this.at += 2
+    return v
+  }
+
+  u32(): number {
+    const v = this.view.getUint32(this.at, true)
+    this.at += 4
+    return v
+  }
+
+  f64(): number {
+    const v = this.view.getFloat64(this.at, true)
+    this.at += 8
+    return v
+  }
+
+  utf16(): string {
+    const n = this.u32()
+    const s = this.buf.toString('utf16le', this.at, this.at + n)
+    this.at += n
+    return s
+  }
+
+  cloned(): unknown {
+    const n = this.u32()
+    const v = v8.deserialize(this.buf.subarray(this.at, this.at + n))
+    this.at += n
+    return v
+  }
+
+  value(): unknown {
+    switch (this.u8()) {
+      case Tag.UNDEFINED:
+        return undefined
+      case Tag.NULL:
+        return null
+      case Tag.FALSE:
+        return false
+      case Tag.TRUE:
+        return true
+      case Tag.NUMBER:
+        return this.f64()
+      case Tag.STRING:
+        return this.utf16()
+      case Tag.V8:
+        return this.cloned()
+      default:
+        throw new Error('greenthread: corrupt value in executor frame')
+    }
+  }
+
+  args(): unknown[] {
+    const argc = this.u16()
+    if (argc === CLONED_ARGS) return this.cloned() as unknown[]
+    const args = new Array<unknown>(argc)
+    for (let i = 0; i < argc; i++) args[i] = this.value()
+    return args
+  }
+}
+
+/** Writes a thrown value as a result payload's status and value. */
+export function writeThrown(w: Writer, err: unknown): void {
+  if (!(err instanceof Error)) {
+    const mark = w.length
+    try {
+      w.u8(Status.THROWN)
+      w.value(err)
+      return
+    } catch {
+      w.truncate(mark)
+      err = new Error(`task threw an uncloneable value: ${String(err)}`)
+    }
+  }
+  const e = err as Error
+  const record: ErrorRecord = { name: e.name, message: e.message, stack: e.stack, props: undefined }
+  const own = Object.keys(e)
+  if (own.length > 0) {
+    const props: Record<string, unknown> = {}
+    for (const k of own) props[k] = (e as unknown as Record<string, unknown>)[k]
+    try {
+      v8.serialize(props)
+      record.props = props
+    } catch {
+      // Keep name, message and stack; drop properties that cannot cross.
+    }
+  }
+  w.u8(Status.ERROR)
+  w.value(record)
+}
+
+/** Rebuilds an Error from the record of {@link writeThrown}. */
+export function rebuildError(record: ErrorRecord): Error {
+  const Ctor = BUILTIN_ERRORS[record.name] ?? Error
+  const err = new Ctor(record.message)
+  if (err.name !== record.name) Object.defineProperty(err, 'name', { value: record.name, configurable: true, writable: true })
+  if (record.stack !== undefined) err.stack = record.stack
+  if (record.props) Object.assign(err, record.props)
+  return err
+}
+
+/** Iterates the `[id][len][payload]` frames of a batch: calls `each(id, start, end)`. */
+export function forEachFrame(buf: Buffer, each: (id: number, start: number, end: number) => void): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  let at = 0
+  while (at + FRAME_HEADER <= buf.length) {
+    const id = view.getUint32(at, true)
+    const len = view.getUint32(at + 4, true)
+    const start = at + FRAME_HEADER
+    at = start + len
+    each(id, start, at)
+  }
+}

@@ -1,0 +1,454 @@
+/**
+ * Worker entry of the executors: runs tasks in a worker thread (pulling
+ * batches from the Rust queue) or in a child process (batches over fd 3).
+ * Internal: the executors start it; it does nothing when imported otherwise.
+ *
+ * A worker runs one task at a time, as a Python pool worker does; a task
+ * that returns a promise is awaited before the next starts. Results are
+ * pushed back per batch, and before any await so that finished results never
+ * wait behind a slow task.
+ */
+import { createRequire } from 'node:module'
+import * as net from 'node:net'
+import * as path from 'node:path'
+import { isMainThread, parentPort, workerData } from 'node:worker_threads'
+
+import {
+  DefKind,
+  FRAME_HEADER,
+  Reader,
+  Status,
+  TaskFlag,
+  Writer,
+  forEachFrame,
+  rebuildError,
+  writeThrown,
+} from './_codec'
+
+/** What every worker needs to know before its first task. */
+export interface WorkerConfig {
+  /** URL of `options.module`, imported on first use. */
+  moduleUrl: string | undefined
+  /** Definition bytes of the initializer. */
+  initializer: Uint8Array | undefined
+  initargs: unknown[]
+  /** Tasks to run before retiring; 0: no limit. */
+  maxTasks: number
+}
+
+/** `workerData` of a thread worker. */
+export interface ThreadWorkerData {
+  greenthreadExecutor: true
+  poolId: number
+  /** Int32Array: [BELL] bumped on new work, [CLOSED] set at shutdown. */
+  bell: SharedArrayBuffer
+  /** Int32Array(1): how this worker ended, written before it exits. */
+  status: SharedArrayBuffer
+  config: WorkerConfig
+}
+
+export const BELL = 0
+export const CLOSED = 1
+export const enum ExitStatus {
+  RUNNING = 0,
+  /** Retired (maxTasksPerChild) or shut down: not a crash. */
+  CLEAN = 1,
+  INIT_FAILED = 2,
+}
+
+/** Messages over a child process's fd 3: `[type u8][len u32][body]`. */
+export const enum Msg {
+  /** parent → child: v8 clone of the WorkerConfig. */
+  INIT = 1,
+  /** parent → child: frames `[fnId][len][definition]`. */
+  DEFS = 2,
+  /** parent → child: a batch of task frames. */
+  TASKS = 3,
+  /** parent → child: `[id u32][value]`, the abort reason. */
+  ABORT = 4,
+  /** parent → child: finish the queued batches, then exit. */
+  CLOSE = 5,
+  /** child → parent: initializer done. */
+  READY = 6,
+  /** child → parent: `[status][value]` of the initializer's exception. */
+  INIT_FAILED = 7,
+  /** child → parent: `[lastOfBatch u8][ms f64][result frames]`. */
+  RESULTS = 8,
+  /** child → parent: task frames of its batch that it gives back unstarted. */
+  RETURN = 9,
+}
+export const MSG_HEADER = 5
+
+const ABORT_REASON = 'greenthread:abort'
+/** Batches aim to take about this long, so that workers share slow tasks fairly. */
+const BATCH_TARGET_MS = 2
+/** A batch still running after this long gives its unstarted tasks back to the queue. */
+const BATCH_OVERDUE_MS = 4 * BATCH_TARGET_MS
+const MAX_BATCH = 1024
+const CLOSURE_HINT =
+  ' (a function submitted by source runs in the worker without its closure:' +
+  ' pass outer values as arguments, or export the function from options.module and submit its name)'
+
+const dynamicImport = new Function('s', 'return import(s)') as (s: string) => Promise<Record<string, unknown>>
+
+function noop(): void {}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
+}
+
+/** The next batch size: about {@link BATCH_TARGET_MS} of work, growing at most twofold. */
+export function nextBatchSize(size: number, ran: number, ms: number): number {
+  if (ran === 0) return size
+  const fit = ms > 0 ? Math.floor((BATCH_TARGET_MS * ran) / ms) : MAX_BATCH
+  return Math.max(1, Math.min(fit, size * 2, MAX_BATCH))
+}
+
+type Fn = (...args: unknown[]) => unknown
+
+/** Compiles a function's source in the worker's global scope, with `require` from the cwd. */
+function compile(source: string, req: NodeJS.Require): Fn {
+  const make = (text: string): unknown => new Function('require', `return (${text})`)(req)
+  let fn: unknown
+  try {
+    fn = make(source)
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err
+    // Method shorthand (`name(x) { ... }`) is only valid inside an object literal.
+    fn = Object.values(make(`{${source}}`) as object)[0]
+  }
+  if (typeof fn !== 'function') throw new TypeError(`greenthread: the submitted source is not a function: ${source.slice(0, 60)}`)
+  return fn as Fn
+}
+
+function withClosureHint(err: unknown): unknown {
+  if (err instanceof ReferenceError && !err.message.includes(CLOSURE_HINT)) {
+    const original = err.message
+    // V8 formats the stack on first access: read it before changing the message.
+    const stack = err.stack
+    err.message = original + CLOSURE_HINT
+    if (typeof stack === 'string') err.stack = stack.replace(original, err.message)
+  }
+  return err
+}
+
+/** Resolves functions and runs batches; transport-independent. */
+class Runner {
+  readonly #fns = new Map<number, { fn: Fn; bySource: boolean }>()
+  readonly #controllers = new Map<number, AbortController>()
+  readonly #require = createRequire(path.join(process.cwd(), 'noop.js'))
+  #module: Promise<Record<string, unknown>> | undefined
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly definition: (fnId: number) => Uint8Array | undefined,
+  ) {}
+
+  async init(): Promise<void> {
+    const def = this.config.initializer
+    if (def === undefined) return
+    const { fn } = await this.#resolve(Buffer.from(def.buffer, def.byteOffset, def.byteLength))
+    const r = fn(...this.config.initargs)
+    if (isThenable(r)) await r
+  }
+
+  abort(id: number, reason: unknown): void {
+    this.#controllers.get(id)?.abort(reason ?? new DOMException('the task was aborted', 'AbortError'))
+  }
+
+  async #resolve(def: Buffer): Promise<{ fn: Fn; bySource: boolean }> {
+    const text = def.toString('utf16le', 1)
+    if (def[0] === DefKind.SOURCE) return { fn: compile(text, this.#require), bySource: true }
+    const url = this.config.moduleUrl
+    if (url === undefined) throw new TypeError(`greenthread: cannot run export ${JSON.stringify(text)}: options.module is not set`)
+    const mod = await (this.#module ??= dynamicImport(url))
+    let fn = mod[text]
+    // A CommonJS module's exports may only be reachable through `default`.
+    if (typeof fn !== 'function' && mod.default !== null && typeof mod.default === 'object') fn = (mod.default as Record<string, unknown>)[text]
+    if (typeof fn !== 'function') throw new TypeError(`greenthread: options.module ${url} has no function export named ${JSON.stringify(text)}`)
+    return { fn: fn as Fn, bySource: false }
+  }
+
+  async #fn(fnId: number): Promise<{ fn: Fn; bySource: boolean }> {
+    const def = this.definition(fnId)
+    if (def === undefined) throw new Error(`greenthread: worker has no definition for function ${fnId}`)
+    const entry = await this.#resolve(Buffer.from(def.buffer, def.byteOffset, def.byteLength))
+    this.#fns.set(fnId, entry)
+    return entry
+  }
+
+  /**
+   * Runs the task frames of `batch` in order, writing result frames to `out`;
+   * `flush` is called before every await. Before awaiting a task, or once
+   * the batch is overdue, the tasks not started yet go to `giveBack` (so
+   * that idle workers can take them) and the batch ends. Returns the number
+   * of tasks run.
+   */
+  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void): Promise<number> {
+    const r = new Reader(batch)
+    const started = performance.now()
+    let ran = 0
+    let stop = false
+    while (!stop && r.at + FRAME_HEADER <= batch.length) {
+      const id = r.u32()
+      const end = r.u32() + r.at
+      const fnId = r.u32()
+      const flags = r.u8()
+      let value: unknown
+      let failed = false
+      try {
+        let entry = this.#fns.get(fnId)
+        if (entry === undefined) {
+          flush()
+          entry = await this.#fn(fnId)
+        }
+        try {
+          const args = r.args()
+          if (flags & TaskFlag.CHUNK) {
+            const results: unknown[] = []
+            for (const item of args[0] as unknown[]) {
+              let v = entry.fn(item)
+              if (isThenable(v)) {
+                flush()
+                v = await v
+              }
+              results.push(v)
+            }
+            value = results
+          } else {
+            if (flags & TaskFlag.SIGNAL) {
+              const controller = new AbortController()
+              this.#controllers.set(id, controller)
+              args.push(controller.signal)
+            }
+            value = entry.fn(...args)
+            if (isThenable(value)) {
+              if (end < batch.length) {
+                giveBack(batch.subarray(end))
+                stop = true
+              }
+              flush()
+              value = await value
+            }
+          }
+        } catch (err) {
+          throw entry.bySource ? withClosureHint(err) : err
+        }
+      } catch (err) {
+        failed = true
+        value = err
+      } finally {
+        this.#controllers.delete(id)
+      }
+      r.at = end
+      ran++
+      const mark = out.beginFrame(id)
+      if (!failed) {
+        const start = out.length
+        try {
+          out.u8(Status.OK)
+          out.value(value)
+        } catch (err) {
+          out.truncate(start)
+          writeThrown(out, err)
+        }
+      } else {
+        writeThrown(out, value)
+      }
+      out.endFrame(mark)
+      if (!stop && end < batch.length && performance.now() - started > BATCH_OVERDUE_MS) {
+        giveBack(batch.subarray(end))
+        stop = true
+      }
+    }
+    return ran
+  }
+}
+
+/** Reads the abort reason written by the executor (see `Msg.ABORT`). */
+function readReason(buf: Buffer, at: number): unknown {
+  if (at >= buf.length) return undefined
+  const r = new Reader(buf, at)
+  const status = r.u8()
+  const v = r.value()
+  return status === Status.ERROR ? rebuildError(v as any) : v
+}
+
+async function threadMain(data: ThreadWorkerData): Promise<void> {
+  // Atomics.waitAsync does not keep a worker alive; this does, until we leave.
+  const keepAlive = setInterval(noop, 2 ** 30)
+  const bell = new Int32Array(data.bell)
+  const status = new Int32Array(data.status)
+  const port = parentPort!
+  const { native } = require('./native') as typeof import('./native')
+  const slot = new native.NativeExecutorSlot(data.poolId)
+  const runner = new Runner(data.config, (id) => slot.definition(id) ?? undefined)
+  port.on('message', (m: { type: string; id: number; reason: Uint8Array }) => {
+    if (m?.type === ABORT_REASON) runner.abort(m.id, readReason(Buffer.from(m.reason), 0))
+  })
+  port.unref()
+  const leave = (how: ExitStatus): void => {
+    slot.detach()
+    Atomics.store(status, 0, how)
+    // Tasks given back by the slot may be waiting: wake the siblings.
+    Atomics.add(bell, BELL, 1)
+    Atomics.notify(bell, BELL)
+    clearInterval(keepAlive)
+  }
+  try {
+    await runner.init()
+  } catch (err) {
+    const w = new Writer()
+    writeThrown(w, err)
+    port.postMessage({ type: 'init-failed', error: w.take() })
+    leave(ExitStatus.INIT_FAILED)
+    return
+  }
+  const out = new Writer()
+  const flush = (): void => {
+    if (out.length > 0) {
+      slot.complete(out.view())
+      out.reset()
+    }
+  }
+  const giveBack = (rest: Buffer): void => {
+    slot.giveBack(rest)
+    Atomics.add(bell, BELL, 1)
+    Atomics.notify(bell, BELL)
+  }
+  const waitAsync = (Atomics as any).waitAsync as (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<unknown> | string }
+  let size = 1
+  let remaining = data.config.maxTasks > 0 ? data.config.maxTasks : Infinity
+  while (remaining > 0) {
+    const seen = Atomics.load(bell, BELL)
+    const batch = slot.take(Math.min(size, remaining))
+    if (batch === null) {
+      if (Atomics.load(bell, CLOSED) !== 0) break
+      const w = waitAsync(bell, BELL, seen)
+      if (w.async) await w.value
+      continue
+    }
+    const t0 = performance.now()
+    const ran = await runner.runBatch(batch, out, flush, giveBack)
+    flush()
+    remaining -= ran
+    size = nextBatchSize(size, ran, performance.now() - t0)
+  }
+  leave(ExitStatus.CLEAN)
+}
+
+/** Sends one `[type][len][body]` message. */
+export function sendMessage(sock: net.Socket, type: Msg, body?: Uint8Array): void {
+  const header = Buffer.allocUnsafe(MSG_HEADER)
+  header[0] = type
+  header.writeUInt32LE(body?.length ?? 0, 1)
+  if (body === undefined || body.length === 0) {
+    sock.write(header)
+    return
+  }
+  sock.cork()
+  sock.write(header)
+  sock.write(body)
+  sock.uncork()
+}
+
+/** Splits a byte stream into `[type][len][body]` messages. */
+export class MessageParser {
+  #pending: Buffer = Buffer.alloc(0)
+
+  constructor(private readonly onMessage: (type: Msg, body: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    let buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk])
+    while (buf.length >= MSG_HEADER) {
+      const len = buf.readUInt32LE(1)
+      if (buf.length < MSG_HEADER + len) break
+      this.onMessage(buf[0] as Msg, buf.subarray(MSG_HEADER, MSG_HEADER + len))
+      buf = buf.subarray(MSG_HEADER + len)
+    }
+    this.#pending = buf
+  }
+}
+
+function processMain(): void {
+  const sock = new net.Socket({ fd: 3, readable: true, writable: true })
+  const defs = new Map<number, Uint8Array>()
+  const queue: Buffer[] = []
+  let runner: Runner | undefined
+  let closing = false
+  let running = false
+  const out = new Writer()
+  let batchStart = 0
+  const send = (last: boolean): void => {
+    if (out.length === 0 && !last) return
+    const head = Buffer.allocUnsafe(9)
+    head[0] = last ? 1 : 0
+    head.writeDoubleLE(last ? performance.now() - batchStart : 0, 1)
+    sendMessage(sock, Msg.RESULTS, Buffer.concat([head, out.view()]))
+    out.reset()
+  }
+  const flush = (): void => send(false)
+  const giveBack = (rest: Buffer): void => sendMessage(sock, Msg.RETURN, rest)
+  const exit = (): void => {
+    sock.end(() => process.exit(0))
+  }
+  const drainQueue = async (): Promise<void> => {
+    if (running || runner === undefined) return
+    running = true
+    while (queue.length > 0) {
+      batchStart = performance.now()
+      await runner.runBatch(queue.shift()!, out, flush, giveBack)
+      send(true)
+    }
+    running = false
+    if (closing) exit()
+  }
+  const parser = new MessageParser((type, body) => {
+    switch (type) {
+      case Msg.INIT: {
+        const config = new Reader(body).cloned() as WorkerConfig
+        runner = new Runner(config, (id) => defs.get(id))
+        runner.init().then(
+          () => {
+            sendMessage(sock, Msg.READY)
+            void drainQueue()
+          },
+          (err: unknown) => {
+            const w = new Writer()
+            writeThrown(w, err)
+            sendMessage(sock, Msg.INIT_FAILED, w.take())
+            exit()
+          },
+        )
+        break
+      }
+      case Msg.DEFS:
+        forEachFrame(body, (id, start, end) => defs.set(id, Buffer.from(body.subarray(start, end))))
+        break
+      case Msg.TASKS:
+        queue.push(Buffer.from(body))
+        void drainQueue()
+        break
+      case Msg.ABORT:
+        runner?.abort(body.readUInt32LE(0), readReason(body, 4))
+        break
+      case Msg.CLOSE:
+        closing = true
+        if (!running) exit()
+        break
+    }
+  })
+  sock.on('data', (chunk: Buffer) => parser.push(chunk))
+  // The parent is gone (or closed the pipe): nobody wants the results.
+  sock.on('end', () => process.exit(0))
+  sock.on('error', () => process.exit(0))
+}
+
+export const CHILD_FLAG = '--greenthread-executor-child'
+export { ABORT_REASON }
+
+if (!isMainThread && (workerData as ThreadWorkerData | undefined)?.greenthreadExecutor === true) {
+  void threadMain(workerData as ThreadWorkerData)
+} else if (isMainThread && require.main === module && process.argv.includes(CHILD_FLAG)) {
+  processMain()
+}

@@ -1,0 +1,802 @@
+/**
+ * `ThreadPoolExecutor` and `ProcessPoolExecutor`: Python's concurrent.futures
+ * executors, with queueing and dispatch in the Rust runtime.
+ *
+ * Submissions are encoded into one buffer and handed to the Rust queue once
+ * per microtask turn (or every {@link FLUSH_EVERY} tasks); workers take
+ * batches from it (a work-stealing scheduler: per-worker deques and a global
+ * injector) and push results back in batches; the JS thread is woken once per
+ * batch of completions and settles the futures, running done callbacks in
+ * completion order.
+ *
+ * - Thread workers call into the Rust queue themselves and sleep on a
+ *   SharedArrayBuffer doorbell (`Atomics.waitAsync`) when it is empty.
+ * - Child processes are fed by this thread: it takes batches from the Rust
+ *   queue on each child's behalf and writes them, framed, to the child's
+ *   fd 3 pipe (a Node `child_process` pipe, watched by libuv).
+ *
+ * Functions are sent by source (they must not use variables from outside
+ * their own body; they may `require` from the current directory) or named as
+ * exports of `options.module`. Arguments and results are structured clones.
+ *
+ * An executor with no pending futures does not keep the process alive; one
+ * with pending futures does. If the process exits anyway (`process.exit`),
+ * pending futures fail with BrokenExecutor before it goes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import type * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+
+import type { NativeExecutor, NativeExecutorSlot } from 'native-binding'
+import { DefKind, Reader, Status, TaskFlag, Writer, forEachFrame, rebuildError, writeThrown } from './_codec'
+import {
+  BELL,
+  CHILD_FLAG,
+  CLOSED,
+  ExitStatus,
+  MessageParser,
+  Msg,
+  ABORT_REASON,
+  nextBatchSize,
+  sendMessage,
+  type ThreadWorkerData,
+  type WorkerConfig,
+} from './_worker'
+import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
+import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, type FutureOwner } from './futures'
+import { native } from './native'
+
+export interface ExecutorOptions {
+  /**
+   * Most workers running at once; started on demand.
+   * @default ThreadPoolExecutor: min(32, CPUs + 4); ProcessPoolExecutor: CPUs
+   */
+  maxWorkers?: number
+  /**
+   * Run once in every worker before its first task: a self-contained
+   * function (sent by source) or the name of an export of `module`. If it
+   * throws, the executor breaks.
+   */
+  initializer?: ((...args: any[]) => unknown) | string
+  /** Arguments of `initializer`. @default [] */
+  initargs?: unknown[]
+  /** Replace a worker with a fresh one after it has run this many tasks. @default no limit */
+  maxTasksPerChild?: number
+  /**
+   * A module (path, relative to the current directory, or URL) that workers
+   * import: `submit` and `initializer` may name its exports.
+   */
+  module?: string | URL
+}
+
+export interface SubmitOptions {
+  /**
+   * Aborting it cancels the task if it is still queued; a running task
+   * receives an AbortSignal, as an extra last argument, that aborts too.
+   */
+  signal?: AbortSignal
+}
+
+export interface MapOptions {
+  /** The iteration throws TimeoutError if a result is not ready this many milliseconds after `map` was called. @default no limit */
+  timeoutMs?: number
+  /** Items per task: larger chunks cut per-task overhead for tiny functions. @default 1 */
+  chunksize?: number
+}
+
+export interface ShutdownOptions {
+  /** Resolve once every pending future is done and the workers have exited. @default true */
+  wait?: boolean
+  /** Cancel the futures whose tasks have not started. @default false */
+  cancelFutures?: boolean
+}
+
+/** Submitted tasks are handed to the Rust queue at least this often, even within one synchronous loop. */
+const FLUSH_EVERY = 512
+/**
+ * Batches a child process has in flight at once. One: a task counts as
+ * running (no longer cancellable) only once its child has it to run.
+ */
+const CHILD_BATCHES_IN_FLIGHT = 1
+const WORKER_PATH = path.join(__dirname, '_worker.js')
+const MAX_TASK_ID = 0xffff_ffff
+
+type TaskFn = ((...args: any[]) => unknown) | string
+
+/** Executors with pending futures; they settle those futures if the process exits. */
+const busy = new Set<Executor>()
+let exitHookInstalled = false
+
+function settleAllAtExit(): void {
+  for (const e of [...busy]) e._abandon()
+}
+
+function moduleUrl(value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (value instanceof URL) return value.href
+  if (typeof value !== 'string' || value === '') throw invalidType('options.module', 'a path or a URL', value)
+  return /^[a-z][a-z0-9+.-]+:/i.test(value) && !path.isAbsolute(value) ? value : pathToFileURL(path.resolve(value)).href
+}
+
+function definition(kind: DefKind, text: string): Buffer {
+  const bytes = Buffer.allocUnsafe(1 + text.length * 2)
+  bytes[0] = kind
+  bytes.write(text, 1, 'utf16le')
+  return bytes
+}
+
+function sourceOf(name: string, fn: (...args: any[]) => unknown): string {
+  const source = Function.prototype.toString.call(fn)
+  if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+    throw new TypeError(`${name} must be a self-contained function or the name of an export of options.module; got a native or bound function, which cannot be sent by source`)
+  }
+  if (/^class\b/.test(source)) throw invalidType(name, 'a function', fn)
+  return source
+}
+
+function encodeReason(reason: unknown): Buffer {
+  const w = new Writer(64)
+  try {
+    if (reason instanceof Error) writeThrown(w, reason)
+    else {
+      w.u8(Status.OK)
+      w.value(reason)
+    }
+  } catch {
+    // An uncloneable reason: the worker aborts with a plain AbortError.
+    w.reset()
+  }
+  return w.take()
+}
+
+/** What the two executors share: submission, futures, map, shutdown, breaking. */
+export abstract class Executor implements FutureOwner {
+  readonly #native: NativeExecutor
+  readonly #pending = new Map<number, Future<any>>()
+  readonly #writer = new Writer()
+  #buffered = 0
+  /** Counts flushes; a future whose `_batch` equals it has not reached the Rust queue yet. */
+  #batch = 1
+  #flushQueued = false
+  #earlyCancels: number[] = []
+  #nextId = 0
+  readonly #fnIds = new WeakMap<object, number>()
+  readonly #defIds = new Map<string, number>()
+  /** Definitions by id - 1, for transports that ship them themselves. */
+  protected readonly definitions: Buffer[] = []
+  #refd = false
+  #shutdown = false
+  #broken: BrokenExecutor | undefined = undefined
+  #exited: (() => void)[] = []
+  /** Most workers running at once. */
+  readonly maxWorkers: number
+  protected readonly config: WorkerConfig
+
+  constructor(options: ExecutorOptions | undefined, defaultWorkers: number) {
+    const o = checkOptions('options', options)
+    this.maxWorkers = o.maxWorkers === undefined ? defaultWorkers : checkPositiveInteger('options.maxWorkers', o.maxWorkers)
+    const maxTasks = o.maxTasksPerChild === undefined ? 0 : checkPositiveInteger('options.maxTasksPerChild', o.maxTasksPerChild)
+    if (o.initargs !== undefined && !Array.isArray(o.initargs)) throw invalidType('options.initargs', 'an array', o.initargs)
+    const url = moduleUrl(o.module)
+    let initializer: Buffer | undefined
+    if (o.initializer !== undefined) {
+      if (typeof o.initializer === 'function') initializer = definition(DefKind.SOURCE, sourceOf('options.initializer', o.initializer as any))
+      else if (typeof o.initializer === 'string' && url !== undefined) initializer = definition(DefKind.EXPORT, o.initializer)
+      else if (typeof o.initializer === 'string') throw new TypeError(`options.initializer names the export ${JSON.stringify(o.initializer)}, but options.module is not set`)
+      else throw invalidType('options.initializer', 'a function or the name of an export of options.module', o.initializer)
+    }
+    this.config = { moduleUrl: url, initializer, initargs: (o.initargs as unknown[]) ?? [], maxTasks }
+    this.#native = new native.NativeExecutor(this.#drain)
+  }
+
+  /** @internal The Rust queue's id, for workers. */
+  protected get poolId(): number {
+    return this.#native.id
+  }
+
+  protected get isShutdown(): boolean {
+    return this.#shutdown
+  }
+
+  protected get isBroken(): boolean {
+    return this.#broken !== undefined
+  }
+
+  /**
+   * Schedules `fn(...args)` and returns its Future. `fn` is a self-contained
+   * function (sent by source) or the name of an export of `options.module`.
+   * Throws if the executor is shut down or broken, or if an argument cannot
+   * be cloned.
+   */
+  submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Future<Awaited<R>>
+  submit<R = unknown>(fn: string, ...args: unknown[]): Future<R>
+  submit(fn: TaskFn, ...args: unknown[]): Future<unknown> {
+    return this.#submit(fn, args, 0, undefined)
+  }
+
+  /**
+   * `submit` with options. With `signal`, the function receives an
+   * AbortSignal as an extra last argument, and aborting `signal` cancels the
+   * task if it is queued or aborts the worker-side signal if it is running.
+   */
+  submitWith<A extends unknown[], R>(options: SubmitOptions, fn: (...args: [...A, AbortSignal]) => R, ...args: A): Future<Awaited<R>>
+  submitWith<A extends unknown[], R>(options: SubmitOptions, fn: (...args: A) => R, ...args: A): Future<Awaited<R>>
+  submitWith<R = unknown>(options: SubmitOptions, fn: string, ...args: unknown[]): Future<R>
+  submitWith(options: SubmitOptions, fn: TaskFn, ...args: unknown[]): Future<unknown> {
+    const o = checkOptions('options', options)
+    const signal = o.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', signal)
+    return this.#submit(fn, args, signal ? TaskFlag.SIGNAL : 0, signal)
+  }
+
+  /**
+   * Runs `fn` over the items and yields the results in input order. Every
+   * item is submitted at once; the iteration throws a task's exception at
+   * its position, or TimeoutError once `timeoutMs` have passed since the
+   * call. Leaving the iteration early cancels the tasks not yet started.
+   */
+  map<T, R>(fn: ((item: T) => R) | string, iterable: Iterable<T>, options?: MapOptions): AsyncIterableIterator<Awaited<R>> {
+    const o = checkOptions('options', options)
+    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const chunksize = o.chunksize === undefined ? 1 : checkPositiveInteger('options.chunksize', o.chunksize)
+    if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
+    const deadline = ms < 0 ? -1 : performance.now() + ms
+    const futures: Future<any>[] = []
+    if (chunksize === 1) {
+      for (const item of iterable) futures.push(this.#submit(fn, [item], 0, undefined))
+    } else {
+      let chunk: T[] = []
+      for (const item of iterable) {
+        chunk.push(item)
+        if (chunk.length === chunksize) {
+          futures.push(this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined))
+          chunk = []
+        }
+      }
+      if (chunk.length > 0) futures.push(this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined))
+    }
+    return (async function* () {
+      try {
+        for (const f of futures) {
+          const timeoutMs = deadline < 0 ? undefined : Math.max(0, deadline - performance.now())
+          const value = await f.result({ timeoutMs })
+          if (chunksize === 1) yield value
+          else yield* value as Awaited<R>[]
+        }
+      } finally {
+        for (const f of futures) f.cancel()
+      }
+    })()
+  }
+
+  /**
+   * Stops accepting tasks. Queued tasks still run unless `cancelFutures`;
+   * with `wait` (the default) it resolves once every future is done and the
+   * workers have exited. Calling it again is harmless.
+   */
+  shutdown(options?: ShutdownOptions): Promise<void> {
+    return rejecting(async () => {
+      const o = checkOptions('options', options)
+      if (o.wait !== undefined && typeof o.wait !== 'boolean') throw invalidType('options.wait', 'a boolean', o.wait)
+      if (o.cancelFutures !== undefined && typeof o.cancelFutures !== 'boolean') throw invalidType('options.cancelFutures', 'a boolean', o.cancelFutures)
+      if (!this.#shutdown) {
+        this.#flush()
+        this.#shutdown = true
+        if (o.cancelFutures === true) {
+          for (const id of this.#native.cancelQueued()) {
+            const f = this.#pending.get(id)
+            this.#pending.delete(id)
+            f?._settle('cancelled', undefined, undefined)
+          }
+          this.#updateRef()
+        }
+        this.closeWorkers()
+      }
+      if (o.wait !== false && this.workerCount() > 0) {
+        const exited = new Promise<void>((resolve) => this.#exited.push(resolve))
+        // Idle workers are unref'd; the caller is waiting for them to leave.
+        this.#updateRef()
+        await exited
+      }
+    })
+  }
+
+  /** `await using pool = new ThreadPoolExecutor()`: shuts down and waits. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown({ wait: true })
+  }
+
+  #submit(fn: TaskFn, args: unknown[], flags: number, signal: AbortSignal | undefined): Future<any> {
+    if (this.#broken) throw this.#broken
+    if (this.#shutdown) throw new Error('cannot schedule new futures after shutdown')
+    const fnId = this.#intern(fn)
+    const id = this.#newId()
+    const w = this.#writer
+    const start = w.length
+    const mark = w.beginFrame(id)
+    w.u32(fnId)
+    w.u8(flags)
+    try {
+      w.args(args)
+    } catch (err) {
+      w.truncate(start)
+      throw err
+    }
+    w.endFrame(mark)
+    const f = new Future(this, id)
+    f._batch = this.#batch
+    this.#pending.set(id, f)
+    if (!this.#refd) this.#updateRef()
+    if (++this.#buffered >= FLUSH_EVERY) this.#flush()
+    else if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flush)
+    }
+    if (signal) this.#watch(f, signal)
+    return f
+  }
+
+  #watch(f: Future<any>, signal: AbortSignal): void {
+    if (signal.aborted) {
+      f.cancel()
+      return
+    }
+    const onAbort = (): void => {
+      if (!f.cancel() && !f.done()) this.abortRunning(f._taskId, encodeReason(signal.reason))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    f._addWaiter(() => signal.removeEventListener('abort', onAbort))
+  }
+
+  #newId(): number {
+    do {
+      this.#nextId = this.#nextId === MAX_TASK_ID ? 1 : this.#nextId + 1
+    } while (this.#pending.has(this.#nextId))
+    return this.#nextId
+  }
+
+  #intern(fn: TaskFn): number {
+    let key: string
+    let def: () => Buffer
+    if (typeof fn === 'function') {
+      const known = this.#fnIds.get(fn)
+      if (known !== undefined) return known
+      const source = sourceOf('fn', fn)
+      key = `s${source}`
+      def = () => definition(DefKind.SOURCE, source)
+    } else if (typeof fn === 'string') {
+      if (this.config.moduleUrl === undefined) {
+        throw new TypeError(`fn is the export name ${JSON.stringify(fn)}, but options.module is not set: pass a function, or set options.module`)
+      }
+      key = `e${fn}`
+      def = () => definition(DefKind.EXPORT, fn)
+    } else {
+      throw invalidType('fn', 'a function or the name of an export of options.module', fn)
+    }
+    let id = this.#defIds.get(key)
+    if (id === undefined) {
+      const bytes = def()
+      this.definitions.push(bytes)
+      id = this.definitions.length
+      this.#native.define(id, bytes)
+      this.#defIds.set(key, id)
+    }
+    if (typeof fn === 'function') this.#fnIds.set(fn, id)
+    return id
+  }
+
+  readonly #flush = (): void => {
+    this.#flushQueued = false
+    if (this.#buffered === 0) return
+    this.#native.submit(this.#writer.view())
+    this.#writer.reset()
+    this.#buffered = 0
+    this.#batch++
+    for (const id of this.#earlyCancels) this.#native.cancel(id)
+    this.#earlyCancels = []
+    this.dispatch()
+  }
+
+  /** Called from Rust (batched) and by transports that complete on this thread. */
+  readonly #drain = (): void => {
+    const buf = this.#native.drain()
+    if (buf === null) return
+    const r = new Reader(buf)
+    const pending = this.#pending
+    forEachFrame(buf, (id, start) => {
+      const f = pending.get(id)
+      if (f === undefined) return
+      pending.delete(id)
+      r.at = start
+      let status: number
+      let value: unknown
+      try {
+        status = r.u8()
+        value = r.value()
+      } catch (err) {
+        f._reject(err)
+        return
+      }
+      if (status === Status.OK) f._resolve(value)
+      else f._reject(status === Status.ERROR ? rebuildError(value as any) : value)
+    })
+    this.#updateRef()
+    this.#maybeExited()
+  }
+
+  /** @internal */
+  _cancelTask(f: Future<any>): boolean {
+    const id = f._taskId
+    if (this.#pending.get(id) !== f) return false
+    if (f._batch === this.#batch) this.#earlyCancels.push(id)
+    else if (!this.#native.cancel(id)) return false
+    this.#pending.delete(id)
+    this.#updateRef()
+    return true
+  }
+
+  /** @internal */
+  _taskRunning(f: Future<any>): boolean {
+    return this.#pending.get(f._taskId) === f && this.#native.state(f._taskId) === 2
+  }
+
+  /** @internal Settles everything: the process is exiting. */
+  _abandon(): void {
+    this.breakWith('the process is exiting with tasks still pending')
+  }
+
+  #updateRef(): void {
+    const refd = this.#pending.size > 0 || this.#exited.length > 0
+    if (refd === this.#refd) return
+    this.#refd = refd
+    if (refd) {
+      busy.add(this)
+      if (!exitHookInstalled) {
+        exitHookInstalled = true
+        process.on('exit', settleAllAtExit)
+      }
+    } else {
+      busy.delete(this)
+    }
+    this.setRef(refd)
+  }
+
+  #maybeExited(): void {
+    if (this.#exited.length === 0 || this.workerCount() > 0) return
+    const waiters = this.#exited
+    this.#exited = []
+    this.#updateRef()
+    for (const resolve of waiters) resolve()
+  }
+
+  protected completeOn(slot: NativeExecutorSlot, frames: Buffer): void {
+    slot.complete(frames)
+    this.#drain()
+  }
+
+  /** A worker exited cleanly (retired or shut down). */
+  protected workerLeft(): void {
+    if (this.#broken) return
+    // Replace it if work is left, even after shutdown: queued tasks still run.
+    if (this.#pending.size > 0) this.dispatch()
+    this.#maybeExited()
+  }
+
+  /** A worker died or an initializer failed: fail every pending future and stop all workers. */
+  protected breakWith(message: string, cause?: unknown): void {
+    if (this.#broken) return
+    const error = this.brokenError(message, cause)
+    this.#broken = error
+    this.#native.purge()
+    this.#writer.reset()
+    this.#buffered = 0
+    const futures = [...this.#pending.values()]
+    this.#pending.clear()
+    this.terminateWorkers()
+    const waiters = this.#exited
+    this.#exited = []
+    this.#updateRef()
+    for (const f of futures) f._reject(error)
+    for (const resolve of waiters) resolve()
+  }
+
+  /** Workers the executor should have now. */
+  protected wantedWorkers(): number {
+    return Math.min(this.maxWorkers, this.#pending.size)
+  }
+
+  protected abstract brokenError(message: string, cause: unknown): BrokenExecutor
+  /** New tasks are in the queue: start workers if needed and tell them. */
+  protected abstract dispatch(): void
+  protected abstract workerCount(): number
+  protected abstract setRef(ref: boolean): void
+  protected abstract abortRunning(id: number, reason: Buffer): void
+  /** Let workers finish the queue and exit. */
+  protected abstract closeWorkers(): void
+  protected abstract terminateWorkers(): void
+}
+
+interface ThreadWorker {
+  worker: Worker
+  status: Int32Array
+  error: unknown
+}
+
+/**
+ * Runs tasks in worker threads. Each worker runs one task at a time; a
+ * worker started when all are busy, up to `maxWorkers`.
+ */
+export class ThreadPoolExecutor extends Executor {
+  readonly #bell = new Int32Array(new SharedArrayBuffer(8))
+  readonly #workers = new Set<ThreadWorker>()
+  #refd = false
+
+  constructor(options?: ExecutorOptions) {
+    super(options, Math.min(32, os.availableParallelism() + 4))
+  }
+
+  protected override brokenError(message: string, cause: unknown): BrokenExecutor {
+    return new BrokenThreadPool(message, cause === undefined ? undefined : { cause })
+  }
+
+  protected override dispatch(): void {
+    const want = this.wantedWorkers()
+    while (this.#workers.size < want) this.#spawn()
+    Atomics.add(this.#bell, BELL, 1)
+    Atomics.notify(this.#bell, BELL)
+  }
+
+  #spawn(): void {
+    const status = new Int32Array(new SharedArrayBuffer(4))
+    const workerData: ThreadWorkerData = {
+      greenthreadExecutor: true,
+      poolId: this.poolId,
+      bell: this.#bell.buffer as SharedArrayBuffer,
+      status: status.buffer as SharedArrayBuffer,
+      config: this.config,
+    }
+    const worker = new Worker(WORKER_PATH, { workerData })
+    const record: ThreadWorker = { worker, status, error: undefined }
+    this.#workers.add(record)
+    if (!this.#refd) worker.unref()
+    worker.on('message', (m: { type: string; error: Uint8Array }) => {
+      if (m?.type === 'init-failed') record.error = readThrown(Buffer.from(m.error))
+    })
+    worker.on('error', (err) => {
+      record.error = err
+    })
+    worker.on('exit', (code) => {
+      if (!this.#workers.delete(record)) return
+      const how = Atomics.load(status, 0)
+      if (how === ExitStatus.CLEAN) this.workerLeft()
+      else if (how === ExitStatus.INIT_FAILED) {
+        this.breakWith('a thread initializer failed; the thread pool is not usable anymore', record.error)
+      } else {
+        this.breakWith(`a worker thread exited abruptly (exit code ${code}); the thread pool is not usable anymore`, record.error)
+      }
+    })
+  }
+
+  protected override workerCount(): number {
+    return this.#workers.size
+  }
+
+  protected override setRef(ref: boolean): void {
+    this.#refd = ref
+    for (const { worker } of this.#workers) {
+      if (ref) worker.ref()
+      else worker.unref()
+    }
+  }
+
+  protected override abortRunning(id: number, reason: Buffer): void {
+    for (const { worker } of this.#workers) worker.postMessage({ type: ABORT_REASON, id, reason })
+  }
+
+  protected override closeWorkers(): void {
+    Atomics.store(this.#bell, CLOSED, 1)
+    Atomics.add(this.#bell, BELL, 1)
+    Atomics.notify(this.#bell, BELL)
+  }
+
+  protected override terminateWorkers(): void {
+    Atomics.store(this.#bell, CLOSED, 1)
+    for (const { worker } of this.#workers) void worker.terminate()
+    this.#workers.clear()
+  }
+}
+
+function readThrown(buf: Buffer): unknown {
+  const r = new Reader(buf)
+  const status = r.u8()
+  const value = r.value()
+  return status === Status.ERROR ? rebuildError(value as any) : value
+}
+
+interface Child {
+  proc: ChildProcess
+  sock: net.Socket
+  slot: NativeExecutorSlot
+  ready: boolean
+  /** Batches written and not yet reported done. */
+  inFlight: number
+  batchSize: number
+  /** Tasks written to it in all. */
+  assigned: number
+  defsSent: number
+  /** CLOSE was sent: its exit is not a crash. */
+  closing: boolean
+  error: unknown
+}
+
+/**
+ * Runs tasks in child Node processes (`maxWorkers` defaults to the number of
+ * CPUs). Each child runs one task at a time. Killing a child, or a task that
+ * calls `process.exit`, breaks the pool.
+ */
+export class ProcessPoolExecutor extends Executor {
+  readonly #children = new Set<Child>()
+  #refd = false
+
+  constructor(options?: ExecutorOptions) {
+    super(options, os.availableParallelism())
+  }
+
+  protected override brokenError(message: string, cause: unknown): BrokenExecutor {
+    return new BrokenProcessPool(message, cause === undefined ? undefined : { cause })
+  }
+
+  protected override dispatch(): void {
+    const want = this.wantedWorkers()
+    while (this.#children.size < want) this.#spawn()
+    for (const c of this.#children) this.#feed(c)
+  }
+
+  #spawn(): void {
+    const proc = spawn(process.execPath, [WORKER_PATH, CHILD_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] })
+    const sock = proc.stdio[3] as net.Socket
+    const c: Child = {
+      proc,
+      sock,
+      slot: new native.NativeExecutorSlot(this.poolId),
+      ready: false,
+      inFlight: 0,
+      batchSize: 1,
+      assigned: 0,
+      defsSent: 0,
+      closing: false,
+      error: undefined,
+    }
+    this.#children.add(c)
+    if (!this.#refd) this.#unref(c)
+    const init = new Writer(256)
+    init.cloned(this.config)
+    sendMessage(sock, Msg.INIT, init.take())
+    const parser = new MessageParser((type, body) => this.#onMessage(c, type, body))
+    sock.on('data', (chunk: Buffer) => parser.push(chunk))
+    // EPIPE and resets when a child dies: its exit is what reports it.
+    sock.on('error', () => {})
+    proc.on('error', (err) => {
+      c.error = err
+    })
+    // 'close', not 'exit': by then every message the child wrote has been read.
+    proc.on('close', (code, signal) => {
+      if (!this.#children.delete(c)) return
+      c.slot.detach()
+      if (c.closing && code === 0) this.workerLeft()
+      else if (c.error !== undefined && !c.ready) this.breakWith('a process initializer failed; the process pool is not usable anymore', c.error)
+      else {
+        const how = signal !== null ? `signal ${signal}` : `exit code ${code}`
+        this.breakWith(`a child process terminated abruptly (${how}); the process pool is not usable anymore`, c.error)
+      }
+    })
+  }
+
+  #onMessage(c: Child, type: Msg, body: Buffer): void {
+    switch (type) {
+      case Msg.READY:
+        c.ready = true
+        this.#feed(c)
+        break
+      case Msg.INIT_FAILED:
+        c.error = readThrown(body)
+        this.breakWith('a process initializer failed; the process pool is not usable anymore', c.error)
+        break
+      case Msg.RETURN:
+        c.slot.giveBack(body)
+        for (const other of this.#children) if (other !== c) this.#feed(other)
+        break
+      case Msg.RESULTS: {
+        const last = body[0] === 1
+        const frames = body.subarray(9)
+        if (frames.length > 0) this.completeOn(c.slot, frames)
+        if (last) {
+          let ran = 0
+          forEachFrame(frames, () => ran++)
+          c.inFlight--
+          c.batchSize = nextBatchSize(c.batchSize, Math.max(ran, 1), body.readDoubleLE(1))
+          this.#feed(c)
+        }
+        break
+      }
+    }
+  }
+
+  /** Writes batches to `c` while it has room; retires or closes it when its work is over. */
+  #feed(c: Child): void {
+    if (!c.ready || c.closing || this.isBroken) return
+    const maxTasks = this.config.maxTasks
+    let exhausted = false
+    while (c.inFlight < CHILD_BATCHES_IN_FLIGHT) {
+      const want = maxTasks > 0 ? Math.min(c.batchSize, maxTasks - c.assigned) : c.batchSize
+      if (want <= 0) break
+      const batch = c.slot.take(want)
+      if (batch === null) {
+        exhausted = true
+        break
+      }
+      if (c.defsSent < this.definitions.length) {
+        const w = new Writer()
+        for (let i = c.defsSent; i < this.definitions.length; i++) {
+          const mark = w.beginFrame(i + 1)
+          w.bytes(this.definitions[i])
+          w.endFrame(mark)
+        }
+        c.defsSent = this.definitions.length
+        sendMessage(c.sock, Msg.DEFS, w.take())
+      }
+      forEachFrame(batch, () => c.assigned++)
+      sendMessage(c.sock, Msg.TASKS, batch)
+      c.inFlight++
+    }
+    const retiring = maxTasks > 0 && c.assigned >= maxTasks
+    if (c.inFlight === 0 && (retiring || (exhausted && this.isShutdown))) {
+      c.closing = true
+      // Its local deque may still hold tasks: give them back for the others.
+      c.slot.detach()
+      sendMessage(c.sock, Msg.CLOSE)
+      if (retiring) for (const other of this.#children) if (other !== c) this.#feed(other)
+    }
+  }
+
+  #unref(c: Child): void {
+    c.proc.unref()
+    c.sock.unref()
+  }
+
+  protected override workerCount(): number {
+    return this.#children.size
+  }
+
+  protected override setRef(ref: boolean): void {
+    this.#refd = ref
+    for (const c of this.#children) {
+      if (ref) {
+        c.proc.ref()
+        c.sock.ref()
+      } else this.#unref(c)
+    }
+  }
+
+  protected override abortRunning(id: number, reason: Buffer): void {
+    const body = Buffer.allocUnsafe(4 + reason.length)
+    body.writeUInt32LE(id, 0)
+    reason.copy(body, 4)
+    for (const c of this.#children) if (!c.closing) sendMessage(c.sock, Msg.ABORT, body)
+  }
+
+  protected override closeWorkers(): void {
+    for (const c of this.#children) this.#feed(c)
+  }
+
+  protected override terminateWorkers(): void {
+    for (const c of this.#children) {
+      c.slot.detach()
+      c.proc.kill('SIGKILL')
+    }
+    this.#children.clear()
+  }
+}

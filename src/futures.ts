@@ -1,0 +1,368 @@
+/**
+ * Futures with Python's `concurrent.futures` semantics: `Future`, `wait`,
+ * `asCompleted` and the executor errors.
+ *
+ * A Future is deliberately not a thenable, so that `asCompleted` can yield
+ * the futures themselves and `await` never unwraps one by accident: await
+ * `f.result()`. Waits (`result`, `exception`, `wait`, `asCompleted`) are hub
+ * waits: inside a greenlet, kill and Timeout interrupt them.
+ */
+import { checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { hub, suspendFresh } from './hub'
+import { wire } from './native'
+
+/** The future was cancelled: raised by `result()` and `exception()`. */
+export class CancelledError extends Error {
+  constructor(message = 'the future was cancelled') {
+    super(message)
+    this.name = 'CancelledError'
+  }
+}
+
+/** A wait ran out of time. */
+export class TimeoutError extends Error {
+  constructor(message = 'timed out') {
+    super(message)
+    this.name = 'TimeoutError'
+  }
+}
+
+/**
+ * The executor can no longer run tasks: a worker died abruptly, an
+ * initializer failed, or the process is exiting. Every pending future of the
+ * executor fails with it.
+ */
+export class BrokenExecutor extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BrokenExecutor'
+  }
+}
+
+export class BrokenThreadPool extends BrokenExecutor {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BrokenThreadPool'
+  }
+}
+
+export class BrokenProcessPool extends BrokenExecutor {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BrokenProcessPool'
+  }
+}
+
+export interface ResultOptions {
+  /** Reject with TimeoutError if the future is not done within this many milliseconds. @default no limit */
+  timeoutMs?: number
+}
+
+/** @internal How a future reaches the task behind it. */
+export interface FutureOwner {
+  /** Cancels the task if it has not started; true on success. */
+  _cancelTask(f: Future<any>): boolean
+  /** The task has been handed to a worker. */
+  _taskRunning(f: Future<any>): boolean
+}
+
+type State = 'pending' | 'cancelled' | 'finished'
+
+/** The eventual result of a task submitted to an executor. */
+export class Future<T = unknown> {
+  #state: State = 'pending'
+  #value: T | undefined = undefined
+  #exception: unknown = undefined
+  #failed = false
+  // Typed loosely so that Future<T> stays assignable to Future<unknown>.
+  #callbacks: ((f: any) => void)[] | undefined = undefined
+  #waiters: Set<(f: any) => void> | undefined = undefined
+  #owner: FutureOwner | undefined
+  /** @internal */ readonly _taskId: number
+  /** @internal The executor's submission batch, to tell queued-in-JS from queued-in-Rust. */
+  _batch = 0
+
+  /** @internal Executors create futures; a Future made by user code never completes. */
+  constructor(owner?: FutureOwner, taskId = 0) {
+    this.#owner = owner
+    this._taskId = taskId
+  }
+
+  /** Cancelled, or finished with a result or an exception. */
+  done(): boolean {
+    return this.#state !== 'pending'
+  }
+
+  cancelled(): boolean {
+    return this.#state === 'cancelled'
+  }
+
+  /** A worker has taken the task and it has not finished. */
+  running(): boolean {
+    return this.#state === 'pending' && this.#owner !== undefined && this.#owner._taskRunning(this)
+  }
+
+  /**
+   * Cancels the task if it has not started running. Returns true if the
+   * future is now cancelled (or already was), false if it is running or
+   * finished. Done callbacks run at once.
+   */
+  cancel(): boolean {
+    if (this.#state === 'cancelled') return true
+    if (this.#state === 'finished') return false
+    if (this.#owner !== undefined && !this.#owner._cancelTask(this)) return false
+    this._settle('cancelled', undefined, undefined)
+    return true
+  }
+
+  /**
+   * Resolves with the task's return value; rejects with its exception,
+   * CancelledError if cancelled, or TimeoutError if not done in time.
+   */
+  result(options?: ResultOptions): Promise<T> {
+    return rejecting(async () => {
+      const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+      if (this.#state === 'pending') await this.#waitDone(ms)
+      if (this.#state === 'cancelled') throw new CancelledError()
+      if (this.#failed) throw this.#exception
+      return this.#value as T
+    })
+  }
+
+  /**
+   * Resolves with the task's exception (`null` if it succeeded); rejects with
+   * CancelledError if cancelled, or TimeoutError if not done in time.
+   */
+  exception(options?: ResultOptions): Promise<unknown> {
+    return rejecting(async () => {
+      const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+      if (this.#state === 'pending') await this.#waitDone(ms)
+      if (this.#state === 'cancelled') throw new CancelledError()
+      return this.#failed ? this.#exception : null
+    })
+  }
+
+  /**
+   * Calls `fn(future)` when the future is done, or at once if it already is.
+   * Callbacks run in the order they were added. A callback that throws is
+   * reported as a process warning (`FutureCallbackError`) and does not stop
+   * the others.
+   */
+  addDoneCallback(fn: (future: Future<T>) => void): void {
+    if (typeof fn !== 'function') throw invalidType('fn', 'a function', fn)
+    if (this.#state !== 'pending') invokeCallback(fn, this)
+    else (this.#callbacks ??= []).push(fn)
+  }
+
+  async #waitDone(ms: number): Promise<void> {
+    if (ms === 0) throw new TimeoutError('the future is not done')
+    let wake: (() => void) | undefined
+    try {
+      await suspendFresh((id) => {
+        hub.command(wire.PARK, id, ms)
+        wake = () => hub.command(wire.UNPARK, id)
+        this._addWaiter(wake)
+      })
+    } finally {
+      if (wake) this._removeWaiter(wake)
+    }
+    if (this.#state === 'pending') throw new TimeoutError(`the future is not done after ${ms} ms`)
+  }
+
+  /** @internal Called (before done callbacks) when the future settles. */
+  _addWaiter(fn: (f: any) => void): void {
+    ;(this.#waiters ??= new Set()).add(fn)
+  }
+
+  /** @internal */
+  _removeWaiter(fn: (f: any) => void): void {
+    this.#waiters?.delete(fn)
+  }
+
+  /** @internal Settles a pending future; no effect on a done one. */
+  _settle(state: 'finished' | 'cancelled', value: T | undefined, exception: unknown, failed = false): void {
+    if (this.#state !== 'pending') return
+    this.#state = state
+    this.#value = value
+    this.#exception = exception
+    this.#failed = failed
+    this.#owner = undefined
+    const waiters = this.#waiters
+    const callbacks = this.#callbacks
+    this.#waiters = undefined
+    this.#callbacks = undefined
+    if (waiters) for (const w of waiters) w(this)
+    if (callbacks) for (const cb of callbacks) invokeCallback(cb, this)
+  }
+
+  /** @internal */
+  _resolve(value: T): void {
+    this._settle('finished', value, undefined)
+  }
+
+  /** @internal */
+  _reject(exception: unknown): void {
+    this._settle('finished', undefined, exception, true)
+  }
+
+  /** @internal Finished with an exception (not cancelled). */
+  get _failed(): boolean {
+    return this.#failed
+  }
+
+  get [Symbol.toStringTag](): string {
+    return `Future ${this.#state === 'finished' ? (this.#failed ? 'raised' : 'returned') : this.#state}`
+  }
+}
+
+function invokeCallback(fn: (f: any) => void, f: Future<any>): void {
+  try {
+    fn(f)
+  } catch (err) {
+    const warning = new Error(`exception calling callback for ${Object.prototype.toString.call(f)}: ${String(err)}`, { cause: err })
+    warning.name = 'FutureCallbackError'
+    process.emitWarning(warning)
+  }
+}
+
+/** `wait` returns when any future finishes or is cancelled. */
+export const FIRST_COMPLETED = 'FIRST_COMPLETED'
+/** `wait` returns when any future finishes by raising, or when all are done. */
+export const FIRST_EXCEPTION = 'FIRST_EXCEPTION'
+/** `wait` returns when all futures are done. */
+export const ALL_COMPLETED = 'ALL_COMPLETED'
+
+export type ReturnWhen = typeof FIRST_COMPLETED | typeof FIRST_EXCEPTION | typeof ALL_COMPLETED
+
+export interface FuturesWaitOptions {
+  /** Stop waiting after this many milliseconds (no error: look at `notDone`). @default no limit */
+  timeoutMs?: number
+  /** @default 'ALL_COMPLETED' */
+  returnWhen?: ReturnWhen
+}
+
+export interface FuturesWaitResult<F extends Future<any>> {
+  done: Set<F>
+  notDone: Set<F>
+}
+
+export interface AsCompletedOptions {
+  /** Throw TimeoutError if not every future is done this many milliseconds after the call. @default no limit */
+  timeoutMs?: number
+}
+
+function futureSet<F extends Future<any>>(name: string, fs: Iterable<F>): Set<F> {
+  if (fs === null || typeof (fs as any)?.[Symbol.iterator] !== 'function') throw invalidType(name, 'an iterable of Futures', fs)
+  const set = new Set<F>()
+  let i = 0
+  for (const f of fs) {
+    if (!(f instanceof Future)) throw invalidType(`${name}[${i}]`, 'a Future', f)
+    set.add(f)
+    i++
+  }
+  return set
+}
+
+/**
+ * Waits until the futures meet `returnWhen` or the time runs out, and
+ * resolves with the futures split into `done` and `notDone`.
+ * `FIRST_EXCEPTION` returns when a future finishes with an exception, or
+ * when all are done.
+ */
+export function wait<F extends Future<any>>(fs: Iterable<F>, options?: FuturesWaitOptions): Promise<FuturesWaitResult<F>> {
+  return rejecting(async () => {
+    const o = checkOptions('options', options)
+    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const returnWhen = o.returnWhen ?? 'ALL_COMPLETED'
+    if (returnWhen !== 'FIRST_COMPLETED' && returnWhen !== 'FIRST_EXCEPTION' && returnWhen !== 'ALL_COMPLETED') {
+      throw new RangeError(`options.returnWhen must be 'FIRST_COMPLETED', 'FIRST_EXCEPTION' or 'ALL_COMPLETED', got ${String(returnWhen)}`)
+    }
+    const all = futureSet('fs', fs)
+    const satisfied = (): boolean => {
+      let anyDone = false
+      let allDone = true
+      for (const f of all) {
+        if (!f.done()) allDone = false
+        else {
+          anyDone = true
+          if (returnWhen === 'FIRST_EXCEPTION' && f._failed) return true
+        }
+      }
+      return returnWhen === 'FIRST_COMPLETED' ? anyDone : allDone
+    }
+    if (!satisfied() && ms !== 0) {
+      const pending = [...all].filter((f) => !f.done())
+      let check: (() => void) | undefined
+      try {
+        await suspendFresh((id) => {
+          hub.command(wire.PARK, id, ms)
+          let woken = false
+          check = () => {
+            if (!woken && satisfied()) {
+              woken = true
+              hub.command(wire.UNPARK, id)
+            }
+          }
+          for (const f of pending) f._addWaiter(check)
+        })
+      } finally {
+        if (check) for (const f of pending) f._removeWaiter(check)
+      }
+    }
+    const done = new Set<F>()
+    const notDone = new Set<F>()
+    for (const f of all) (f.done() ? done : notDone).add(f)
+    return { done, notDone }
+  })
+}
+
+/**
+ * Yields the futures as they complete (those already done first). Throws
+ * TimeoutError from the iteration if some are still pending `timeoutMs`
+ * after the call. Duplicates are yielded once.
+ */
+export function asCompleted<F extends Future<any>>(fs: Iterable<F>, options?: AsCompletedOptions): AsyncIterableIterator<F> {
+  const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+  const all = futureSet('fs', fs)
+  const deadline = ms < 0 ? -1 : performance.now() + ms
+  return (async function* () {
+    const ready: F[] = []
+    const pending = new Set<F>()
+    for (const f of all) {
+      if (f.done()) ready.push(f)
+      else pending.add(f)
+    }
+    let wake: (() => void) | undefined
+    const onDone = (f: F): void => {
+      ready.push(f)
+      pending.delete(f)
+      wake?.()
+    }
+    for (const f of pending) f._addWaiter(onDone)
+    try {
+      for (;;) {
+        while (ready.length > 0) yield ready.shift()!
+        if (pending.size === 0) return
+        const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now())
+        if (left === 0) throw new TimeoutError(`${pending.size} (of ${all.size}) futures unfinished`)
+        let outcome: number
+        try {
+          outcome = await suspendFresh((id) => {
+            hub.command(wire.PARK, id, left)
+            wake = () => {
+              wake = undefined
+              hub.command(wire.UNPARK, id)
+            }
+          })
+        } finally {
+          wake = undefined
+        }
+        if (outcome === wire.TIMER && ready.length === 0) {
+          throw new TimeoutError(`${pending.size} (of ${all.size}) futures unfinished`)
+        }
+      }
+    } finally {
+      for (const f of pending) f._removeWaiter(onDone)
+    }
+  })()
+}
