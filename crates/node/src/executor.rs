@@ -2,8 +2,9 @@ use std::sync::Arc;
 
 use greenthread_runtime::executor::{Pool, Slot, TaskState};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
+
+use crate::wake::js_wake;
 
 fn frame_error(e: impl std::fmt::Display) -> Error {
   Error::new(Status::InvalidArg, e.to_string())
@@ -22,17 +23,7 @@ impl NativeExecutor {
   /// drained. It never keeps the event loop alive by itself.
   #[napi(constructor, catch_unwind)]
   pub fn new(wake: Function<(), ()>) -> Result<Self> {
-    let tsfn = wake
-      .build_threadsafe_function::<()>()
-      .weak::<true>()
-      .callee_handled::<false>()
-      .build()?;
-    let pool = Pool::new(Arc::new(move || {
-      // Fails only while the environment is shutting down, when there is
-      // nobody left to wake.
-      let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }));
-    Ok(NativeExecutor { pool })
+    Ok(NativeExecutor { pool: Pool::new(js_wake(wake)?) })
   }
 
   /// What workers pass to `NativeExecutorSlot` to find this queue.

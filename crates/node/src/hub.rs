@@ -1,9 +1,8 @@
-use std::sync::Arc;
-
 use greenthread_runtime::hub::{wire, Command, Hub, Remote};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
+
+use crate::wake::js_wake;
 
 /// The hub of one JS environment (main thread or a worker).
 #[napi]
@@ -25,17 +24,7 @@ impl NativeHub {
   /// hub should be flushed. It never keeps the event loop alive by itself.
   #[napi(constructor, catch_unwind)]
   pub fn new(wake: Function<(), ()>) -> Result<Self> {
-    let tsfn = wake
-      .build_threadsafe_function::<()>()
-      .weak::<true>()
-      .callee_handled::<false>()
-      .build()?;
-    let hub = Hub::new(Arc::new(move || {
-      // Fails only while the environment is shutting down, when there is
-      // nobody left to wake.
-      let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }));
-    Ok(NativeHub { hub })
+    Ok(NativeHub { hub: Hub::new(js_wake(wake)?) })
   }
 
   /// Applies the first `count` commands of `commands` (quads of f64, their

@@ -4,3 +4,4 @@
 mod executor;
 mod hub;
 mod runtime;
+mod wake;
