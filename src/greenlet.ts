@@ -11,15 +11,14 @@
  * its next one if it is busy. Code awaiting something foreign can watch
  * `g.signal`, which aborts at once.
  */
-import { GreenletExit, checkFunction, checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { GreenletExit, checkFunction, checkMs, checkOptions, rejecting } from './errors'
 import { type TransientWait, currentStorage, hub, suspend } from './hub'
+import { type Link, type LinkKind, callLinks, checkGreenletList, issueJoinAll, planJoinAll } from './lifecycle'
 import { wire } from './native'
 import { Timeout } from './timeout'
 
 type State = 'new' | 'scheduled' | 'running' | 'dead'
 type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
-type LinkKind = 'any' | 'value' | 'exception'
-type Link = { callback: (g: any) => void; kind: LinkKind }
 
 const NO_INTERRUPT = Symbol('no interrupt')
 
@@ -75,7 +74,7 @@ export class Greenlet<T = unknown> {
   #exception: unknown = undefined
   #failed = false
   #observed = false
-  #links: Link[] | undefined = undefined
+  #links: Link<any>[] | undefined = undefined
   #controller: AbortController | undefined = undefined
   #killedWith: unknown = NO_INTERRUPT
   #interrupt: unknown = NO_INTERRUPT
@@ -164,10 +163,7 @@ export class Greenlet<T = unknown> {
       const ms = checkMs('timeoutMs', timeoutMs, true)
       if (this.#state === 'dead') return true
       if (getcurrent() === this) throw new Error(`${this} cannot join itself: it would wait forever`)
-      await suspend((waiter) => {
-        hub.command(wire.JOIN_WAIT, waiter, 1, ms)
-        hub.command(wire.JOIN, waiter, this.id)
-      })
+      await suspend((waiter) => issueJoinAll(waiter, [this], 1, false, ms))
       return this.dead
     })
   }
@@ -470,15 +466,7 @@ export class Greenlet<T = unknown> {
     queueMicrotask(() => {
       const links = this.#links
       this.#links = undefined
-      if (!links) return
-      for (const { callback, kind } of links) {
-        if ((kind === 'value' && this.#failed) || (kind === 'exception' && !this.#failed)) continue
-        try {
-          callback(this)
-        } catch (err) {
-          console.error(`greenthread: link callback of ${this} threw:`, err)
-        }
-      }
+      if (links) callLinks(this, links, this.#failed)
     })
   }
 
@@ -518,15 +506,8 @@ export function spawnLater<R>(ms: number, fn: (...args: any[]) => R | PromiseLik
   return new Greenlet<R>(fn, ...args).startLater(delay)
 }
 
-function checkGreenlets(name: string, greenlets: unknown): Greenlet[] {
-  if (greenlets === null || typeof greenlets !== 'object' || !(Symbol.iterator in greenlets)) {
-    throw invalidType(name, 'an iterable of Greenlets', greenlets)
-  }
-  const list = [...(greenlets as Iterable<unknown>)]
-  list.forEach((g, i) => {
-    if (!(g instanceof Greenlet)) throw invalidType(`${name}[${i}]`, 'a Greenlet', g)
-  })
-  return list as Greenlet[]
+function isGreenlet(x: unknown): x is Greenlet {
+  return x instanceof Greenlet
 }
 
 /**
@@ -537,18 +518,8 @@ function checkGreenlets(name: string, greenlets: unknown): Greenlet[] {
  */
 export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOptions): Promise<Greenlet<T>[]> {
   return rejecting(async () => {
-    const list = checkGreenlets('greenlets', greenlets) as Greenlet<T>[]
-    const o = checkOptions('options', options)
-    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-    const raiseError = o.raiseError === true
-    let wanted = list.length
-    if (o.count !== undefined && o.count !== null) {
-      if (typeof o.count !== 'number') throw invalidType('options.count', 'a non-negative integer', o.count)
-      if (!Number.isInteger(o.count) || o.count < 0) {
-        throw new RangeError(`options.count must be a non-negative integer, got ${o.count}`)
-      }
-      wanted = Math.min(o.count, list.length)
-    }
+    const list = checkGreenletList('greenlets', greenlets, isGreenlet) as Greenlet<T>[]
+    const { ms, raiseError, wanted } = planJoinAll(list.length, options)
     const current = getcurrent()
     const firstFailure = () => (raiseError ? list.find((g) => g.dead && !g.successful()) : undefined)
     let failure = firstFailure()
@@ -559,10 +530,7 @@ export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOp
       if (current !== null && pending.includes(current as Greenlet<T>)) {
         throw new Error(`joinall() in ${current} waits for ${current} itself: it would wait forever`)
       }
-      await suspend((waiter) => {
-        hub.command(raiseError ? wire.JOIN_WAIT_RAISE : wire.JOIN_WAIT, waiter, missing, ms)
-        for (const g of pending) hub.command(wire.JOIN, waiter, g.id)
-      })
+      await suspend((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms))
     }
     failure = firstFailure()
     if (failure) throw failure.exception
@@ -573,7 +541,7 @@ export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOp
 /** Kills every greenlet with `options.exception` and by default waits for all of them to die. */
 export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions): Promise<void> {
   return rejecting(async () => {
-    const list = checkGreenlets('greenlets', greenlets)
+    const list = checkGreenletList('greenlets', greenlets, isGreenlet)
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const exception = 'exception' in o ? o.exception : new GreenletExit()

@@ -52,6 +52,13 @@ class HubClient {
   private tickScheduled = false
   private keepAlive: NodeJS.Timeout | undefined
   private lastId = 0
+  /** Next entry of the ready batch in `out`, and how many it has. */
+  private cursor = 0
+  private delivered = 0
+  /** The outcome of the entry `takeReady` returned last. */
+  takenOutcome = 0
+  /** Counts the ready batches: which one is being resumed. */
+  batch = 0
 
   /** A fresh id (0 means "no parent" to the hub). */
   newId(): number {
@@ -79,8 +86,12 @@ class HubClient {
     if (!this.tickScheduled) this.schedule()
   }
 
-  /** Hands the buffered commands to Rust without resuming anybody (buffer full mid-tick). */
-  private applyCommands(): void {
+  /**
+   * Hands the buffered commands to Rust without resuming anybody: when the
+   * buffer is full mid-tick, and periodically during a long sync batch (so
+   * that timers start from deadlines that are not long past).
+   */
+  applyCommands(): void {
     this.native().flush(this.commands, this.count, this.headerOnly, performance.now())
     this.count = 0
   }
@@ -107,13 +118,48 @@ class HubClient {
     const out = this.out
     this.native().flush(this.commands, this.count, out, performance.now())
     this.count = 0
-    const delivered = out[0]
+    this.batch++
+    this.cursor = 0
+    this.delivered = out[0]
     const resumables = this.resumables
-    for (let i = 0, at = wire.OUT_HEADER; i < delivered; i++, at += 2) {
+    // The cursor is a field: a sync greenlet that blocks mid-batch takes the
+    // following entries itself (takeReady), before this loop sees them.
+    while (this.cursor < this.delivered) {
+      const at = wire.OUT_HEADER + this.cursor++ * wire.READY_WIDTH
       resumables.get(out[at])?._resume(out[at + 1])
     }
     this.holdProcess(out[2] > 0)
     if ((out[1] > 0 || this.count > 0) && !this.tickScheduled) this.schedule()
+  }
+
+  /**
+   * Takes the next entry of the ready batch being resumed, skipping ids that
+   * nobody owns any more; `undefined` once the batch is done. Its outcome is
+   * left in `takenOutcome`. The tick takes entries in order; a sync greenlet
+   * that blocks mid-batch takes the next ones itself, to hand its thread's
+   * turn directly to the next greenlet instead of returning to the tick.
+   */
+  takeReady(): Resumable | undefined {
+    const out = this.out
+    while (this.cursor < this.delivered) {
+      const at = wire.OUT_HEADER + this.cursor++ * wire.READY_WIDTH
+      const resumable = this.resumables.get(out[at])
+      if (resumable !== undefined) {
+        this.takenOutcome = out[at + 1]
+        return resumable
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * The resumable `ahead` entries past the next one `takeReady` returns (0:
+   * that one), without taking anything; `undefined` past the batch or for an
+   * id nobody owns. Lets sync mode wake the thread that runs next early.
+   */
+  peekReady(ahead: number): Resumable | undefined {
+    const index = this.cursor + ahead
+    return index < this.delivered ? this.resumables.get(this.out[wire.OUT_HEADER + index * wire.READY_WIDTH]) : undefined
   }
 
   /** Keeps the event loop alive exactly while the hub has live timers. */

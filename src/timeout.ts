@@ -15,7 +15,17 @@ export interface TimeoutRunOptions {
   exception?: unknown
 }
 
-export class Timeout extends Error {
+/** Where a Timeout raises its exception: a greenlet of either mode. */
+export interface TimeoutTarget {
+  _raise(exception: unknown): void
+}
+
+/**
+ * A Timeout's delay, exception and alarm, shared by the async and the sync
+ * (`greenthread/sync`) modes. Each mode's `Timeout` adds how to find the
+ * current greenlet and how `Timeout.run()` waits.
+ */
+export abstract class TimeoutBase extends Error {
   /** Milliseconds, or `null` for a timeout that never fires. */
   readonly ms: number | null
   #exception: unknown
@@ -34,6 +44,44 @@ export class Timeout extends Error {
     this.#exception = typeof exception === 'string' ? undefined : exception
   }
 
+  /** The exception this Timeout raises when it fires. */
+  get raised(): unknown {
+    return this.#exception !== undefined ? this.#exception : this
+  }
+
+  /** Armed and not yet fired or cancelled. */
+  get pending(): boolean {
+    return this.#alarm?.pending ?? false
+  }
+
+  /**
+   * Arms the timeout for the current greenlet (restarting it if armed).
+   * Throws outside a greenlet, where there is nobody to raise in: use
+   * `Timeout.run()` or `waitFor()` there.
+   */
+  start(): this {
+    const target = this._target()
+    this.cancel()
+    if (this.ms !== null) this.#alarm = new Alarm(this.ms, () => target._raise(this.raised))
+    return this
+  }
+
+  /** Disarms the timeout. Safe to call at any time, any number of times. */
+  cancel(): void {
+    this.#alarm?.cancel()
+    this.#alarm = undefined
+  }
+
+  /** Same as `cancel()`, for `using t = Timeout.startNew(ms)`. */
+  [Symbol.dispose](): void {
+    this.cancel()
+  }
+
+  /** @internal The current greenlet, for `start()`; throws outside one. */
+  protected abstract _target(): TimeoutTarget
+}
+
+export class Timeout extends TimeoutBase {
   /** Creates and starts a Timeout in the current greenlet. */
   static startNew(ms?: number | null, exception?: unknown): Timeout {
     return new Timeout(ms, exception).start()
@@ -58,40 +106,13 @@ export class Timeout extends Error {
     })
   }
 
-  /** The exception this Timeout raises when it fires. */
-  get raised(): unknown {
-    return this.#exception !== undefined ? this.#exception : this
-  }
-
-  /** Armed and not yet fired or cancelled. */
-  get pending(): boolean {
-    return this.#alarm?.pending ?? false
-  }
-
-  /**
-   * Arms the timeout for the current greenlet (restarting it if armed).
-   * Throws outside a greenlet, where there is nobody to raise in: use
-   * `Timeout.run()` or `waitFor()` there.
-   */
-  start(): this {
+  /** @internal */
+  protected override _target(): TimeoutTarget {
     const target = getcurrent()
     if (target === null) {
       throw new Error('Timeout.start() must be called inside a greenlet; use Timeout.run() or waitFor() elsewhere')
     }
-    this.cancel()
-    if (this.ms !== null) this.#alarm = new Alarm(this.ms, () => target._raise(this.raised))
-    return this
-  }
-
-  /** Disarms the timeout. Safe to call at any time, any number of times. */
-  cancel(): void {
-    this.#alarm?.cancel()
-    this.#alarm = undefined
-  }
-
-  /** Same as `cancel()`, for `using t = Timeout.startNew(ms)`. */
-  [Symbol.dispose](): void {
-    this.cancel()
+    return target
   }
 }
 

@@ -402,6 +402,13 @@ impl Hub {
                     }
                     if r.state == State::Created {
                         r.state = State::Running;
+                    } else if let State::Ready(outcome @ (Outcome::Wake | Outcome::Timer | Outcome::Interrupt)) = r.state {
+                        // Resumed directly while its resumption was queued:
+                        // that resumption is void (the flush skips records
+                        // that are not Ready), but an interrupt must still
+                        // reach the next wait.
+                        r.state = State::Running;
+                        r.interrupt_pending |= outcome == Outcome::Interrupt;
                     } else if r.state == State::Parked {
                         self.end_wait(id);
                         if let Some(r) = self.records.get_mut(&id) {
@@ -688,6 +695,27 @@ mod tests {
         flush(&mut hub, &[Command::Resumed { id: 1, parent: NO_PARENT }]);
         flush(&mut hub, &[Command::ParkSwitch { id: 1 }, Command::Resumed { id: 2, parent: 1 }]);
         assert_eq!(flush(&mut hub, &[Command::Die { id: 2, failed: false }]), vec![(1, Outcome::Wake)]);
+    }
+
+    #[test]
+    fn resuming_directly_voids_a_queued_resumption_but_keeps_its_interrupt() {
+        let mut hub = Hub::without_alarm();
+        flush(&mut hub, &[Command::Resumed { id: 1, parent: NO_PARENT }, Command::Resumed { id: 2, parent: NO_PARENT }]);
+        // Both wait in switch(); 1 is woken, 2 interrupted, and both are
+        // switched to directly before that reaches the front end.
+        let cmds = [
+            Command::ParkSwitch { id: 1 },
+            Command::ParkSwitch { id: 2 },
+            Command::Unpark { id: 1 },
+            Command::Interrupt { id: 2 },
+        ];
+        let mut hub_out = Vec::new();
+        hub.flush(cmds, 0, &mut |r| hub_out.push(r));
+        assert!(hub_out.is_empty(), "nothing delivered yet");
+        let resumed = [Command::Resumed { id: 1, parent: 0 }, Command::Resumed { id: 2, parent: 0 }];
+        assert!(flush(&mut hub, &resumed).is_empty(), "the queued resumptions are void");
+        assert!(flush(&mut hub, &[Command::Park { id: 1, timeout: None }]).is_empty());
+        assert_eq!(flush(&mut hub, &[Command::Park { id: 2, timeout: None }]), vec![(2, Outcome::Interrupt)]);
     }
 
     #[test]

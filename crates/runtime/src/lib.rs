@@ -7,6 +7,8 @@
 //!   per event.
 //! - [`runtime`]: lazy start of the `may` coroutine scheduler (work-stealing
 //!   workers, epoll/kqueue reactor, timer thread) and its configuration.
+//! - [`baton`]: the exclusive right to run JS, handed directly between OS
+//!   threads (sync mode): a per-thread wake word with an adaptive short spin.
 //! - [`executor`]: the executors' task queue: a global injector, per-worker
 //!   stealable deques, per-task states (queued, running, cancelled) and
 //!   batched completions with one wake-up of the front end per batch.
@@ -14,6 +16,7 @@
 //!   wake-up of the front end per batch of expired timers.
 
 mod alarm;
+pub mod baton;
 pub mod executor;
 pub mod hub;
 pub mod runtime;

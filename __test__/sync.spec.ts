@@ -1,0 +1,663 @@
+import { execFileSync, spawn as spawnProcess } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import test from 'ava'
+
+import {
+  Greenlet,
+  GreenletExit,
+  Timeout,
+  block,
+  getcurrent,
+  joinall,
+  killall,
+  monkey,
+  run,
+  sleep,
+  spawn,
+  spawnLater,
+} from '../sync'
+import { getcurrent as asyncGetcurrent, sleep as asyncSleep, spawn as asyncSpawn } from '../index'
+
+// One hub and one baton per process: these tests must not interleave.
+const serial = test.serial
+
+/** The compiled entry, for child processes. */
+const SYNC = path.join(__dirname, '..', 'sync.js')
+
+interface ChildResult {
+  status: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/**
+ * Runs `code` in a fresh node (with `flags`), where `SYNC` names the sync
+ * module. Heavy or crash-prone scenarios run there, so that a V8 abort fails
+ * one test instead of the whole file.
+ */
+function runChild(code: string, flags: string[] = [], timeoutMs = 90_000, env: NodeJS.ProcessEnv = {}): Promise<ChildResult> {
+  return new Promise((resolve) => {
+    const child = spawnProcess(process.execPath, [...flags, '-e', `const SYNC = ${JSON.stringify(SYNC)};\n${code}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d))
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('close', (status, signal) => {
+      clearTimeout(timer)
+      resolve({ status, signal, stdout, stderr })
+    })
+  })
+}
+
+/** The last line of a child's stdout, parsed as JSON. */
+function report(r: ChildResult): any {
+  const lines = r.stdout.trim().split('\n')
+  try {
+    return JSON.parse(lines[lines.length - 1])
+  } catch {
+    throw new Error(`no JSON report: status ${r.status} signal ${r.signal}\n${r.stdout}\n${r.stderr}`)
+  }
+}
+
+serial('the seed ping-pong prints 12 56 34 78, written without await', async (t) => {
+  const lines: string[] = []
+  await run(() => {
+    const gr1: Greenlet = new Greenlet(() => {
+      lines.push('12')
+      gr2.switch()
+      lines.push('34')
+      gr2.switch()
+    })
+    const gr2: Greenlet = new Greenlet(() => {
+      lines.push('56')
+      gr1.switch()
+      lines.push('78')
+    })
+    gr1.switch()
+  })
+  t.deepEqual(lines, ['12', '56', '34', '78'])
+})
+
+serial('switch() passes values both ways and a finished child returns to its parent', async (t) => {
+  const result = await run(() => {
+    const child = new Greenlet((a: number) => {
+      const b = getcurrent()!.parent!.switch(a + 1) as number
+      return b * 10
+    })
+    const first = child.switch(1)
+    const last = child.switch(5)
+    return [first, last, child.dead, child.value]
+  })
+  t.deepEqual(result, [2, 50, true, 50])
+})
+
+serial('the seed play/eat: sleeping 5 and 3 units overlap and take about 5 units, not 8', async (t) => {
+  const UNIT = 50
+  const log: string[] = []
+  const elapsed = await run(() => {
+    const start = Date.now()
+    const play = spawn((name: string) => {
+      log.push(`${name} play 1`)
+      sleep(5 * UNIT)
+      log.push(`${name} play 2`)
+    }, 'p')
+    const eat = spawn((name: string) => {
+      log.push(`${name} eat 1`)
+      sleep(3 * UNIT)
+      log.push(`${name} eat 2`)
+    }, 'p')
+    joinall([play, eat])
+    return (Date.now() - start) / UNIT
+  })
+  t.deepEqual(log, ['p play 1', 'p eat 1', 'p eat 2', 'p play 2'])
+  t.true(elapsed >= 4.9 && elapsed < 7, `took ${elapsed} units`)
+})
+
+serial('1,000 greenlets sleeping random times wake in sleep order while the event loop keeps ticking', async (t) => {
+  const N = 1000
+  const woke: { deadline: number; at: number }[] = []
+  let seed = 12345
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let ticks = 0
+  let elapsed = 0
+  await run(() => {
+    // Started (a thread each) and parked first, so that the sleeps measure
+    // wake-ups, not thread creation.
+    const gs = Array.from({ length: N }, () =>
+      spawn(() => {
+        block(gate)
+        // 1-50 ms: sleep(0) is a yield, not a timer.
+        const ms = 1 + Math.floor(random() * 50)
+        const deadline = performance.now() + ms
+        sleep(ms)
+        woke.push({ deadline, at: performance.now() })
+      }),
+    )
+    sleep(20)
+    const interval = setInterval(() => ticks++, 5)
+    const start = performance.now()
+    release()
+    joinall(gs)
+    elapsed = performance.now() - start
+    clearInterval(interval)
+  })
+  t.is(woke.length, N)
+  let latest = -Infinity
+  let outOfOrder = 0
+  for (const w of woke) {
+    // The hub applies commands at least every millisecond; deadlines already
+    // past when applied fire in command order.
+    if (w.deadline < latest - 2) outOfOrder++
+    latest = Math.max(latest, w.deadline)
+  }
+  t.is(outOfOrder, 0, 'wake-ups follow the deadlines')
+  t.true(
+    woke.every((w) => w.at >= w.deadline - 1),
+    'nobody wakes early',
+  )
+  const lateness = woke.map((w) => w.at - w.deadline).sort((a, b) => a - b)
+  const median = lateness[N >> 1]
+  // A loose bound, for a shared machine (bench/sync.ts measures it): this
+  // catches saturation, where lateness grows with the number of greenlets.
+  t.true(median < 50, `median lateness ${median.toFixed(2)} ms`)
+  t.true(ticks >= elapsed / 5 / 4, `only ${ticks} interval ticks in ${elapsed.toFixed(0)} ms`)
+  t.log(`median lateness ${median.toFixed(2)} ms, ${ticks} interval ticks in ${elapsed.toFixed(0)} ms`)
+})
+
+/** GC safety: objects held only in locals of suspended greenlets survive gc() run by others. */
+const GC_SCENARIO = `
+const { run, Greenlet, getcurrent } = require(SYNC)
+const NG = 6, ROUNDS = +process.env.ROUNDS, HELD = 800, DEPTH = 3
+let fails = 0, checks = 0, minor = 0, full = 0
+function makeHeld(seed) {
+  const objs = []
+  for (let k = 0; k < HELD; k++) objs.push({ k, s: 'o' + seed + '-' + k, arr: [k, k * 2.5, 'x' + k], f: new Float64Array(4).fill(k + seed), deep: { v: seed * 31 + k } })
+  const map = new Map()
+  for (let k = 0; k < 100; k++) map.set('key' + k, { v: k * seed })
+  return { objs, map, num: seed * 1.5 + 0.25, closure: ((c) => () => c * 7)(seed) }
+}
+function checksum(h) {
+  let s = 0
+  for (const o of h.objs) s = (s * 31 + o.k + o.s.length + o.arr[0] + o.arr[1] + o.arr[2].length + o.f[0] + o.f[3] + o.deep.v) % 1e12
+  for (const [k, v] of h.map) s = (s + k.length + v.v) % 1e12
+  return (s + h.num + h.closure()) % 1e12
+}
+function churn(n) { const keep = []; for (let j = 0; j < n; j++) { const o = { j, t: 'g' + j, a: [j, j] }; if (j % 16 === 0) keep.push(o) } return keep.length }
+function frame(id, depth, ring) {
+  const held = makeHeld(id * 100 + depth)
+  const expect = checksum(held)
+  const local = { tag: 'frame' + depth }
+  if (depth > 0) {
+    const r = frame(id, depth - 1, ring)
+    if (checksum(held) !== expect || local.tag !== 'frame' + depth) fails++; else checks++
+    return r
+  }
+  let carry = { from: id, count: 0 }
+  for (let iter = 1; ; iter++) {
+    const msg = ring[(id + 1) % ring.length].switch(carry)
+    if (msg === 'stop') break
+    if (!msg || typeof msg.count !== 'number') fails++
+    carry = { from: id, count: msg.count + 1, payload: new Array(8).fill(id) }
+    churn(200)
+    if (iter % 25 === 0) { gc({ type: 'minor' }); minor++ }
+    if (iter % 200 === id) { gc(); full++ }
+    if (iter % 500 === 0) { if (checksum(held) !== expect) fails++; else checks++ }
+  }
+  if (checksum(held) !== expect) fails++; else checks++
+  return 0
+}
+run(() => {
+  const ring = []
+  const driver = getcurrent()
+  for (let i = 0; i < NG; i++) ring.push(new Greenlet(() => frame(i, DEPTH, ring)))
+  ring.push(driver)
+  const mine = makeHeld(999)
+  const expect = checksum(mine)
+  let msg = { count: 0 }
+  for (let r = 0; r < ROUNDS; r++) {
+    msg = ring[0].switch(msg)
+    if (r % 100 === 0) { churn(2000); gc(); full++ }
+  }
+  for (let i = 0; i < NG; i++) ring[i].switch('stop')
+  return { fails, checks, minor, full, count: msg.count, expectCount: (ROUNDS - 1) * NG, allDead: ring.slice(0, NG).every((g) => g.dead), mainOk: checksum(mine) === expect }
+}).then((r) => console.log(JSON.stringify(r)), (e) => { console.error(e); process.exit(1) })
+`
+
+for (const [title, flags, rounds] of [
+  ['gc() run by greenlets never frees objects held in locals of suspended greenlets', ['--expose-gc'], 1500],
+  ['the same holds under --stress-scavenge=50 (short)', ['--expose-gc', '--stress-scavenge=50'], 120],
+] as const) {
+  test(title, async (t) => {
+    const r = await runChild(`process.env.ROUNDS = ${rounds};\n${GC_SCENARIO}`, [...flags])
+    t.is(r.status, 0, r.stderr)
+    const res = report(r)
+    t.is(res.fails, 0)
+    t.true(res.checks > 0)
+    t.true(res.minor > 0 && res.full > 0)
+    t.is(res.count, res.expectCount)
+    t.true(res.allDead)
+    t.true(res.mainOk)
+  })
+}
+
+serial('an exception propagates to the parent suspended in switch() and to get()', async (t) => {
+  const result = await run(() => {
+    const child = new Greenlet(() => {
+      throw new Error('boom')
+    })
+    let caught: unknown
+    try {
+      child.switch()
+    } catch (err) {
+      caught = err
+    }
+    const spawned = spawn(() => {
+      sleep(5)
+      throw new TypeError('bad')
+    })
+    let viaGet: unknown
+    try {
+      spawned.get()
+    } catch (err) {
+      viaGet = err
+    }
+    return { caught: (caught as Error).message, viaGet, dead: child.dead && spawned.dead, ok: spawned.successful() }
+  })
+  t.is(result.caught, 'boom')
+  t.true(result.viaGet instanceof TypeError)
+  t.true(result.dead)
+  t.false(result.ok)
+  await t.throwsAsync(
+    run(() => {
+      throw new RangeError('out')
+    }),
+    { instanceOf: RangeError, message: 'out' },
+  )
+})
+
+serial('throw() raises inside a greenlet suspended in switch(), which can catch it', async (t) => {
+  const result = await run(() => {
+    const victim = new Greenlet(() => {
+      try {
+        getcurrent()!.parent!.switch('parked')
+      } catch (err) {
+        return `caught ${(err as Error).message}`
+      }
+      return 'not reached'
+    })
+    const parked = victim.switch()
+    const back = victim.throw(new Error('injected'))
+    return [parked, back]
+  })
+  t.deepEqual(result, ['parked', 'caught injected'])
+})
+
+serial('kill() raises GreenletExit at the victim’s wait; joinall and killall block until done', async (t) => {
+  const result = await run(() => {
+    const cleanup: string[] = []
+    const sleeper = spawn(() => {
+      try {
+        sleep(60_000)
+      } finally {
+        cleanup.push('sleeper')
+      }
+    })
+    const others = [1, 2, 3].map((i) =>
+      spawn(() => {
+        try {
+          sleep(60_000)
+        } catch (err) {
+          cleanup.push(`other${i}:${err instanceof GreenletExit}`)
+          throw err
+        }
+      }),
+    )
+    sleep(5)
+    sleeper.kill()
+    killall(others)
+    const done = joinall([sleeper, ...others], { timeoutMs: 1000 })
+    return { cleanup, done: done.length, value: sleeper.value, ok: sleeper.successful(), exitIsSuccess: others[0].successful() }
+  })
+  t.deepEqual(result.cleanup, ['sleeper', 'other1:true', 'other2:true', 'other3:true'])
+  t.is(result.done, 4)
+  t.is(result.value, undefined)
+  t.true(result.ok)
+  t.true(result.exitIsSuccess)
+})
+
+serial('a greenlet switched to in the same hub turn it was killed gets the kill at its next wait', async (t) => {
+  const log = await run(() => {
+    const events: string[] = []
+    const me = getcurrent()!
+    const x = new Greenlet(() => {
+      try {
+        events.push(`x got ${me.switch('parked')}`)
+        sleep(50)
+        events.push('x slept')
+      } catch (err) {
+        events.push(`x caught ${(err as Error).name}`)
+      }
+    })
+    x.switch()
+    // Next turn: y yields, then this greenlet kills x (still in switch()).
+    // The turn after resumes y first, which switches to x directly, before
+    // the hub's resumption of x with the kill: that one must not hit x's
+    // next wait as if it were meant for it, but the kill must still arrive.
+    const y = spawn(() => {
+      sleep(0)
+      x.switch('from y')
+    })
+    sleep(0)
+    x.kill(undefined, { block: false })
+    x.join()
+    y.kill(undefined, { block: false })
+    return events
+  })
+  t.deepEqual(log, ['x got from y', 'x caught GreenletExit'])
+})
+
+serial('Timeout fires at the greenlet’s wait; Timeout.run kills a slow function', async (t) => {
+  const result = await run(() => {
+    let first: unknown
+    const timeout = Timeout.startNew(20)
+    try {
+      sleep(5_000)
+    } catch (err) {
+      first = err
+    } finally {
+      timeout.cancel()
+    }
+    let second: unknown
+    try {
+      Timeout.run(20, () => sleep(5_000))
+    } catch (err) {
+      second = err
+    }
+    const fast = Timeout.run(1000, () => 7)
+    return { first: first === timeout, second: second instanceof Timeout, fast }
+  })
+  t.deepEqual(result, { first: true, second: true, fast: 7 })
+})
+
+serial('spawnLater starts after the delay; links run once the greenlet has finished', async (t) => {
+  const events: string[] = []
+  await run(() => {
+    const start = Date.now()
+    const g = spawnLater(30, () => Date.now() - start)
+    g.link((x) => events.push(`link ${x.dead}`))
+    g.linkException(() => events.push('never'))
+    t.true((g.get() as number) >= 29)
+    sleep(0)
+  })
+  t.deepEqual(events, ['link true'])
+})
+
+serial('block() waits for a Promise resolved later by a timer, and throws a rejection', async (t) => {
+  let ticks = 0
+  const interval = setInterval(() => ticks++, 2)
+  const result = await run(() => {
+    const fetchLike = (ms: number, body: string) =>
+      new Promise<{ status: number; text: () => Promise<string> }>((resolve) =>
+        setTimeout(() => resolve({ status: 200, text: () => Promise.resolve(body) }), ms),
+      )
+    const response = block(fetchLike(40, 'hello'))
+    const text = block(response.text())
+    let rejected: unknown
+    try {
+      block(new Promise((_, reject) => setTimeout(() => reject(new Error('refused')), 10)))
+    } catch (err) {
+      rejected = err
+    }
+    return { status: response.status, text, rejected: (rejected as Error).message, plain: block(5 as unknown) }
+  })
+  clearInterval(interval)
+  t.deepEqual(result, { status: 200, text: 'hello', rejected: 'refused', plain: 5 })
+  t.true(ticks >= 5, `the event loop ticked ${ticks} times meanwhile`)
+})
+
+serial('sync and async greenlets share the hub: each waits for the other, and neither is the other’s current', async (t) => {
+  const asyncOne = asyncSpawn(async () => {
+    await asyncSleep(20)
+    return 'async result'
+  })
+  const fromSync = await run(() => ({ value: block(asyncOne.get()), asyncCurrent: asyncGetcurrent() }))
+  t.deepEqual(fromSync, { value: 'async result', asyncCurrent: null })
+  const fromAsync = await asyncSpawn(async () => {
+    // Spawned from inside an async greenlet: the tick that runs it may be
+    // scheduled in that greenlet's async context.
+    const g = spawn(() => asyncGetcurrent())
+    const seen = await new Promise((resolve) => g.link(() => resolve(g.value)))
+    return { seen, viaRun: await run(() => (sleep(5), 7)) }
+  }).get()
+  t.deepEqual(fromAsync, { seen: null, viaRun: 7 })
+})
+
+serial('blocking calls on the main thread outside greenlets throw instead of deadlocking', (t) => {
+  const message = /blocks, and only code running in a sync greenlet can block/
+  t.throws(() => sleep(1), { message })
+  t.throws(() => block(Promise.resolve(1)), { message })
+  const g = spawn(() => sleep(1))
+  t.throws(() => g.join(), { message })
+  t.throws(() => g.get(), { message })
+  t.throws(() => g.kill(), { message })
+  t.throws(() => new Greenlet(() => 1).switch(), { message })
+  t.throws(() => Timeout.run(10, () => 1), { message })
+  t.is(getcurrent(), null)
+  g.kill(undefined, { block: false })
+  t.throws(() => sleep(-1), { instanceOf: RangeError })
+  t.throws(() => new Greenlet(5 as any), { instanceOf: TypeError, message: /fn must be a function/ })
+})
+
+serial('monkey-patched readFileSync lets another greenlet run (it writes the FIFO being read)', async (t) => {
+  if (process.platform === 'win32') return t.pass()
+  const r = await runChild(
+    `
+const { run, spawn, joinall, monkey } = require(SYNC)
+const fs = require('fs'), path = require('path'), os = require('os'), cp = require('child_process')
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-sync-'))
+const fifo = path.join(dir, 'fifo')
+cp.execFileSync('mkfifo', [fifo])
+monkey.patchAll()
+run(() => {
+  const reader = spawn(() => fs.readFileSync(fifo, 'utf8'))
+  const writer = spawn(() => { fs.writeFileSync(fifo, 'from the writer'); return 'wrote' })
+  joinall([reader, writer])
+  return { read: reader.get(), wrote: writer.get(), patched: monkey.isPatched() }
+}).then((r) => { fs.rmSync(dir, { recursive: true }); console.log(JSON.stringify(r)) })
+`,
+    [],
+    20_000,
+  )
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(report(r), { read: 'from the writer', wrote: 'wrote', patched: true })
+})
+
+serial('monkey-patched fs, child_process and Atomics.wait keep their results and errors, and yield meanwhile', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-sync-'))
+  monkey.patchAll()
+  try {
+    const result = await run(() => {
+      let ticks = 0
+      const ticker = spawn(() => {
+        for (;;) {
+          ticks++
+          sleep(1)
+        }
+      })
+      const file = path.join(dir, 'a.txt')
+      fs.writeFileSync(file, 'abc')
+      fs.appendFileSync(file, 'def')
+      const text = fs.readFileSync(file, 'utf8')
+      const missing = fs.statSync(path.join(dir, 'nope'), { throwIfNoEntry: false })
+      let enoent = ''
+      try {
+        fs.readFileSync(path.join(dir, 'nope'))
+      } catch (err) {
+        enoent = (err as NodeJS.ErrnoException).code ?? ''
+      }
+      const out = execFileSync('sh', ['-c', 'sleep 0.2; echo hi'], { encoding: 'utf8' })
+      let status = 0
+      try {
+        execFileSync('sh', ['-c', 'echo oops >&2; exit 3'], { stdio: 'pipe' })
+      } catch (err) {
+        status = (err as { status: number }).status
+      }
+      const echoed = require('node:child_process').spawnSync('cat', { input: 'piped' }).stdout.toString()
+      const notFound = require('node:child_process').spawnSync('no-such-command-gt').error?.code
+      const exists = [fs.existsSync(file), fs.existsSync(path.join(dir, 'nope'))]
+      const slow = require('node:child_process').spawnSync('sleep', ['5'], { timeout: 50 })
+      const timedOut = [slow.error?.code, slow.signal]
+      // Atomics.wait on the main isolate: another greenlet notifies it.
+      const shared = new Int32Array(new SharedArrayBuffer(4))
+      const notifier = spawn(() => {
+        sleep(10)
+        Atomics.store(shared, 0, 1)
+        Atomics.notify(shared, 0)
+      })
+      const start = Date.now()
+      const waited = [Atomics.wait(shared, 0, 0, 5000), Date.now() - start < 2500, Atomics.wait(shared, 0, 0, 1)]
+      notifier.join()
+      ticker.kill()
+      return { text, missing, enoent, out, status, echoed, notFound, exists, timedOut, waited, ticks }
+    })
+    t.is(result.text, 'abcdef')
+    t.is(result.missing, undefined)
+    t.is(result.enoent, 'ENOENT')
+    t.is(result.out, 'hi\n')
+    t.is(result.status, 3)
+    t.is(result.echoed, 'piped')
+    t.is(result.notFound, 'ENOENT')
+    t.deepEqual(result.exists, [true, false])
+    t.deepEqual(result.timedOut, ['ETIMEDOUT', 'SIGTERM'])
+    t.deepEqual(result.waited, ['ok', true, 'not-equal'])
+    t.true(result.ticks >= 20, `the ticker ran ${result.ticks} times during the blocking calls`)
+    // Outside greenlets the originals run.
+    t.is(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'abcdef')
+  } finally {
+    monkey.unpatchAll()
+    fs.rmSync(dir, { recursive: true })
+  }
+  t.false(monkey.isPatched())
+})
+
+test('deep recursion in a greenlet throws RangeError, also after switches and while others are suspended', async (t) => {
+  const r = await runChild(`
+const { run, Greenlet, getcurrent } = require(SYNC)
+function jsDepth() { let d = 0; function f() { d++; f() } try { f() } catch (e) { return { depth: d, error: e.constructor.name } } return { depth: d, error: null } }
+function nativeDepth() { let o = {}; for (let i = 0; i < 200000; i++) o = { o }; try { JSON.stringify(o); return 'none' } catch (e) { return e.constructor.name } }
+function deep(n) { return n === 0 ? getcurrent().parent.switch('suspended deep') : deep(n - 1) }
+run(() => {
+  const me = getcurrent()
+  const first = jsDepth()
+  const cpp = nativeDepth()
+  const deepOne = new Greenlet(() => deep(5000))
+  const parked = deepOne.switch()
+  const other = new Greenlet(() => jsDepth()).switch()
+  const again = new Greenlet(() => { me.switch('x'); return jsDepth() })
+  again.switch()
+  const afterResume = again.switch()
+  const resumed = deepOne.switch('resumed ok')
+  return { first, cpp, parked, other, afterResume, resumed }
+}).then((r) => console.log(JSON.stringify({ ...r, mainAfter: jsDepth() })))
+`)
+  t.is(r.status, 0, r.stderr)
+  const res = report(r)
+  for (const k of ['first', 'other', 'afterResume', 'mainAfter']) {
+    t.is(res[k].error, 'RangeError', k)
+    t.true(res[k].depth > 1000, `${k} depth ${res[k].depth}`)
+  }
+  t.is(res.cpp, 'RangeError')
+  t.is(res.parked, 'suspended deep')
+  t.is(res.resumed, 'resumed ok')
+})
+
+test('the process exits cleanly while greenlets are suspended (naturally, by process.exit in a greenlet, by an uncaught error)', async (t) => {
+  const setup = `
+const { run, Greenlet, getcurrent, sleep, spawn } = require(SYNC)
+function deep(n) { return n === 0 ? getcurrent().parent.switch() : deep(n - 1) }
+let suspended = 0
+process.on('exit', (code) => console.log(JSON.stringify({ code, suspended })))
+`
+  const natural = await runChild(`${setup}
+run(() => { for (let i = 0; i < 50; i++) { new Greenlet(() => deep(i * 20)).switch(); suspended++ } })`)
+  t.is(natural.status, 0, natural.stderr)
+  t.deepEqual(report(natural), { code: 0, suspended: 50 })
+
+  const exited = await runChild(`${setup}
+run(() => { for (let i = 0; i < 20; i++) { new Greenlet(() => deep(i)).switch(); suspended++ } spawn(() => { sleep(5); process.exit(3) }); sleep(1e9) })`)
+  t.is(exited.status, 3, exited.stderr)
+  t.deepEqual(report(exited), { code: 3, suspended: 20 })
+
+  const uncaught = await runChild(`${setup}
+run(() => { new Greenlet(() => deep(3)).switch(); suspended++; spawn(() => { sleep(1); setImmediate(() => { throw new Error('uncaught in the loop') }) }); sleep(1e9) })`)
+  t.is(uncaught.status, 1)
+  t.regex(uncaught.stderr, /uncaught in the loop/)
+  t.deepEqual(report(uncaught), { code: 1, suspended: 1 })
+})
+
+test('when no thread can be had for a new greenlet it fails with an Error; the others carry on', async (t) => {
+  // The cap stands in for the OS limit (~32k threads here, where each thread
+  // also takes one of the machine's 32768 process ids: too costly for a test).
+  const r = await runChild(
+    `
+const { run, Greenlet, getcurrent, spawn, joinall } = require(SYNC)
+run(() => {
+  const me = getcurrent()
+  const live = []
+  let error
+  for (let i = 0; i < 1000; i++) {
+    const g = new Greenlet((n) => me.switch() + n, i)
+    try { g.switch() } catch (err) { error = err; break }
+    live.push(g)
+  }
+  const spawned = spawn(() => 1)
+  joinall([spawned])
+  const result = { live: live.length, error: error && error.message, spawned: spawned.exception && spawned.exception.message }
+  let sum = 0
+  for (const g of live) sum += g.switch(1)
+  result.sumOk = sum === live.length * (live.length - 1) / 2 + live.length
+  result.allDead = live.every((g) => g.dead)
+  result.after = spawn(() => 'threads are reused').get()
+  return result
+}).then((r) => console.log(JSON.stringify(r)))
+`,
+    [],
+    90_000,
+    { GREENTHREAD_SYNC_MAX_THREADS: '200' },
+  )
+  t.is(r.status, 0, r.stderr)
+  const res = report(r)
+  // 200 threads: the driver (run's greenlet) and 199 suspended ones.
+  t.is(res.live, 199)
+  t.regex(res.error, /cannot start a thread for a new greenlet \(GREENTHREAD_SYNC_MAX_THREADS reached\)/)
+  t.regex(res.spawned, /cannot start a thread for a new greenlet/)
+  t.true(res.sumOk)
+  t.true(res.allDead)
+  t.is(res.after, 'threads are reused')
+})
+
+test('importing greenthread/sync on a Node without its binary, or off the main thread, throws a clear Error', async (t) => {
+  const r = await runChild(`
+Object.defineProperty(process.versions, 'modules', { value: '999' })
+try { require(SYNC); console.log(JSON.stringify({ loaded: true })) } catch (e) { console.log(JSON.stringify({ message: e.message })) }
+`)
+  t.is(r.status, 0, r.stderr)
+  t.regex(report(r).message, /no native binary for Node .* \(ABI 999\).*supports Node 20 \(ABI 115\) and Node 22 \(ABI 127\)/)
+  const w = await runChild(`
+const { Worker } = require('worker_threads')
+new Worker('try { require(' + JSON.stringify(SYNC) + ') } catch (e) { require("worker_threads").parentPort.postMessage(e.message) }', { eval: true })
+  .on('message', (m) => console.log(JSON.stringify({ message: m })))
+`)
+  t.is(w.status, 0, w.stderr)
+  t.regex(report(w).message, /main thread only/)
+})

@@ -1,0 +1,200 @@
+// The V8 half of greenthread/sync: the only code that touches V8 directly.
+//
+// Sync greenlets are OS threads sharing the main isolate through
+// v8::Locker / v8::Unlocker. The Rust side owns the threads and the baton
+// (exactly one thread runs JS at a time); this file does what V8 needs around
+// every baton hand-over. Each rule below comes from a crash or hazard that the
+// fiber-locker prototype measured:
+//
+// 1. Exit the isolate before unlocking, Enter after relocking, on every hold
+//    of a greenlet thread. V8 11.3 records one cppgc stack start per isolate,
+//    set by Isolate::Enter(); a thread that stays entered across switches
+//    leaves another thread's stack start behind, and the conservative stack
+//    scan of the next GC walks the wrong stack (SIGSEGV). Exiting also keeps
+//    the isolate's entry stack LIFO, so disposing the isolate at exit never
+//    finds it "entered by a thread". The main thread stays entered (Node
+//    entered it) and re-enters/exits once after relocking, which resets the
+//    stack start to its own stack without changing the entry stack.
+// 2. Give every greenlet thread an explicit JS stack limit inside its own
+//    stack. V8 otherwise derives the limit from the stack position at first
+//    lock and a fixed size, which can lie below a small thread stack: deep
+//    recursion would then hit the guard page (SIGSEGV) instead of throwing
+//    RangeError.
+// 3. Drain pending V8 interrupts before giving up the lock. Interrupt flags
+//    (GC and compilation requests, TerminateExecution, inspector pauses) are
+//    archived with the thread that held the lock; a greenlet that sleeps for
+//    minutes would sit on them. Calling any JS function runs the function
+//    entry's stack check, which services them.
+// 4. After giving the baton away a thread touches nothing of V8 until it is
+//    given the baton back: all V8 calls happen between relock and unlock.
+//
+// Built per Node ABI against that Node's headers (the V8 API is not stable
+// across majors); install() refuses to run on any other Node.
+
+#include <js_native_api_types.h>
+#include <node_version.h>
+#include <v8-locker.h>
+#include <v8-version.h>
+#include <v8.h>
+
+#include <pthread.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+namespace {
+
+// Headroom kept between the JS stack limit and the end of a greenlet's
+// stack, for V8's runtime functions and native code below the limit (Node
+// keeps the same 192 KiB for worker threads).
+constexpr uintptr_t kStackHeadroom = 192 * 1024;
+
+// Set once by install() on the main thread, never freed: heap-allocated so
+// that no static destructor runs at process exit while greenlet threads are
+// still suspended.
+v8::Isolate* g_isolate = nullptr;
+v8::Global<v8::Context>* g_context = nullptr;
+v8::Global<v8::Function>* g_runner = nullptr;
+v8::Global<v8::Function>* g_drain = nullptr;
+
+// A napi_value is a v8::Local's slot pointer in Node's N-API implementation
+// (v8impl::V8LocalValueFromJsValue copies it the same way). Valid only for
+// the duration of the napi call that received it.
+v8::Local<v8::Value> FromNapi(napi_value value) {
+  static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>), "napi_value is not a v8::Local");
+  v8::Local<v8::Value> local;
+  std::memcpy(static_cast<void*>(&local), &value, sizeof value);
+  return local;
+}
+
+int Fail(char* err, size_t err_len, const char* message) {
+  std::snprintf(err, err_len, "%s", message);
+  return 1;
+}
+
+// Rule 3. Returns false if the drain call was terminated or threw; with
+// `rethrow` the exception stays pending for the JS caller.
+bool DrainInterrupts(v8::Isolate* isolate, bool rethrow) {
+  v8::HandleScope scope(isolate);
+  v8::Local<v8::Context> context = g_context->Get(isolate);
+  v8::TryCatch try_catch(isolate);
+  if (g_drain->Get(isolate)->Call(context, v8::Undefined(isolate), 0, nullptr).IsEmpty()) {
+    if (rethrow) try_catch.ReThrow();
+    return false;
+  }
+  return true;
+}
+
+// Rule 2, for the calling (greenlet) thread.
+void SetStackLimitInsideThisStack(v8::Isolate* isolate) {
+  uintptr_t low = 0;
+#if defined(__APPLE__)
+  pthread_t self = pthread_self();
+  low = reinterpret_cast<uintptr_t>(pthread_get_stackaddr_np(self)) - pthread_get_stacksize_np(self);
+#else
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    size_t size = 0;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) low = reinterpret_cast<uintptr_t>(addr);
+    pthread_attr_destroy(&attr);
+  }
+#endif
+  // Without the bounds V8's default stays; the Rust side creates threads
+  // whose stack is large enough for it.
+  if (low != 0) isolate->SetStackLimit(low + kStackHeadroom);
+}
+
+}  // namespace
+
+extern "C" {
+
+// The Node module ABI these headers describe.
+int greenthread_shim_node_abi() { return NODE_MODULE_VERSION; }
+
+// Called once, on the main thread, inside a napi call. `runner` is called
+// with no arguments on a greenlet thread each time it starts a greenlet and
+// returns the slot to give the baton to when that greenlet is done; `drain`
+// is a JS function that does nothing (rule 3). Returns 0, or 1 with a message
+// in `err`.
+int greenthread_shim_install(napi_value runner, napi_value drain, char* err, size_t err_len) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate == nullptr) return Fail(err, err_len, "no current isolate");
+  if (g_isolate != nullptr) return Fail(err, err_len, "already installed in this process");
+  // Node keeps V8's embedder ABI stable within a major (that is what its
+  // module ABI promises), so major.minor must match; the build and patch
+  // numbers may move between Node releases.
+  char compiled[32];
+  std::snprintf(compiled, sizeof compiled, "%d.%d.", V8_MAJOR_VERSION, V8_MINOR_VERSION);
+  const char* running = v8::V8::GetVersion();
+  if (std::strncmp(running, compiled, std::strlen(compiled)) != 0) {
+    std::snprintf(err, err_len, "built for V8 %s*, running V8 %s", compiled, running);
+    return 1;
+  }
+  // Node's main thread holds a Locker; without it Unlocker is invalid.
+  if (!v8::Locker::IsLocked(isolate)) return Fail(err, err_len, "the isolate is not locked by a v8::Locker");
+  v8::Local<v8::Value> runner_value = FromNapi(runner);
+  v8::Local<v8::Value> drain_value = FromNapi(drain);
+  if (!runner_value->IsFunction() || !drain_value->IsFunction()) {
+    return Fail(err, err_len, "runner and drain must be functions");
+  }
+  g_isolate = isolate;
+  g_context = new v8::Global<v8::Context>(isolate, isolate->GetCurrentContext());
+  g_runner = new v8::Global<v8::Function>(isolate, runner_value.As<v8::Function>());
+  g_drain = new v8::Global<v8::Function>(isolate, drain_value.As<v8::Function>());
+  return 0;
+}
+
+// Gives up the V8 lock around `handoff(data)`, which gives the baton to
+// another thread and blocks until this thread is given it back. Called by the
+// baton holder from inside a JS call. Returns 0 once this thread holds the
+// lock again, or 1 without switching if draining interrupts raised (the
+// exception is pending for the JS caller).
+int greenthread_shim_switch(int on_main_thread, void (*handoff)(void*), void* data) {
+  v8::Isolate* isolate = g_isolate;
+  if (!DrainInterrupts(isolate, true)) return 1;
+  if (!on_main_thread) isolate->Exit();  // rule 1
+  {
+    v8::Unlocker unlocker(isolate);  // archives this thread's V8 state
+    handoff(data);                   // rule 4: no V8 in here
+  }  // relocked: V8 restored this thread's state
+  isolate->Enter();  // rule 1
+  if (on_main_thread) isolate->Exit();
+  return 0;
+}
+
+// Runs one greenlet on the calling greenlet thread, which was given the
+// baton: lock, enter, call the runner, drain, exit, unlock. Returns the slot
+// the runner named (who gets the baton next), or 0 (the main thread) if the
+// runner failed, which it is written never to do. The thread still holds the
+// baton: the caller hands it on. The Locker is per greenlet, so an idle
+// thread has no V8 state (every GC, young ones too, walks the state of every
+// thread that has one).
+int greenthread_shim_run() {
+  v8::Isolate* isolate = g_isolate;
+  int next = 0;
+  {
+    v8::Locker locker(isolate);
+    v8::Isolate::Scope isolate_scope(isolate);
+    SetStackLimitInsideThisStack(isolate);
+    v8::HandleScope handle_scope(isolate);
+    v8::Local<v8::Context> context = g_context->Get(isolate);
+    v8::Context::Scope context_scope(context);
+    {
+      v8::TryCatch try_catch(isolate);
+      v8::Local<v8::Value> result;
+      if (g_runner->Get(isolate)->Call(context, v8::Undefined(isolate), 0, nullptr).ToLocal(&result) &&
+          result->IsInt32()) {
+        next = result.As<v8::Int32>()->Value();
+      } else if (!try_catch.HasTerminated()) {
+        std::fprintf(stderr, "greenthread/sync: internal error: the greenlet runner did not return a slot\n");
+      }
+    }
+    // Nobody is left to rethrow to: a termination ends here.
+    DrainInterrupts(isolate, false);
+  }  // Isolate::Exit, then unlock (rule 1)
+  return next;
+}
+
+}  // extern "C"

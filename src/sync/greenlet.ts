@@ -1,0 +1,581 @@
+/**
+ * Sync greenlets: gevent's lifecycle (spawn, join, get, kill, links) and
+ * greenlet's explicit transfer (`switch`, `throw`, return to parent), with
+ * waits that simply block the calling greenlet.
+ *
+ * Each started greenlet runs on an OS thread of its own (pooled), sharing
+ * the main isolate; exactly one runs JS at a time (see scheduler.ts). Its
+ * waits are the same hub waits as the async mode's, so timers, joins, kills
+ * and Timeouts behave the same; only resuming differs: the baton goes to the
+ * greenlet's thread instead of a Promise settling.
+ *
+ * Blocking calls (`sleep`, `join`, `get`, `switch`, blocking `kill`...)
+ * need a greenlet to block: on the main thread outside any sync greenlet
+ * they throw an Error instead of freezing the event loop.
+ *
+ * Killing is cooperative, as in the async mode: the kill exception is raised
+ * at the greenlet's current wait, or at its next one if it is busy.
+ */
+import { GreenletExit, checkFunction, checkMs, checkOptions } from '../errors'
+import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
+import { currentStorage, hub } from '../hub'
+import { type Link, type LinkKind, callLinks, checkGreenletList, issueJoinAll, planJoinAll } from '../lifecycle'
+import { wire } from '../native'
+import { syncNative } from './native'
+import { NO_SLOT, currentGreenlet, handOver, nextSlot, resumeFromTick, startNext } from './scheduler'
+import { Timeout } from './timeout'
+
+type State = 'new' | 'scheduled' | 'running' | 'dead'
+type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
+
+const NO_INTERRUPT = Symbol('no interrupt')
+
+/** The sync greenlet running the calling code; `null` on the main thread outside greenlets. */
+export function getcurrent(): Greenlet | null {
+  return currentGreenlet() as Greenlet | null
+}
+
+/** The current greenlet, which is about to block in `what`; throws outside greenlets. */
+export function blockingGreenlet(what: string): Greenlet {
+  const g = currentGreenlet()
+  if (g === null) {
+    throw new Error(
+      `${what} blocks, and only code running in a sync greenlet can block: ` +
+        "start one with run() or spawn() from 'greenthread/sync' (outside greenlets, use the async API)",
+    )
+  }
+  return g as Greenlet
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
+}
+
+export class Greenlet<T = unknown> {
+  /** Unique for the life of the process. */
+  readonly id: number = hub.newId()
+  name: string
+  /** The greenlet that was running when this one was created; `null` if created outside greenlets. */
+  readonly parent: Greenlet | null
+  #fn: (...args: any[]) => unknown
+  #args: unknown[]
+  #state: State = 'new'
+  /** Its thread once started, until it finishes. */
+  #slot = NO_SLOT
+  /** How its current wait ended (a hub outcome), set by whoever resumes it. */
+  #outcome = 0
+  /** The hub batch during which it was last resumed directly (switch, return to parent). */
+  #resumedIn = -1
+  #value: T | undefined = undefined
+  #exception: unknown = undefined
+  #failed = false
+  #observed = false
+  #links: Link<any>[] | undefined = undefined
+  #controller: AbortController | undefined = undefined
+  #killedWith: unknown = NO_INTERRUPT
+  #interrupt: unknown = NO_INTERRUPT
+  #inSwitch = false
+  #transfer: Transfer | undefined = undefined
+  #switchParent: Greenlet | undefined = undefined
+  /** Non-zero while blocked in `_await`: which call, so a late settlement wakes nobody. */
+  #awaiting = 0
+  #awaits = 0
+
+  constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
+    checkFunction('fn', fn)
+    this.#fn = fn
+    this.#args = args
+    this.parent = getcurrent()
+    this.name = `Greenlet-${this.id}`
+  }
+
+  /** Creates and starts a greenlet (same as the module's `spawn`). */
+  static spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+    return spawn(fn, ...args)
+  }
+
+  /** Finished: returned, raised, or killed. */
+  get dead(): boolean {
+    return this.#state === 'dead'
+  }
+
+  /** `start()`, `startLater()` or `switch()` has been called (it may have finished since). */
+  get started(): boolean {
+    return this.#state !== 'new'
+  }
+
+  /** Same as `dead`, as in gevent. */
+  ready(): boolean {
+    return this.#state === 'dead'
+  }
+
+  /** Finished without an exception (exiting with GreenletExit counts as success). */
+  successful(): boolean {
+    this.#observed = true
+    return this.#state === 'dead' && !this.#failed
+  }
+
+  /** The return value once it has finished successfully, else `undefined`. */
+  get value(): T | undefined {
+    return this.#value
+  }
+
+  /** The exception it failed with, else `undefined`. */
+  get exception(): unknown {
+    this.#observed = true
+    return this.#exception
+  }
+
+  /** Aborted, with the kill exception as reason, as soon as it is killed. */
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController()
+    if (this.#killedWith !== NO_INTERRUPT && !this.#controller.signal.aborted) this.#controller.abort(this.#killedWith)
+    return this.#controller.signal
+  }
+
+  /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
+  start(): this {
+    if (this.#state === 'new') this.#schedule(0)
+    return this
+  }
+
+  /** Schedules the greenlet to run after `ms` milliseconds. No effect if already started. */
+  startLater(ms: number): this {
+    const delay = checkMs('ms', ms, false)
+    if (this.#state === 'new') this.#schedule(delay)
+    return this
+  }
+
+  #schedule(delay: number): void {
+    this.#state = 'scheduled'
+    hub.resumables.set(this.id, this)
+    hub.command(wire.SPAWN, this.id, delay)
+  }
+
+  /**
+   * Blocks until the greenlet has finished (`true`) or `timeoutMs` has
+   * passed (`false`). Never throws for the greenlet's own failure; throws if
+   * the waiting greenlet is itself killed, or for bad arguments.
+   */
+  join(timeoutMs?: number): boolean {
+    const ms = checkMs('timeoutMs', timeoutMs, true)
+    if (this.#state === 'dead') return true
+    const me = blockingGreenlet('join()')
+    if (me === this) throw new Error(`${this} cannot join itself: it would wait forever`)
+    me._wait((waiter) => issueJoinAll(waiter, [this], 1, false, ms), false)
+    return this.dead
+  }
+
+  /**
+   * The return value, blocking until the greenlet finishes if needed. Throws
+   * the greenlet's exception, or `Timeout` if it has not finished in time.
+   */
+  get(options?: GetOptions): T {
+    const o = checkOptions('options', options)
+    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    this.#observed = true
+    if (this.#state !== 'dead') {
+      if (o.block === false) throw new Timeout(0, `${this} has not finished`)
+      this.join(ms < 0 ? undefined : ms)
+      if (!this.dead) throw new Timeout(ms)
+    }
+    if (this.#failed) throw this.#exception
+    return this.#value as T
+  }
+
+  /**
+   * Raises `exception` in the greenlet at its current or next wait, and by
+   * default blocks until it has died. Never throws because the greenlet is
+   * dead or fails. A greenlet that has not started yet dies without running.
+   * Killing the current greenlet throws `exception` at once. Outside
+   * greenlets pass `{ block: false }`: waiting needs a greenlet.
+   */
+  kill(exception: unknown = new GreenletExit(), options?: KillOptions): void {
+    const o = checkOptions('options', options)
+    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    if (this.#state === 'dead') return
+    const me = getcurrent()
+    const block = o.block !== false && this.#state !== 'new' && me !== this
+    if (block && me === null) blockingGreenlet('kill() (pass { block: false } to kill without waiting)')
+    this.#killedWith = exception
+    this.#controller?.abort(exception)
+    if (this.#state === 'new') {
+      this.#finish(undefined, exception, true)
+      return
+    }
+    if (me === this) throw exception
+    this.#raise(exception, true)
+    if (block) this.join(ms < 0 ? undefined : ms)
+  }
+
+  /** Calls `callback(this)` once the greenlet has finished (soon, if it already has). */
+  link(callback: (g: Greenlet<T>) => void): void {
+    this.#addLink(callback, 'any')
+  }
+
+  /** Like `link`, only if it finishes successfully. */
+  linkValue(callback: (g: Greenlet<T>) => void): void {
+    this.#addLink(callback, 'value')
+  }
+
+  /** Like `link`, only if it fails. */
+  linkException(callback: (g: Greenlet<T>) => void): void {
+    this.#addLink(callback, 'exception')
+  }
+
+  /** Removes every registration of `callback`. */
+  unlink(callback: (g: Greenlet<T>) => void): void {
+    if (this.#links) this.#links = this.#links.filter((l) => l.callback !== callback)
+  }
+
+  #addLink(callback: (g: Greenlet<T>) => void, kind: LinkKind): void {
+    checkFunction('callback', callback)
+    this.#observed = true
+    ;(this.#links ??= []).push({ callback, kind })
+    if (this.#state === 'dead') this.#runLinks()
+  }
+
+  /**
+   * Transfers control to this greenlet, greenlet style: the caller blocks,
+   * this greenlet starts (with `args`) or resumes (its pending `switch()`
+   * returns the value: `undefined`, the single argument, or the array of
+   * arguments). Returns whatever is later switched back to the caller. A
+   * greenlet started by `switch()` returns its result to the greenlet that
+   * created it, whose `switch()` then returns it (or throws its exception).
+   */
+  switch(...args: unknown[]): unknown {
+    const value = args.length <= 1 ? args[0] : args
+    const caller = blockingGreenlet('switch()')
+    if (this === caller) return value
+    this.#checkSwitchTarget()
+    if (this.#state === 'new') {
+      // Take the thread first: if there is none, nothing has changed yet.
+      const slot = syncNative.acquire()
+      caller.#parkInSwitch()
+      this.#startBySwitch(slot, args)
+      return caller.#waitInSwitch(slot)
+    }
+    caller.#parkInSwitch()
+    return caller.#waitInSwitch(this.#resumeFromSwitch({ value, failed: false }))
+  }
+
+  /**
+   * Raises `err` in this greenlet. If it is suspended in `switch()`, control
+   * passes to it as with `switch()` (so the caller must be a greenlet). If it
+   * has not started, it dies with `err` without running (`err` is thrown
+   * back unless it is a GreenletExit). If it belongs to the hub (running or
+   * waiting in sleep, join...), `err` is raised at its current or next wait
+   * and this returns at once.
+   */
+  throw(err: unknown = new GreenletExit()): unknown {
+    const caller = getcurrent()
+    if (this === caller) throw err
+    if (this.#state === 'dead') throw new Error(`cannot throw into ${this}: it has finished`)
+    if (this.#state === 'new') {
+      this.#finish(undefined, err, true)
+      this.#observed = true
+      if (this.#failed) throw err
+      return undefined
+    }
+    if (!this.#inSwitch) {
+      this.#raise(err, false)
+      return undefined
+    }
+    const me = blockingGreenlet('throw() into a greenlet suspended in switch()')
+    this.#checkSwitchTarget()
+    me.#parkInSwitch()
+    return me.#waitInSwitch(this.#resumeFromSwitch({ error: err, failed: true }))
+  }
+
+  #checkSwitchTarget(): void {
+    if (this.#state === 'dead') throw new Error(`cannot switch to ${this}: it has finished`)
+    if (this.#state === 'scheduled' || (this.#state === 'running' && !this.#inSwitch)) {
+      throw new Error(`cannot switch to ${this}: it is not suspended in switch() (it is running or waiting for the hub)`)
+    }
+  }
+
+  #parkInSwitch(): void {
+    this.#inSwitch = true
+    hub.command(wire.PARK_SWITCH, this.id)
+  }
+
+  #startBySwitch(slot: number, args: unknown[]): void {
+    // As in greenlet, the parent is the creator, not the first switcher.
+    this.#switchParent = this.parent ?? undefined
+    hub.resumables.set(this.id, this)
+    hub.command(wire.RESUMED, this.id, this.parent?.id ?? 0)
+    this.#launchOn(slot, args.length > 0 ? args : this.#args)
+  }
+
+  /** Hands `transfer` to this greenlet, suspended in switch(); returns its slot. */
+  #resumeFromSwitch(transfer: Transfer): number {
+    this.#transfer = transfer
+    return this.#resumeDirectly()
+  }
+
+  /**
+   * Resumes this greenlet, suspended in switch(), without the hub: tells the
+   * hub (which voids any resumption it still has queued for it) and returns
+   * its slot, to hand over to.
+   */
+  #resumeDirectly(): number {
+    hub.command(wire.RESUMED, this.id, 0)
+    this.#resumedIn = hub.batch
+    this.#outcome = wire.WAKE
+    return this.#slot
+  }
+
+  /** Gives the baton to `slot` and returns what is switched back to this (current) greenlet. */
+  #waitInSwitch(slot: number): unknown {
+    handOver(slot, this, false)
+    const outcome = this.#outcome
+    const transfer = this.#transfer
+    this.#inSwitch = false
+    this.#transfer = undefined
+    if (outcome === wire.INTERRUPTED) throw this.#takeInterrupt()
+    if (transfer?.failed) throw transfer.error
+    return transfer?.value
+  }
+
+  /**
+   * @internal Blocks this greenlet, which must be the current one, in the
+   * hub wait that `issue` describes (given the id that waits). Returns the
+   * outcome (`wire.WAKE` or `wire.TIMER`); throws the exception of an
+   * interrupt (kill, Timeout). `expectLong`: not resumed for a while (a
+   * timed sleep), so its thread sleeps at once instead of spinning.
+   */
+  _wait(issue: (waiterId: number) => void, expectLong: boolean): number {
+    issue(this.id)
+    handOver(nextSlot(), this, expectLong)
+    const outcome = this.#outcome
+    if (outcome === wire.INTERRUPTED) throw this.#takeInterrupt()
+    return outcome
+  }
+
+  /**
+   * @internal Blocks this greenlet, which must be the current one, until
+   * `thenable` settles; returns its value or throws its reason.
+   */
+  _await<V>(thenable: PromiseLike<V>): V {
+    const call = ++this.#awaits
+    let settled: { value: V; failed: false } | { error: unknown; failed: true } | undefined
+    const wake = (): void => {
+      // Settlements run on the main thread between ticks; a wait that was
+      // interrupted meanwhile has moved on, and must not be woken.
+      if (this.#awaiting === call) hub.command(wire.UNPARK, this.id)
+    }
+    Promise.resolve(thenable).then(
+      (value) => {
+        settled = { value, failed: false }
+        wake()
+      },
+      (error: unknown) => {
+        settled = { error, failed: true }
+        wake()
+      },
+    )
+    this.#awaiting = call
+    try {
+      while (settled === undefined) this._wait((id) => hub.command(wire.PARK, id, -1), true)
+    } finally {
+      this.#awaiting = 0
+    }
+    const result = settled as { value: V; failed: false } | { error: unknown; failed: true }
+    if (result.failed) throw result.error
+    return result.value
+  }
+
+  /** @internal The hub resumes this greenlet from its tick, on the main thread. */
+  _resume(outcome: number): void {
+    const slot = this._prepare(outcome)
+    // Greenlet threads see the main thread's async context, shared by all
+    // of them: run them outside any async greenlet's (the tick may have been
+    // scheduled from inside one), so that the async API sees no current
+    // greenlet there.
+    if (slot !== NO_SLOT) currentStorage.exit(resumeFromTick, slot)
+  }
+
+  /** @internal See SyncGreenlet._prepare (scheduler.ts). */
+  _prepare(outcome: number): number {
+    if (outcome === wire.START) {
+      if (this.#state !== 'scheduled') return NO_SLOT
+      let slot: number
+      try {
+        slot = syncNative.acquire()
+      } catch (err) {
+        this.#finish(undefined, err, true)
+        return NO_SLOT
+      }
+      this.#launchOn(slot, this.#args)
+      return slot
+    }
+    if (this.#state === 'scheduled') {
+      // Interrupted before it ran: it dies without running.
+      if (outcome === wire.INTERRUPTED) this.#finish(undefined, this.#takeInterrupt(), true)
+      return NO_SLOT
+    }
+    if (this.#state !== 'running') return NO_SLOT
+    if (this.#resumedIn === hub.batch) {
+      // Resumed directly after this batch was made: its entry is void, but
+      // an interrupt must still reach the current or next wait.
+      if (outcome === wire.INTERRUPTED) hub.command(wire.INTERRUPT, this.id)
+      return NO_SLOT
+    }
+    this.#outcome = outcome
+    return this.#slot
+  }
+
+  /** @internal See SyncGreenlet._waitingSlot (scheduler.ts). */
+  _waitingSlot(): number {
+    return this.#state === 'running' ? this.#slot : NO_SLOT
+  }
+
+  #launchOn(slot: number, args: unknown[]): void {
+    this.#state = 'running'
+    this.#slot = slot
+    this.#args = args
+    startNext(this)
+  }
+
+  /** @internal Runs the greenlet on its new thread; returns the slot that runs next. */
+  _threadMain(): number {
+    const args = this.#args
+    this.#args = []
+    let value: T | undefined
+    let error: unknown
+    let failed = false
+    try {
+      const result = this.#fn(...args)
+      value = (isThenable(result) ? this._await(result) : result) as T
+    } catch (err) {
+      error = err
+      failed = true
+    }
+    const parent = this.#switchParent
+    // A parent suspended in switch() gets the result and the baton from
+    // here: RESUMED goes before DIE, so the hub does not resume it again.
+    const parentSlot = parent !== undefined && parent.#inSwitch ? parent.#resumeDirectly() : NO_SLOT
+    this.#finish(value, error, failed)
+    this.#slot = NO_SLOT
+    return parentSlot !== NO_SLOT ? parentSlot : nextSlot()
+  }
+
+  /** Delivers `exception` at the current or next wait of this greenlet. */
+  #raise(exception: unknown, isKill: boolean): void {
+    if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
+    hub.command(wire.INTERRUPT, this.id)
+  }
+
+  /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
+  _raise(exception: unknown): void {
+    if (this.#state !== 'dead') this.#raise(exception, false)
+  }
+
+  #takeInterrupt(): unknown {
+    const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt
+    this.#interrupt = NO_INTERRUPT
+    return exception
+  }
+
+  #finish(value: T | undefined, err: unknown, failed: boolean): void {
+    if (failed && err instanceof GreenletExit) {
+      failed = false
+      value = undefined
+    }
+    this.#state = 'dead'
+    this.#value = value
+    this.#exception = failed ? err : undefined
+    this.#failed = failed
+    hub.resumables.delete(this.id)
+    const parent = this.#switchParent
+    if (parent !== undefined && parent.#inSwitch) {
+      parent.#transfer = failed ? { error: err, failed: true } : { value, failed: false }
+      this.#observed = true
+    }
+    hub.command(wire.DIE, this.id, failed ? 1 : 0)
+    if (this.#links) this.#runLinks()
+    if (failed) setImmediate(reportIfUnobserved, this)
+  }
+
+  #runLinks(): void {
+    queueMicrotask(() => {
+      const links = this.#links
+      this.#links = undefined
+      if (links) callLinks(this, links, this.#failed)
+    })
+  }
+
+  /** @internal */
+  _reportIfUnobserved(): void {
+    if (!this.#observed) console.error(`greenthread: ${this} failed:`, this.#exception)
+  }
+
+  toString(): string {
+    return `<Greenlet "${this.name}" id=${this.id} ${this.#state}>`
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString()
+  }
+}
+
+function reportIfUnobserved(g: Greenlet): void {
+  g._reportIfUnobserved()
+}
+
+/** Creates a greenlet and schedules it to run on a later turn of the hub. */
+export function spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+  return new Greenlet<R>(fn, ...args).start()
+}
+
+/** Creates a greenlet that starts after `ms` milliseconds. */
+export function spawnLater<R>(ms: number, fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+  const delay = checkMs('ms', ms, false)
+  return new Greenlet<R>(fn, ...args).startLater(delay)
+}
+
+function isGreenlet(x: unknown): x is Greenlet {
+  return x instanceof Greenlet
+}
+
+/**
+ * Blocks until the greenlets have finished and returns those that have (in
+ * the order given). With `count`, returns once that many have finished;
+ * with `timeoutMs`, when the time is up; with `raiseError`, throws the
+ * exception of the first one that fails.
+ */
+export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOptions): Greenlet<T>[] {
+  const list = checkGreenletList('greenlets', greenlets, isGreenlet) as Greenlet<T>[]
+  const { ms, raiseError, wanted } = planJoinAll(list.length, options)
+  const firstFailure = () => (raiseError ? list.find((g) => g.dead && !g.successful()) : undefined)
+  let failure = firstFailure()
+  if (failure) throw failure.exception
+  const pending = [...new Set(list.filter((g) => !g.dead))]
+  const missing = wanted - (list.length - pending.length)
+  if (missing > 0) {
+    const me = blockingGreenlet('joinall()')
+    if (pending.includes(me as Greenlet<T>)) {
+      throw new Error(`joinall() in ${me} waits for ${me} itself: it would wait forever`)
+    }
+    me._wait((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms), false)
+  }
+  failure = firstFailure()
+  if (failure) throw failure.exception
+  return list.filter((g) => g.dead)
+}
+
+/** Kills every greenlet with `options.exception` and by default blocks until all of them have died. */
+export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions): void {
+  const list = checkGreenletList('greenlets', greenlets, isGreenlet)
+  const o = checkOptions('options', options)
+  const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+  const exception = 'exception' in o ? o.exception : new GreenletExit()
+  const current = getcurrent()
+  const others = list.filter((g) => g !== current)
+  if (o.block !== false && current === null && others.some((g) => g.started && !g.dead)) {
+    blockingGreenlet('killall() (pass { block: false } to kill without waiting)')
+  }
+  for (const g of others) g.kill(exception, { block: false })
+  if (o.block !== false) joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
+  if (current !== null && list.includes(current)) current.kill(exception)
+}

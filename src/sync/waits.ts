@@ -1,0 +1,37 @@
+/**
+ * Blocking waits of sync greenlets: `sleep`, and `block` for any Promise.
+ * Both suspend only the calling greenlet; other greenlets and the Node event
+ * loop keep running. Outside sync greenlets they throw.
+ */
+import { checkMs } from '../errors'
+import { hub } from '../hub'
+import { wire } from '../native'
+import { blockingGreenlet } from './greenlet'
+
+/**
+ * Blocks the current greenlet for `ms` milliseconds (default 0).
+ *
+ * `sleep(0)` is a yield: it returns after every other greenlet that was
+ * ready has run up to its next wait, and the event loop has had a turn.
+ * Inside a killed greenlet it throws the kill exception at once.
+ */
+export function sleep(ms: number = 0): void {
+  const delay = checkMs('ms', ms, false)
+  const g = blockingGreenlet('sleep()')
+  g._wait((id) => hub.command(delay === 0 ? wire.YIELD : wire.PARK, id, delay), delay > 0)
+}
+
+/**
+ * Blocks the current greenlet until `promise` settles and returns its value
+ * or throws its reason, like `await` but without making the caller async.
+ * Values that are not thenables are returned as they are. Promise callbacks
+ * run on the main thread's event loop as usual; the greenlet resumes on a
+ * later turn of the hub. Kills and Timeouts interrupt the wait (the Promise
+ * itself keeps running).
+ */
+export function block<T>(promise: T | PromiseLike<T>): T {
+  const g = blockingGreenlet('block()')
+  if (promise === null || (typeof promise !== 'object' && typeof promise !== 'function')) return promise as T
+  if (typeof (promise as PromiseLike<T>).then !== 'function') return promise as T
+  return g._await(promise as PromiseLike<T>)
+}

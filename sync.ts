@@ -1,0 +1,41 @@
+/**
+ * greenthread/sync: gevent's programming model without `await`. Code inside
+ * a sync greenlet calls `sleep(1000)`, `g.switch(v)`, `g.join()` or
+ * `block(promise)` and simply blocks that greenlet, while the other
+ * greenlets and the Node event loop keep running. Enter it with `run(fn)`.
+ *
+ * Each started sync greenlet runs on an OS thread of its own (pooled and
+ * reused) that shares the main V8 isolate; exactly one runs JavaScript at a
+ * time. They are scheduled by the same hub as the async module's greenlets
+ * (timers, joins, kills, Timeouts behave the same) and can wait for each
+ * other.
+ *
+ * Limits:
+ * - Node 20 and 22, main thread only: the native binary is built per Node
+ *   ABI (`node scripts/build-sync.js`); elsewhere importing this module
+ *   throws an Error that says so. The async module works everywhere.
+ * - One OS thread (and process id) per live greenlet: a few tens of
+ *   thousands at most (about 32k here, where `kernel.pid_max` is 32768 for
+ *   the whole machine). `GREENTHREAD_SYNC_MAX_THREADS` caps the threads of
+ *   a process; past the limit, starting a greenlet fails with an Error.
+ * - Each suspended greenlet keeps its stack, which V8 scans at every GC:
+ *   pauses grow with the number of suspended greenlets.
+ * - Blocking calls outside sync greenlets throw. So do blocking calls made
+ *   from link callbacks and Promise callbacks, which run on the main thread.
+ * - AsyncLocalStorage and async_hooks contexts are not per greenlet: sync
+ *   greenlets run in the hub's context. Do not block inside
+ *   `AsyncResource#runInAsyncScope` or `AsyncLocalStorage#run`, nor inside
+ *   a callback that a native addon runs inside an N-API handle scope.
+ * - A greenlet suspended forever (in `switch()` with nobody to switch back)
+ *   keeps its thread until the process exits; kill it to release it.
+ * - Thread-local state of native code (OpenSSL error queues, other addons)
+ *   differs between greenlets.
+ */
+export { GreenletExit } from './src/errors'
+export type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from './src/greenlet'
+export type { TimeoutRunOptions } from './src/timeout'
+export { Greenlet, getcurrent, joinall, killall, spawn, spawnLater } from './src/sync/greenlet'
+export { block, sleep } from './src/sync/waits'
+export { Timeout } from './src/sync/timeout'
+export { run } from './src/sync/run'
+export * as monkey from './src/monkey'
