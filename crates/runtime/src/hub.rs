@@ -81,11 +81,11 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Command {
     /// Register a greenlet; it starts after `delay` (now if `None`).
-    Spawn { id: u32, delay: Option<Duration> },
+    Spawn { id: u32, delay: Option<Due> },
     /// Go to the back of the run queue (`sleep(0)`).
     Yield { id: u32 },
     /// Suspend until unparked, interrupted, or the timeout expires.
-    Park { id: u32, timeout: Option<Duration> },
+    Park { id: u32, timeout: Option<Due> },
     /// Suspend in a `switch()`; a finishing child resumes it with `Wake`.
     ParkSwitch { id: u32 },
     /// End a park with `Wake` (ignored unless parked).
@@ -95,7 +95,7 @@ pub enum Command {
     Resumed { id: u32, parent: u32 },
     /// Suspend until `count` of the greenlets named by the following `Join`
     /// commands have died (or, with `raise_error`, one of them failed).
-    JoinWait { id: u32, count: u32, timeout: Option<Duration>, raise_error: bool },
+    JoinWait { id: u32, count: u32, timeout: Option<Due>, raise_error: bool },
     /// Register `waiter` (which just issued `JoinWait`) with `target`.
     Join { waiter: u32, target: u32 },
     /// `id` finished; `failed` if it raised.
@@ -130,11 +130,30 @@ pub mod wire {
     pub const READY_WIDTH: usize = 2;
 }
 
-/// Timed commands carry absolute deadlines on the front end's clock (so a
-/// timer counts from the call, not from the flush that delivers it); `now` is
-/// that clock's reading at the flush. Negative means "no timeout".
-fn remaining(deadline: f64, now: f64) -> Option<Duration> {
-    (deadline >= 0.0).then(|| Duration::from_secs_f64((deadline - now).clamp(0.0, 1e12) / 1000.0))
+/// When a timer is due, in milliseconds from the flush that applies it.
+///
+/// Front ends write deadlines on their own clock, so that a timer counts from
+/// the call and not from the flush; one written before a long busy stretch is
+/// already overdue when applied (negative). Overdue timers keep their real
+/// deadlines, so they still expire in deadline order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Due(pub f64);
+
+impl Due {
+    fn instant(self, now: Instant) -> Instant {
+        let offset = Duration::from_secs_f64(self.0.abs().min(1e12) / 1000.0);
+        if self.0 >= 0.0 {
+            now + offset
+        } else {
+            now.checked_sub(offset).unwrap_or(now)
+        }
+    }
+}
+
+/// A deadline on the front end's clock as a [`Due`]; `now` is that clock's
+/// reading at the flush. Negative deadlines mean "no timeout".
+fn due(deadline: f64, now: f64) -> Option<Due> {
+    (deadline >= 0.0).then(|| Due(deadline - now))
 }
 
 fn id_from(x: f64) -> Result<u32, String> {
@@ -154,16 +173,16 @@ impl Command {
         };
         let id = id_from(id)?;
         Ok(match op as u8 {
-            wire::SPAWN => Command::Spawn { id, delay: remaining(a, now).filter(|d| !d.is_zero()) },
+            wire::SPAWN => Command::Spawn { id, delay: (a > 0.0).then(|| Due(a - now)) },
             wire::YIELD => Command::Yield { id },
-            wire::PARK => Command::Park { id, timeout: remaining(a, now) },
+            wire::PARK => Command::Park { id, timeout: due(a, now) },
             wire::PARK_SWITCH => Command::ParkSwitch { id },
             wire::UNPARK => Command::Unpark { id },
             wire::RESUMED => Command::Resumed { id, parent: id_from(a)? },
             wire::JOIN_WAIT | wire::JOIN_WAIT_RAISE => Command::JoinWait {
                 id,
                 count: id_from(a)?,
-                timeout: remaining(b, now),
+                timeout: due(b, now),
                 raise_error: op as u8 == wire::JOIN_WAIT_RAISE,
             },
             wire::JOIN => Command::Join { waiter: id, target: id_from(a)? },
@@ -523,7 +542,7 @@ impl Hub {
         pending
     }
 
-    fn park(&mut self, id: u32, now: Instant, timeout: Option<Duration>) {
+    fn park(&mut self, id: u32, now: Instant, timeout: Option<Due>) {
         if let Some(r) = self.records.get_mut(&id) {
             r.state = State::Parked;
         }
@@ -532,11 +551,11 @@ impl Hub {
         }
     }
 
-    fn start_timer(&mut self, id: u32, now: Instant, after: Duration) {
+    fn start_timer(&mut self, id: u32, now: Instant, due: Due) {
         if let Some(r) = self.records.get_mut(&id) {
             r.has_timer = true;
             self.live_timers += 1;
-            self.timers.insert(now, after, id, r.epoch);
+            self.timers.insert(due.instant(now), id, r.epoch);
         }
     }
 
@@ -627,13 +646,22 @@ mod tests {
     fn timers_fire_in_deadline_order_and_stale_timers_are_ignored() {
         let mut hub = Hub::without_alarm();
         flush(&mut hub, &[Command::Spawn { id: 1, delay: None }, Command::Spawn { id: 2, delay: None }]);
-        let ms = |n| Some(Duration::from_millis(n));
-        flush(&mut hub, &[Command::Park { id: 1, timeout: ms(20) }, Command::Park { id: 2, timeout: ms(5) }]);
+        let ms = |n: f64| Some(Due(n));
+        flush(&mut hub, &[Command::Park { id: 1, timeout: ms(20.0) }, Command::Park { id: 2, timeout: ms(5.0) }]);
         // Unpark 1 early: its timer must not fire later.
         assert_eq!(flush(&mut hub, &[Command::Unpark { id: 1 }]), vec![(1, Outcome::Wake)]);
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(flush(&mut hub, &[]), vec![(2, Outcome::Timer)]);
         assert_eq!(hub.live_timers, 0);
+    }
+
+    #[test]
+    fn overdue_timers_expire_in_deadline_order_not_command_order() {
+        let mut hub = Hub::without_alarm();
+        flush(&mut hub, &[Command::Spawn { id: 1, delay: None }, Command::Spawn { id: 2, delay: None }]);
+        // Both written long before this flush: 1 was due 5 ms ago, 2 was due 30 ms ago.
+        let parks = [Command::Park { id: 1, timeout: Some(Due(-5.0)) }, Command::Park { id: 2, timeout: Some(Due(-30.0)) }];
+        assert_eq!(flush(&mut hub, &parks), vec![(2, Outcome::Timer), (1, Outcome::Timer)]);
     }
 
     #[test]
@@ -648,7 +676,7 @@ mod tests {
         // Not started yet (delayed start): interrupted instead of started.
         let out = flush(
             &mut hub,
-            &[Command::Spawn { id: 3, delay: Some(Duration::from_secs(60)) }, Command::Interrupt { id: 3 }],
+            &[Command::Spawn { id: 3, delay: Some(Due(60_000.0)) }, Command::Interrupt { id: 3 }],
         );
         assert_eq!(out, vec![(3, Outcome::Interrupt)]);
         assert_eq!(hub.live_timers, 0);
@@ -738,11 +766,11 @@ mod tests {
         // Deadlines are absolute: one already past expires at once.
         assert_eq!(
             Command::decode(&[wire::PARK as f64, 7.0, 120.0, 0.0], 100.0),
-            Ok(Command::Park { id: 7, timeout: Some(Duration::from_millis(20)) })
+            Ok(Command::Park { id: 7, timeout: Some(Due(20.0)) })
         );
         assert_eq!(
             Command::decode(&[wire::PARK as f64, 7.0, 90.0, 0.0], 100.0),
-            Ok(Command::Park { id: 7, timeout: Some(Duration::ZERO) })
+            Ok(Command::Park { id: 7, timeout: Some(Due(-10.0)) })
         );
     }
 }
@@ -767,8 +795,8 @@ mod alarm_tests {
         ];
         hub.flush(cmds, usize::MAX, &mut |r| out.push(r));
         let parks = [
-            Command::Park { id: 1, timeout: Some(Duration::from_millis(10)) },
-            Command::Park { id: 2, timeout: Some(Duration::from_millis(10)) },
+            Command::Park { id: 1, timeout: Some(Due(10.0)) },
+            Command::Park { id: 2, timeout: Some(Due(10.0)) },
         ];
         hub.flush(parks, usize::MAX, &mut |r| out.push(r));
         let deadline = Instant::now() + Duration::from_secs(2);

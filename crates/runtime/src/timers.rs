@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TimerEntry {
@@ -24,10 +24,10 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub fn insert(&mut self, now: Instant, after: Duration, id: u32, epoch: u32) {
+    pub fn insert(&mut self, deadline: Instant, id: u32, epoch: u32) {
         self.seq += 1;
         self.heap.push(Reverse(TimerEntry {
-            deadline: now + after,
+            deadline,
             seq: self.seq,
             id,
             epoch,
