@@ -9,6 +9,44 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * The front end's handle on an executor queue (see the runtime's
+ * `executor` module): submits task frames, drains completion frames.
+ */
+export declare class NativeExecutor {
+  /**
+   * `wake` is called (without arguments) when completions are ready to be
+   * drained. It never keeps the event loop alive by itself.
+   */
+  constructor(wake: () => void)
+  /** What workers pass to `NativeExecutorSlot` to find this queue. */
+  get id(): number
+  submit(batch: Buffer): number
+  cancel(id: number): boolean
+  cancelQueued(): Array<number>
+  purge(): void
+  /** 0: not queued nor running (done, cancelled, unknown), 1: queued, 2: running. */
+  state(id: number): number
+  drain(): Buffer | null
+  define(id: number, definition: Buffer): void
+}
+
+/**
+ * A worker's end of an executor queue. Create it on the thread that runs
+ * the tasks.
+ */
+export declare class NativeExecutorSlot {
+  constructor(poolId: number)
+  /** Up to `max` task frames, or `null` if there is nothing to run. */
+  take(max: number): Buffer | null
+  /** Queues again task frames from `take` that have not started. */
+  giveBack(batch: Buffer): number
+  complete(batch: Buffer): number
+  definition(id: number): Buffer | null
+  /** Leaves the queue now, giving back the tasks of the local deque. */
+  detach(): void
+}
+
 /** The hub of one JS environment (main thread or a worker). */
 export declare class NativeHub {
   /**
@@ -24,15 +62,84 @@ export declare class NativeHub {
   flush(commands: Float64Array, count: number, out: Float64Array, now: number): void
 }
 
+/** The socket side of one hub. */
+export declare class NativeNet {
+  constructor(hub: NativeHub)
+  /**
+   * Moves completed results into `meta` (4 f64s each: wait id, status,
+   * offset, length) and `bytes`; returns how many.
+   */
+  drain(meta: Float64Array, bytes: Uint8Array): number
+  /** Writes the sends queued during this turn. */
+  kick(): void
+  /** Starts connecting to an IP literal; `wait_id` completes with the outcome. */
+  connect(host: string, portNumber: number, waitId: number): NativeSocket | number
+  /** Binds and listens. `handler`: "front", "echo" or "upper". */
+  listen(host: string, portNumber: number, backlog: number, handler: string): NativeServer | number
+}
+
+export declare class NativeServer {
+  address(): SocketAddress
+  /** 0, or `-errno` (`-EBADF` once closed). */
+  acceptWait(waitId: number): number
+  cancelAccept(): boolean
+  takeAccepted(): Array<NativeSocket>
+  /** Stops accepting; `wait_id` (if any) completes once the listener is closed. */
+  close(waitId?: number | undefined | null): void
+  liveConnections(): number
+  idleWait(waitId: number): void
+  cancelIdle(waitId: number): boolean
+  killConnections(): void
+}
+
+export declare class NativeSocket {
+  /**
+   * Bytes read ahead (an empty Buffer at EOF), or a number: `NOTHING_YET`
+   * or `-errno`.
+   */
+  tryRecv(max: number): Buffer | number
+  /** 0, or `-errno` if the wait could not be registered. */
+  recvWait(waitId: number, max: number): number
+  cancelRecv(): boolean
+  /**
+   * Queues a copy of `data`; returns the bytes queued and not yet
+   * written, or `-errno` of an earlier write failure.
+   */
+  send(data: Uint8Array): number
+  /**
+   * `wait_id` completes once at most `threshold` bytes are queued; 0 or
+   * `-errno` if the wait could not be registered.
+   */
+  drainWait(waitId: number, threshold: number): number
+  cancelDrain(waitId: number): boolean
+  /** `how`: 0 read, 1 write, 2 both. */
+  shutdown(how: number): number
+  /** Closes; queued bytes are still written. Returns how many are queued. */
+  close(): number
+  /** `wait_id` completes once the socket is really closed. */
+  closeWait(waitId: number): void
+  localAddress(): SocketAddress | null
+  remoteAddress(): SocketAddress | null
+}
+
 /** Sets the number of runtime worker threads. Only before first use. */
 export declare function configureRuntime(workers: number): void
 
 /** The wire constants, so the TypeScript side never restates them. */
 export declare function hubProtocol(): Record<string, number>
 
+/** Protocol constants, so the TypeScript side never restates them. */
+export declare function netProtocol(): Record<string, number>
+
 export declare function runtimeInfo(): RuntimeInfo
 
 export interface RuntimeInfo {
   started: boolean
   workers: number
+}
+
+export interface SocketAddress {
+  address: string
+  family: string
+  port: number
 }

@@ -835,7 +835,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeExecutor = nativeBinding.NativeExecutor
+module.exports.NativeExecutorSlot = nativeBinding.NativeExecutorSlot
 module.exports.NativeHub = nativeBinding.NativeHub
+module.exports.NativeNet = nativeBinding.NativeNet
+module.exports.NativeServer = nativeBinding.NativeServer
+module.exports.NativeSocket = nativeBinding.NativeSocket
 module.exports.configureRuntime = nativeBinding.configureRuntime
 module.exports.hubProtocol = nativeBinding.hubProtocol
+module.exports.netProtocol = nativeBinding.netProtocol
 module.exports.runtimeInfo = nativeBinding.runtimeInfo

@@ -63,3 +63,5 @@ export {
   type ResultOptions,
   type ReturnWhen,
 } from './src/futures'
+export { IncompleteReadError, Socket, connect, type AddressInfo, type ConnectOptions, type SocketError } from './src/socket'
+export { StreamServer, type ConnectionHandler, type StopOptions, type StreamServerOptions } from './src/server'

@@ -170,7 +170,8 @@ serial('1,000 greenlets sleeping random times wake in sleep order while the even
   // A loose bound, for a shared machine (bench/sync.ts measures it): this
   // catches saturation, where lateness grows with the number of greenlets.
   t.true(median < 50, `median lateness ${median.toFixed(2)} ms`)
-  t.true(ticks >= elapsed / 5 / 4, `only ${ticks} interval ticks in ${elapsed.toFixed(0)} ms`)
+  // A starved loop would tick once or not at all; under CI load ticks come late.
+  t.true(ticks >= Math.max(2, elapsed / 50), `only ${ticks} interval ticks in ${elapsed.toFixed(0)} ms`)
   t.log(`median lateness ${median.toFixed(2)} ms, ${ticks} interval ticks in ${elapsed.toFixed(0)} ms`)
 })
 

@@ -3,5 +3,6 @@
 
 mod executor;
 mod hub;
+mod net;
 mod runtime;
 mod wake;

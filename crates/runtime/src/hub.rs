@@ -344,12 +344,14 @@ impl Hub {
         out: &mut impl FnMut(Ready),
     ) -> FlushStats {
         let now = Instant::now();
+        // The turn's own commands first: a completion may arrive before the
+        // PARK of the wait it ends has been flushed, and must still find it.
+        for command in commands {
+            self.apply(command, now);
+        }
         let remote_unparks = std::mem::take(&mut *self.remote.inbox.lock().unwrap_or_else(|e| e.into_inner()));
         for id in remote_unparks {
             self.apply(Command::Unpark { id }, now);
-        }
-        for command in commands {
-            self.apply(command, now);
         }
         self.expire_timers(Instant::now());
         let mut delivered = 0;
@@ -753,6 +755,13 @@ mod tests {
         flush(&mut hub, &[Command::Park { id: 7, timeout: None }, Command::Park { id: 8, timeout: None }]);
         std::thread::spawn(move || remote.unpark_all([8, 7, 99])).join().unwrap();
         assert_eq!(flush(&mut hub, &[]), vec![(8, Outcome::Wake), (7, Outcome::Wake)]);
+    }
+
+    #[test]
+    fn a_completion_that_overtakes_its_park_still_ends_the_wait() {
+        let mut hub = Hub::without_alarm();
+        hub.remote().unpark(5);
+        assert_eq!(flush(&mut hub, &[Command::Park { id: 5, timeout: None }]), vec![(5, Outcome::Wake)]);
     }
 
     #[test]

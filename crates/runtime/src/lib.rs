@@ -6,7 +6,10 @@
 //!   of [`hub::Ready`] entries, so a boundary crossing is paid per batch, not
 //!   per event.
 //! - [`runtime`]: lazy start of the `may` coroutine scheduler (work-stealing
-//!   workers, epoll/kqueue reactor, timer thread) and its configuration.
+//!   workers, epoll/kqueue reactor) and its configuration.
+//! - [`net`]: cooperative sockets and stream servers as `may` coroutines;
+//!   completions reach the front end in batches through a per-hub inbox, and
+//!   built-in handlers (`echo`, `upper`) serve connections without JS.
 //! - [`baton`]: the exclusive right to run JS, handed directly between OS
 //!   threads (sync mode): a per-thread wake word with an adaptive short spin.
 //! - [`executor`]: the executors' task queue: a global injector, per-worker
@@ -19,6 +22,7 @@ mod alarm;
 pub mod baton;
 pub mod executor;
 pub mod hub;
+pub mod net;
 pub mod runtime;
 mod timers;
 

@@ -1,0 +1,304 @@
+import { spawn as spawnChild } from 'node:child_process'
+import { once } from 'node:events'
+import { type AddressInfo, type Server, type Socket as NodeSocket, createServer } from 'node:net'
+
+import test from 'ava'
+
+import { GreenletExit, sleep, spawn } from '../index'
+import { IncompleteReadError, type Socket, connect } from '../index'
+
+// The hub is process-wide: keep tests from sharing turns.
+const serial = test.serial
+
+/** A Node `net` server on a free loopback port: the reference peer. */
+async function peer(onConnection: (sock: NodeSocket) => void): Promise<{ server: Server; port: number }> {
+  const server = createServer(onConnection)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return { server, port: (server.address() as AddressInfo).port }
+}
+
+async function closeServer(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+}
+
+/** Connects to a peer that hands its side of the connection to the test. */
+async function pair(): Promise<{ sock: Socket; remote: NodeSocket; done: () => Promise<void> }> {
+  let accepted!: (s: NodeSocket) => void
+  const remoteP = new Promise<NodeSocket>((resolve) => (accepted = resolve))
+  const { server, port } = await peer((s) => accepted(s))
+  const sock = await connect('127.0.0.1', port)
+  const remote = await remoteP
+  return {
+    sock,
+    remote,
+    done: async () => {
+      sock.close()
+      remote.destroy()
+      await closeServer(server)
+    },
+  }
+}
+
+serial('connect() to a port nobody listens on rejects with an Error whose code is ECONNREFUSED', async (t) => {
+  const { server, port } = await peer(() => undefined)
+  await closeServer(server)
+  const err = await t.throwsAsync(connect('127.0.0.1', port))
+  t.true(err instanceof Error)
+  t.is((err as NodeJS.ErrnoException).code, 'ECONNREFUSED')
+  t.is((err as NodeJS.ErrnoException).syscall, 'connect')
+})
+
+serial('connect() to a listener that never answers rejects with ETIMEDOUT after timeoutMs', async (t) => {
+  // A listener whose accept queue (backlog 1) fills up and whose process
+  // never accepts: Linux then drops SYNs, so a connect hangs. The child
+  // blocks its thread for at most 5 s, then exits.
+  const child = spawnChild(process.execPath, [
+    '-e',
+    `const s = require('net').createServer()
+     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+       console.log(s.address().port)
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5000)
+       process.exit(0)
+     })`,
+  ])
+  const fillers: Socket[] = []
+  try {
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer]
+    const port = Number(line.toString().trim())
+    let err: NodeJS.ErrnoException | undefined
+    let took = 0
+    for (let i = 0; i < 8 && err === undefined; i++) {
+      const started = Date.now()
+      try {
+        fillers.push(await connect('127.0.0.1', port, { timeoutMs: 200 }))
+      } catch (e) {
+        err = e as NodeJS.ErrnoException
+        took = Date.now() - started
+      }
+    }
+    t.is(err?.code, 'ETIMEDOUT')
+    t.true(took >= 150, `gave up after ${took} ms`)
+  } finally {
+    for (const s of fillers) s.close()
+    child.kill()
+  }
+})
+
+serial('localAddress and remoteAddress report both loopback ends', async (t) => {
+  const { sock, remote, done } = await pair()
+  t.deepEqual(sock.remoteAddress, { address: '127.0.0.1', family: 'IPv4', port: remote.localPort })
+  t.deepEqual(sock.localAddress, { address: '127.0.0.1', family: 'IPv4', port: remote.remotePort })
+  await done()
+})
+
+serial('recv() resolves with the bytes sent, at most maxBytes at a time', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.write('Thread-1 say hello')
+  let got = ''
+  while (got.length < 18) {
+    const chunk = await sock.recv(4)
+    t.true(chunk.length >= 1 && chunk.length <= 4)
+    got += chunk.toString()
+  }
+  t.is(got, 'Thread-1 say hello')
+  await done()
+})
+
+serial('recv() resolves with an empty Buffer at EOF, and again on every later recv', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.end('bye')
+  t.is((await sock.recv(100)).toString(), 'bye')
+  t.is((await sock.recv(100)).length, 0)
+  t.is((await sock.recv(100)).length, 0)
+  await done()
+})
+
+serial('sendall() delivers the bytes in order; a string is sent as UTF-8', async (t) => {
+  const { sock, remote, done } = await pair()
+  const received: Buffer[] = []
+  remote.on('data', (d) => received.push(d))
+  await sock.sendall('héllo ')
+  await sock.sendall(Buffer.from('wörld'))
+  await sock.sendall(new Uint8Array([33]))
+  sock.shutdown('write')
+  await once(remote, 'end')
+  t.is(Buffer.concat(received).toString('utf8'), 'héllo wörld!')
+  await done()
+})
+
+serial('sendall() then close() delivers every byte before the peer sees EOF', async (t) => {
+  const { sock, remote, done } = await pair()
+  const received: Buffer[] = []
+  remote.on('data', (d) => received.push(d))
+  const big = Buffer.alloc(3 << 20, 0x61)
+  // 3 MiB cannot all be in the kernel yet: close() must write out the queue.
+  const sending = sock.sendall(big)
+  await sleep(0)
+  await sending
+  sock.close()
+  await once(remote, 'end')
+  t.is(Buffer.concat(received).length, big.length)
+  await done()
+})
+
+serial('1 MiB sent with sendall() comes back intact through recvExactly() while both directions flow', async (t) => {
+  let remote: NodeSocket | undefined
+  const { server, port } = await peer((s) => {
+    remote = s
+    s.pipe(s)
+  })
+  const sock = await connect('127.0.0.1', port)
+  const data = Buffer.alloc(1 << 20)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff
+  const reader = spawn(() => sock.recvExactly(data.length))
+  await sock.sendall(data)
+  const echoed = await reader.get({ timeoutMs: 20_000 })
+  t.is(echoed.length, data.length)
+  t.true(echoed.equals(data))
+  sock.close()
+  remote?.destroy()
+  await closeServer(server)
+})
+
+serial('recvExactly() rejects with IncompleteReadError carrying the partial bytes when the peer closes early', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.end('abc')
+  const err = await t.throwsAsync(sock.recvExactly(10))
+  t.true(err instanceof IncompleteReadError)
+  t.is((err as IncompleteReadError).partial.toString(), 'abc')
+  t.is((err as IncompleteReadError).expected, 10)
+  await done()
+})
+
+serial('recv() after setTimeout(ms) rejects with ETIMEDOUT, and bytes arriving later go to the next recv', async (t) => {
+  const { sock, remote, done } = await pair()
+  sock.setTimeout(50)
+  t.is(sock.timeoutMs, 50)
+  const started = Date.now()
+  const err = await t.throwsAsync(sock.recv(10))
+  t.is((err as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  t.true(Date.now() - started >= 40)
+  sock.setTimeout(null)
+  remote.write('late')
+  t.is((await sock.recv(10)).toString(), 'late')
+  await done()
+})
+
+serial('sendall() with setTimeout(ms) rejects with ETIMEDOUT when the peer stops reading', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.pause()
+  sock.setTimeout(200)
+  const chunk = Buffer.alloc(1 << 20)
+  let err: unknown
+  // The kernel buffers take a few MiB; the queue then stays over 64 KiB.
+  for (let i = 0; i < 64 && err === undefined; i++) {
+    err = await sock.sendall(chunk).catch((e: unknown) => e)
+  }
+  t.is((err as NodeJS.ErrnoException | undefined)?.code, 'ETIMEDOUT')
+  await done()
+})
+
+serial('killing a greenlet blocked in recv() rejects the recv at once with the kill exception, and later bytes are kept', async (t) => {
+  const { sock, remote, done } = await pair()
+  let raised: unknown
+  const g = spawn(async () => {
+    try {
+      await sock.recv(10)
+    } catch (err) {
+      raised = err
+      throw err
+    }
+  })
+  await sleep(20)
+  t.false(g.dead)
+  const started = Date.now()
+  await g.kill(new GreenletExit('stop reading'), { timeoutMs: 2000 })
+  t.true(g.dead)
+  t.true(Date.now() - started < 1000)
+  t.true(raised instanceof GreenletExit)
+  remote.write('kept')
+  t.is((await sock.recv(10)).toString(), 'kept')
+  await done()
+})
+
+serial('close() rejects a recv waiting in another greenlet with EBADF, and later calls too', async (t) => {
+  const { sock, done } = await pair()
+  const g = spawn(() => sock.recv(10))
+  await sleep(20)
+  sock.close()
+  const err = await t.throwsAsync(g.get({ timeoutMs: 2000 }))
+  t.is((err as NodeJS.ErrnoException).code, 'EBADF')
+  t.true(sock.closed)
+  t.is(((await t.throwsAsync(sock.sendall('x'))) as NodeJS.ErrnoException).code, 'EBADF')
+  await done()
+})
+
+serial('a peer that resets the connection makes recv() reject with ECONNRESET', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.write('partial')
+  t.is((await sock.recv(100)).toString(), 'partial')
+  remote.resetAndDestroy()
+  const err = await t.throwsAsync(sock.recv(100))
+  t.is((err as NodeJS.ErrnoException).code, 'ECONNRESET')
+  await done()
+})
+
+serial('sendall() to a peer that has reset rejects with EPIPE or ECONNRESET', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.resetAndDestroy()
+  let err: NodeJS.ErrnoException | undefined
+  for (let i = 0; i < 100 && err === undefined; i++) {
+    err = await sock.sendall('ping').then(
+      () => sleep(5).then(() => undefined),
+      (e: NodeJS.ErrnoException) => e,
+    )
+  }
+  t.true(err?.code === 'EPIPE' || err?.code === 'ECONNRESET', String(err?.code))
+  await done()
+})
+
+serial('shutdown("write") sends EOF to the peer while the socket can still receive', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.on('end', () => remote.end('reply after your EOF'))
+  remote.resume()
+  sock.shutdown('write')
+  t.is((await sock.recvExactly(20)).toString(), 'reply after your EOF')
+  await done()
+})
+
+serial('async iteration yields the received chunks until EOF', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.write('one,')
+  setTimeout(() => remote.end('two'), 20)
+  const chunks: string[] = []
+  for await (const chunk of sock) chunks.push(chunk.toString())
+  t.is(chunks.join(''), 'one,two')
+  await done()
+})
+
+serial('a second concurrent recv() on one socket rejects with EALREADY', async (t) => {
+  const { sock, remote, done } = await pair()
+  const first = sock.recv(10)
+  const err = await t.throwsAsync(sock.recv(10))
+  t.is((err as NodeJS.ErrnoException).code, 'EALREADY')
+  remote.write('x')
+  t.is((await first).toString(), 'x')
+  await done()
+})
+
+serial('bad arguments reject or throw TypeError or RangeError naming the argument', async (t) => {
+  await t.throwsAsync(connect(42 as unknown as string, 80), { instanceOf: TypeError, message: /host/ })
+  await t.throwsAsync(connect('127.0.0.1', 70000), { instanceOf: RangeError, message: /port/ })
+  await t.throwsAsync(connect('127.0.0.1', 'x' as unknown as number), { instanceOf: TypeError, message: /port/ })
+  await t.throwsAsync(connect('127.0.0.1', 80, { timeoutMs: -1 }), { instanceOf: RangeError, message: /timeoutMs/ })
+  const { sock, done } = await pair()
+  await t.throwsAsync(sock.recv(0), { instanceOf: RangeError, message: /maxBytes/ })
+  await t.throwsAsync(sock.recv('10' as unknown as number), { instanceOf: TypeError, message: /maxBytes/ })
+  await t.throwsAsync(sock.recvExactly(1.5), { instanceOf: RangeError, message: /\bn\b/ })
+  await t.throwsAsync(sock.sendall(5 as unknown as string), { instanceOf: TypeError, message: /data/ })
+  t.throws(() => sock.setTimeout(-5), { instanceOf: RangeError, message: /ms/ })
+  t.throws(() => sock.shutdown('sideways' as 'read'), { instanceOf: TypeError, message: /how/ })
+  t.throws(() => sock.shutdown(3 as 0), { instanceOf: RangeError, message: /how/ })
+  await done()
+})

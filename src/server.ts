@@ -1,0 +1,234 @@
+/**
+ * gevent's `StreamServer`: accepts TCP connections and runs
+ * `handler(socket, address)` for each in its own greenlet.
+ *
+ * Accepting runs on the Rust runtime; connections reach JS in batches and
+ * each handler greenlet talks to its {@link Socket}. When the handler
+ * returns or fails, its socket is closed; a failing handler (a peer that
+ * resets mid-message...) ends only its own greenlet, whose failure is
+ * reported like any unobserved greenlet failure, and the server keeps
+ * serving.
+ *
+ * The built-in handlers `'echo'` and `'upper'` serve each connection entirely
+ * in Rust coroutines on every runtime worker (the seeds' `talk(conn)`: recv
+ * up to 1024 bytes, send them back as they are or upper-cased, close at
+ * EOF): per message no JS runs at all.
+ *
+ * A started server keeps the process alive until it is stopped, like Node's
+ * `net.Server`.
+ */
+import type { NativeServer } from 'native-binding'
+import { checkFunction, checkMs, checkOptions, invalidType } from './errors'
+import { type Greenlet, getcurrent, joinall, killall, spawn } from './greenlet'
+import { currentStorage, hub, suspendFresh } from './hub'
+import { wire } from './native'
+import { type AddressInfo, Socket, TIMED_OUT, addressInfo, checkPort, nativeWait, net, socketError } from './socket'
+
+export interface StreamServerOptions {
+  /** An IP address, or `'localhost'`. @default '127.0.0.1' */
+  host?: string
+  /** The port to listen on; 0 picks a free one (see `address`). */
+  port: number
+  /** Connections the kernel queues before they are accepted. @default 511 */
+  backlog?: number
+}
+
+export interface StopOptions {
+  /**
+   * How long handlers may run on after the listener is closed before they
+   * are killed; `null` waits for them however long they take. @default 1000
+   */
+  timeoutMs?: number | null
+}
+
+/** Runs for each connection, in its own greenlet. The socket is closed when it returns. */
+export type ConnectionHandler = (socket: Socket, address: AddressInfo) => unknown
+
+const DEFAULT_HOST = '127.0.0.1'
+const DEFAULT_BACKLOG = 511
+const DEFAULT_STOP_MS = 1000
+const BUILTIN = new Set(['echo', 'upper'])
+
+export class StreamServer {
+  readonly #host: string
+  readonly #port: number
+  readonly #backlog: number
+  readonly #handler: ConnectionHandler | 'echo' | 'upper'
+  #native: NativeServer | undefined = undefined
+  /** The native server being stopped, whose built-in connections may still run. */
+  #stopping: NativeServer | undefined = undefined
+  #address: AddressInfo | undefined = undefined
+  readonly #handlers = new Set<Greenlet>()
+  /** Hub waits of `serveForever()` callers, ended when the server stops. */
+  readonly #foreverWaits = new Set<number>()
+
+  /**
+   * @param listener where to listen
+   * @param handler a function run per connection, or a built-in native
+   *   handler: `'echo'` or `'upper'`
+   */
+  constructor(listener: StreamServerOptions, handler: ConnectionHandler | 'echo' | 'upper') {
+    if (listener === null || typeof listener !== 'object') throw invalidType('listener', 'an options object', listener)
+    const host = listener.host ?? DEFAULT_HOST
+    if (typeof host !== 'string') throw invalidType('listener.host', 'an IP address string', host)
+    this.#host = host
+    this.#port = checkPort('listener.port', listener.port, 0)
+    const backlog = listener.backlog ?? DEFAULT_BACKLOG
+    if (typeof backlog !== 'number') throw invalidType('listener.backlog', 'a positive integer', backlog)
+    if (!Number.isInteger(backlog) || backlog < 1) {
+      throw new RangeError(`listener.backlog must be a positive integer, got ${backlog}`)
+    }
+    this.#backlog = backlog
+    if (typeof handler === 'string') {
+      if (!BUILTIN.has(handler)) throw new RangeError(`handler must be a function, 'echo' or 'upper', got '${handler}'`)
+    } else {
+      checkFunction('handler', handler)
+    }
+    this.#handler = handler
+  }
+
+  /** Listening: between `start()` and `stop()`. */
+  get started(): boolean {
+    return this.#native !== undefined
+  }
+
+  /** Not listening (before `start()` and after `stop()`), as in gevent. */
+  get closed(): boolean {
+    return this.#native === undefined
+  }
+
+  /** The address listened on (the real port once started, if port 0 was asked). */
+  get address(): AddressInfo {
+    return this.#address ?? { address: this.#host, family: this.#host.includes(':') ? 'IPv6' : 'IPv4', port: this.#port }
+  }
+
+  /** Handler greenlets still running. */
+  get handlers(): ReadonlySet<Greenlet> {
+    return this.#handlers
+  }
+
+  /**
+   * Binds and starts accepting. Throws EADDRINUSE, EACCES... as Errors with
+   * `code`; throws if already started.
+   */
+  start(): void {
+    if (this.#native !== undefined) throw new Error('the server has already started')
+    const handler = typeof this.#handler === 'string' ? this.#handler : 'front'
+    let made: NativeServer | number
+    try {
+      made = net.native().listen(this.#host, this.#port, this.#backlog, handler)
+    } catch (err) {
+      // The runtime rejects hosts that are not IP addresses.
+      throw Object.assign(new TypeError(`listener.host must be an IP address or 'localhost', got '${this.#host}'`), { cause: err })
+    }
+    if (typeof made === 'number') throw socketError('listen', made, { address: this.#host, port: this.#port })
+    this.#native = made
+    this.#address = addressInfo(made.address()) ?? undefined
+    net.hold()
+    if (typeof this.#handler === 'function') {
+      // Outside any greenlet's context: killing the greenlet that started the
+      // server must not stop accepting, and handlers have no parent, as in gevent.
+      currentStorage.exit(() => void this.#accept(made, this.#handler as ConnectionHandler))
+    }
+  }
+
+  async #accept(server: NativeServer, handler: ConnectionHandler): Promise<void> {
+    for (;;) {
+      const result = await nativeWait((id) => server.acceptWait(id), -1, () => server.cancelAccept())
+      if (result !== 0) return // EBADF: closed
+      for (const handle of server.takeAccepted()) {
+        const g = spawn(serve, Socket._adopt(handle), handler, this.#handlers)
+        this.#handlers.add(g)
+      }
+    }
+  }
+
+  /**
+   * Starts the server if needed and waits until it is stopped. If the
+   * waiting greenlet is killed, the server is stopped.
+   */
+  async serveForever(stop?: StopOptions): Promise<void> {
+    const o = checkOptions('stop', stop)
+    if (o.timeoutMs !== undefined && o.timeoutMs !== null) checkMs('stop.timeoutMs', o.timeoutMs, false)
+    if (this.#native === undefined) this.start()
+    let waitId = 0
+    try {
+      await suspendFresh((id) => {
+        waitId = id
+        this.#foreverWaits.add(id)
+        hub.command(wire.PARK, id, -1)
+      })
+    } catch (err) {
+      this.#foreverWaits.delete(waitId)
+      await this.stop(o as StopOptions)
+      throw err
+    }
+  }
+
+  /**
+   * Closes the listener (freeing the port), lets running handlers finish for
+   * `options.timeoutMs`, then kills those that remain and waits for them to
+   * die. Resolves at once if not started.
+   */
+  async stop(options?: StopOptions): Promise<void> {
+    const o = checkOptions('options', options)
+    const timeoutMs = o.timeoutMs === undefined ? DEFAULT_STOP_MS : checkMs('options.timeoutMs', o.timeoutMs, true)
+    const server = this.#native
+    if (server === undefined) return
+    this.#native = undefined
+    this.#stopping = server
+    try {
+      // Abandoned if this greenlet is killed meanwhile: the listener closes anyway.
+      await nativeWait((id) => (server.close(id), 0), -1, () => true)
+    } finally {
+      net.release()
+    }
+    try {
+      if (typeof this.#handler === 'string') await this.#stopBuiltin(server, timeoutMs)
+      else await this.#stopHandlers(timeoutMs)
+    } finally {
+      this.#stopping = undefined
+    }
+    for (const id of this.#foreverWaits) hub.command(wire.UNPARK, id)
+    this.#foreverWaits.clear()
+  }
+
+  async #stopHandlers(timeoutMs: number): Promise<void> {
+    const current = getcurrent()
+    const running = [...this.#handlers].filter((g) => g !== current)
+    const limit = timeoutMs < 0 ? undefined : timeoutMs
+    await joinall(running, { timeoutMs: limit })
+    await killall(running.filter((g) => !g.dead))
+  }
+
+  async #stopBuiltin(server: NativeServer, timeoutMs: number): Promise<void> {
+    const idle = (ms: number) =>
+      nativeWait(
+        (id) => (server.idleWait(id), 0),
+        ms,
+        (id) => server.cancelIdle(id),
+      )
+    if ((await idle(timeoutMs)) !== TIMED_OUT) return
+    server.killConnections()
+    await idle(-1)
+  }
+
+  /** Connections being served by the built-in handler. */
+  get liveConnections(): number {
+    return (this.#native ?? this.#stopping)?.liveConnections() ?? 0
+  }
+
+  toString(): string {
+    const a = this.address
+    return `<StreamServer ${a.address}:${a.port} ${this.closed ? 'closed' : 'listening'}>`
+  }
+}
+
+async function serve(sock: Socket, handler: ConnectionHandler, handlers: Set<Greenlet>): Promise<void> {
+  try {
+    await handler(sock, sock.remoteAddress as AddressInfo)
+  } finally {
+    sock.close()
+    handlers.delete(getcurrent() as Greenlet)
+  }
+}
