@@ -3,7 +3,7 @@
  * the seed shows: output order, which tasks overlap in time, results,
  * error/timeout messages.
  */
-import { execFile } from 'node:child_process'
+import { type ChildProcess, execFile, spawn as spawnProcess } from 'node:child_process'
 import path from 'node:path'
 import { promisify } from 'node:util'
 
@@ -167,4 +167,83 @@ test('pool program: 20 tasks per pool run on the pool workers, every done callba
     // Pooled: a fixed set of workers is reused, as the seed says.
     t.true(workers.size > 1 && workers.size <= (i === 0 ? 5 : 32), `${workers.size} workers`)
   }
+})
+
+/** Starts the seed echo server on a free port; resolves once it listens. */
+function startEchoServer(...args: string[]): Promise<{ server: ChildProcess; port: number; output: string[] }> {
+  const server = spawnProcess(process.execPath, [path.join(seeds, 'echo-server.js'), '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const output: string[] = []
+  return new Promise((resolve, reject) => {
+    let buffered = ''
+    server.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const lines = buffered.split('\n')
+      buffered = lines.pop()!
+      for (const line of lines) {
+        output.push(line)
+        const m = /^serving on 127\.0\.0\.1:(\d+)$/.exec(line)
+        if (m) resolve({ server, port: Number(m[1]), output })
+      }
+    })
+    server.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)))
+  })
+}
+
+function stopped(server: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    server.once('exit', () => resolve())
+    server.kill('SIGTERM')
+  })
+}
+
+for (const mode of ['JS handler', 'native upper handler']) {
+  test(`echo server (${mode}) serves the 500 seed clients from one thread, every reply upper-cased`, async (t) => {
+    const { server, port, output } = await startEchoServer(...(mode === 'JS handler' ? ['--quiet'] : ['--native']))
+    try {
+      const { lines } = await runSeed('echo-clients', [String(port), '--clients', '500', '--messages', '5', '--quiet'])
+      t.regex(lines.at(-1)!, /^500 clients, 2500 replies \(0 wrong\) in .* 0 clients failed$/)
+    } finally {
+      await stopped(server)
+    }
+    t.is(output.at(-1), 'stopped')
+  })
+}
+
+test('echo server prints what each client says, as the seed does', async (t) => {
+  const { server, port, output } = await startEchoServer()
+  try {
+    const { lines } = await runSeed('echo-clients', [String(port), '--clients', '3', '--messages', '2'])
+    t.deepEqual(lines.slice(0, -1).sort(), ['Thread-1', 'Thread-2', 'Thread-3'].flatMap((n) => [0, 1].map((i) => `b'${n.toUpperCase()} SAY HELLO ${i}'`)).sort())
+  } finally {
+    await stopped(server)
+  }
+  t.deepEqual(
+    output.filter((l) => l.startsWith("b'")).sort(),
+    ['Thread-1', 'Thread-2', 'Thread-3'].flatMap((n) => [0, 1].map((i) => `b'${n} say hello ${i}'`)).sort(),
+  )
+})
+
+test('interactive client sends each non-empty line and prints the reply', async (t) => {
+  const { server, port } = await startEchoServer('--quiet')
+  try {
+    const client = execFile(process.execPath, [path.join(seeds, 'echo-interactive-client.js'), String(port)], { timeout: 20_000 })
+    let stdout = ''
+    client.stdout!.on('data', (c: Buffer) => (stdout += c.toString()))
+    client.stdin!.end('hello\n\n  world  \n')
+    await new Promise((resolve) => client.once('exit', resolve))
+    t.deepEqual(stdout.trim().split('\n'), ['HELLO', 'WORLD'])
+  } finally {
+    await stopped(server)
+  }
+})
+
+test('sync mode: greenlet ping-pong without await prints 12 56 34 78', async (t) => {
+  t.deepEqual((await runSeed('greenlet-ping-pong-sync')).lines, ['12', '56', '34', '78'])
+})
+
+test('sync mode: play/eat with monkey-patched blocking sleep overlap, ~5 units not 8', async (t) => {
+  const { lines } = await runSeed('play-eat-sync')
+  t.deepEqual(lines.slice(0, 4), ['刘清正 play 1', '刘清正 eat 1', '刘清正 eat 2', '刘清正 play 2'])
+  const units = Number(lines[4].split(' ')[1])
+  t.true(units >= 4.9 && units < 7.5, `took ${units} units`)
 })

@@ -155,9 +155,11 @@ serial('1,000 greenlets sleeping random times wake in sleep order while the even
   let latest = -Infinity
   let outOfOrder = 0
   for (const w of woke) {
-    // The hub applies commands at least every millisecond; deadlines already
-    // past when applied fire in command order.
-    if (w.deadline < latest - 2) outOfOrder++
+    // A sleep reaches the hub when its command is applied (about every
+    // millisecond in a long batch, later on a loaded machine): it cannot be
+    // ordered before timers that fired earlier. Overdue timers applied
+    // together fire in deadline order.
+    if (w.deadline < latest - 5) outOfOrder++
     latest = Math.max(latest, w.deadline)
   }
   t.is(outOfOrder, 0, 'wake-ups follow the deadlines')

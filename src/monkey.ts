@@ -295,6 +295,11 @@ function patchChildProcess(): void {
   )
 }
 
+/** Longest delay a Node timer accepts without clamping it to 1 ms. */
+const KEEP_ALIVE_MS = 2 ** 30
+
+function noop(): void {}
+
 function patchAtomics(): void {
   const waitAsync = (Atomics as unknown as { waitAsync?: AnyFunction }).waitAsync
   if (typeof waitAsync !== 'function') return
@@ -303,7 +308,15 @@ function patchAtomics(): void {
     'wait',
     yielding('wait', Atomics.wait, (array: Int32Array, index: number, value: number, timeout?: number) => {
       const r = waitAsync.call(Atomics, array, index, value, timeout) as { async: boolean; value: unknown }
-      return r.async ? block(r.value as Promise<string>) : r.value
+      if (!r.async) return r.value
+      // waitAsync's timer does not keep Node's event loop alive, but the
+      // blocking wait it stands for holds the process: hold it until settled.
+      const hold = setInterval(noop, typeof timeout === 'number' && timeout < KEEP_ALIVE_MS ? Math.max(1, timeout) : KEEP_ALIVE_MS)
+      try {
+        return block(r.value as Promise<string>)
+      } finally {
+        clearInterval(hold)
+      }
     }),
   )
 }

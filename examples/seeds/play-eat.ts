@@ -1,6 +1,6 @@
 // Seed 001 (shared/seeds/001_*.txt), "gevent模块": play sleeps 5 units and eat 3;
 // spawned as greenlets they overlap, so the total is ~5 units, not 8. One unit
-// is 20 ms here. (The seed uses monkey-patched time.sleep; the sync-mode twin
+// is 50 ms here. (The seed uses monkey-patched time.sleep; the sync-mode twin
 // is play-eat-sync.ts.)
 import { joinall, sleep, spawn } from '../../index'
 
