@@ -11,16 +11,12 @@
  * its next one if it is busy. Code awaiting something foreign can watch
  * `g.signal`, which aborts at once.
  */
-import { GreenletExit, checkFunction, checkMs, checkOptions, rejecting } from './errors'
+import { GreenletBase, type Transfer } from './_greenlet-base'
+import { GreenletExit, checkMs, checkOptions, rejecting } from './errors'
 import { type TransientWait, currentStorage, hub, suspend } from './hub'
-import { type Link, type LinkKind, callLinks, checkGreenletList, issueJoinAll, planJoinAll } from './lifecycle'
+import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { wire } from './native'
 import { Timeout } from './timeout'
-
-type State = 'new' | 'scheduled' | 'running' | 'dead'
-type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
-
-const NO_INTERRUPT = Symbol('no interrupt')
 
 export interface KillOptions {
   /** Wait until the greenlet has died. @default true */
@@ -55,102 +51,25 @@ export function getcurrent(): Greenlet | null {
   return (currentStorage.getStore() as Greenlet | undefined) ?? null
 }
 
-// Structurally a WaitOwner (not declared: its members are @internal and
-// stripped from the published declarations).
-export class Greenlet<T = unknown> {
-  /** Unique for the life of the process. */
-  readonly id: number = hub.newId()
-  name: string
+// Structurally a WaitOwner (not declared: its members are internal, and
+// stripped from the published declarations). This comment must not spell
+// the at-internal tag itself: stripInternal would drop the whole class.
+export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** The greenlet that was running when this one was created; `null` for top-level code. */
   readonly parent: Greenlet | null
   /** @internal */ _waiting = false
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
-  #fn: (...args: any[]) => unknown
-  #args: unknown[]
-  #state: State = 'new'
-  #value: T | undefined = undefined
-  #exception: unknown = undefined
-  #failed = false
-  #observed = false
-  #links: Link<any>[] | undefined = undefined
-  #controller: AbortController | undefined = undefined
-  #killedWith: unknown = NO_INTERRUPT
-  #interrupt: unknown = NO_INTERRUPT
-  #inSwitch = false
-  #transfer: Transfer | undefined = undefined
-  #switchParent: Greenlet | undefined = undefined
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
-    checkFunction('fn', fn)
-    this.#fn = fn
-    this.#args = args
+    super(fn, args)
     this.parent = getcurrent()
-    this.name = `Greenlet-${this.id}`
   }
 
   /** Creates and starts a greenlet (same as the module's `spawn`). */
   static spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
     return spawn(fn, ...args)
-  }
-
-  /** Finished: returned, raised, or killed. */
-  get dead(): boolean {
-    return this.#state === 'dead'
-  }
-
-  /** `start()`, `startLater()` or `switch()` has been called (it may have finished since). */
-  get started(): boolean {
-    return this.#state !== 'new'
-  }
-
-  /** Same as `dead`, as in gevent. */
-  ready(): boolean {
-    return this.#state === 'dead'
-  }
-
-  /** Finished without an exception (exiting with GreenletExit counts as success). */
-  successful(): boolean {
-    this.#observed = true
-    return this.#state === 'dead' && !this.#failed
-  }
-
-  /** The return value once it has finished successfully, else `undefined`. */
-  get value(): T | undefined {
-    return this.#value
-  }
-
-  /** The exception it failed with, else `undefined`. */
-  get exception(): unknown {
-    this.#observed = true
-    return this.#exception
-  }
-
-  /** Aborted, with the kill exception as reason, as soon as it is killed. */
-  get signal(): AbortSignal {
-    this.#controller ??= new AbortController()
-    if (this.#killedWith !== NO_INTERRUPT && !this.#controller.signal.aborted) this.#controller.abort(this.#killedWith)
-    return this.#controller.signal
-  }
-
-  /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
-  start(): this {
-    if (this.#state === 'new') this.#schedule(0)
-    return this
-  }
-
-  /** Schedules the greenlet to run after `ms` milliseconds. No effect if already started. */
-  startLater(ms: number): this {
-    const delay = checkMs('ms', ms, false)
-    if (this.#state === 'new') this.#schedule(delay)
-    return this
-  }
-
-  #schedule(delay: number): void {
-    this.#state = 'scheduled'
-    hub.resumables.set(this.id, this)
-    hub.command(wire.SPAWN, this.id, delay)
   }
 
   /**
@@ -161,7 +80,7 @@ export class Greenlet<T = unknown> {
   join(timeoutMs?: number): Promise<boolean> {
     return rejecting(async () => {
       const ms = checkMs('timeoutMs', timeoutMs, true)
-      if (this.#state === 'dead') return true
+      if (this._state === 'dead') return true
       if (getcurrent() === this) throw new Error(`${this} cannot join itself: it would wait forever`)
       await suspend((waiter) => issueJoinAll(waiter, [this], 1, false, ms))
       return this.dead
@@ -176,14 +95,13 @@ export class Greenlet<T = unknown> {
     return rejecting(async () => {
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-      this.#observed = true
-      if (this.#state !== 'dead') {
+      this._observed = true
+      if (this._state !== 'dead') {
         if (o.block === false) throw new Timeout(0, `${this} has not finished`)
         await this.join(ms < 0 ? undefined : ms)
         if (!this.dead) throw new Timeout(ms)
       }
-      if (this.#failed) throw this.#exception
-      return this.#value as T
+      return this._result()
     })
   }
 
@@ -197,56 +115,12 @@ export class Greenlet<T = unknown> {
     return rejecting(async () => {
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-      if (this.#state === 'dead') return
-      this.#killedWith = exception
-      this.#controller?.abort(exception)
-      if (this.#state === 'new') {
-        this.#finish(undefined, exception, true)
-        return
-      }
+      if (this._state === 'dead') return
+      if (this._markKilled(exception)) return
       if (getcurrent() === this) throw exception
-      this.#raise(exception, true)
+      this._raiseAt(exception, true)
       if (o.block !== false) await this.join(ms < 0 ? undefined : ms)
     })
-  }
-
-  /** Calls `callback(this)` once the greenlet has finished (soon, if it already has). */
-  link(callback: (g: Greenlet<T>) => void): void {
-    this.#addLink(callback, 'any')
-  }
-
-  /** Like `link`, only if it finishes successfully. */
-  linkValue(callback: (g: Greenlet<T>) => void): void {
-    this.#addLink(callback, 'value')
-  }
-
-  /** Like `link`, only if it fails. */
-  linkException(callback: (g: Greenlet<T>) => void): void {
-    this.#addLink(callback, 'exception')
-  }
-
-  /** Removes every registration of `callback`. */
-  unlink(callback: (g: Greenlet<T>) => void): void {
-    if (this.#links) this.#links = this.#links.filter((l) => l.callback !== callback)
-  }
-
-  /**
-   * @internal Like `link`, but does not count as looking at the outcome
-   * (gevent's rawlink): an unobserved failure is still reported.
-   */
-  _rawlink(callback: (g: Greenlet<T>) => void): void {
-    this.#pushLink(callback, 'any')
-  }
-
-  #addLink(callback: (g: Greenlet<T>) => void, kind: LinkKind): void {
-    checkFunction('callback', callback)
-    this.#observed = true
-    this.#pushLink(callback, kind)
-  }
-
-  #pushLink(callback: (g: Greenlet<T>) => void, kind: LinkKind): void {
-    ;(this.#links ??= []).push({ callback, kind })
-    if (this.#state === 'dead') this.#runLinks()
   }
 
   /**
@@ -264,9 +138,9 @@ export class Greenlet<T = unknown> {
       const value = args.length <= 1 ? args[0] : args
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.resolve(value)
-      this.#checkSwitchTarget(caller)
+      this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
-      if (this.#state === 'new') this.#startBySwitch(args)
+      if (this._state === 'new') this.#startBySwitch(args)
       else this.#resumeFromSwitch({ value, failed: false })
       return suspended
     } catch (err) {
@@ -286,17 +160,8 @@ export class Greenlet<T = unknown> {
     return rejecting(() => {
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.reject(err)
-      if (this.#state === 'dead') throw new Error(`cannot throw into ${this}: it has finished`)
-      if (this.#state === 'new') {
-        this.#finish(undefined, err, true)
-        this.#observed = true
-        return this.#failed ? Promise.reject(err) : Promise.resolve(undefined)
-      }
-      if (!this.#inSwitch) {
-        this.#raise(err, false)
-        return Promise.resolve(undefined)
-      }
-      this.#checkSwitchTarget(caller)
+      if (!this._throwWithoutSwitch(err)) return Promise.resolve(undefined)
+      this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
       this.#resumeFromSwitch({ error: err, failed: true })
       return suspended
@@ -315,18 +180,15 @@ export class Greenlet<T = unknown> {
     if (Greenlet.#main === undefined) {
       const main = new Greenlet(() => undefined)
       main.name = 'main'
-      main.#state = 'running'
+      main._state = 'running'
       Greenlet.#main = main
       return main
     }
     return Greenlet.#main
   }
 
-  #checkSwitchTarget(caller: Greenlet): void {
-    if (this.#state === 'dead') throw new Error(`cannot switch to ${this}: it has finished`)
-    if (this.#state === 'scheduled' || (this.#state === 'running' && !this.#inSwitch)) {
-      throw new Error(`cannot switch to ${this}: it is not suspended in switch() (it is running or waiting for the hub)`)
-    }
+  #checkSwitch(caller: Greenlet): void {
+    this._checkSwitchTarget()
     if (caller._waiting) {
       throw new Error(`cannot switch away from ${caller}: it is already suspended in another wait`)
     }
@@ -334,7 +196,7 @@ export class Greenlet<T = unknown> {
 
   #parkInSwitch(): Promise<unknown> {
     this._waiting = true
-    this.#inSwitch = true
+    this._inSwitch = true
     // Live greenlets are registered already; the main greenlet is not.
     if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
     hub.command(wire.PARK_SWITCH, this.id)
@@ -347,10 +209,10 @@ export class Greenlet<T = unknown> {
   #startBySwitch(args: unknown[]): void {
     // As in greenlet, the parent is the creator, not the first switcher.
     const parent = this.parent ?? Greenlet.#mainGreenlet()
-    this.#switchParent = parent
+    this._switchParent = parent
     hub.resumables.set(this.id, this)
     hub.command(wire.RESUMED, this.id, parent.id)
-    this.#run(args.length > 0 ? args : this.#args)
+    this.#run(args.length > 0 ? args : this._args)
   }
 
   #resumeFromSwitch(transfer: Transfer): void {
@@ -362,8 +224,8 @@ export class Greenlet<T = unknown> {
     const resolve = this._resolve
     const reject = this._reject
     this.#clearWait()
-    this.#inSwitch = false
-    this.#transfer = undefined
+    this._inSwitch = false
+    this._transfer = undefined
     if (transfer?.failed) reject?.(transfer.error)
     else resolve?.(transfer?.value as number)
   }
@@ -377,22 +239,22 @@ export class Greenlet<T = unknown> {
   /** @internal Called by the hub with the outcome of this greenlet's wait. */
   _resume(outcome: number): void {
     if (outcome === wire.START) {
-      if (this.#state === 'scheduled') this.#run(this.#args)
+      if (this._state === 'scheduled') this.#run(this._args)
       return
     }
-    if (this.#state === 'scheduled') {
+    if (this._state === 'scheduled') {
       // Interrupted before it ran: it dies without running.
-      if (outcome === wire.INTERRUPTED) this.#finish(undefined, this.#takeInterrupt(), true)
+      if (outcome === wire.INTERRUPTED) this._finish(undefined, this._takeInterrupt(), true)
       return
     }
     if (outcome === wire.INTERRUPTED) {
       const reject = this._reject
       this.#clearWait()
-      this.#inSwitch = false
-      this.#transfer = undefined
-      reject?.(this.#takeInterrupt())
-    } else if (this.#inSwitch) {
-      this.#settleSwitch(this.#transfer)
+      this._inSwitch = false
+      this._transfer = undefined
+      reject?.(this._takeInterrupt())
+    } else if (this._inSwitch) {
+      this.#settleSwitch(this._transfer)
     } else {
       const resolve = this._resolve
       this.#clearWait()
@@ -400,10 +262,9 @@ export class Greenlet<T = unknown> {
     }
   }
 
-  /** Delivers `exception` at the current or next wait of this greenlet and of its concurrent waits. */
-  #raise(exception: unknown, isKill: boolean): void {
-    if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
-    hub.command(wire.INTERRUPT, this.id)
+  /** @internal Delivers `exception` at the current or next wait of this greenlet and of its concurrent waits. */
+  protected override _raiseAt(exception: unknown, isKill: boolean): void {
+    super._raiseAt(exception, isKill)
     if (this._extraWaits) {
       for (const wait of this._extraWaits) {
         wait.exception = exception
@@ -412,19 +273,8 @@ export class Greenlet<T = unknown> {
     }
   }
 
-  /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
-  _raise(exception: unknown): void {
-    if (this.#state !== 'dead') this.#raise(exception, false)
-  }
-
-  #takeInterrupt(): unknown {
-    const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt
-    this.#interrupt = NO_INTERRUPT
-    return exception
-  }
-
   #run(args: unknown[]): void {
-    this.#state = 'running'
+    this._state = 'running'
     currentStorage.run(this, runBody, this, args)
   }
 
@@ -432,67 +282,29 @@ export class Greenlet<T = unknown> {
   async _body(args: unknown[]): Promise<void> {
     let value: T
     try {
-      value = (await this.#fn(...args)) as T
+      value = (await this._fn(...args)) as T
     } catch (err) {
-      this.#finish(undefined, err, true)
+      this._finish(undefined, err, true)
       return
     }
-    this.#finish(value, undefined, false)
+    this._finish(value, undefined, false)
   }
 
-  #finish(value: T | undefined, err: unknown, failed: boolean): void {
-    if (failed && err instanceof GreenletExit) {
-      failed = false
-      value = undefined
-    }
-    this.#state = 'dead'
-    this.#value = value
-    this.#exception = failed ? err : undefined
-    this.#failed = failed
+  /** @internal Also ends its wait, if any. */
+  protected override _finish(value: T | undefined, err: unknown, failed: boolean): void {
     this.#clearWait()
-    hub.resumables.delete(this.id)
-    const parent = this.#switchParent
-    if (parent !== undefined && parent.#inSwitch) {
-      // The hub resumes the parent when it processes DIE.
-      parent.#transfer = failed ? { error: err, failed: true } : { value, failed: false }
-      this.#observed = true
-    }
-    hub.command(wire.DIE, this.id, failed ? 1 : 0)
-    if (this.#links) this.#runLinks()
-    if (failed) setImmediate(reportIfUnobserved, this)
-  }
-
-  #runLinks(): void {
-    queueMicrotask(() => {
-      const links = this.#links
-      this.#links = undefined
-      if (links) callLinks(this, links, this.#failed)
-    })
-  }
-
-  /** @internal */
-  _reportIfUnobserved(): void {
-    // Like gevent's hub, which prints failures: here only those nobody looked at.
-    if (!this.#observed) console.error(`greenthread: ${this} failed:`, this.#exception)
+    super._finish(value, err, failed)
   }
 
   /** Like gevent's repr: name, id and the call it runs, e.g. `<Greenlet "Greenlet-1" id=1: f(5)>`. */
-  toString(): string {
-    const args = this.#args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? a.name || 'fn' : String(a)))
-    return `<Greenlet "${this.name}" id=${this.id}: ${this.#fn.name || 'anonymous'}(${args.join(', ')})>`
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return this.toString()
+  override toString(): string {
+    const args = this._args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? a.name || 'fn' : String(a)))
+    return `<Greenlet "${this.name}" id=${this.id}: ${this._fn.name || 'anonymous'}(${args.join(', ')})>`
   }
 }
 
 function runBody(g: Greenlet, args: unknown[]): Promise<void> {
   return g._body(args)
-}
-
-function reportIfUnobserved(g: Greenlet): void {
-  g._reportIfUnobserved()
 }
 
 /** Creates a greenlet and schedules it to run on a later turn of the hub. */
@@ -519,36 +331,25 @@ function isGreenlet(x: unknown): x is Greenlet {
 export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOptions): Promise<Greenlet<T>[]> {
   return rejecting(async () => {
     const list = checkGreenletList('greenlets', greenlets, isGreenlet) as Greenlet<T>[]
-    const { ms, raiseError, wanted } = planJoinAll(list.length, options)
+    const { ms, raiseError, pending, missing } = planJoinAll(list, options)
     const current = getcurrent()
-    const firstFailure = () => (raiseError ? list.find((g) => g.dead && !g.successful()) : undefined)
-    let failure = firstFailure()
-    if (failure) throw failure.exception
-    const pending = [...new Set(list.filter((g) => !g.dead))]
-    const missing = wanted - (list.length - pending.length)
     if (missing > 0) {
       if (current !== null && pending.includes(current as Greenlet<T>)) {
         throw new Error(`joinall() in ${current} waits for ${current} itself: it would wait forever`)
       }
       await suspend((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms))
     }
-    failure = firstFailure()
-    if (failure) throw failure.exception
-    return list.filter((g) => g.dead)
+    return joinAllResult(list, raiseError)
   })
 }
 
 /** Kills every greenlet with `options.exception` and by default waits for all of them to die. */
 export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions): Promise<void> {
   return rejecting(async () => {
-    const list = checkGreenletList('greenlets', greenlets, isGreenlet)
-    const o = checkOptions('options', options)
-    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-    const exception = 'exception' in o ? o.exception : new GreenletExit()
+    const { list, ms, exception, block } = planKillAll(greenlets, options, isGreenlet)
     const current = getcurrent()
     await Promise.all(list.filter((g) => g !== current).map((g) => g.kill(exception, { block: false })))
-    if (o.block !== false) await joinall(list.filter((g) => g !== current), { timeoutMs: ms < 0 ? undefined : ms })
+    if (block) await joinall(list.filter((g) => g !== current), { timeoutMs: ms < 0 ? undefined : ms })
     if (current !== null && list.includes(current)) await current.kill(exception)
   })
 }
-

@@ -3,7 +3,7 @@
  * (`src/greenlet.ts`) and the sync mode (`src/sync/greenlet.ts`): argument
  * checks, joinall's plan and hub commands, link callbacks. Internal.
  */
-import { checkMs, checkOptions, invalidType } from './errors'
+import { GreenletExit, checkMs, checkOptions, invalidType } from './errors'
 import { hub } from './hub'
 import { wire } from './native'
 
@@ -34,16 +34,31 @@ export function checkGreenletList<G>(name: string, greenlets: unknown, isGreenle
   return list as G[]
 }
 
-/** joinall's options, checked: timeout (-1: none), fail fast, how many must finish. */
-export interface JoinAllPlan {
-  ms: number
-  raiseError: boolean
-  wanted: number
+/** What joinall() and killall() need of a greenlet of either mode. */
+export interface JoinableGreenlet {
+  readonly id: number
+  readonly dead: boolean
+  successful(): boolean
+  readonly exception: unknown
 }
 
-export function planJoinAll(count: number, options: unknown): JoinAllPlan {
+/**
+ * joinall's options, checked, and what it waits for: timeout (-1: none),
+ * fail fast, the distinct greenlets not finished yet, and how many of them
+ * must finish.
+ */
+export interface JoinAllPlan<G> {
+  ms: number
+  raiseError: boolean
+  pending: G[]
+  missing: number
+}
+
+/** Plans joinall() over `list`; with `raiseError`, throws the exception of the first that has failed already. */
+export function planJoinAll<G extends JoinableGreenlet>(list: readonly G[], options: unknown): JoinAllPlan<G> {
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+  const count = list.length
   let wanted = count
   if (o.count !== undefined && o.count !== null) {
     if (typeof o.count !== 'number') throw invalidType('options.count', 'a non-negative integer', o.count)
@@ -52,7 +67,34 @@ export function planJoinAll(count: number, options: unknown): JoinAllPlan {
     }
     wanted = Math.min(o.count, count)
   }
-  return { ms, raiseError: o.raiseError === true, wanted }
+  const raiseError = o.raiseError === true
+  throwFirstFailure(list, raiseError)
+  const pending = [...new Set(list.filter((g) => !g.dead))]
+  return { ms, raiseError, pending, missing: wanted - (count - pending.length) }
+}
+
+/** joinall()'s outcome once its wait is over: those of `list` that have finished, or (`raiseError`) the first failure thrown. */
+export function joinAllResult<G extends JoinableGreenlet>(list: readonly G[], raiseError: boolean): G[] {
+  throwFirstFailure(list, raiseError)
+  return list.filter((g) => g.dead)
+}
+
+function throwFirstFailure(list: readonly JoinableGreenlet[], raiseError: boolean): void {
+  const failure = raiseError ? list.find((g) => g.dead && !g.successful()) : undefined
+  if (failure) throw failure.exception
+}
+
+/** killall's arguments, checked: the greenlets, the timeout (-1: none), the exception, whether to wait. */
+export function planKillAll<G>(
+  greenlets: unknown,
+  options: unknown,
+  isGreenlet: (x: unknown) => x is G,
+): { list: G[]; ms: number; exception: unknown; block: boolean } {
+  const list = checkGreenletList('greenlets', greenlets, isGreenlet)
+  const o = checkOptions('options', options)
+  const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+  const exception = 'exception' in o ? o.exception : new GreenletExit()
+  return { list, ms, exception, block: o.block !== false }
 }
 
 /** The hub commands of a wait by `waiter` until `missing` of `pending` have died (or one failed, with `raiseError`). */

@@ -16,19 +16,15 @@
  * Killing is cooperative, as in the async mode: the kill exception is raised
  * at the greenlet's current wait, or at its next one if it is busy.
  */
-import { GreenletExit, checkFunction, checkMs, checkOptions } from '../errors'
+import { GreenletBase, type Transfer } from '../_greenlet-base'
+import { GreenletExit, checkMs, checkOptions } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { currentStorage, hub } from '../hub'
-import { type Link, type LinkKind, callLinks, checkGreenletList, issueJoinAll, planJoinAll } from '../lifecycle'
+import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
 import { wire } from '../native'
 import { syncNative } from './native'
 import { NO_SLOT, currentGreenlet, handOver, nextSlot, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
-
-type State = 'new' | 'scheduled' | 'running' | 'dead'
-type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
-
-const NO_INTERRUPT = Symbol('no interrupt')
 
 /** The sync greenlet running the calling code; `null` on the main thread outside greenlets. */
 export function getcurrent(): Greenlet | null {
@@ -51,105 +47,27 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
 }
 
-export class Greenlet<T = unknown> {
-  /** Unique for the life of the process. */
-  readonly id: number = hub.newId()
-  name: string
+export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** The greenlet that was running when this one was created; `null` if created outside greenlets. */
   readonly parent: Greenlet | null
-  #fn: (...args: any[]) => unknown
-  #args: unknown[]
-  #state: State = 'new'
   /** Its thread once started, until it finishes. */
   #slot = NO_SLOT
   /** How its current wait ended (a hub outcome), set by whoever resumes it. */
   #outcome = 0
   /** The hub batch during which it was last resumed directly (switch, return to parent). */
   #resumedIn = -1
-  #value: T | undefined = undefined
-  #exception: unknown = undefined
-  #failed = false
-  #observed = false
-  #links: Link<any>[] | undefined = undefined
-  #controller: AbortController | undefined = undefined
-  #killedWith: unknown = NO_INTERRUPT
-  #interrupt: unknown = NO_INTERRUPT
-  #inSwitch = false
-  #transfer: Transfer | undefined = undefined
-  #switchParent: Greenlet | undefined = undefined
   /** Non-zero while blocked in `_await`: which call, so a late settlement wakes nobody. */
   #awaiting = 0
   #awaits = 0
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
-    checkFunction('fn', fn)
-    this.#fn = fn
-    this.#args = args
+    super(fn, args)
     this.parent = getcurrent()
-    this.name = `Greenlet-${this.id}`
   }
 
   /** Creates and starts a greenlet (same as the module's `spawn`). */
   static spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
     return spawn(fn, ...args)
-  }
-
-  /** Finished: returned, raised, or killed. */
-  get dead(): boolean {
-    return this.#state === 'dead'
-  }
-
-  /** `start()`, `startLater()` or `switch()` has been called (it may have finished since). */
-  get started(): boolean {
-    return this.#state !== 'new'
-  }
-
-  /** Same as `dead`, as in gevent. */
-  ready(): boolean {
-    return this.#state === 'dead'
-  }
-
-  /** Finished without an exception (exiting with GreenletExit counts as success). */
-  successful(): boolean {
-    this.#observed = true
-    return this.#state === 'dead' && !this.#failed
-  }
-
-  /** The return value once it has finished successfully, else `undefined`. */
-  get value(): T | undefined {
-    return this.#value
-  }
-
-  /** The exception it failed with, else `undefined`. */
-  get exception(): unknown {
-    this.#observed = true
-    return this.#exception
-  }
-
-  /** Aborted, with the kill exception as reason, as soon as it is killed. */
-  get signal(): AbortSignal {
-    this.#controller ??= new AbortController()
-    if (this.#killedWith !== NO_INTERRUPT && !this.#controller.signal.aborted) this.#controller.abort(this.#killedWith)
-    return this.#controller.signal
-  }
-
-  /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
-  start(): this {
-    if (this.#state === 'new') this.#schedule(0)
-    return this
-  }
-
-  /** Schedules the greenlet to run after `ms` milliseconds. No effect if already started. */
-  startLater(ms: number): this {
-    const delay = checkMs('ms', ms, false)
-    if (this.#state === 'new') this.#schedule(delay)
-    return this
-  }
-
-  #schedule(delay: number): void {
-    this.#state = 'scheduled'
-    hub.resumables.set(this.id, this)
-    hub.command(wire.SPAWN, this.id, delay)
   }
 
   /**
@@ -159,7 +77,7 @@ export class Greenlet<T = unknown> {
    */
   join(timeoutMs?: number): boolean {
     const ms = checkMs('timeoutMs', timeoutMs, true)
-    if (this.#state === 'dead') return true
+    if (this._state === 'dead') return true
     const me = blockingGreenlet('join()')
     if (me === this) throw new Error(`${this} cannot join itself: it would wait forever`)
     me._wait((waiter) => issueJoinAll(waiter, [this], 1, false, ms), false)
@@ -173,14 +91,13 @@ export class Greenlet<T = unknown> {
   get(options?: GetOptions): T {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-    this.#observed = true
-    if (this.#state !== 'dead') {
+    this._observed = true
+    if (this._state !== 'dead') {
       if (o.block === false) throw new Timeout(0, `${this} has not finished`)
       this.join(ms < 0 ? undefined : ms)
       if (!this.dead) throw new Timeout(ms)
     }
-    if (this.#failed) throw this.#exception
-    return this.#value as T
+    return this._result()
   }
 
   /**
@@ -193,46 +110,14 @@ export class Greenlet<T = unknown> {
   kill(exception: unknown = new GreenletExit(), options?: KillOptions): void {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-    if (this.#state === 'dead') return
+    if (this._state === 'dead') return
     const me = getcurrent()
-    const block = o.block !== false && this.#state !== 'new' && me !== this
+    const block = o.block !== false && this._state !== 'new' && me !== this
     if (block && me === null) blockingGreenlet('kill() (pass { block: false } to kill without waiting)')
-    this.#killedWith = exception
-    this.#controller?.abort(exception)
-    if (this.#state === 'new') {
-      this.#finish(undefined, exception, true)
-      return
-    }
+    if (this._markKilled(exception)) return
     if (me === this) throw exception
-    this.#raise(exception, true)
+    this._raiseAt(exception, true)
     if (block) this.join(ms < 0 ? undefined : ms)
-  }
-
-  /** Calls `callback(this)` once the greenlet has finished (soon, if it already has). */
-  link(callback: (g: Greenlet<T>) => void): void {
-    this.#addLink(callback, 'any')
-  }
-
-  /** Like `link`, only if it finishes successfully. */
-  linkValue(callback: (g: Greenlet<T>) => void): void {
-    this.#addLink(callback, 'value')
-  }
-
-  /** Like `link`, only if it fails. */
-  linkException(callback: (g: Greenlet<T>) => void): void {
-    this.#addLink(callback, 'exception')
-  }
-
-  /** Removes every registration of `callback`. */
-  unlink(callback: (g: Greenlet<T>) => void): void {
-    if (this.#links) this.#links = this.#links.filter((l) => l.callback !== callback)
-  }
-
-  #addLink(callback: (g: Greenlet<T>) => void, kind: LinkKind): void {
-    checkFunction('callback', callback)
-    this.#observed = true
-    ;(this.#links ??= []).push({ callback, kind })
-    if (this.#state === 'dead') this.#runLinks()
   }
 
   /**
@@ -247,8 +132,8 @@ export class Greenlet<T = unknown> {
     const value = args.length <= 1 ? args[0] : args
     const caller = blockingGreenlet('switch()')
     if (this === caller) return value
-    this.#checkSwitchTarget()
-    if (this.#state === 'new') {
+    this._checkSwitchTarget()
+    if (this._state === 'new') {
       // Take the thread first: if there is none, nothing has changed yet.
       const slot = syncNative.acquire()
       caller.#parkInSwitch()
@@ -270,46 +155,29 @@ export class Greenlet<T = unknown> {
   throw(err: unknown = new GreenletExit()): unknown {
     const caller = getcurrent()
     if (this === caller) throw err
-    if (this.#state === 'dead') throw new Error(`cannot throw into ${this}: it has finished`)
-    if (this.#state === 'new') {
-      this.#finish(undefined, err, true)
-      this.#observed = true
-      if (this.#failed) throw err
-      return undefined
-    }
-    if (!this.#inSwitch) {
-      this.#raise(err, false)
-      return undefined
-    }
+    if (!this._throwWithoutSwitch(err)) return undefined
     const me = blockingGreenlet('throw() into a greenlet suspended in switch()')
-    this.#checkSwitchTarget()
+    this._checkSwitchTarget()
     me.#parkInSwitch()
     return me.#waitInSwitch(this.#resumeFromSwitch({ error: err, failed: true }))
   }
 
-  #checkSwitchTarget(): void {
-    if (this.#state === 'dead') throw new Error(`cannot switch to ${this}: it has finished`)
-    if (this.#state === 'scheduled' || (this.#state === 'running' && !this.#inSwitch)) {
-      throw new Error(`cannot switch to ${this}: it is not suspended in switch() (it is running or waiting for the hub)`)
-    }
-  }
-
   #parkInSwitch(): void {
-    this.#inSwitch = true
+    this._inSwitch = true
     hub.command(wire.PARK_SWITCH, this.id)
   }
 
   #startBySwitch(slot: number, args: unknown[]): void {
     // As in greenlet, the parent is the creator, not the first switcher.
-    this.#switchParent = this.parent ?? undefined
+    this._switchParent = this.parent ?? undefined
     hub.resumables.set(this.id, this)
     hub.command(wire.RESUMED, this.id, this.parent?.id ?? 0)
-    this.#launchOn(slot, args.length > 0 ? args : this.#args)
+    this.#launchOn(slot, args.length > 0 ? args : this._args)
   }
 
   /** Hands `transfer` to this greenlet, suspended in switch(); returns its slot. */
   #resumeFromSwitch(transfer: Transfer): number {
-    this.#transfer = transfer
+    this._transfer = transfer
     return this.#resumeDirectly()
   }
 
@@ -329,10 +197,10 @@ export class Greenlet<T = unknown> {
   #waitInSwitch(slot: number): unknown {
     handOver(slot, this, false)
     const outcome = this.#outcome
-    const transfer = this.#transfer
-    this.#inSwitch = false
-    this.#transfer = undefined
-    if (outcome === wire.INTERRUPTED) throw this.#takeInterrupt()
+    const transfer = this._transfer
+    this._inSwitch = false
+    this._transfer = undefined
+    if (outcome === wire.INTERRUPTED) throw this._takeInterrupt()
     if (transfer?.failed) throw transfer.error
     return transfer?.value
   }
@@ -348,7 +216,7 @@ export class Greenlet<T = unknown> {
     issue(this.id)
     handOver(nextSlot(), this, expectLong)
     const outcome = this.#outcome
-    if (outcome === wire.INTERRUPTED) throw this.#takeInterrupt()
+    if (outcome === wire.INTERRUPTED) throw this._takeInterrupt()
     return outcome
   }
 
@@ -398,23 +266,23 @@ export class Greenlet<T = unknown> {
   /** @internal See SyncGreenlet._prepare (scheduler.ts). */
   _prepare(outcome: number): number {
     if (outcome === wire.START) {
-      if (this.#state !== 'scheduled') return NO_SLOT
+      if (this._state !== 'scheduled') return NO_SLOT
       let slot: number
       try {
         slot = syncNative.acquire()
       } catch (err) {
-        this.#finish(undefined, err, true)
+        this._finish(undefined, err, true)
         return NO_SLOT
       }
-      this.#launchOn(slot, this.#args)
+      this.#launchOn(slot, this._args)
       return slot
     }
-    if (this.#state === 'scheduled') {
+    if (this._state === 'scheduled') {
       // Interrupted before it ran: it dies without running.
-      if (outcome === wire.INTERRUPTED) this.#finish(undefined, this.#takeInterrupt(), true)
+      if (outcome === wire.INTERRUPTED) this._finish(undefined, this._takeInterrupt(), true)
       return NO_SLOT
     }
-    if (this.#state !== 'running') return NO_SLOT
+    if (this._state !== 'running') return NO_SLOT
     if (this.#resumedIn === hub.batch) {
       // Resumed directly after this batch was made: its entry is void, but
       // an interrupt must still reach the current or next wait.
@@ -427,100 +295,42 @@ export class Greenlet<T = unknown> {
 
   /** @internal See SyncGreenlet._waitingSlot (scheduler.ts). */
   _waitingSlot(): number {
-    return this.#state === 'running' ? this.#slot : NO_SLOT
+    return this._state === 'running' ? this.#slot : NO_SLOT
   }
 
   #launchOn(slot: number, args: unknown[]): void {
-    this.#state = 'running'
+    this._state = 'running'
     this.#slot = slot
-    this.#args = args
+    this._args = args
     startNext(this)
   }
 
   /** @internal Runs the greenlet on its new thread; returns the slot that runs next. */
   _threadMain(): number {
-    const args = this.#args
-    this.#args = []
+    const args = this._args
+    this._args = []
     let value: T | undefined
     let error: unknown
     let failed = false
     try {
-      const result = this.#fn(...args)
+      const result = this._fn(...args)
       value = (isThenable(result) ? this._await(result) : result) as T
     } catch (err) {
       error = err
       failed = true
     }
-    const parent = this.#switchParent
+    const parent = this._switchParent as Greenlet | undefined
     // A parent suspended in switch() gets the result and the baton from
     // here: RESUMED goes before DIE, so the hub does not resume it again.
-    const parentSlot = parent !== undefined && parent.#inSwitch ? parent.#resumeDirectly() : NO_SLOT
-    this.#finish(value, error, failed)
+    const parentSlot = parent !== undefined && parent._inSwitch ? parent.#resumeDirectly() : NO_SLOT
+    this._finish(value, error, failed)
     this.#slot = NO_SLOT
     return parentSlot !== NO_SLOT ? parentSlot : nextSlot()
   }
 
-  /** Delivers `exception` at the current or next wait of this greenlet. */
-  #raise(exception: unknown, isKill: boolean): void {
-    if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
-    hub.command(wire.INTERRUPT, this.id)
+  override toString(): string {
+    return `<Greenlet "${this.name}" id=${this.id} ${this._state}>`
   }
-
-  /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
-  _raise(exception: unknown): void {
-    if (this.#state !== 'dead') this.#raise(exception, false)
-  }
-
-  #takeInterrupt(): unknown {
-    const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt
-    this.#interrupt = NO_INTERRUPT
-    return exception
-  }
-
-  #finish(value: T | undefined, err: unknown, failed: boolean): void {
-    if (failed && err instanceof GreenletExit) {
-      failed = false
-      value = undefined
-    }
-    this.#state = 'dead'
-    this.#value = value
-    this.#exception = failed ? err : undefined
-    this.#failed = failed
-    hub.resumables.delete(this.id)
-    const parent = this.#switchParent
-    if (parent !== undefined && parent.#inSwitch) {
-      parent.#transfer = failed ? { error: err, failed: true } : { value, failed: false }
-      this.#observed = true
-    }
-    hub.command(wire.DIE, this.id, failed ? 1 : 0)
-    if (this.#links) this.#runLinks()
-    if (failed) setImmediate(reportIfUnobserved, this)
-  }
-
-  #runLinks(): void {
-    queueMicrotask(() => {
-      const links = this.#links
-      this.#links = undefined
-      if (links) callLinks(this, links, this.#failed)
-    })
-  }
-
-  /** @internal */
-  _reportIfUnobserved(): void {
-    if (!this.#observed) console.error(`greenthread: ${this} failed:`, this.#exception)
-  }
-
-  toString(): string {
-    return `<Greenlet "${this.name}" id=${this.id} ${this.#state}>`
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return this.toString()
-  }
-}
-
-function reportIfUnobserved(g: Greenlet): void {
-  g._reportIfUnobserved()
 }
 
 /** Creates a greenlet and schedules it to run on a later turn of the hub. */
@@ -546,12 +356,7 @@ function isGreenlet(x: unknown): x is Greenlet {
  */
 export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOptions): Greenlet<T>[] {
   const list = checkGreenletList('greenlets', greenlets, isGreenlet) as Greenlet<T>[]
-  const { ms, raiseError, wanted } = planJoinAll(list.length, options)
-  const firstFailure = () => (raiseError ? list.find((g) => g.dead && !g.successful()) : undefined)
-  let failure = firstFailure()
-  if (failure) throw failure.exception
-  const pending = [...new Set(list.filter((g) => !g.dead))]
-  const missing = wanted - (list.length - pending.length)
+  const { ms, raiseError, pending, missing } = planJoinAll(list, options)
   if (missing > 0) {
     const me = blockingGreenlet('joinall()')
     if (pending.includes(me as Greenlet<T>)) {
@@ -559,23 +364,18 @@ export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOp
     }
     me._wait((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms), false)
   }
-  failure = firstFailure()
-  if (failure) throw failure.exception
-  return list.filter((g) => g.dead)
+  return joinAllResult(list, raiseError)
 }
 
 /** Kills every greenlet with `options.exception` and by default blocks until all of them have died. */
 export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions): void {
-  const list = checkGreenletList('greenlets', greenlets, isGreenlet)
-  const o = checkOptions('options', options)
-  const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  const exception = 'exception' in o ? o.exception : new GreenletExit()
+  const { list, ms, exception, block } = planKillAll(greenlets, options, isGreenlet)
   const current = getcurrent()
   const others = list.filter((g) => g !== current)
-  if (o.block !== false && current === null && others.some((g) => g.started && !g.dead)) {
+  if (block && current === null && others.some((g) => g.started && !g.dead)) {
     blockingGreenlet('killall() (pass { block: false } to kill without waiting)')
   }
   for (const g of others) g.kill(exception, { block: false })
-  if (o.block !== false) joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
+  if (block) joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
   if (current !== null && list.includes(current)) current.kill(exception)
 }

@@ -1,0 +1,261 @@
+/**
+ * The part of a Greenlet that the async mode (`src/greenlet.ts`) and the sync
+ * mode (`src/sync/greenlet.ts`) share: state, outcome, links, interrupts,
+ * scheduling and the common part of finishing. Each mode's `Greenlet`
+ * extends it with how its waits suspend and how it is resumed (Promises or
+ * the baton). Internal: import `Greenlet` from the mode's module.
+ */
+import { GreenletExit, checkFunction, checkMs } from './errors'
+import { hub } from './hub'
+import { type Link, type LinkKind, callLinks } from './lifecycle'
+import { wire } from './native'
+
+/** @internal */
+export type State = 'new' | 'scheduled' | 'running' | 'dead'
+/** @internal What a switch() hands to the greenlet it resumes. */
+export type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
+
+const NO_INTERRUPT = Symbol('no interrupt')
+
+/**
+ * The shared core of both modes' `Greenlet`. `G` is the mode's
+ * `Greenlet<T>`, which link callbacks receive.
+ */
+export abstract class GreenletBase<T, G> {
+  /** Unique for the life of the process. */
+  readonly id: number = hub.newId()
+  name: string
+  /** @internal */ protected _fn: (...args: any[]) => unknown
+  /** @internal */ protected _args: unknown[]
+  /** @internal */ protected _state: State = 'new'
+  /** @internal */ protected _failed = false
+  /** @internal */ protected _observed = false
+  /** @internal Suspended in switch(). */ protected _inSwitch = false
+  /** @internal What the next return from switch() delivers. */ protected _transfer: Transfer | undefined = undefined
+  /** @internal Who gets the result when it finishes, if suspended in switch() then. */
+  protected _switchParent: GreenletBase<unknown, unknown> | undefined = undefined
+  #value: T | undefined = undefined
+  #exception: unknown = undefined
+  #links: Link<any>[] | undefined = undefined
+  #controller: AbortController | undefined = undefined
+  #killedWith: unknown = NO_INTERRUPT
+  #interrupt: unknown = NO_INTERRUPT
+
+  protected constructor(fn: (...args: any[]) => T | PromiseLike<T>, args: unknown[]) {
+    checkFunction('fn', fn)
+    this._fn = fn
+    this._args = args
+    this.name = `Greenlet-${this.id}`
+  }
+
+  /** Finished: returned, raised, or killed. */
+  get dead(): boolean {
+    return this._state === 'dead'
+  }
+
+  /** `start()`, `startLater()` or `switch()` has been called (it may have finished since). */
+  get started(): boolean {
+    return this._state !== 'new'
+  }
+
+  /** Same as `dead`, as in gevent. */
+  ready(): boolean {
+    return this._state === 'dead'
+  }
+
+  /** Finished without an exception (exiting with GreenletExit counts as success). */
+  successful(): boolean {
+    this._observed = true
+    return this._state === 'dead' && !this._failed
+  }
+
+  /** The return value once it has finished successfully, else `undefined`. */
+  get value(): T | undefined {
+    return this.#value
+  }
+
+  /** The exception it failed with, else `undefined`. */
+  get exception(): unknown {
+    this._observed = true
+    return this.#exception
+  }
+
+  /** Aborted, with the kill exception as reason, as soon as it is killed. */
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController()
+    if (this.#killedWith !== NO_INTERRUPT && !this.#controller.signal.aborted) this.#controller.abort(this.#killedWith)
+    return this.#controller.signal
+  }
+
+  /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
+  start(): this {
+    if (this._state === 'new') this.#schedule(0)
+    return this
+  }
+
+  /** Schedules the greenlet to run after `ms` milliseconds. No effect if already started. */
+  startLater(ms: number): this {
+    const delay = checkMs('ms', ms, false)
+    if (this._state === 'new') this.#schedule(delay)
+    return this
+  }
+
+  #schedule(delay: number): void {
+    this._state = 'scheduled'
+    hub.resumables.set(this.id, this)
+    hub.command(wire.SPAWN, this.id, delay)
+  }
+
+  /** @internal Called by the hub with the outcome of this greenlet's wait. */
+  abstract _resume(outcome: number): void
+
+  /** @internal get()'s outcome once it has finished: the value, or throws the exception. */
+  protected _result(): T {
+    if (this._failed) throw this.#exception
+    return this.#value as T
+  }
+
+  /**
+   * @internal kill()'s first step once not dead: records the kill (for
+   * `signal`); a greenlet that has not started dies at once (returns true).
+   */
+  protected _markKilled(exception: unknown): boolean {
+    this.#killedWith = exception
+    this.#controller?.abort(exception)
+    if (this._state === 'new') {
+      this._finish(undefined, exception, true)
+      return true
+    }
+    return false
+  }
+
+  /** Calls `callback(this)` once the greenlet has finished (soon, if it already has). */
+  link(callback: (g: G) => void): void {
+    this.#addLink(callback, 'any')
+  }
+
+  /** Like `link`, only if it finishes successfully. */
+  linkValue(callback: (g: G) => void): void {
+    this.#addLink(callback, 'value')
+  }
+
+  /** Like `link`, only if it fails. */
+  linkException(callback: (g: G) => void): void {
+    this.#addLink(callback, 'exception')
+  }
+
+  /** Removes every registration of `callback`. */
+  unlink(callback: (g: G) => void): void {
+    if (this.#links) this.#links = this.#links.filter((l) => l.callback !== callback)
+  }
+
+  /**
+   * @internal Like `link`, but does not count as looking at the outcome
+   * (gevent's rawlink): an unobserved failure is still reported.
+   */
+  _rawlink(callback: (g: G) => void): void {
+    this.#pushLink(callback, 'any')
+  }
+
+  #addLink(callback: (g: G) => void, kind: LinkKind): void {
+    checkFunction('callback', callback)
+    this._observed = true
+    this.#pushLink(callback, kind)
+  }
+
+  #pushLink(callback: (g: G) => void, kind: LinkKind): void {
+    ;(this.#links ??= []).push({ callback, kind })
+    if (this._state === 'dead') this.#runLinks()
+  }
+
+  /** @internal switch()'s and throw()'s checks of the greenlet that control passes to. */
+  protected _checkSwitchTarget(): void {
+    if (this._state === 'dead') throw new Error(`cannot switch to ${this}: it has finished`)
+    if (this._state === 'scheduled' || (this._state === 'running' && !this._inSwitch)) {
+      throw new Error(`cannot switch to ${this}: it is not suspended in switch() (it is running or waiting for the hub)`)
+    }
+  }
+
+  /**
+   * @internal throw()'s cases that pass no control: a dead greenlet (throws),
+   * one that has not started (it dies with `err`, thrown back unless a
+   * GreenletExit), one that belongs to the hub (`err` is raised at its
+   * wait). Returns false for those; true if it is suspended in switch().
+   */
+  protected _throwWithoutSwitch(err: unknown): boolean {
+    if (this._state === 'dead') throw new Error(`cannot throw into ${this}: it has finished`)
+    if (this._state === 'new') {
+      this._finish(undefined, err, true)
+      this._observed = true
+      if (this._failed) throw err
+      return false
+    }
+    if (!this._inSwitch) {
+      this._raiseAt(err, false)
+      return false
+    }
+    return true
+  }
+
+  /** @internal Delivers `exception` at the current or next wait of this greenlet. */
+  protected _raiseAt(exception: unknown, isKill: boolean): void {
+    if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
+    hub.command(wire.INTERRUPT, this.id)
+  }
+
+  /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
+  _raise(exception: unknown): void {
+    if (this._state !== 'dead') this._raiseAt(exception, false)
+  }
+
+  /** @internal The exception its interrupted wait raises (consumed). */
+  protected _takeInterrupt(): unknown {
+    const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt
+    this.#interrupt = NO_INTERRUPT
+    return exception
+  }
+
+  /** @internal It has finished: records the outcome, tells the hub and a parent in switch(), runs links. */
+  protected _finish(value: T | undefined, err: unknown, failed: boolean): void {
+    if (failed && err instanceof GreenletExit) {
+      failed = false
+      value = undefined
+    }
+    this._state = 'dead'
+    this.#value = value
+    this.#exception = failed ? err : undefined
+    this._failed = failed
+    hub.resumables.delete(this.id)
+    const parent = this._switchParent
+    if (parent !== undefined && parent._inSwitch) {
+      // The hub (or, sync, the finishing thread) resumes the parent.
+      parent._transfer = failed ? { error: err, failed: true } : { value, failed: false }
+      this._observed = true
+    }
+    hub.command(wire.DIE, this.id, failed ? 1 : 0)
+    if (this.#links) this.#runLinks()
+    if (failed) setImmediate(reportIfUnobserved, this)
+  }
+
+  #runLinks(): void {
+    queueMicrotask(() => {
+      const links = this.#links
+      this.#links = undefined
+      if (links) callLinks(this, links, this._failed)
+    })
+  }
+
+  /** @internal */
+  _reportIfUnobserved(): void {
+    // Like gevent's hub, which prints failures: here only those nobody looked at.
+    if (!this._observed) console.error(`greenthread: ${this} failed:`, this.#exception)
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString()
+  }
+}
+
+function reportIfUnobserved(g: GreenletBase<unknown, unknown>): void {
+  g._reportIfUnobserved()
+}
