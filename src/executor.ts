@@ -46,7 +46,7 @@ import {
   type WorkerConfig,
 } from './_worker'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
-import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, type FutureOwner } from './futures'
+import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future } from './futures'
 import { native } from './native'
 
 export interface ExecutorOptions {
@@ -153,7 +153,7 @@ function encodeReason(reason: unknown): Buffer {
 }
 
 /** What the two executors share: submission, futures, map, shutdown, breaking. */
-export abstract class Executor implements FutureOwner {
+export abstract class Executor {
   readonly #native: NativeExecutor
   readonly #pending = new Map<number, Future<any>>()
   readonly #writer = new Writer()
@@ -472,6 +472,7 @@ export abstract class Executor implements FutureOwner {
     for (const resolve of waiters) resolve()
   }
 
+  /** @internal */
   protected completeOn(slot: NativeExecutorSlot, frames: Buffer): void {
     slot.complete(frames)
     this.#drain()

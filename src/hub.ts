@@ -96,7 +96,7 @@ class HubClient {
     this.count = 0
   }
 
-  /** The native hub, for bindings that complete waits from runtime threads (`Remote`). */
+  /** @internal The native hub, for bindings that complete waits from runtime threads (`Remote`). */
   native(): NativeHub {
     // Created on first use: this is what starts the runtime lazily.
     return (this.nativeHub ??= new native.NativeHub(this.tick))
