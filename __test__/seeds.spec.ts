@@ -13,6 +13,7 @@ import anyTest from 'ava'
 const test = anyTest.serial
 
 const execFileAsync = promisify(execFile)
+const sleepMs = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const seeds = path.join(__dirname, '..', 'examples', 'seeds')
 
 async function runSeed(name: string, args: string[] = []): Promise<{ lines: string[]; ms: number }> {
@@ -171,7 +172,9 @@ test('pool program: 20 tasks per pool run on the pool workers, every done callba
 
 /** Starts the seed echo server on a free port; resolves once it listens. */
 function startEchoServer(...args: string[]): Promise<{ server: ChildProcess; port: number; output: string[] }> {
-  const server = spawnProcess(process.execPath, [path.join(seeds, 'echo-server.js'), '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const program = args[0] === '--plain' ? 'echo-server-plain.js' : 'echo-server.js'
+  const rest = args[0] === '--plain' ? args.slice(1) : args
+  const server = spawnProcess(process.execPath, [path.join(seeds, program), '0', ...rest], { stdio: ['ignore', 'pipe', 'inherit'] })
   const output: string[] = []
   return new Promise((resolve, reject) => {
     let buffered = ''
@@ -246,4 +249,20 @@ test('sync mode: play/eat with monkey-patched blocking sleep overlap, ~5 units n
   t.deepEqual(lines.slice(0, 4), ['刘清正 play 1', '刘清正 eat 1', '刘清正 eat 2', '刘清正 play 2'])
   const units = Number(lines[4].split(' ')[1])
   t.true(units >= 4.9 && units < 7.5, `took ${units} units`)
+})
+
+test('gevent.socket echo server (seed 003) echoes unchanged and prints what it receives', async (t) => {
+  const { server, port, output } = await startEchoServer('--plain')
+  try {
+    const client = execFile(process.execPath, [path.join(seeds, 'echo-client-plain.js'), String(port)], { timeout: 20_000 })
+    let stdout = ''
+    client.stdout!.on('data', (c: Buffer) => (stdout += c.toString()))
+    client.stdin!.end('hello\nworld\n')
+    await new Promise((resolve) => client.once('exit', resolve))
+    t.deepEqual(stdout.trim().split('\n'), ["Received b'hello'", "Received b'world'"])
+    await sleepMs(200)
+  } finally {
+    await stopped(server)
+  }
+  t.deepEqual(output.filter((l) => l.startsWith('recv:')), ["recv: b'hello'", "recv: b'world'", "recv: b''"])
 })
