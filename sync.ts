@@ -10,6 +10,9 @@
  * (timers, joins, kills, Timeouts behave the same) and can wait for each
  * other.
  *
+ * Sockets: `connect()` and `StreamServer` (a sync greenlet per connection)
+ * give blocking `recv`/`recvExactly`/`sendall`, built on the async sockets.
+ *
  * Limits:
  * - Node 20 and 22, main thread only: the native binary is built per Node
  *   ABI (`node scripts/build-sync.js`); elsewhere importing this module
@@ -38,4 +41,9 @@ export { Greenlet, getcurrent, joinall, killall, spawn, spawnLater } from './src
 export { block, sleep } from './src/sync/waits'
 export { Timeout } from './src/sync/timeout'
 export { run } from './src/sync/run'
+export { Socket, connect } from './src/sync/socket'
+export { StreamServer } from './src/sync/server'
+export type { ConnectionHandler, StopOptions, StreamServerOptions } from './src/sync/server'
+export { IncompleteReadError } from './src/socket'
+export type { AddressInfo, ConnectOptions, SocketError } from './src/socket'
 export * as monkey from './src/monkey'

@@ -2,7 +2,10 @@
  * The servers of bench/echo.ts, one per process, each doing the seeds'
  * talk(conn): recv up to 1024 bytes, send them back upper-cased.
  *
- *   [GREENTHREAD_WORKERS=n] node dist/bench/echo-server.js js|native|node [maxSeconds]
+ *   [GREENTHREAD_WORKERS=n] node dist/bench/echo-server.js js|native|sync|node [maxSeconds]
+ *
+ * sync: greenthread/sync's StreamServer, talk(conn) without await in a sync
+ * greenlet (an OS thread) per connection.
  *
  * Listens on 127.0.0.1 (a free port), prints "listening PORT", and exits by
  * itself after maxSeconds (default 120) if the driver does not stop it first.
@@ -10,6 +13,7 @@
 import { createServer } from 'node:net'
 
 import { type Socket, StreamServer, configure } from '../index'
+import type * as Sync from '../sync'
 
 const A = 0x61
 const Z = 0x7a
@@ -32,6 +36,15 @@ async function talk(conn: Socket): Promise<void> {
   }
 }
 
+/** The seeds' talk(conn) in a sync greenlet: blocking calls, no await. */
+function talkSync(conn: Sync.Socket): void {
+  for (;;) {
+    const data = conn.recv(1024)
+    if (data.length === 0) break
+    conn.sendall(upper(data))
+  }
+}
+
 function listening(port: number): void {
   process.stdout.write(`listening ${port}\n`)
 }
@@ -47,6 +60,13 @@ if (mode === 'js' || mode === 'native') {
   server.start()
   listening(server.address.port)
   process.on('SIGTERM', () => void server.stop({ timeoutMs: 0 }).then(() => process.exit(0)))
+} else if (mode === 'sync') {
+  // Loaded only here: it needs the sync binary of this Node.
+  const sync = require('../sync') as typeof Sync
+  const server = new sync.StreamServer({ host: '127.0.0.1', port: 0 }, talkSync)
+  server.start()
+  listening(server.address.port)
+  process.on('SIGTERM', () => void sync.run(() => server.stop({ timeoutMs: 0 })).then(() => process.exit(0)))
 } else if (mode === 'node') {
   const server = createServer({ noDelay: true }, (sock) => {
     sock.on('data', (data) => sock.write(upper(data)))
@@ -55,6 +75,6 @@ if (mode === 'js' || mode === 'native') {
   server.listen(0, '127.0.0.1', () => listening((server.address() as { port: number }).port))
   process.on('SIGTERM', () => server.close(() => process.exit(0)))
 } else {
-  console.error('usage: echo-server.js js|native|node [maxSeconds]')
+  console.error('usage: echo-server.js js|native|sync|node [maxSeconds]')
   process.exit(2)
 }

@@ -12,7 +12,10 @@
  * process that stops by itself. Servers run one at a time, each in its own
  * process, for several interleaved rounds; the table shows the median round.
  *
- *   node dist/bench/echo.js [rounds=3] [seconds=5]
+ *   - greenthread/sync StreamServer: talk(conn) without await, one sync
+ *     greenlet (OS thread) per connection
+ *
+ *   node dist/bench/echo.js [rounds=3] [seconds=5] [ids=all, comma-separated: js,native,...,sync,node,c]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -46,12 +49,20 @@ const servers: Array<{ id: string; label: string; command: string; args: string[
     args: [nodeServer, 'js'],
     env: { GREENTHREAD_WORKERS: sparedWorkers },
   },
+  {
+    id: 'sync',
+    label: 'greenthread/sync StreamServer, sync-mode JS handler (a thread per connection)',
+    command: process.execPath,
+    args: [nodeServer, 'sync'],
+    env: { GREENTHREAD_SYNC_MAX_THREADS: '1000' },
+  },
   { id: 'node', label: 'Node net', command: process.execPath, args: [nodeServer, 'node'] },
   { id: 'c', label: 'C epoll (cc -O2)', command: cServer, args: [] },
 ]
 
-const comparisons = [
+const comparisons: Array<{ ours: string; peer: string; target?: number; what: string }> = [
   { ours: 'js', peer: 'node', target: 1.3, what: 'JS handler vs Node net' },
+  { ours: 'sync', peer: 'node', what: 'sync-mode JS handler vs Node net' },
   { ours: 'js-spared', peer: 'node', target: 1.3, what: `JS handler (${sparedWorkers} worker(s)) vs Node net` },
   { ours: 'native', peer: 'c', target: 0.95, what: "native 'upper' vs C epoll" },
   { ours: 'native-spared', peer: 'c', target: 0.95, what: `native 'upper' (${sparedWorkers} worker(s)) vs C epoll` },
@@ -127,10 +138,15 @@ function median(rows: Load[]): Load {
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 3)
   const seconds = Number(process.argv[3] ?? 5)
-  build()
+  const ids = process.argv[4]?.split(',')
+  const unknown = ids?.filter((id) => !servers.some((s) => s.id === id)) ?? []
+  if (unknown.length > 0) throw new Error(`unknown server ids: ${unknown.join(', ')} (known: ${servers.map((s) => s.id).join(', ')})`)
+  const selected = servers.filter((s) => ids === undefined || ids.includes(s.id))
+  // GREENTHREAD_BENCH_NO_BUILD=1: use the loadgen and C server already built.
+  if (!process.env.GREENTHREAD_BENCH_NO_BUILD) build()
   const results = new Map<string, Load[]>()
   for (let r = 0; r < rounds; r++) {
-    for (const server of servers) {
+    for (const server of selected) {
       const load = await measure(server, seconds)
       results.set(server.id, [...(results.get(server.id) ?? []), load])
       process.stderr.write(`round ${r + 1}/${rounds} ${server.id}: ${load.msgs_per_sec} msgs/s\n`)
@@ -140,7 +156,7 @@ async function main(): Promise<void> {
   console.log('| server | msgs/s | p50 | p99 | errors | all rounds (msgs/s) |')
   console.log('| --- | ---: | ---: | ---: | ---: | --- |')
   const medians = new Map<string, Load>()
-  for (const server of servers) {
+  for (const server of selected) {
     const rows = results.get(server.id)!
     const m = median(rows)
     medians.set(server.id, m)
@@ -150,8 +166,10 @@ async function main(): Promise<void> {
   }
   console.log('')
   for (const c of comparisons) {
+    if (!medians.has(c.ours) || !medians.has(c.peer)) continue
     const ratio = medians.get(c.ours)!.msgs_per_sec / medians.get(c.peer)!.msgs_per_sec
-    console.log(`- ${c.what}: ${ratio.toFixed(2)}x (target >= ${c.target}x: ${ratio >= c.target ? 'met' : 'NOT met'})`)
+    const verdict = c.target === undefined ? '' : ` (target >= ${c.target}x: ${ratio >= c.target ? 'met' : 'NOT met'})`
+    console.log(`- ${c.what}: ${ratio.toFixed(2)}x${verdict}`)
   }
 }
 

@@ -262,14 +262,32 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
     }
   }
 
-  /** @internal Delivers `exception` at the current or next wait of this greenlet and of its concurrent waits. */
+  /**
+   * @internal Delivers `exception` at the current or next wait of this
+   * greenlet and of its concurrent waits. A wait in progress is rejected at
+   * once (the hub is told it resumed, which voids anything it had queued for
+   * it) rather than one hub turn later: by then a timer of the greenlet's own
+   * may have expired in the same batch, and a Timeout that fired first must
+   * win.
+   */
   protected override _raiseAt(exception: unknown, isKill: boolean): void {
-    super._raiseAt(exception, isKill)
+    if (this._waiting && this._state === 'running') {
+      const reject = this._reject
+      this.#clearWait()
+      this._inSwitch = false
+      this._transfer = undefined
+      hub.command(wire.RESUMED, this.id, 0)
+      reject?.(exception)
+    } else {
+      super._raiseAt(exception, isKill)
+    }
     if (this._extraWaits) {
       for (const wait of this._extraWaits) {
-        wait.exception = exception
-        hub.command(wire.INTERRUPT, wait.id)
+        hub.resumables.delete(wait.id)
+        hub.command(wire.DISCARD, wait.id)
+        wait.reject(exception)
       }
+      this._extraWaits.clear()
     }
   }
 

@@ -44,6 +44,29 @@ export interface StopOptions {
 /** Runs for each connection, in its own greenlet. The socket is closed when it returns. */
 export type ConnectionHandler = (socket: Socket, address: AddressInfo) => unknown
 
+/**
+ * @internal How a server runs its function handler: each connection in an
+ * async greenlet (the default), or in a sync one (greenthread/sync).
+ */
+export interface HandlerMode<G extends { readonly dead: boolean }> {
+  /** The greenlet running the calling code (stop() does not wait for it), or `null`. */
+  current(): G | null
+  /** Starts a greenlet serving `sock` with `handler`; it closes the socket and leaves `handlers` as it ends. */
+  serve(sock: Socket, handler: (...args: any[]) => unknown, handlers: Set<G>): G
+  /** Waits up to `timeoutMs` (-1: no limit) for `running` to finish, then kills those left and waits for them. */
+  stopHandlers(running: G[], timeoutMs: number): Promise<void>
+}
+
+const asyncMode: HandlerMode<Greenlet> = {
+  current: getcurrent,
+  serve: (sock, handler, handlers) => spawn(serve, sock, handler, handlers),
+  async stopHandlers(running, timeoutMs) {
+    const limit = timeoutMs < 0 ? undefined : timeoutMs
+    await joinall(running, { timeoutMs: limit })
+    await killall(running.filter((g) => !g.dead))
+  },
+}
+
 const DEFAULT_HOST = '127.0.0.1'
 const DEFAULT_BACKLOG = 511
 const DEFAULT_STOP_MS = 1000
@@ -59,6 +82,7 @@ export class StreamServer {
   #stopping: NativeServer | undefined = undefined
   #address: AddressInfo | undefined = undefined
   readonly #handlers = new Set<Greenlet>()
+  #mode: HandlerMode<any> = asyncMode
   /** Hub waits of `serveForever()` callers, ended when the server stops. */
   readonly #foreverWaits = new Set<number>()
 
@@ -85,6 +109,17 @@ export class StreamServer {
       checkFunction('handler', handler)
     }
     this.#handler = handler
+  }
+
+  /** @internal A server whose function handler runs in the greenlets of `mode`. */
+  static _withMode<G extends { readonly dead: boolean }>(
+    listener: StreamServerOptions,
+    handler: ConnectionHandler | 'echo' | 'upper',
+    mode: HandlerMode<G>,
+  ): StreamServer {
+    const server = new StreamServer(listener, handler)
+    server.#mode = mode
+    return server
   }
 
   /** Listening: between `start()` and `stop()`. */
@@ -137,7 +172,7 @@ export class StreamServer {
       const result = await nativeWait((id) => server.acceptWait(id), -1, () => server.cancelAccept())
       if (result !== 0) return // EBADF: closed
       for (const handle of server.takeAccepted()) {
-        const g = spawn(serve, Socket._adopt(handle), handler, this.#handlers)
+        const g = this.#mode.serve(Socket._adopt(handle), handler, this.#handlers)
         this.#handlers.add(g)
       }
     }
@@ -175,6 +210,7 @@ export class StreamServer {
     const timeoutMs = o.timeoutMs === undefined ? DEFAULT_STOP_MS : checkMs('options.timeoutMs', o.timeoutMs, true)
     const server = this.#native
     if (server === undefined) return
+    const current = this.#mode.current()
     this.#native = undefined
     this.#stopping = server
     try {
@@ -185,20 +221,12 @@ export class StreamServer {
     }
     try {
       if (typeof this.#handler === 'string') await this.#stopBuiltin(server, timeoutMs)
-      else await this.#stopHandlers(timeoutMs)
+      else await this.#mode.stopHandlers([...this.#handlers].filter((g) => g !== current), timeoutMs)
     } finally {
       this.#stopping = undefined
     }
     for (const id of this.#foreverWaits) hub.command(wire.UNPARK, id)
     this.#foreverWaits.clear()
-  }
-
-  async #stopHandlers(timeoutMs: number): Promise<void> {
-    const current = getcurrent()
-    const running = [...this.#handlers].filter((g) => g !== current)
-    const limit = timeoutMs < 0 ? undefined : timeoutMs
-    await joinall(running, { timeoutMs: limit })
-    await killall(running.filter((g) => !g.dead))
   }
 
   async #stopBuiltin(server: NativeServer, timeoutMs: number): Promise<void> {

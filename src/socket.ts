@@ -48,8 +48,8 @@ const SEND_HIGH_WATER = 64 * 1024
 /** Longest delay a Node timer accepts without clamping it to 1 ms. */
 const KEEP_ALIVE_MS = 2 ** 30
 const EMPTY = Buffer.alloc(0)
-/** What `sendall` returns when it need not wait: one settled Promise serves all. */
-const SENT: Promise<void> = Promise.resolve()
+/** @internal What `sendall` returns when it need not wait: one settled Promise serves all. */
+export const SENT: Promise<void> = Promise.resolve()
 
 function noop(): void {}
 
@@ -225,7 +225,10 @@ class NetClient {
   readonly #closeBatch = (): void => {
     const batch = this.#open
     this.#open = []
-    new FlushMarker(() => this.#run(batch))
+    // Run from a microtask, which runs on the main thread: a sync greenlet's
+    // thread may resume the marker, and the runtime can only create native
+    // objects (connect's socket) on the main thread.
+    new FlushMarker(() => queueMicrotask(() => this.#run(batch)))
   }
 
   readonly #run = (batch: Submission[]): void => {
@@ -427,20 +430,36 @@ export class Socket {
   recv(maxBytes: number = DEFAULT_RECV): Promise<Buffer> {
     // The hot path of every server: one hub wait, no async layers.
     try {
-      const max = Math.min(checkByteCount('maxBytes', maxBytes, 1), MAX_DELIVERY)
-      this.#check('recv')
-      if (this.#reading) throw Object.assign(new Error('another recv is already waiting on this socket'), { code: 'EALREADY' })
-      if (this.#unread !== undefined) return Promise.resolve(this.#takeUnread(max))
-      const now = this.#native.tryRecv(max)
-      if (typeof now !== 'number') return Promise.resolve(now)
-      if (now !== NOTHING_YET) throw socketError('recv', now)
-      this.#reading = true
-      this.#recvMax = max
-      net.hold()
-      return suspendFresh(this.#issueRecv).then(this.#recvWoken, this.#recvKilled)
+      const now = this._recvNow(maxBytes)
+      return now !== undefined ? Promise.resolve(now) : this._recvWait()
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  /**
+   * @internal recv's checks, and its result if it need not wait (bytes kept
+   * from an interrupted recv, or already received); `undefined` if it must
+   * wait: `_recvWait()` then waits for up to `maxBytes` bytes. Throws what
+   * recv rejects with. Shared by the sync mode's blocking recv.
+   */
+  _recvNow(maxBytes: number): Buffer | undefined {
+    const max = Math.min(checkByteCount('maxBytes', maxBytes, 1), MAX_DELIVERY)
+    this.#check('recv')
+    if (this.#reading) throw Object.assign(new Error('another recv is already waiting on this socket'), { code: 'EALREADY' })
+    if (this.#unread !== undefined) return this.#takeUnread(max)
+    const now = this.#native.tryRecv(max)
+    if (typeof now !== 'number') return now
+    if (now !== NOTHING_YET) throw socketError('recv', now)
+    this.#recvMax = max
+    return undefined
+  }
+
+  /** @internal The wait of a recv that `_recvNow` found nothing for. */
+  _recvWait(): Promise<Buffer> {
+    this.#reading = true
+    net.hold()
+    return suspendFresh(this.#issueRecv).then(this.#recvWoken, this.#recvKilled)
   }
 
   /** The wait id and size of the recv waiting for data. */
