@@ -57,6 +57,11 @@ const servers: Array<{ id: string; label: string; command: string; args: string[
     env: { GREENTHREAD_SYNC_MAX_THREADS: '1000' },
   },
   { id: 'node', label: 'Node net', command: process.execPath, args: [nodeServer, 'node'] },
+  // The seed's own gevent server, where a Python with gevent is named
+  // (e.g. GEVENT_PYTHON=/tmp/venv/bin/python after `pip install gevent`).
+  ...(process.env.GEVENT_PYTHON
+    ? [{ id: 'gevent', label: 'gevent (the seed server, CPython)', command: process.env.GEVENT_PYTHON, args: [path.join(root, 'bench', 'gevent_echo_server.py'), '0'] }]
+    : []),
   { id: 'c', label: 'C epoll (cc -O2)', command: cServer, args: [] },
 ]
 
