@@ -172,8 +172,9 @@ test('pool program: 20 tasks per pool run on the pool workers, every done callba
 
 /** Starts the seed echo server on a free port; resolves once it listens. */
 function startEchoServer(...args: string[]): Promise<{ server: ChildProcess; port: number; output: string[] }> {
-  const program = args[0] === '--plain' ? 'echo-server-plain.js' : 'echo-server.js'
-  const rest = args[0] === '--plain' ? args.slice(1) : args
+  const variants: Record<string, string> = { '--plain': 'echo-server-plain.js', '--sync': 'echo-server-sync.js' }
+  const program = variants[args[0]] ?? 'echo-server.js'
+  const rest = args[0] in variants ? args.slice(1) : args
   const server = spawnProcess(process.execPath, [path.join(seeds, program), '0', ...rest], { stdio: ['ignore', 'pipe', 'inherit'] })
   const output: string[] = []
   return new Promise((resolve, reject) => {
@@ -265,4 +266,15 @@ test('gevent.socket echo server (seed 003) echoes unchanged and prints what it r
     await stopped(server)
   }
   t.deepEqual(output.filter((l) => l.startsWith('recv:')), ["recv: b'hello'", "recv: b'world'", "recv: b''"])
+})
+
+test('echo server in sync mode (the talk loop without await) serves concurrent seed clients', async (t) => {
+  const { server, port, output } = await startEchoServer('--sync', '--quiet')
+  try {
+    const { lines } = await runSeed('echo-clients', [String(port), '--clients', '50', '--messages', '5', '--quiet'])
+    t.regex(lines.at(-1)!, /^50 clients, 250 replies \(0 wrong\) in .* 0 clients failed$/)
+  } finally {
+    await stopped(server)
+  }
+  t.is(output.at(-1), 'stopped')
 })
