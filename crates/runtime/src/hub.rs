@@ -321,15 +321,6 @@ impl Hub {
         }
     }
 
-    /// Number of records (greenlets known to the hub plus transient waits).
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
     /// A handle other threads use to end parks of this hub.
     pub fn remote(&self) -> Remote {
         self.remote.clone()
