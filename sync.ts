@@ -10,6 +10,13 @@
  * (timers, joins, kills, Timeouts behave the same) and can wait for each
  * other.
  *
+ * Coordination: Event, AsyncResult, the queues, the locks and semaphores,
+ * Group and Pool, with the async module's semantics (the same code) and
+ * calls that block: `q.get()`, `lock.acquire()`, `pool.spawn(fn)`,
+ * `for (const r of pool.imapUnordered(fn, items))`. Sync and async
+ * greenlets may share an async-mode primitive's non-blocking calls, but
+ * each mode waits on its own mode's classes.
+ *
  * Sockets: `connect()` and `StreamServer` (a sync greenlet per connection)
  * give blocking `recv`/`recvExactly`/`sendall`, built on the async sockets.
  *
@@ -40,6 +47,15 @@ export type { TimeoutRunOptions } from './src/timeout'
 export { Greenlet, getcurrent, joinall, killall, spawn, spawnLater } from './src/sync/greenlet'
 export { block, sleep } from './src/sync/waits'
 export { Timeout } from './src/sync/timeout'
+export { AsyncResult, Event } from './src/sync/event'
+export type { AsyncResultGetOptions, ResultSource, WaitOptions } from './src/event'
+export { Channel, JoinableQueue, LifoQueue, PriorityQueue, Queue } from './src/sync/queue'
+export { QueueEmpty, QueueFull, QueueShutDown } from './src/queue'
+export type { PriorityQueueOptions, QueueGetOptions, QueueOptions, QueuePutOptions } from './src/queue'
+export { BoundedSemaphore, Lock, RLock, Semaphore } from './src/sync/lock'
+export type { AcquireOptions, GuardOptions } from './src/lock'
+export { BaseGroup, Group, Pool } from './src/sync/pool'
+export type { GroupJoinOptions, MapFunction, MapInput } from './src/pool'
 export { run } from './src/sync/run'
 export { Socket, connect } from './src/sync/socket'
 export { StreamServer } from './src/sync/server'

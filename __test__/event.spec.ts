@@ -1,131 +1,137 @@
+/** Event and AsyncResult, the same suite in the async and the sync mode (see _modes.ts). */
 import test from 'ava'
 
-import { GreenletExit, Timeout, sleep, spawn } from '../index'
-import { AsyncResult, Event } from '../index'
+import { Event, sleep, spawn } from '../index'
+import * as sync from '../sync'
+import { both } from './_modes'
 
-// The hub is process-wide: ordering tests must not share turns with other tests.
-const serial = test.serial
-
-serial('Event.wait() resolves true at once when the flag is already set', async (t) => {
-  const e = new Event()
+both('Event.wait() returns true at once when the flag is already set', function* (t, m) {
+  const e = new m.Event()
   t.false(e.isSet())
   e.set()
   t.true(e.isSet())
-  t.true(await e.wait())
-  t.true(await e.wait({ timeoutMs: 0 }))
+  t.true(yield e.wait())
+  t.true(yield e.wait({ timeoutMs: 0 }))
 })
 
-serial('Event.set() wakes every waiter, in the order they began waiting', async (t) => {
-  const e = new Event()
+both('Event.set() wakes every waiter, in the order they began waiting', function* (t, m) {
+  const e = new m.Event()
   const woke: string[] = []
   const gs = ['a', 'b', 'c'].map((name) =>
-    spawn(async () => {
-      t.true(await e.wait())
+    m.go(function* () {
+      t.true(yield e.wait())
       woke.push(name)
     }),
   )
-  await sleep(0)
+  yield m.sleep(0)
   t.deepEqual(woke, [])
   e.set()
-  for (const g of gs) await g.get()
+  for (const g of gs) yield g.get()
   t.deepEqual(woke, ['a', 'b', 'c'])
 })
 
-serial('Event.wait() resolves false when timeoutMs expires before set()', async (t) => {
-  const e = new Event()
+both('Event.wait() returns false when timeoutMs expires before set()', function* (t, m) {
+  const e = new m.Event()
   const start = Date.now()
-  t.false(await e.wait({ timeoutMs: 50 }))
+  t.false(yield e.wait({ timeoutMs: 50 }))
   t.true(Date.now() - start >= 45, `gave up after ${Date.now() - start} ms`)
-  t.false(await e.wait({ timeoutMs: 0 }))
+  t.false(yield e.wait({ timeoutMs: 0 }))
 })
 
-serial('a waiter woken by set() resolves true even if clear() runs before it does', async (t) => {
-  const e = new Event()
-  const g = spawn(() => e.wait())
-  await sleep(0)
+both('a waiter woken by set() returns true even if clear() runs before it does', function* (t, m) {
+  const e = new m.Event()
+  const g = m.spawn(() => e.wait())
+  yield m.sleep(0)
   e.set()
   e.clear()
-  t.true(await g.get())
+  t.true(yield g.get())
   t.false(e.isSet())
 })
 
-serial('after clear(), wait() blocks until the next set()', async (t) => {
-  const e = new Event()
+both('after clear(), wait() blocks until the next set()', function* (t, m) {
+  const e = new m.Event()
   e.set()
   e.clear()
-  t.false(await e.wait({ timeoutMs: 10 }))
-  const g = spawn(() => e.wait())
-  await sleep(5)
+  t.false(yield e.wait({ timeoutMs: 10 }))
+  const g = m.spawn(() => e.wait())
+  yield m.sleep(5)
   t.false(g.dead)
   e.set()
-  t.true(await g.get())
+  t.true(yield g.get())
 })
 
-serial('killing a greenlet waiting on an Event rejects its wait with GreenletExit; the others still wake', async (t) => {
-  const e = new Event()
+both('killing a greenlet waiting on an Event raises GreenletExit in its wait; the others still wake', function* (t, m) {
+  const e = new m.Event()
   let caught: unknown
-  const victim = spawn(async () => {
+  const victim = m.go(function* () {
     try {
-      await e.wait()
+      yield e.wait()
     } catch (err) {
       caught = err
       throw err
     }
   })
-  const survivor = spawn(() => e.wait({ timeoutMs: 5_000 }))
-  await sleep(0)
-  await victim.kill()
-  t.true(caught instanceof GreenletExit)
+  const survivor = m.spawn(() => e.wait({ timeoutMs: 5_000 }))
+  yield m.sleep(0)
+  yield victim.kill()
+  t.true(caught instanceof m.GreenletExit)
   e.set()
-  t.true(await survivor.get())
+  t.true(yield survivor.get())
 })
 
-serial('Event.wait() works outside any greenlet', async (t) => {
-  const e = new Event()
-  spawn(async () => {
-    await sleep(5)
-    e.set()
+both('a greenlet killed right after set() woke it, before it ran, still raises the kill in its wait', function* (t, m) {
+  const e = new m.Event()
+  let caught: unknown
+  const victim = m.go(function* () {
+    try {
+      yield e.wait()
+    } catch (err) {
+      caught = err
+    }
   })
-  t.true(await e.wait({ timeoutMs: 5_000 }))
+  yield m.sleep(0)
+  e.set()
+  yield victim.kill()
+  t.true(caught instanceof m.GreenletExit)
 })
 
-serial('Event.wait() rejects bad options with errors that name them', async (t) => {
-  const e = new Event()
-  await t.throwsAsync(e.wait({ timeoutMs: -1 }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
-  await t.throwsAsync(e.wait({ timeoutMs: 'soon' as any }), { instanceOf: TypeError, message: /options\.timeoutMs/ })
-  await t.throwsAsync(e.wait(5 as any), { instanceOf: TypeError, message: /options must be an options object/ })
+both('Event.wait() rejects bad options with errors that name them', function* (t, m) {
+  const e = new m.Event()
+  yield* m.throws(t, () => e.wait({ timeoutMs: -1 }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
+  yield* m.throws(t, () => e.wait({ timeoutMs: 'soon' as any }), { instanceOf: TypeError, message: /options\.timeoutMs/ })
+  yield* m.throws(t, () => e.wait(5 as any), { instanceOf: TypeError, message: /options must be an options object/ })
 })
 
-serial('AsyncResult.get() waits for set() and resolves with the value, for every waiter', async (t) => {
-  const r = new AsyncResult<number>()
-  const gs = [spawn(() => r.get()), spawn(() => r.get())]
-  await sleep(0)
+both('AsyncResult.get() waits for set() and returns the value, for every waiter', function* (t, m) {
+  const r = new m.AsyncResult<number>()
+  const gs = [m.spawn(() => r.get()), m.spawn(() => r.get())]
+  yield m.sleep(0)
   t.false(r.ready())
   r.set(42)
-  t.deepEqual(await Promise.all(gs.map((g) => g.get())), [42, 42])
-  t.is(await r.get(), 42)
+  t.deepEqual(yield m.all(gs.map((g) => g.get())), [42, 42])
+  t.is(yield r.get(), 42)
 })
 
-serial('AsyncResult.get() rejects with the exception given to setException()', async (t) => {
-  const r = new AsyncResult<number>()
+both('AsyncResult.get() raises the exception given to setException()', function* (t, m) {
+  const r = new m.AsyncResult<number>()
   const boom = new Error('boom')
-  const g = spawn(() => r.get())
-  await sleep(0)
+  const g = m.spawn(() => r.get())
+  yield m.sleep(0)
   r.setException(boom)
-  t.is(await t.throwsAsync(g.get()), boom)
-  t.is(await t.throwsAsync(r.get()), boom)
+  t.is(yield* m.throws(t, () => g.get()), boom)
+  t.is(yield* m.throws(t, () => r.get()), boom)
 })
 
-serial('AsyncResult.get() rejects with Timeout when nothing is set in time, and at once with block: false', async (t) => {
-  const r = new AsyncResult()
-  await t.throwsAsync(r.get({ timeoutMs: 10 }), { instanceOf: Timeout })
-  await t.throwsAsync(r.get({ block: false }), { instanceOf: Timeout, message: /not ready/ })
+both("AsyncResult.get() raises the mode's Timeout when nothing is set in time, and at once with block: false", function* (t, m) {
+  const r = new m.AsyncResult()
+  yield* m.throws(t, () => r.get({ timeoutMs: 10 }), { instanceOf: m.Timeout })
+  yield* m.throws(t, () => r.get({ block: false }), { instanceOf: m.Timeout, message: /not ready/ })
   r.set('late')
-  t.is(await r.get({ block: false }), 'late')
+  t.is(yield r.get({ block: false }), 'late')
 })
 
-serial('ready(), successful(), value and exception describe the result; a later set replaces it', (t) => {
-  const r = new AsyncResult<string>()
+both('ready(), successful(), value and exception describe the result; a later set replaces it', function* (t, m) {
+  const r = new m.AsyncResult<string>()
   t.false(r.ready())
   t.false(r.successful())
   t.is(r.value, undefined)
@@ -142,47 +148,86 @@ serial('ready(), successful(), value and exception describe the result; a later 
   t.is(r.exception, err)
 })
 
-serial('AsyncResult.callback as a link callback copies a greenlet value or exception', async (t) => {
-  const ok = new AsyncResult<number>()
-  spawn(async () => 7).link(ok.callback)
-  t.is(await ok.get({ timeoutMs: 5_000 }), 7)
+both('AsyncResult.callback as a link callback copies a greenlet value or exception', function* (t, m) {
+  const ok = new m.AsyncResult<number>()
+  m.spawn(() => 7).link(ok.callback)
+  t.is(yield ok.get({ timeoutMs: 5_000 }), 7)
 
-  const failed = new AsyncResult<number>()
+  const failed = new m.AsyncResult<number>()
   const boom = new Error('boom')
-  spawn(async () => {
+  m.spawn(() => {
     throw boom
   }).link(failed.callback)
-  t.is(await t.throwsAsync(failed.get({ timeoutMs: 5_000 })), boom)
+  t.is(yield* m.throws(t, () => failed.get({ timeoutMs: 5_000 })), boom)
 
-  const copy = new AsyncResult<number>()
+  const copy = new m.AsyncResult<number>()
   copy.callback(ok)
   t.is(copy.value, 7)
 })
 
-serial('AsyncResult.wait() resolves true once set, false on timeout, and never rejects for the exception', async (t) => {
-  const r = new AsyncResult()
-  t.false(await r.wait({ timeoutMs: 5 }))
-  const g = spawn(() => r.wait())
-  await sleep(0)
+both('AsyncResult.wait() returns true once set, false on timeout, and never raises the exception', function* (t, m) {
+  const r = new m.AsyncResult()
+  t.false(yield r.wait({ timeoutMs: 5 }))
+  const g = m.spawn(() => r.wait())
+  yield m.sleep(0)
   r.setException(new Error('ignored by wait'))
-  t.true(await g.get())
-  t.true(await r.wait())
+  t.true(yield g.get())
+  t.true(yield r.wait())
 })
 
-serial('killing a greenlet blocked in AsyncResult.get() rejects it with the kill exception', async (t) => {
-  const r = new AsyncResult()
+both('killing a greenlet blocked in AsyncResult.get() raises the kill exception in it', function* (t, m) {
+  const r = new m.AsyncResult()
   let caught: unknown
-  const g = spawn(async () => {
+  const g = m.go(function* () {
     try {
-      await r.get()
+      yield r.get()
     } catch (err) {
       caught = err
     }
   })
-  await sleep(0)
+  yield m.sleep(0)
   const reason = new Error('stop waiting')
-  await g.kill(reason)
+  yield g.kill(reason)
   t.is(caught, reason)
   r.set(1)
-  t.is(await r.get(), 1)
+  t.is(yield r.get(), 1)
+})
+
+// Mode-specific behaviour.
+
+test.serial('async: Event.wait() works outside any greenlet', async (t) => {
+  const e = new Event()
+  spawn(async () => {
+    await sleep(5)
+    e.set()
+  })
+  t.true(await e.wait({ timeoutMs: 5_000 }))
+})
+
+test.serial('sync: a blocking wait outside sync greenlets throws a clear Error; non-blocking calls work anywhere', async (t) => {
+  const e = new sync.Event()
+  t.throws(() => e.wait(), { message: /Event\.wait\(\) blocks, and only code running in a sync greenlet can block/ })
+  e.set()
+  t.true(e.wait())
+  const q = new sync.Queue<number>()
+  q.putNowait(1)
+  t.is(q.get(), 1)
+  t.throws(() => q.get(), { message: /Queue\.get\(\) blocks/ })
+})
+
+test.serial('sync: a sync greenlet wakes an async greenlet through an async Event, and the reverse', async (t) => {
+  const fromSync = new Event()
+  const fromAsync = new sync.Event()
+  const asyncSide = spawn(async () => {
+    await fromSync.wait()
+    fromAsync.set()
+    return 'async woke'
+  })
+  const syncSide = sync.spawn(() => {
+    sync.sleep(5)
+    fromSync.set()
+    return fromAsync.wait({ timeoutMs: 5_000 })
+  })
+  t.is(await asyncSide.get(), 'async woke')
+  t.true(await sync.run(() => syncSide.get()))
 })

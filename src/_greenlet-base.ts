@@ -208,6 +208,11 @@ export abstract class GreenletBase<T, G> {
     if (this._state !== 'dead') this._raiseAt(exception, false)
   }
 
+  /** @internal An interrupt waits to be raised at its next wait. */
+  protected _interruptPending(): boolean {
+    return this.#interrupt !== NO_INTERRUPT
+  }
+
   /** @internal The exception its interrupted wait raises (consumed). */
   protected _takeInterrupt(): unknown {
     const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt

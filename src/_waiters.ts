@@ -1,44 +1,90 @@
 /**
- * FIFO wait lists with direct hand-off: the waiting logic every coordination
- * primitive (events, queues, locks, pools) shares. Internal.
+ * FIFO wait lists with direct hand-off, and the way blocking operations are
+ * written once for both modes. Internal.
  *
+ * # Wait lists
  * A waiter parks with the hub until another party hands it a value
- * (`handOff` unparks it), its timer fires, or it is interrupted (kill,
- * Timeout). The value is the waiter's the moment it is handed, so a party
- * arriving later cannot overtake a waiter that has been woken but has not
- * run yet: service is first come, first served.
+ * (`handOff`), its timer fires, or it is interrupted (kill, Timeout). The
+ * value is the waiter's the moment it is handed, so a party arriving later
+ * cannot overtake a waiter that has been woken but has not run yet: service
+ * is first come, first served.
  *
  * The hub may end a wait with its timer or an interrupt at the very turn it
  * was handed something, before the waiter runs. Then:
- * - timer: the hand-off wins and `wait` returns the value. It was handed
+ * - timer: the hand-off wins and the wait returns the value. It was handed
  *   before the waiter observed its timeout, and keeping it reorders nothing;
  * - interrupt: the exception must be raised, so the value goes back to its
  *   primitive through `giveBack` (a queue item to the front, a permit to the
  *   next waiter). Nothing handed is ever lost.
  *
- * Only `wait` knows how a waiter suspends (here a Promise, through the hub's
- * `suspend`); the list, hand-off and give-back logic does not, so a blocking
- * mode can reuse it by swapping that one step.
+ * An async waiter is woken directly, its Promise settled by the hand-off
+ * itself as a plain Promise hand-off would be, up to a budget per hub turn;
+ * past it, and for sync greenlets (which need the baton), the hub wakes it
+ * on its next turn, so a hand-off ping-pong cannot starve timers and I/O.
+ * An interrupt that reaches a greenlet woken so, before it has run, is
+ * still raised by its wait (the greenlet keeps it as its `_woken` wait):
+ * the value goes back as above.
+ *
+ * # One implementation, two modes
+ * A primitive's blocking operation (`Queue.get`, `Semaphore.acquire`...) is
+ * a generator, a `Blocking<R>`: it yields what it waits for (a `Waiter` of
+ * a list, made by `request`, or a Promise) and gets back the outcome. The
+ * async mode runs it with {@link drive}, which awaits; the sync mode with
+ * `blockOn` (src/sync/waits.ts), which blocks the calling sync greenlet. So
+ * the logic of each primitive exists once, and each mode's class only says
+ * how its methods return.
  */
-import { hub, suspend } from './hub'
+import { type WokenWait, hub, suspend } from './hub'
 import { wire } from './native'
 
-/** What `wait` resolves with when its timer fired before anything was handed. */
+/** What a wait returns when its timer fired before anything was handed. */
 export const TIMED_OUT: unique symbol = Symbol('timed out')
 export type TimedOut = typeof TIMED_OUT
 
-/** One suspended party, linked into its list (intrusively, so leaving it is O(1)). */
-class Waiter<T, P> {
+/** A blocking step of a `Blocking` operation: a list wait, or any thenable. */
+export type Suspension = Waiter<any, any> | PromiseLike<unknown>
+
+/** A blocking operation, run by either mode: yields suspensions, receives their outcomes. */
+export type Blocking<R> = Generator<Suspension, R, any>
+
+/** A sync greenlet, as far as waiting goes (see its `_wait`). */
+export interface BlockingWaiter {
+  _wait(issue: (waiterId: number) => void, expectLong: boolean): number
+}
+
+/**
+ * One wait on a list: requested by a blocking operation, carried out by its
+ * mode (linked into the list intrusively, so leaving it is O(1)).
+ */
+export class Waiter<T, P> implements WokenWait {
   /** The hub id it parks under: its greenlet's own, or a transient one. */
   id = 0
   handed = false
   value: T | undefined = undefined
   listed = false
+  /** Its wait settles a Promise, which a hand-off settles directly. */
+  direct = false
+  /** The hub knows its wait (a PARK was issued). */
+  parked = false
+  /** The Promise-based suspension (async mode). */
+  suspended: Promise<number> | undefined = undefined
+  /** Set by an interrupt that came after a direct wake-up, before the waiter ran. */
+  interrupted = false
+  exception: unknown = undefined
+  /** The greenlet that keeps it as its `_woken` wait, if any. */
+  holder: { _woken: WokenWait | undefined } | undefined = undefined
   prev: Waiter<T, P> | undefined = undefined
   next: Waiter<T, P> | undefined = undefined
 
-  /** @param payload what the waiter brings (a blocked putter's item, a lock owner). */
-  constructor(readonly payload: P) {}
+  /**
+   * @param ms longest wait, -1 for no limit.
+   * @param payload what the waiter brings (a blocked putter's item, a lock owner).
+   */
+  constructor(
+    readonly list: WaitList<T, P>,
+    readonly ms: number,
+    readonly payload: P,
+  ) {}
 }
 
 /**
@@ -72,7 +118,8 @@ export class WaitList<T, P = undefined> {
     this.#remove(w)
     w.handed = true
     w.value = value
-    hub.command(wire.UNPARK, w.id)
+    if (w.direct) hub.wakeHanded(w.id, w.parked, w)
+    else hub.command(wire.UNPARK, w.id)
     return w
   }
 
@@ -82,23 +129,73 @@ export class WaitList<T, P = undefined> {
   }
 
   /**
-   * Waits at the back of the list until handed a value, which it resolves
-   * with, or until `ms` elapse (-1: no limit; 0: the next hub turn), which
-   * resolves `TIMED_OUT`. Rejects with the exception of an interrupt.
+   * A wait at the back of the list, to be yielded by a blocking operation:
+   * its outcome is the value handed, or `TIMED_OUT` once `ms` elapse (-1: no
+   * limit; 0: the next hub turn). An interrupt throws its exception there.
    */
-  async wait(ms: number, payload?: P): Promise<T | TimedOut> {
-    const w = new Waiter<T, P>(payload as P)
+  request(ms: number, payload?: P): Waiter<T, P> {
+    return new Waiter(this, ms, payload as P)
+  }
+
+  /**
+   * Starts `w` with the async mode's Promise-based suspension, which settles
+   * `w.suspended`; `_leave` (or `_leaveInterrupted`) then gives the outcome.
+   * Split so that `drive` awaits the suspension itself, one Promise hop less.
+   */
+  _enterAsync(w: Waiter<T, P>): void {
+    w.direct = true
+    w.suspended = suspend((id) => {
+      w.id = id
+      this.#append(w)
+      // Without a timer the hub need not know the wait: kills reach a
+      // Promise-based wait directly, and so do hand-offs.
+      if (w.ms >= 0 || !hub.mayWaitUnparked(id)) this.#park(w)
+    })
+  }
+
+  /** The outcome of a wait begun with `_enterAsync` that ended without exception. */
+  _leave(w: Waiter<T, P>): T | TimedOut {
+    if (w.holder !== undefined) {
+      if (w.holder._woken === w) w.holder._woken = undefined
+      if (w.interrupted) {
+        this.#interrupted(w)
+        throw w.exception
+      }
+    }
+    return this.#settled(w)
+  }
+
+  /** A wait begun with `_enterAsync` was interrupted. */
+  _leaveInterrupted(w: Waiter<T, P>): void {
+    this.#interrupted(w)
+  }
+
+  /** Carries out `w` by blocking `waiter`, the current sync greenlet. */
+  _waitBlocking(w: Waiter<T, P>, waiter: BlockingWaiter): T | TimedOut {
     try {
-      await suspend((id) => {
+      waiter._wait((id) => {
         w.id = id
         this.#append(w)
-        hub.command(wire.PARK, id, ms)
-      })
+        this.#park(w)
+      }, w.ms > 0)
     } catch (err) {
-      if (w.handed) this.giveBack?.(w.value as T)
-      else this.#remove(w)
+      this.#interrupted(w)
       throw err
     }
+    return this.#settled(w)
+  }
+
+  #park(w: Waiter<T, P>): void {
+    w.parked = true
+    hub.command(wire.PARK, w.id, w.ms)
+  }
+
+  #interrupted(w: Waiter<T, P>): void {
+    if (w.handed) this.giveBack?.(w.value as T)
+    else this.#remove(w)
+  }
+
+  #settled(w: Waiter<T, P>): T | TimedOut {
     if (w.handed) return w.value as T
     this.#remove(w)
     return TIMED_OUT
@@ -123,4 +220,43 @@ export class WaitList<T, P = undefined> {
     w.prev = w.next = undefined
     this.#length--
   }
+}
+
+/**
+ * Runs a blocking operation in the async mode: resolves with its result,
+ * rejects with what it throws (argument errors included: never a throw).
+ */
+export async function drive<R>(op: Blocking<R>): Promise<R> {
+  let step = op.next()
+  while (!step.done) {
+    const suspension = step.value
+    let outcome: unknown
+    try {
+      if (suspension instanceof Waiter) {
+        const list = suspension.list
+        list._enterAsync(suspension)
+        try {
+          await suspension.suspended
+        } catch (err) {
+          list._leaveInterrupted(suspension)
+          throw err
+        }
+        outcome = list._leave(suspension)
+      } else {
+        outcome = await suspension
+      }
+    } catch (err) {
+      step = op.throw(err)
+      continue
+    }
+    step = op.next(outcome)
+  }
+  return step.value
+}
+
+/** Runs a blocking operation that cannot wait here (a Group's spawn): returns its result, or throws. */
+export function runNow<R>(op: Blocking<R>): R {
+  const step = op.next()
+  if (!step.done) throw new Error('greenthread: an operation that never waits tried to wait')
+  return step.value
 }

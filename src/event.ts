@@ -9,9 +9,12 @@
  * `AsyncResult.get()` resolves with the value or rejects with the exception
  * once one is set, or rejects with `Timeout`. Killing a greenlet that waits
  * rejects its wait at once with the kill exception.
+ *
+ * `EventBase` and `AsyncResultBase` hold the logic of both modes; this
+ * module's classes wait with Promises, those of `greenthread/sync` block.
  */
+import { type Blocking, TIMED_OUT, WaitList, drive } from './_waiters'
 import { checkMs, checkOptions } from './errors'
-import { TIMED_OUT, WaitList } from './_waiters'
 import { Timeout } from './timeout'
 
 export interface WaitOptions {
@@ -37,8 +40,8 @@ function waitMs(options: WaitOptions | undefined): number {
   return checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
 }
 
-/** A flag that greenlets wait for. Starts cleared. */
-export class Event {
+/** A flag that greenlets wait for. Starts cleared. The part of `Event` both modes share. */
+export class EventBase {
   #flag = false
   readonly #waiters = new WaitList<true>()
 
@@ -58,11 +61,19 @@ export class Event {
     this.#flag = false
   }
 
-  /** Resolves `true` once the flag is set (at once if it is), `false` on timeout. */
-  async wait(options?: WaitOptions): Promise<boolean> {
+  /** @internal */
+  *_wait(options: WaitOptions | undefined): Blocking<boolean> {
     const ms = waitMs(options)
     if (this.#flag) return true
-    return (await this.#waiters.wait(ms)) !== TIMED_OUT
+    return (yield this.#waiters.request(ms)) !== TIMED_OUT
+  }
+}
+
+/** A flag that greenlets wait for. Starts cleared. */
+export class Event extends EventBase {
+  /** Resolves `true` once the flag is set (at once if it is), `false` on timeout. */
+  wait(options?: WaitOptions): Promise<boolean> {
+    return drive(this._wait(options))
   }
 }
 
@@ -70,11 +81,8 @@ const PENDING = 0
 const VALUE = 1
 const EXCEPTION = 2
 
-/**
- * A result that arrives once: `set(value)` or `setException(err)` wakes every
- * waiter. As in gevent, a later `set`/`setException` replaces the result.
- */
-export class AsyncResult<T = unknown> {
+/** The part of `AsyncResult` both modes share. */
+export abstract class AsyncResultBase<T = unknown> {
   #state = PENDING
   #value: T | undefined = undefined
   #exception: unknown = undefined
@@ -127,25 +135,49 @@ export class AsyncResult<T = unknown> {
     return this.#exception
   }
 
-  /**
-   * Resolves with the value, or rejects with the exception, waiting for one
-   * to be set if needed. Rejects with `Timeout` if none is set in time.
-   */
-  async get(options?: AsyncResultGetOptions): Promise<T> {
+  /** @internal The mode's Timeout. */
+  protected abstract _timeout(ms: number, message?: string): Error
+
+  /** @internal */
+  *_get(options: AsyncResultGetOptions | undefined): Blocking<T> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     if (this.#state === PENDING) {
-      if (o.block === false) throw new Timeout(0, 'AsyncResult is not ready')
-      if ((await this.#waiters.wait(ms)) === TIMED_OUT) throw new Timeout(ms)
+      if (o.block === false) throw this._timeout(0, 'AsyncResult is not ready')
+      if ((yield this.#waiters.request(ms)) === TIMED_OUT) throw this._timeout(ms)
     }
     if (this.#state === EXCEPTION) throw this.#exception
     return this.#value as T
   }
 
-  /** Resolves `true` once a result is set (at once if it is), `false` on timeout. Never rejects for the result's exception. */
-  async wait(options?: WaitOptions): Promise<boolean> {
+  /** @internal */
+  *_wait(options: WaitOptions | undefined): Blocking<boolean> {
     const ms = waitMs(options)
     if (this.#state !== PENDING) return true
-    return (await this.#waiters.wait(ms)) !== TIMED_OUT
+    return (yield this.#waiters.request(ms)) !== TIMED_OUT
+  }
+}
+
+/**
+ * A result that arrives once: `set(value)` or `setException(err)` wakes every
+ * waiter. As in gevent, a later `set`/`setException` replaces the result.
+ */
+export class AsyncResult<T = unknown> extends AsyncResultBase<T> {
+  /**
+   * Resolves with the value, or rejects with the exception, waiting for one
+   * to be set if needed. Rejects with `Timeout` if none is set in time.
+   */
+  get(options?: AsyncResultGetOptions): Promise<T> {
+    return drive(this._get(options))
+  }
+
+  /** Resolves `true` once a result is set (at once if it is), `false` on timeout. Never rejects for the result's exception. */
+  wait(options?: WaitOptions): Promise<boolean> {
+    return drive(this._wait(options))
+  }
+
+  /** @internal */
+  protected _timeout(ms: number, message?: string): Error {
+    return new Timeout(ms, message)
   }
 }

@@ -13,7 +13,7 @@
  */
 import { GreenletBase, type Transfer } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, rejecting } from './errors'
-import { type TransientWait, currentStorage, hub, suspend } from './hub'
+import { type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
 import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { wire } from './native'
 import { Timeout } from './timeout'
@@ -61,6 +61,8 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
+  /** @internal Its wait was woken directly and it has not run since (see Resumable._wakeNow). */
+  _woken: WokenWait | undefined = undefined
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
     super(fn, args)
@@ -262,6 +264,27 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
     }
   }
 
+  /** @internal See Resumable (hub.ts). */
+  _inPlainWait(): boolean {
+    return this._waiting && !this._inSwitch && this._state === 'running'
+  }
+
+  /** @internal See Resumable (hub.ts). */
+  _wakeNow(parked: boolean, woken: WokenWait): void {
+    const resolve = this._resolve
+    this.#clearWait()
+    this._woken = woken
+    woken.holder = this
+    // Voids the wait in the hub, and anything it has queued for it.
+    if (parked) hub.command(wire.RESUMED, this.id, 0)
+    resolve?.(wire.WAKE)
+  }
+
+  /** @internal See Resumable (hub.ts). */
+  _mayWaitUnparked(): boolean {
+    return !this._interruptPending()
+  }
+
   /**
    * @internal Delivers `exception` at the current or next wait of this
    * greenlet and of its concurrent waits. A wait in progress is rejected at
@@ -271,7 +294,13 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
    * win.
    */
   protected override _raiseAt(exception: unknown, isKill: boolean): void {
-    if (this._waiting && this._state === 'running') {
+    const woken = this._woken
+    if (woken !== undefined) {
+      // Woken, not yet run: its wait raises the exception after all.
+      this._woken = undefined
+      woken.interrupted = true
+      woken.exception = exception
+    } else if (this._waiting && this._state === 'running') {
       const reject = this._reject
       this.#clearWait()
       this._inSwitch = false

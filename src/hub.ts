@@ -17,6 +17,26 @@ import { native, wire } from './native'
 export interface Resumable {
   readonly id: number
   _resume(outcome: number): void
+  /** In a plain wait (not a switch) that a hand-off may end directly: see `wakeHanded`. */
+  _inPlainWait?(): boolean
+  /**
+   * Ends that wait at once, as if woken (`wire.WAKE`): settles its Promise,
+   * and voids the hub's wait if it was `parked` there. Until it has run, an
+   * interrupt is recorded in `woken`, for the wait to raise.
+   */
+  _wakeNow?(parked: boolean, woken: WokenWait): void
+  /**
+   * Its wait may skip the hub while it has no timer: no interrupt is
+   * pending in the hub, which only a PARK would deliver.
+   */
+  _mayWaitUnparked?(): boolean
+}
+
+/** A wait woken directly whose greenlet has not run yet: an interrupt meanwhile is raised by it. */
+export interface WokenWait {
+  interrupted: boolean
+  exception: unknown
+  holder: { _woken: WokenWait | undefined } | undefined
 }
 
 /** What a greenlet exposes to the suspension machinery. */
@@ -34,6 +54,14 @@ const READY_PER_BATCH = 8192
 const MAX_ID = 0xffff_ffff
 /** Longest delay a Node timer accepts without clamping it to 1 ms. */
 const KEEP_ALIVE_MS = 2 ** 30
+/**
+ * Direct wake-ups (see `wakeHanded`) allowed between two hub turns. A hand-off
+ * ping-pong could otherwise run on microtasks forever, starving timers, I/O
+ * and the greenlets of the run queue; past the budget the hub wakes waiters,
+ * which gives the event loop a turn. Large enough that the turn's cost
+ * vanishes when spread over it.
+ */
+const DIRECT_WAKES_PER_TURN = 1000
 
 function noop(): void {}
 
@@ -59,6 +87,8 @@ class HubClient {
   takenOutcome = 0
   /** Counts the ready batches: which one is being resumed. */
   batch = 0
+  private directWakes = 0
+  private directWakesBatch = -1
 
   /** A fresh id (0 means "no parent" to the hub). */
   newId(): number {
@@ -84,6 +114,28 @@ class HubClient {
     c[i + 2] = a
     c[i + 3] = b
     if (!this.tickScheduled) this.schedule()
+  }
+
+  /**
+   * Ends the Promise-based wait of `id`, which was handed what it waited
+   * for: at once while the turn's budget lasts, else at the hub's next turn
+   * (`parked`: the hub knows the wait). Nothing if the wait has ended
+   * otherwise meanwhile (an interrupt: the hand-off is given back).
+   */
+  wakeHanded(id: number, parked: boolean, woken: WokenWait): void {
+    const waiting = this.resumables.get(id)
+    if (waiting?._inPlainWait?.() !== true) return
+    if (this.directWakesBatch !== this.batch) {
+      this.directWakesBatch = this.batch
+      this.directWakes = 0
+    }
+    if (this.directWakes++ < DIRECT_WAKES_PER_TURN) waiting._wakeNow!(parked, woken)
+    else this.command(parked ? wire.UNPARK : wire.YIELD, id)
+  }
+
+  /** Whether a wait of `id` without timer may skip the hub (see `Resumable._mayWaitUnparked`). */
+  mayWaitUnparked(id: number): boolean {
+    return this.resumables.get(id)?._mayWaitUnparked?.() === true
   }
 
   /**
@@ -192,6 +244,19 @@ export class TransientWait implements Resumable {
     this.owner?._extraWaits?.delete(this)
     if (outcome === wire.INTERRUPTED) this.reject(this.exception ?? new GreenletExit())
     else this.resolve(outcome)
+  }
+
+  _inPlainWait(): boolean {
+    return true
+  }
+
+  _wakeNow(parked: boolean, _woken: WokenWait): void {
+    if (parked) hub.command(wire.DISCARD, this.id)
+    this._resume(wire.WAKE)
+  }
+
+  _mayWaitUnparked(): boolean {
+    return true
   }
 }
 

@@ -10,10 +10,13 @@
  * with the kill exception; a permit handed to it at that very turn passes on
  * to the next waiter. `guard()` acquires and returns a Disposable that
  * releases, for `using _ = await lock.guard()`.
+ *
+ * `SemaphoreBase` and `RLockBase` hold the logic of both modes; this
+ * module's locks wait with Promises, those of `greenthread/sync` block.
  */
+import { type Blocking, TIMED_OUT, WaitList, drive } from './_waiters'
 import { checkMs, checkOptions, invalidType } from './errors'
-import { type Greenlet, getcurrent } from './greenlet'
-import { TIMED_OUT, WaitList } from './_waiters'
+import { getcurrent } from './greenlet'
 import { Timeout } from './timeout'
 
 export interface AcquireOptions {
@@ -28,16 +31,25 @@ export interface GuardOptions {
   timeoutMs?: number
 }
 
-interface Acquirable {
-  acquire(options?: AcquireOptions): Promise<boolean>
+/** `timeoutMs`, or -1 for none; null when `blocking: false`. */
+function acquireMs(options: AcquireOptions | undefined): number | null {
+  const o = checkOptions('options', options)
+  const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+  return o.blocking === false ? null : ms
+}
+
+/** What a lock's `guard()` shares: acquiring with a timeout, releasing once. */
+interface Guarded {
+  _acquire(options: AcquireOptions | undefined): Blocking<boolean>
+  _timeout(ms: number): Error
   release(): void
 }
 
-/** Acquires `lock` and returns a Disposable that releases it once. */
-async function guardOf(lock: Acquirable, options: GuardOptions | undefined): Promise<Disposable> {
+/** Acquires `lock` and returns a Disposable that releases it once; throws the mode's Timeout on timeout. */
+function* guardOf(lock: Guarded, options: GuardOptions | undefined): Blocking<Disposable> {
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  if (!(await lock.acquire({ timeoutMs: o.timeoutMs as number | undefined }))) throw new Timeout(ms)
+  if (!(yield* lock._acquire({ timeoutMs: o.timeoutMs as number | undefined }))) throw lock._timeout(ms)
   let held = true
   return {
     [Symbol.dispose]() {
@@ -48,16 +60,11 @@ async function guardOf(lock: Acquirable, options: GuardOptions | undefined): Pro
   }
 }
 
-/** `timeoutMs`, or -1 for none; null when `blocking: false`. */
-function acquireMs(options: AcquireOptions | undefined): number | null {
-  const o = checkOptions('options', options)
-  const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  return o.blocking === false ? null : ms
-}
-
-/** A counter of permits: `acquire()` takes one, waiting while there is none; `release()` returns one. */
-export class Semaphore {
+/** The part of the semaphores that both modes share. */
+export abstract class SemaphoreBase {
   #counter: number
+  /** @internal Most permits it may hold: releasing past it throws (BoundedSemaphore). */
+  protected _bound = Infinity
   // A permit handed to an interrupted waiter is released again.
   readonly #waiters = new WaitList<true>(() => this.#release())
 
@@ -78,14 +85,7 @@ export class Semaphore {
     return this.#counter === 0
   }
 
-  async acquire(options?: AcquireOptions): Promise<boolean> {
-    const ms = acquireMs(options)
-    if (this.tryAcquire()) return true
-    if (ms === null) return false
-    return (await this.#waiters.wait(ms)) !== TIMED_OUT
-  }
-
-  /** Takes a permit if one is free, synchronously; returns whether it did. */
+  /** Takes a permit if one is free, without waiting; returns whether it did. */
   tryAcquire(): boolean {
     // Waiters exist only while the counter is 0, so this is no barging.
     if (this.#counter === 0) return false
@@ -93,8 +93,12 @@ export class Semaphore {
     return true
   }
 
-  /** Returns a permit, handing it to the longest waiter if there is one. */
+  /**
+   * Returns a permit, handing it to the longest waiter if there is one.
+   * A BoundedSemaphore (or Lock) throws if released more often than acquired.
+   */
   release(): void {
+    if (this.#counter >= this._bound) throw new Error(`${this.constructor.name} released more times than it was acquired`)
     this.#release()
   }
 
@@ -102,25 +106,47 @@ export class Semaphore {
     if (this.#waiters.handOff(true) === undefined) this.#counter++
   }
 
+  /** @internal */
+  *_acquire(options: AcquireOptions | undefined): Blocking<boolean> {
+    const ms = acquireMs(options)
+    if (this.tryAcquire()) return true
+    if (ms === null) return false
+    return (yield this.#waiters.request(ms)) !== TIMED_OUT
+  }
+
+  /** @internal */
+  _guard(options: GuardOptions | undefined): Blocking<Disposable> {
+    return guardOf(this, options)
+  }
+
+  /** @internal The mode's Timeout. */
+  abstract _timeout(ms: number): Error
+}
+
+/** A counter of permits: `acquire()` takes one, waiting while there is none; `release()` returns one. */
+export class Semaphore extends SemaphoreBase {
+  /** Resolves `true` once a permit is taken; `false` on timeout, or at once with `blocking: false` if none is free. */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    return drive(this._acquire(options))
+  }
+
   /** Acquires and resolves with a Disposable that releases; rejects with `Timeout` on timeout. */
   guard(options?: GuardOptions): Promise<Disposable> {
-    return guardOf(this, options)
+    return drive(this._guard(options))
+  }
+
+  /** @internal */
+  _timeout(ms: number): Error {
+    return new Timeout(ms)
   }
 }
 
 /** A Semaphore that throws if released more often than acquired (beyond its initial value). */
 export class BoundedSemaphore extends Semaphore {
-  readonly #bound: number
-
   /** @param value initial and maximum number of permits. @default 1 */
   constructor(value: number = 1) {
     super(value)
-    this.#bound = value
-  }
-
-  override release(): void {
-    if (this.value >= this.#bound) throw new Error(`${this.constructor.name} released more times than it was acquired`)
-    super.release()
+    this._bound = value
   }
 }
 
@@ -133,46 +159,22 @@ export class Lock extends BoundedSemaphore {
 
 /** The owner of an RLock taken by code outside any greenlet: that code counts as one owner. */
 const OUTSIDE_GREENLETS: unique symbol = Symbol('outside greenlets')
-type Owner = Greenlet | typeof OUTSIDE_GREENLETS
 
-function currentOwner(): Owner {
-  return getcurrent() ?? OUTSIDE_GREENLETS
-}
-
-/**
- * A reentrant lock: the greenlet that holds it may acquire it again, and
- * must release it as many times. Only the holder may release it.
- */
-export class RLock {
-  #owner: Owner | undefined = undefined
+/** The part of `RLock` that both modes share. */
+export abstract class RLockBase {
+  #owner: object | undefined = undefined
   #count = 0
   // Ownership handed to an interrupted waiter is released again.
-  readonly #waiters = new WaitList<true, Owner>(() => this.#release())
+  readonly #waiters = new WaitList<true, object>(() => this.#release())
 
   /** Held by some greenlet. */
   locked(): boolean {
     return this.#owner !== undefined
   }
 
-  async acquire(options?: AcquireOptions): Promise<boolean> {
-    const ms = acquireMs(options)
-    const me = currentOwner()
-    if (this.#owner === me) {
-      this.#count++
-      return true
-    }
-    if (this.#owner === undefined) {
-      this.#owner = me
-      this.#count = 1
-      return true
-    }
-    if (ms === null) return false
-    return (await this.#waiters.wait(ms, me)) !== TIMED_OUT
-  }
-
   /** Releases one level; the last one hands the lock to the longest waiter. Throws unless the current greenlet holds it. */
   release(): void {
-    if (this.#owner === undefined || this.#owner !== currentOwner()) {
+    if (this.#owner === undefined || this.#owner !== this.#currentOwner()) {
       throw new Error('cannot release an RLock the current greenlet does not hold')
     }
     this.#release()
@@ -185,8 +187,61 @@ export class RLock {
     this.#count = next === undefined ? 0 : 1
   }
 
+  #currentOwner(): object {
+    return this._getcurrent() ?? (OUTSIDE_GREENLETS as unknown as object)
+  }
+
+  /** @internal */
+  *_acquire(options: AcquireOptions | undefined): Blocking<boolean> {
+    const ms = acquireMs(options)
+    const me = this.#currentOwner()
+    if (this.#owner === me) {
+      this.#count++
+      return true
+    }
+    if (this.#owner === undefined) {
+      this.#owner = me
+      this.#count = 1
+      return true
+    }
+    if (ms === null) return false
+    return (yield this.#waiters.request(ms, me)) !== TIMED_OUT
+  }
+
+  /** @internal */
+  _guard(options: GuardOptions | undefined): Blocking<Disposable> {
+    return guardOf(this, options)
+  }
+
+  /** @internal The mode's current greenlet: who owns what this code acquires. */
+  protected abstract _getcurrent(): object | null
+
+  /** @internal The mode's Timeout. */
+  abstract _timeout(ms: number): Error
+}
+
+/**
+ * A reentrant lock: the greenlet that holds it may acquire it again, and
+ * must release it as many times. Only the holder may release it.
+ */
+export class RLock extends RLockBase {
+  /** Resolves `true` once acquired; `false` on timeout, or at once with `blocking: false` if another greenlet holds it. */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    return drive(this._acquire(options))
+  }
+
   /** Acquires and resolves with a Disposable that releases; rejects with `Timeout` on timeout. */
   guard(options?: GuardOptions): Promise<Disposable> {
-    return guardOf(this, options)
+    return drive(this._guard(options))
+  }
+
+  /** @internal */
+  protected _getcurrent(): object | null {
+    return getcurrent()
+  }
+
+  /** @internal */
+  _timeout(ms: number): Error {
+    return new Timeout(ms)
   }
 }

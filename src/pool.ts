@@ -16,10 +16,15 @@
  * next step, even if other results are ready: the tasks still running are
  * killed and no new one starts, as when the iteration is left early
  * (`break`) or the greenlet consuming it is killed.
+ *
+ * `GroupBase` (and the map runs) hold the logic of both modes; this
+ * module's groups wait with Promises and hold async greenlets, those of
+ * `greenthread/sync` block and hold sync greenlets.
  */
+import type { GreenletBase } from './_greenlet-base'
+import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow } from './_waiters'
 import { GreenletExit, checkFunction, checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
-import { Greenlet, type KillAllOptions, getcurrent, killall, spawn } from './greenlet'
-import { TIMED_OUT, WaitList } from './_waiters'
+import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall } from './greenlet'
 import { Semaphore } from './lock'
 
 export interface GroupJoinOptions {
@@ -38,26 +43,35 @@ export type MapInput<T> = Iterable<T> | AsyncIterable<T>
 /** The function `map`, `imap` and `imapUnordered` call on every item, each call in its own greenlet. */
 export type MapFunction<T, R> = (item: T) => R | PromiseLike<R>
 
-function checkGreenlet(value: unknown): asserts value is Greenlet {
-  if (!(value instanceof Greenlet)) throw invalidType('greenlet', 'a Greenlet', value)
+/** A greenlet of either mode, as far as groups go. */
+export interface Member extends GreenletBase<any, any> {
+  kill(exception?: unknown, options?: KillOptions): unknown
 }
 
 function isAsyncIterable<T>(input: MapInput<T>): input is AsyncIterable<T> {
   return typeof (input as any)[Symbol.asyncIterator] === 'function'
 }
 
-/** The common part of `Group` and `Pool`. */
-export abstract class BaseGroup {
-  readonly #members = new Set<Greenlet>()
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
+}
+
+function noop(): void {}
+
+/** The logic of `Group` and `Pool` that both modes share. `G` is the mode's Greenlet. */
+export abstract class GroupBase<G extends Member> {
+  readonly #members = new Set<G>()
+  /** A Pool's free slots; none for a Group. */
+  readonly #slots: Semaphore | undefined
   readonly #joiners = new WaitList<true>()
   // A failure handed to an interrupted joiner stays to be raised by the next.
-  readonly #raisingJoiners = new WaitList<Greenlet | undefined>((failed) => {
+  readonly #raisingJoiners = new WaitList<G | undefined>((failed) => {
     if (failed !== undefined) this.#unraised ??= failed
   })
   /** The first member failure that no `join({ raiseError: true })` has raised yet. */
-  #unraised: Greenlet | undefined = undefined
+  #unraised: G | undefined = undefined
 
-  readonly #onFinish = (g: Greenlet): void => {
+  readonly #onFinish = (g: G): void => {
     if (!this.#members.has(g)) return
     if (!g.successful()) {
       if (this.#raisingJoiners.length > 0) this.#raisingJoiners.handOffAll(g)
@@ -66,17 +80,24 @@ export abstract class BaseGroup {
     this.discard(g)
   }
 
-  /** Starts `fn(...args)` in a new member greenlet. */
-  abstract spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> | Promise<Greenlet<R>>
+  /** @param slots most members at once (a Pool), or `undefined` for no limit (a Group). */
+  protected constructor(slots: number | undefined) {
+    this.#slots = slots === undefined ? undefined : new Semaphore(slots)
+  }
 
-  /** Tracks `greenlet` until it finishes. A finished greenlet is not added. */
-  abstract add(greenlet: Greenlet): void | Promise<void>
-
-  /** @internal Starts `fn(...args)` in a new member if that needs no wait, else returns undefined. */
-  abstract _spawnNow<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet<R> | undefined
+  /** @internal A new, unstarted greenlet of the mode. */
+  abstract _newGreenlet<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): G
+  /** @internal Whether `x` is a greenlet of the mode. */
+  protected abstract _isGreenlet(x: unknown): x is G
+  /** @internal The mode's current greenlet. */
+  abstract _getcurrent(): G | null
+  /** @internal Runs a blocking operation as the mode does: the body of a greenlet that runs it. */
+  abstract _run<R>(op: Blocking<R>): unknown
 
   /** How many more members fit without waiting (`Infinity` for a Group). */
-  abstract free(): number
+  free(): number {
+    return this.#slots?.value ?? Infinity
+  }
 
   /** No member fits without waiting. */
   full(): boolean {
@@ -88,38 +109,70 @@ export abstract class BaseGroup {
     return this.#members.size
   }
 
-  has(greenlet: Greenlet): boolean {
+  has(greenlet: G): boolean {
     return this.#members.has(greenlet)
   }
 
-  [Symbol.iterator](): IterableIterator<Greenlet> {
+  [Symbol.iterator](): IterableIterator<G> {
     return this.#members.values()
   }
 
-  /** Stops tracking `greenlet`, without killing it. */
-  discard(greenlet: Greenlet): void {
+  /** Stops tracking `greenlet`, without killing it; frees its slot in a Pool. */
+  discard(greenlet: G): void {
     if (!this.#members.delete(greenlet)) return
     greenlet.unlink(this.#onFinish)
     if (this.#members.size === 0) {
       this.#joiners.handOffAll(true)
       this.#raisingJoiners.handOffAll(undefined)
     }
+    this.#slots?.release()
   }
 
-  /**
-   * Resolves `true` once the group is empty (at once if it is; members
-   * added meanwhile are waited for too), `false` on timeout. With
-   * `raiseError`, rejects with a member's failure (see the option).
-   */
-  async join(options?: GroupJoinOptions): Promise<boolean> {
+  /** @internal Starts `fn(...args)` in a new member, waiting for a slot in a Pool. */
+  *_spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Blocking<G> {
+    // Checked before taking a slot, which nothing would give back otherwise.
+    checkFunction('fn', fn)
+    if (this.#slots !== undefined) yield* this.#slots._acquire(undefined)
+    return this.#start(fn, args)
+  }
+
+  /** @internal Starts `fn(...args)` in a new member if that needs no wait, else returns undefined. */
+  _spawnNow<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): G | undefined {
+    return this.#slots === undefined || this.#slots.tryAcquire() ? this.#start(fn, args) : undefined
+  }
+
+  /** Starts a member in a slot already taken. */
+  #start<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): G {
+    const g = this._newGreenlet(fn, args)
+    this.#track(g)
+    g.start()
+    return g
+  }
+
+  /** @internal Tracks `greenlet` until it finishes, waiting for a slot in a Pool. A finished greenlet is not added. */
+  *_add(greenlet: G): Blocking<void> {
+    if (!this._isGreenlet(greenlet)) throw invalidType('greenlet', 'a Greenlet', greenlet)
+    if (greenlet.dead || this.has(greenlet)) return
+    if (this.#slots !== undefined) {
+      yield* this.#slots._acquire(undefined)
+      if (greenlet.dead || this.has(greenlet)) {
+        this.#slots.release()
+        return
+      }
+    }
+    this.#track(greenlet)
+  }
+
+  /** @internal */
+  *_join(options: GroupJoinOptions | undefined): Blocking<boolean> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     if (o.raiseError !== true) {
-      return this.#members.size === 0 || (await this.#joiners.wait(ms)) !== TIMED_OUT
+      return this.#members.size === 0 || (yield this.#joiners.request(ms)) !== TIMED_OUT
     }
     let failed = this.#unraised
     if (failed === undefined && this.#members.size > 0) {
-      const outcome = await this.#raisingJoiners.wait(ms)
+      const outcome: G | undefined | TimedOut = yield this.#raisingJoiners.request(ms)
       if (outcome === TIMED_OUT) return false
       failed = outcome
     }
@@ -128,68 +181,109 @@ export abstract class BaseGroup {
     throw failed.exception
   }
 
-  /** Kills every member (see `killall` for the options); by default waits until they have died. */
-  kill(options?: KillAllOptions): Promise<void> {
-    return killall([...this.#members], options)
-  }
-
-  /** Resolves with `fn(item)` for every item, in input order. */
-  async map<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): Promise<R[]> {
-    const results: R[] = []
-    for await (const result of this.imap(fn, iterable)) results.push(result)
-    return results
-  }
-
-  /** Yields `fn(item)` for every item, in input order. */
-  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
-    return this.#iterate(fn, iterable, true)
-  }
-
-  /** Yields `fn(item)` for every item, as the calls finish. */
-  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
-    return this.#iterate(fn, iterable, false)
-  }
-
-  #iterate<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, ordered: boolean): AsyncGenerator<R, void, undefined> {
+  /** @internal A map run over `iterable`; nothing starts before its `start()`. */
+  _mapRun<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, ordered: boolean): MapRun<G, T, R> {
     checkFunction('fn', fn)
     if (iterable === null || iterable === undefined || (typeof (iterable as any)[Symbol.iterator] !== 'function' && !isAsyncIterable(iterable))) {
       throw invalidType('iterable', 'an iterable or async iterable', iterable)
     }
-    return mapResults(new MapRun(this, fn, iterable, ordered))
+    return new MapRun(this, fn, iterable, ordered)
   }
 
-  /** @internal Starts tracking a greenlet that is not a member. */
-  protected _track(greenlet: Greenlet): void {
+  /** @internal All results of `fn` over `iterable`, in input order. */
+  *_map<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): Blocking<R[]> {
+    const run = this._mapRun(fn, iterable, true)
+    run.start()
+    try {
+      const results: R[] = []
+      for (let r = yield* run.next(); r !== END; r = yield* run.next()) results.push(r)
+      return results
+    } finally {
+      run.stop()
+    }
+  }
+
+  #track(greenlet: G): void {
     this.#members.add(greenlet)
     greenlet._rawlink(this.#onFinish)
   }
 
   /** @internal `failed`'s exception is being raised to the caller: no join raises it again. */
-  _claim(failed: Greenlet): void {
+  _claim(failed: G): void {
     if (this.#unraised === failed) this.#unraised = undefined
+  }
+}
+
+/** The common part of the async mode's `Group` and `Pool`. */
+export abstract class BaseGroup extends GroupBase<Greenlet> {
+  /** Starts `fn(...args)` in a new member greenlet. */
+  abstract spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> | Promise<Greenlet<R>>
+
+  /** Tracks `greenlet` until it finishes. A finished greenlet is not added. */
+  abstract add(greenlet: Greenlet): void | Promise<void>
+
+  /**
+   * Resolves `true` once the group is empty (at once if it is; members
+   * added meanwhile are waited for too), `false` on timeout. With
+   * `raiseError`, rejects with a member's failure (see the option).
+   */
+  join(options?: GroupJoinOptions): Promise<boolean> {
+    return drive(this._join(options))
+  }
+
+  /** Kills every member (see `killall` for the options); by default waits until they have died. */
+  kill(options?: KillAllOptions): Promise<void> {
+    return killall([...this], options)
+  }
+
+  /** Resolves with `fn(item)` for every item, in input order. */
+  map<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): Promise<R[]> {
+    return drive(this._map(fn, iterable))
+  }
+
+  /** Yields `fn(item)` for every item, in input order. */
+  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
+    return mapResults(this._mapRun(fn, iterable, true))
+  }
+
+  /** Yields `fn(item)` for every item, as the calls finish. */
+  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
+    return mapResults(this._mapRun(fn, iterable, false))
+  }
+
+  /** @internal */
+  _newGreenlet<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet {
+    return new Greenlet<R>(fn, ...args)
+  }
+
+  /** @internal */
+  protected _isGreenlet(x: unknown): x is Greenlet {
+    return x instanceof Greenlet
+  }
+
+  /** @internal */
+  _getcurrent(): Greenlet | null {
+    return getcurrent()
+  }
+
+  /** @internal */
+  _run<R>(op: Blocking<R>): Promise<R> {
+    return drive(op)
   }
 }
 
 /** A group of any number of greenlets. */
 export class Group extends BaseGroup {
-  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
-    const g = new Greenlet<R>(fn, ...args)
-    this._track(g)
-    return g.start()
+  constructor() {
+    super(undefined)
   }
 
-  /** @internal */
-  _spawnNow<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet<R> {
-    return this.spawn(fn, ...args)
+  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+    return runNow(this._spawn(fn, args)) as Greenlet<R>
   }
 
   add(greenlet: Greenlet): void {
-    checkGreenlet(greenlet)
-    if (!greenlet.dead && !this.has(greenlet)) this._track(greenlet)
-  }
-
-  free(): number {
-    return Infinity
+    runNow(this._add(greenlet))
   }
 }
 
@@ -197,95 +291,71 @@ export class Group extends BaseGroup {
 export class Pool extends BaseGroup {
   /** Most members at once. */
   readonly size: number
-  readonly #slots: Semaphore
 
   constructor(size: number) {
-    super()
-    this.size = checkPositiveInteger('size', size)
-    this.#slots = new Semaphore(size)
+    super(checkPositiveInteger('size', size))
+    this.size = size
   }
 
   /** Waits for a free slot, then starts `fn(...args)` in a new member greenlet. */
-  async spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Promise<Greenlet<R>> {
-    // Checked before taking a slot, which nothing would give back otherwise.
-    checkFunction('fn', fn)
-    await this.#slots.acquire()
-    return this.#start(fn, args)
-  }
-
-  /** @internal */
-  _spawnNow<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet<R> | undefined {
-    return this.#slots.tryAcquire() ? this.#start(fn, args) : undefined
-  }
-
-  /** Starts a member in a slot already taken. */
-  #start<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet<R> {
-    const g = new Greenlet<R>(fn, ...args)
-    this._track(g)
-    return g.start()
+  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Promise<Greenlet<R>> {
+    return drive(this._spawn(fn, args)) as Promise<Greenlet<R>>
   }
 
   /** Waits for a free slot, then tracks `greenlet` until it finishes. */
-  async add(greenlet: Greenlet): Promise<void> {
-    checkGreenlet(greenlet)
-    if (greenlet.dead || this.has(greenlet)) return
-    await this.#slots.acquire()
-    if (greenlet.dead || this.has(greenlet)) this.#slots.release()
-    else this._track(greenlet)
-  }
-
-  override discard(greenlet: Greenlet): void {
-    if (!this.has(greenlet)) return
-    super.discard(greenlet)
-    this.#slots.release()
-  }
-
-  free(): number {
-    return this.#slots.value
+  add(greenlet: Greenlet): Promise<void> {
+    return drive(this._add(greenlet))
   }
 }
 
-const END: unique symbol = Symbol('end')
+/** @internal What a map run's `next` returns after the last result. */
+export const END: unique symbol = Symbol('end')
 
 type TaskRecord = { index: number; returned: boolean }
 
 /** A map task's body: records that `fn` returned, which a killed task never does. */
-async function runTask<T, R>(fn: MapFunction<T, R>, record: TaskRecord, item: T): Promise<R> {
-  const value = await fn(item)
+function* runTask<T, R>(fn: MapFunction<T, R>, record: TaskRecord, item: T): Blocking<R> {
+  let value = fn(item)
+  if (isThenable(value)) value = yield value
   record.returned = true
-  return value
+  return value as R
 }
 
 /**
- * One `map`/`imap`/`imapUnordered` call: a feeder greenlet spawns a task
- * per input item through the group (waiting for slots in a Pool); the
- * consumer takes results by index (input order, or finish order).
+ * @internal One `map`/`imap`/`imapUnordered` call: a feeder greenlet spawns
+ * a task per input item through the group (waiting for slots in a Pool);
+ * the consumer takes results by index (input order, or finish order).
  */
-class MapRun<T, R> {
+export class MapRun<G extends Member, T, R> {
   readonly #results = new Map<number, R>()
-  readonly #running = new Set<Greenlet<R>>()
+  readonly #running = new Set<G>()
   readonly #consumer = new WaitList<true>()
+  readonly #task: (record: TaskRecord, item: T) => unknown
   #started = 0
   #finished = 0
   #taken = 0
   #inputDone = false
   #failure: { error: unknown } | undefined = undefined
-  #feeder: Greenlet | undefined = undefined
+  #feeder: G | undefined = undefined
   #stopped = false
 
   constructor(
-    private readonly group: BaseGroup,
-    private readonly fn: MapFunction<T, R>,
+    private readonly group: GroupBase<G>,
+    fn: MapFunction<T, R>,
     private readonly input: MapInput<T>,
     private readonly ordered: boolean,
-  ) {}
+  ) {
+    this.#task = (record, item) => group._run(runTask(fn, record, item))
+  }
 
   start(): void {
-    this.#feeder = spawn(() => this.#feed())
+    const feeder = this.group._newGreenlet(() => this.group._run(this.#feed()), [])
+    this.#feeder = feeder
+    feeder.start()
   }
 
   /** The next result, `END` after the last; throws the first failure. */
-  async next(): Promise<R | typeof END> {
+  *next(): Blocking<R | typeof END> {
     for (;;) {
       if (this.#failure !== undefined) throw this.#failure.error
       if (this.#results.has(this.#taken)) {
@@ -294,7 +364,7 @@ class MapRun<T, R> {
         return result
       }
       if (this.#inputDone && this.#taken === this.#started) return END
-      await this.#consumer.wait(-1)
+      yield this.#consumer.request(-1)
     }
   }
 
@@ -302,27 +372,22 @@ class MapRun<T, R> {
   stop(): void {
     if (this.#stopped) return
     this.#stopped = true
-    const doomed: Greenlet[] = [...this.#running]
+    const doomed: G[] = [...this.#running]
     if (this.#feeder !== undefined) doomed.push(this.#feeder)
     this.#running.clear()
-    const current = getcurrent()
-    for (const g of doomed) if (g !== current && !g.dead) void g.kill(undefined, { block: false })
+    const current = this.group._getcurrent()
+    for (const g of doomed) if (g !== current && !g.dead) g.kill(undefined, { block: false })
   }
 
-  async #feed(): Promise<void> {
+  *#feed(): Blocking<void> {
     try {
       // Stopping is checked per item: a kill cannot interrupt a foreign await or a Group's spawn.
       if (isAsyncIterable(this.input)) {
-        for await (const item of this.input) {
-          if (this.#stopped) break
-          const waiting = this.#launch(item)
-          if (waiting !== undefined) await waiting
-        }
+        yield* this.#feedFrom(this.input[Symbol.asyncIterator]())
       } else {
         for (const item of this.input) {
           if (this.#stopped) break
-          const waiting = this.#launch(item)
-          if (waiting !== undefined) await waiting
+          yield* this.#launch(item)
         }
       }
       this.#inputDone = true
@@ -332,32 +397,43 @@ class MapRun<T, R> {
     this.#consumer.handOff(true)
   }
 
-  /** Starts a task for `item` now if that needs no wait; otherwise returns the wait for a slot. */
-  #launch(item: T): Promise<void> | undefined {
-    const record: TaskRecord = { index: 0, returned: false }
-    const g = this.group._spawnNow(runTask, [this.fn, record, item]) as Greenlet<R> | undefined
-    if (g === undefined) return this.#launchLater(record, item)
-    this.#track(g, record)
-    return undefined
-  }
-
-  async #launchLater(record: TaskRecord, item: T): Promise<void> {
-    const g = (await this.group.spawn(runTask, this.fn, record, item)) as Greenlet<R>
-    if (this.#stopped) {
-      // Stopped while the spawn was settling: this task missed the kill.
-      void g.kill(undefined, { block: false })
-      return
+  /** Feeds from an async iterator, closing it as `for await` would when leaving early. */
+  *#feedFrom(iterator: AsyncIterator<T>): Blocking<void> {
+    for (;;) {
+      const step = (yield iterator.next()) as IteratorResult<T>
+      if (step.done) return
+      if (this.#stopped) {
+        if (iterator.return !== undefined) yield iterator.return()
+        return
+      }
+      try {
+        yield* this.#launch(step.value)
+      } catch (err) {
+        if (iterator.return !== undefined) Promise.resolve(iterator.return()).catch(noop)
+        throw err
+      }
     }
-    this.#track(g, record)
   }
 
-  #track(g: Greenlet<R>, record: TaskRecord): void {
+  /** Starts a task for `item`, waiting for a slot if needed. */
+  *#launch(item: T): Blocking<void> {
+    const record: TaskRecord = { index: 0, returned: false }
+    let g = this.group._spawnNow(this.#task, [record, item])
+    if (g === undefined) {
+      g = yield* this.group._spawn(this.#task, [record, item])
+      if (this.#stopped) {
+        // Stopped while waiting for the slot: this task missed the kill.
+        g.kill(undefined, { block: false })
+        return
+      }
+    }
     record.index = this.#started++
     this.#running.add(g)
-    g.link(() => this.#taskFinished(g, record))
+    const task = g
+    g.link(() => this.#taskFinished(task, record))
   }
 
-  #taskFinished(g: Greenlet<R>, record: TaskRecord): void {
+  #taskFinished(g: G, record: TaskRecord): void {
     this.#running.delete(g)
     if (this.#stopped) return
     if (!g.successful()) {
@@ -378,14 +454,10 @@ class MapRun<T, R> {
   }
 }
 
-async function* mapResults<T, R>(run: MapRun<T, R>): AsyncGenerator<R, void, undefined> {
+async function* mapResults<G extends Member, T, R>(run: MapRun<G, T, R>): AsyncGenerator<R, void, undefined> {
   run.start()
   try {
-    for (;;) {
-      const result = await run.next()
-      if (result === END) return
-      yield result
-    }
+    for (let r = await drive(run.next()); r !== END; r = await drive(run.next())) yield r
   } finally {
     run.stop()
   }

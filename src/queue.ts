@@ -17,10 +17,13 @@
  * After `shutdown()` puts throw `QueueShutDown`, blocked putters reject with
  * it, gets drain the remaining items and then throw it, and async iteration
  * (`for await (const item of queue)`) ends.
+ *
+ * `QueueBase` holds the logic of both modes; this module's queues wait with
+ * Promises, those of `greenthread/sync` block.
  */
+import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive } from './_waiters'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
 import type { WaitOptions } from './event'
-import { TIMED_OUT, WaitList } from './_waiters'
 
 export class QueueEmpty extends Error {
   constructor(message = 'queue is empty') {
@@ -113,7 +116,8 @@ class Deque<T> implements Store<T> {
   }
 }
 
-class Stack<T> implements Store<T> {
+/** @internal A LIFO store: the top comes out next. */
+export class Stack<T> implements Store<T> {
   readonly #items: T[] = []
 
   get size(): number {
@@ -196,6 +200,13 @@ class Heap<T> implements Store<T> {
   }
 }
 
+/** @internal The store of a PriorityQueue with `options.compare`. */
+export function priorityStore<T>(options: Record<string, unknown>): Store<T> {
+  const compare = options.compare ?? defaultCompare
+  if (typeof compare !== 'function') throw invalidType('options.compare', 'a function', compare)
+  return new Heap<T>(compare as (a: T, b: T) => number)
+}
+
 function defaultCompare(a: any, b: any): number {
   if (Array.isArray(a) && Array.isArray(b)) {
     const n = Math.min(a.length, b.length)
@@ -222,9 +233,11 @@ const ACCEPTED = true
 const SHUT: unique symbol = Symbol('shut down')
 /** `#poll` found nothing to take. */
 const NONE: unique symbol = Symbol('none')
+/** @internal What `_next` returns once a shut-down queue is empty: iteration ends. */
+export const DRAINED: unique symbol = Symbol('drained')
 
-/** A FIFO queue; the base of the other queues. */
-export class Queue<T> {
+/** The part of every queue that both modes share. */
+export abstract class QueueBase<T> {
   /** @internal Infinity when unbounded, 0 for a Channel. */
   protected _maxsize: number
   readonly #items: Store<T>
@@ -234,6 +247,9 @@ export class Queue<T> {
   // No give-back: an accepted item stays in the queue.
   readonly #putters = new WaitList<typeof ACCEPTED | typeof SHUT, T>()
   #shutDown = false
+  /** @internal Items accepted and not yet marked done (JoinableQueue). */
+  protected _unfinished = 0
+  readonly #joiners = new WaitList<true>()
 
   constructor(options?: QueueOptions) {
     const o = checkOptions('options', options)
@@ -245,9 +261,6 @@ export class Queue<T> {
   protected _newStore(_options: Record<string, unknown>): Store<T> {
     return new Deque<T>()
   }
-
-  /** @internal Called once for every item the queue accepts. */
-  protected _accepted(): void {}
 
   /** Most items the queue holds: `Infinity` when unbounded, 0 for a Channel. */
   get maxsize(): number {
@@ -273,37 +286,9 @@ export class Queue<T> {
     return this.#shutDown
   }
 
-  /**
-   * Puts `item`, waiting for room while the queue is full. Rejects with
-   * `QueueFull` on timeout, with `QueueShutDown` if the queue is or gets
-   * shut down before the item is accepted.
-   */
-  async put(item: T, options?: QueuePutOptions): Promise<void> {
-    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
-    if (this.#offer(item)) return
-    const outcome = await this.#putters.wait(ms, item)
-    if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
-    if (outcome === SHUT) throw new QueueShutDown()
-  }
-
   /** Puts `item` if there is room now; throws `QueueFull` otherwise. */
   putNowait(item: T): void {
     if (!this.#offer(item)) throw new QueueFull()
-  }
-
-  /**
-   * Removes and resolves with the next item, waiting for one while the
-   * queue is empty. Rejects with `QueueEmpty` on timeout, with
-   * `QueueShutDown` once the queue is shut down and empty.
-   */
-  async get(options?: QueueGetOptions): Promise<T> {
-    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
-    const item = this.#poll()
-    if (item !== NONE) return item
-    const outcome = await this.#getters.wait(ms)
-    if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
-    if (outcome === SHUT) throw new QueueShutDown()
-    return outcome
   }
 
   /** Removes and returns the next item if there is one now; throws `QueueEmpty` otherwise. */
@@ -315,7 +300,7 @@ export class Queue<T> {
 
   /**
    * Shuts the queue down: puts throw `QueueShutDown` from now on, blocked
-   * putters and getters reject with it, and gets reject with it once the
+   * putters and getters fail with it, and gets fail with it once the
    * remaining items are gone. No effect the second time.
    */
   shutdown(): void {
@@ -326,18 +311,47 @@ export class Queue<T> {
     this.#putters.handOffAll(SHUT)
   }
 
-  /** Yields items as `get()` returns them; ends once the queue is shut down and empty. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    for (;;) {
-      let item: T
-      try {
-        item = await this.get()
-      } catch (err) {
-        if (err instanceof QueueShutDown) return
-        throw err
-      }
-      yield item
+  /** @internal */
+  *_put(item: T, options: QueuePutOptions | undefined): Blocking<void> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    if (this.#offer(item)) return
+    const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield this.#putters.request(ms, item)
+    if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
+    if (outcome === SHUT) throw new QueueShutDown()
+  }
+
+  /** @internal */
+  *_get(options: QueueGetOptions | undefined): Blocking<T> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const item = this.#poll()
+    if (item !== NONE) return item
+    const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms)
+    if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
+    if (outcome === SHUT) throw new QueueShutDown()
+    return outcome
+  }
+
+  /** @internal The next item for iteration, or `DRAINED` once shut down and empty. */
+  *_next(): Blocking<T | typeof DRAINED> {
+    try {
+      return yield* this._get(undefined)
+    } catch (err) {
+      if (err instanceof QueueShutDown) return DRAINED
+      throw err
     }
+  }
+
+  /** @internal */
+  _taskDone(): void {
+    if (this._unfinished === 0) throw new Error('taskDone() called more times than items were put')
+    if (--this._unfinished === 0) this.#joiners.handOffAll(true)
+  }
+
+  /** @internal */
+  *_join(options: WaitOptions | undefined): Blocking<boolean> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    if (this._unfinished === 0) return true
+    return (yield this.#joiners.request(ms)) !== TIMED_OUT
   }
 
   /** Accepts `item` if that needs no wait; false if the queue is full. */
@@ -345,7 +359,7 @@ export class Queue<T> {
     if (this.#shutDown) throw new QueueShutDown()
     // Getters wait only while the buffer is empty, so handing over keeps FIFO order.
     if (this.#getters.length === 0 && this.#items.size >= this._maxsize) return false
-    this._accepted()
+    this._unfinished++
     if (this.#getters.handOff(item) === undefined) this.#items.push(item)
     return true
   }
@@ -357,7 +371,7 @@ export class Queue<T> {
       if (this.#items.size < this._maxsize) {
         const putter = this.#putters.handOff(ACCEPTED)
         if (putter !== undefined) {
-          this._accepted()
+          this._unfinished++
           this.#items.push(putter.payload)
         }
       }
@@ -366,7 +380,7 @@ export class Queue<T> {
     // Only a Channel has blocked putters while empty: take straight from the first.
     const putter = this.#putters.handOff(ACCEPTED)
     if (putter !== undefined) {
-      this._accepted()
+      this._unfinished++
       return putter.payload
     }
     if (this.#shutDown) throw new QueueShutDown()
@@ -376,6 +390,32 @@ export class Queue<T> {
   /** Takes back an item handed to a getter that was interrupted. */
   #restore(item: T): void {
     if (this.#getters.handOff(item) === undefined) this.#items.pushFront(item)
+  }
+}
+
+/** A FIFO queue; the base of the other queues. */
+export class Queue<T> extends QueueBase<T> {
+  /**
+   * Puts `item`, waiting for room while the queue is full. Rejects with
+   * `QueueFull` on timeout, with `QueueShutDown` if the queue is or gets
+   * shut down before the item is accepted.
+   */
+  put(item: T, options?: QueuePutOptions): Promise<void> {
+    return drive(this._put(item, options))
+  }
+
+  /**
+   * Removes and resolves with the next item, waiting for one while the
+   * queue is empty. Rejects with `QueueEmpty` on timeout, with
+   * `QueueShutDown` once the queue is shut down and empty.
+   */
+  get(options?: QueueGetOptions): Promise<T> {
+    return drive(this._get(options))
+  }
+
+  /** Yields items as `get()` returns them; ends once the queue is shut down and empty. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (let item = await drive(this._next()); item !== DRAINED; item = await drive(this._next())) yield item
   }
 }
 
@@ -395,9 +435,7 @@ export class PriorityQueue<T> extends Queue<T> {
 
   /** @internal */
   protected override _newStore(options: Record<string, unknown>): Store<T> {
-    const compare = options.compare ?? defaultCompare
-    if (typeof compare !== 'function') throw invalidType('options.compare', 'a function', compare)
-    return new Heap<T>(compare as (a: T, b: T) => number)
+    return priorityStore(options)
   }
 }
 
@@ -406,33 +444,22 @@ export class PriorityQueue<T> extends Queue<T> {
  * `taskDone()` removes one, and `join()` waits until none is left.
  */
 export class JoinableQueue<T> extends Queue<T> {
-  #unfinished = 0
-  readonly #joiners = new WaitList<true>()
-
   /** Items accepted and not yet marked done with `taskDone()`. */
   get unfinishedTasks(): number {
-    return this.#unfinished
+    return this._unfinished
   }
 
   /** Marks one item as processed. Throws if every accepted item already has been. */
   taskDone(): void {
-    if (this.#unfinished === 0) throw new Error('taskDone() called more times than items were put')
-    if (--this.#unfinished === 0) this.#joiners.handOffAll(true)
+    this._taskDone()
   }
 
   /**
    * Resolves `true` once every accepted item has been marked done (at once
    * if none is unfinished), `false` on timeout.
    */
-  async join(options?: WaitOptions): Promise<boolean> {
-    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
-    if (this.#unfinished === 0) return true
-    return (await this.#joiners.wait(ms)) !== TIMED_OUT
-  }
-
-  /** @internal */
-  protected override _accepted(): void {
-    this.#unfinished++
+  join(options?: WaitOptions): Promise<boolean> {
+    return drive(this._join(options))
   }
 }
 

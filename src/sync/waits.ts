@@ -1,12 +1,37 @@
 /**
- * Blocking waits of sync greenlets: `sleep`, and `block` for any Promise.
- * Both suspend only the calling greenlet; other greenlets and the Node event
- * loop keep running. Outside sync greenlets they throw.
+ * Blocking waits of sync greenlets: `sleep`, `block` for any Promise, and
+ * `blockOn`, which runs the primitives' shared blocking operations. They
+ * suspend only the calling greenlet; other greenlets and the Node event loop
+ * keep running. Outside sync greenlets they throw.
  */
+import { type Blocking, Waiter } from '../_waiters'
 import { checkMs } from '../errors'
 import { hub } from '../hub'
 import { wire } from '../native'
 import { blockingGreenlet } from './greenlet'
+
+/**
+ * @internal Runs a blocking operation (see src/_waiters.ts) in the sync
+ * mode: returns its result, blocking the current sync greenlet whenever it
+ * must wait; throws what it throws. `what` names the call in the error
+ * thrown when it would block outside a sync greenlet.
+ */
+export function blockOn<R>(op: Blocking<R>, what: string): R {
+  let step = op.next()
+  while (!step.done) {
+    const suspension = step.value
+    let outcome: unknown
+    try {
+      const g = blockingGreenlet(what)
+      outcome = suspension instanceof Waiter ? suspension.list._waitBlocking(suspension, g) : g._await(suspension)
+    } catch (err) {
+      step = op.throw(err)
+      continue
+    }
+    step = op.next(outcome)
+  }
+  return step.value
+}
 
 /**
  * Blocks the current greenlet for `ms` milliseconds (default 0).
