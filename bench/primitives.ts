@@ -14,8 +14,15 @@
  * - bounded map: an async function over 100,000 items, at most 100 at once,
  *   all results collected. Ours: Pool(100).imapUnordered. Peers: p-limit(100)
  *   and p-queue (concurrency 100).
+ *
+ * Also measured: the same workloads in greenthread/sync (blocking calls in
+ * sync greenlets), and p-limit with an AsyncLocalStorage active, the tax
+ * that greenthread's getcurrent() puts on every Promise of the process
+ * (Node 20's AsyncLocalStorage runs on promise hooks).
  */
 import { execFileSync } from 'node:child_process'
+
+import { AsyncLocalStorage } from 'node:async_hooks'
 
 import { joinall, spawn } from '../index'
 import { Pool } from '../src/pool'
@@ -46,6 +53,30 @@ function check(sum: number): void {
   if (sum !== ITEMS * (ITEMS - 1)) throw new Error(`wrong result: ${sum}`)
 }
 
+async function pingPongPLimit(): Promise<Result> {
+  const pLimit = (await dynamicImport('p-limit')).default
+  return timed(ITEMS, async () => {
+    const limit = pLimit(1)
+    let sum = 0
+    for (let i = 0; i < ITEMS; i++) sum += await limit(double, i)
+    check(sum)
+  })
+}
+
+async function mapPLimit(): Promise<Result> {
+  const pLimit = (await dynamicImport('p-limit')).default
+  return timed(ITEMS, async () => {
+    const limit = pLimit(CONCURRENCY)
+    const results: number[] = await Promise.all(Array.from(range(ITEMS), (i) => limit(double, i)))
+    check(results.reduce((a, b) => a + b, 0))
+  })
+}
+
+/** Runs `body` with an AsyncLocalStorage store active, as greenthread's greenlets have one. */
+function withAsyncLocalStorage(body: () => Promise<Result>): Promise<Result> {
+  return new AsyncLocalStorage<object>().run({}, body)
+}
+
 const cases: Record<string, () => Promise<Result>> = {
   'pingpong-greenthread': () =>
     timed(ITEMS, async () => {
@@ -69,15 +100,28 @@ const cases: Record<string, () => Promise<Result>> = {
       await joinall([echo, driver], { raiseError: true })
       check(sum)
     }),
-  'pingpong-p-limit': async () => {
-    const pLimit = (await dynamicImport('p-limit')).default
-    return timed(ITEMS, async () => {
-      const limit = pLimit(1)
-      let sum = 0
-      for (let i = 0; i < ITEMS; i++) sum += await limit(double, i)
-      check(sum)
-    })
+  'pingpong-greenthread/sync': async () => {
+    const sync = await import('../sync')
+    return timed(ITEMS, () =>
+      sync.run(() => {
+        const ping = new sync.Queue<number>()
+        const pong = new sync.Queue<number>()
+        let sum = 0
+        const echo = sync.spawn(() => {
+          for (let x = ping.get(); x >= 0; x = ping.get()) pong.putNowait(x * 2)
+        })
+        for (let i = 0; i < ITEMS; i++) {
+          ping.putNowait(i)
+          sum += pong.get()
+        }
+        ping.putNowait(-1)
+        echo.join()
+        check(sum)
+      }),
+    )
   },
+  'pingpong-p-limit': () => pingPongPLimit(),
+  'pingpong-p-limit+ALS': () => withAsyncLocalStorage(pingPongPLimit),
   'pingpong-p-queue': async () => {
     const PQueue = (await dynamicImport('p-queue')).default
     return timed(ITEMS, async () => {
@@ -95,14 +139,19 @@ const cases: Record<string, () => Promise<Result>> = {
       for await (const r of pool.imapUnordered(double, range(ITEMS))) sum += r
       check(sum)
     }),
-  'map-p-limit': async () => {
-    const pLimit = (await dynamicImport('p-limit')).default
-    return timed(ITEMS, async () => {
-      const limit = pLimit(CONCURRENCY)
-      const results: number[] = await Promise.all(Array.from(range(ITEMS), (i) => limit(double, i)))
-      check(results.reduce((a, b) => a + b, 0))
-    })
+  'map-greenthread/sync': async () => {
+    const sync = await import('../sync')
+    return timed(ITEMS, () =>
+      sync.run(() => {
+        const pool = new sync.Pool(CONCURRENCY)
+        let sum = 0
+        for (const r of pool.imapUnordered((x: number) => x * 2, range(ITEMS))) sum += r
+        check(sum)
+      }),
+    )
   },
+  'map-p-limit': () => mapPLimit(),
+  'map-p-limit+ALS': () => withAsyncLocalStorage(mapPLimit),
   'map-p-queue': async () => {
     const PQueue = (await dynamicImport('p-queue')).default
     return timed(ITEMS, async () => {
@@ -119,7 +168,7 @@ const workloads = [
   { title: `hand-off round trip, ${ITEMS.toLocaleString('en')} items`, prefix: 'pingpong' },
   { title: `bounded map, ${ITEMS.toLocaleString('en')} items, ${CONCURRENCY} at once`, prefix: 'map' },
 ]
-const libraries = ['greenthread', 'p-limit', 'p-queue']
+const libraries = ['greenthread', 'greenthread/sync', 'p-limit', 'p-queue', 'p-limit+ALS']
 
 function median(xs: number[]): number {
   const sorted = [...xs].sort((a, b) => a - b)
@@ -148,11 +197,14 @@ async function main(): Promise<void> {
   }
   const fmt = (x: number) => `${Math.round(x).toLocaleString('en')}/s`
   console.log(`node ${process.version}, ${rounds} rounds, median ops/s; each case in its own process\n`)
-  console.log('| workload | greenthread | p-limit | p-queue | ours / p-limit | ours / p-queue |')
-  console.log('| --- | --- | --- | --- | --- | --- |')
+  console.log('| workload | greenthread | greenthread/sync | p-limit | p-queue | p-limit, ALS on | ours / p-limit | ours / p-queue | ours / p-limit, ALS on |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const w of workloads) {
-    const [ours, limit, queue] = libraries.map((lib) => median(opsPerSec.get(`${w.prefix}-${lib}`)!))
-    console.log(`| ${w.title} | ${fmt(ours)} | ${fmt(limit)} | ${fmt(queue)} | ${(ours / limit).toFixed(2)}x | ${(ours / queue).toFixed(2)}x |`)
+    const [ours, sync, limit, queue, limitAls] = libraries.map((lib) => median(opsPerSec.get(`${w.prefix}-${lib}`)!))
+    const ratio = (x: number) => `${(ours / x).toFixed(2)}x`
+    console.log(
+      `| ${w.title} | ${fmt(ours)} | ${fmt(sync)} | ${fmt(limit)} | ${fmt(queue)} | ${fmt(limitAls)} | ${ratio(limit)} | ${ratio(queue)} | ${ratio(limitAls)} |`,
+    )
   }
 }
 

@@ -18,13 +18,27 @@ export type Transfer = { value: unknown; error?: undefined; failed: false } | { 
 const NO_INTERRUPT = Symbol('no interrupt')
 
 /**
+ * Finished greenlets whose links are due. Links run from a microtask, soon
+ * after the finish but never inside it; one microtask serves all the
+ * greenlets that finish meanwhile (each costs an async resource while
+ * async hooks are on, as AsyncLocalStorage keeps them).
+ */
+let linksDue: GreenletBase<unknown, unknown>[] = []
+
+function runDueLinks(): void {
+  const due = linksDue
+  linksDue = []
+  for (const g of due) g._callLinks()
+}
+
+/**
  * The shared core of both modes' `Greenlet`. `G` is the mode's
  * `Greenlet<T>`, which link callbacks receive.
  */
 export abstract class GreenletBase<T, G> {
   /** Unique for the life of the process. */
   readonly id: number = hub.newId()
-  name: string
+  #name: string | undefined = undefined
   /** @internal */ protected _fn: (...args: any[]) => unknown
   /** @internal */ protected _args: unknown[]
   /** @internal */ protected _state: State = 'new'
@@ -45,7 +59,16 @@ export abstract class GreenletBase<T, G> {
     checkFunction('fn', fn)
     this._fn = fn
     this._args = args
-    this.name = `Greenlet-${this.id}`
+  }
+
+  /** Its name in messages; `Greenlet-<id>` unless set. */
+  get name(): string {
+    // Made on first use: most greenlets never need one.
+    return (this.#name ??= `Greenlet-${this.id}`)
+  }
+
+  set name(name: string) {
+    this.#name = name
   }
 
   /** Finished: returned, raised, or killed. */
@@ -243,11 +266,15 @@ export abstract class GreenletBase<T, G> {
   }
 
   #runLinks(): void {
-    queueMicrotask(() => {
-      const links = this.#links
-      this.#links = undefined
-      if (links) callLinks(this, links, this._failed)
-    })
+    linksDue.push(this)
+    if (linksDue.length === 1) queueMicrotask(runDueLinks)
+  }
+
+  /** @internal Calls the links registered so far, once. */
+  _callLinks(): void {
+    const links = this.#links
+    this.#links = undefined
+    if (links) callLinks(this, links, this._failed)
   }
 
   /** @internal */

@@ -17,13 +17,15 @@
  *   primitive through `giveBack` (a queue item to the front, a permit to the
  *   next waiter). Nothing handed is ever lost.
  *
- * An async waiter is woken directly, its Promise settled by the hand-off
- * itself as a plain Promise hand-off would be, up to a budget per hub turn;
- * past it, and for sync greenlets (which need the baton), the hub wakes it
- * on its next turn, so a hand-off ping-pong cannot starve timers and I/O.
- * An interrupt that reaches a greenlet woken so, before it has run, is
- * still raised by its wait (the greenlet keeps it as its `_woken` wait):
- * the value goes back as above.
+ * A waiter is woken directly, without a hub turn, up to a budget per turn:
+ * an async waiter's Promise is settled by the hand-off itself, as a plain
+ * Promise hand-off would be; a sync greenlet handed a value by another sync
+ * greenlet gets the baton when that one blocks (src/sync/scheduler.ts).
+ * Past the budget, and for a sync greenlet handed a value from the main
+ * thread, the hub wakes it on its next turn, so a hand-off ping-pong cannot
+ * starve timers and I/O. An interrupt that reaches a greenlet woken
+ * directly, before it has run, is still raised by its wait (the greenlet
+ * keeps it as its `_woken` wait): the value goes back as above.
  *
  * # One implementation, two modes
  * A primitive's blocking operation (`Queue.get`, `Semaphore.acquire`...) is
@@ -62,8 +64,8 @@ export class Waiter<T, P> implements WokenWait {
   handed = false
   value: T | undefined = undefined
   listed = false
-  /** Its wait settles a Promise, which a hand-off settles directly. */
-  direct = false
+  /** Its wait settles a Promise (async mode): one that cannot be woken directly has ended already. */
+  promised = false
   /** The hub knows its wait (a PARK was issued). */
   parked = false
   /** The Promise-based suspension (async mode). */
@@ -118,8 +120,7 @@ export class WaitList<T, P = undefined> {
     this.#remove(w)
     w.handed = true
     w.value = value
-    if (w.direct) hub.wakeHanded(w.id, w.parked, w)
-    else hub.command(wire.UNPARK, w.id)
+    if (!hub.wakeHanded(w.id, w.parked, w) && !w.promised) hub.command(wire.UNPARK, w.id)
     return w
   }
 
@@ -143,7 +144,7 @@ export class WaitList<T, P = undefined> {
    * Split so that `drive` awaits the suspension itself, one Promise hop less.
    */
   _enterAsync(w: Waiter<T, P>): void {
-    w.direct = true
+    w.promised = true
     w.suspended = suspend((id) => {
       w.id = id
       this.#append(w)
@@ -153,7 +154,10 @@ export class WaitList<T, P = undefined> {
     })
   }
 
-  /** The outcome of a wait begun with `_enterAsync` that ended without exception. */
+  /**
+   * The outcome of a wait that ended without exception; raises an interrupt
+   * that reached the waiter after a direct wake-up, before it ran.
+   */
   _leave(w: Waiter<T, P>): T | TimedOut {
     if (w.holder !== undefined) {
       if (w.holder._woken === w) w.holder._woken = undefined
@@ -182,7 +186,7 @@ export class WaitList<T, P = undefined> {
       this.#interrupted(w)
       throw err
     }
-    return this.#settled(w)
+    return this._leave(w)
   }
 
   #park(w: Waiter<T, P>): void {

@@ -17,7 +17,7 @@ import { native, wire } from './native'
 export interface Resumable {
   readonly id: number
   _resume(outcome: number): void
-  /** In a plain wait (not a switch) that a hand-off may end directly: see `wakeHanded`. */
+  /** In a plain wait (not a switch) that a hand-off may end directly now: see `wakeHanded`. */
   _inPlainWait?(): boolean
   /**
    * Ends that wait at once, as if woken (`wire.WAKE`): settles its Promise,
@@ -117,20 +117,24 @@ class HubClient {
   }
 
   /**
-   * Ends the Promise-based wait of `id`, which was handed what it waited
-   * for: at once while the turn's budget lasts, else at the hub's next turn
-   * (`parked`: the hub knows the wait). Nothing if the wait has ended
-   * otherwise meanwhile (an interrupt: the hand-off is given back).
+   * Ends the wait of `id`, which was handed what it waited for, without the
+   * hub if it can be woken directly (a Promise-based wait; a sync greenlet
+   * blocked while another one runs): at once while the turn's budget lasts,
+   * else at the hub's next turn (`parked`: the hub knows the wait). Returns
+   * false if it cannot be woken directly: a Promise-based wait has ended
+   * otherwise meanwhile (an interrupt: the hand-off is given back); a sync
+   * greenlet must then be unparked through the hub.
    */
-  wakeHanded(id: number, parked: boolean, woken: WokenWait): void {
+  wakeHanded(id: number, parked: boolean, woken: WokenWait): boolean {
     const waiting = this.resumables.get(id)
-    if (waiting?._inPlainWait?.() !== true) return
+    if (waiting?._inPlainWait?.() !== true) return false
     if (this.directWakesBatch !== this.batch) {
       this.directWakesBatch = this.batch
       this.directWakes = 0
     }
     if (this.directWakes++ < DIRECT_WAKES_PER_TURN) waiting._wakeNow!(parked, woken)
     else this.command(parked ? wire.UNPARK : wire.YIELD, id)
+    return true
   }
 
   /** Whether a wait of `id` without timer may skip the hub (see `Resumable._mayWaitUnparked`). */

@@ -19,11 +19,11 @@
 import { GreenletBase, type Transfer } from '../_greenlet-base'
 import { GreenletExit, checkMs, checkOptions } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
-import { currentStorage, hub } from '../hub'
+import { type WokenWait, currentStorage, hub } from '../hub'
 import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
 import { wire } from '../native'
 import { syncNative } from './native'
-import { NO_SLOT, currentGreenlet, handOver, nextSlot, resumeFromTick, startNext } from './scheduler'
+import { NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
 
 /** The sync greenlet running the calling code; `null` on the main thread outside greenlets. */
@@ -59,6 +59,10 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** Non-zero while blocked in `_await`: which call, so a late settlement wakes nobody. */
   #awaiting = 0
   #awaits = 0
+  /** Blocked in a hub wait that a hand-off may end directly (see `_wakeNow`). */
+  #wakeable = false
+  /** @internal Its wait was woken directly and it has not run since (see Resumable._wakeNow, hub.ts). */
+  _woken: WokenWait | undefined = undefined
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
     super(fn, args)
@@ -214,7 +218,9 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
    */
   _wait(issue: (waiterId: number) => void, expectLong: boolean): number {
     issue(this.id)
+    this.#wakeable = true
     handOver(nextSlot(), this, expectLong)
+    this.#wakeable = false
     const outcome = this.#outcome
     if (outcome === wire.INTERRUPTED) throw this._takeInterrupt()
     return outcome
@@ -251,6 +257,43 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
     const result = settled as { value: V; failed: false } | { error: unknown; failed: true }
     if (result.failed) throw result.error
     return result.value
+  }
+
+  /**
+   * @internal See Resumable (hub.ts): only while another sync greenlet runs,
+   * which will hand it the baton when it blocks or finishes (the main
+   * thread's hand-offs go through the hub).
+   */
+  _inPlainWait(): boolean {
+    const running = currentGreenlet()
+    return this.#wakeable && running !== null && running !== this
+  }
+
+  /** @internal See Resumable (hub.ts). */
+  _wakeNow(_parked: boolean, woken: WokenWait): void {
+    this.#wakeable = false
+    this.#resumeDirectly()
+    this._woken = woken
+    woken.holder = this
+    readyDirectly(this)
+  }
+
+  /**
+   * @internal An interrupt is raised at the current or next wait; one that
+   * comes after a direct wake-up, before this greenlet ran, is raised by the
+   * wait that was woken. One sent to the hub makes the wait unwakeable
+   * directly: the hub delivers it.
+   */
+  protected override _raiseAt(exception: unknown, isKill: boolean): void {
+    const woken = this._woken
+    if (woken !== undefined) {
+      this._woken = undefined
+      woken.interrupted = true
+      woken.exception = exception
+      return
+    }
+    this.#wakeable = false
+    super._raiseAt(exception, isKill)
   }
 
   /** @internal The hub resumes this greenlet from its tick, on the main thread. */

@@ -91,7 +91,7 @@ export function nextSlot(): number {
   applyCommandsIfLate()
   for (;;) {
     const r = hub.takeReady()
-    if (r === undefined) return MAIN_SLOT
+    if (r === undefined) return takeWokenDirectly()
     if (isSyncGreenlet(r)) {
       const slot = r._prepare(hub.takenOutcome)
       if (slot !== NO_SLOT) {
@@ -107,6 +107,30 @@ export function nextSlot(): number {
       }
     }
   }
+}
+
+/**
+ * Sync greenlets woken directly by a hand-off from another sync greenlet
+ * (see `_wakeNow`), in the order they were woken; they run after the hub's
+ * ready batch, as if woken by the hub at the end of it.
+ */
+let wokenDirectly: SyncGreenlet[] = []
+let wokenTaken = 0
+
+/** Queues `g`, woken directly, to be given the baton by the next greenlet that blocks. */
+export function readyDirectly(g: SyncGreenlet): void {
+  wokenDirectly.push(g)
+}
+
+/** The slot of the first greenlet woken directly that still waits for the baton; `MAIN_SLOT` if none. */
+function takeWokenDirectly(): number {
+  while (wokenTaken < wokenDirectly.length) {
+    const slot = wokenDirectly[wokenTaken++]._waitingSlot()
+    if (slot !== NO_SLOT) return slot
+  }
+  wokenDirectly = []
+  wokenTaken = 0
+  return MAIN_SLOT
 }
 
 /**
