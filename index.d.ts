@@ -70,8 +70,6 @@ export declare class NativeNet {
    * offset, length) and `bytes`; returns how many.
    */
   drain(meta: Float64Array, bytes: Uint8Array): number
-  /** Writes the sends queued during this turn. */
-  kick(): void
   /** Starts connecting to an IP literal; `wait_id` completes with the outcome. */
   connect(host: string, portNumber: number, waitId: number): NativeSocket | number
   /** Binds and listens. `handler`: "front", "echo" or "upper". */
@@ -102,8 +100,9 @@ export declare class NativeSocket {
   recvWait(waitId: number, max: number): number
   cancelRecv(): boolean
   /**
-   * Queues a copy of `data`; returns the bytes queued and not yet
-   * written, or `-errno` of an earlier write failure.
+   * Queues a copy of `data`, writing at once what the kernel takes;
+   * returns the bytes queued and not yet written, or `-errno` of an
+   * earlier write failure.
    */
   send(data: Uint8Array): number
   /**

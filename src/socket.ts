@@ -8,9 +8,9 @@
  * - `recv(n)` resolves with 1 to `n` bytes as soon as any are available, and
  *   with an empty Buffer at EOF. Bytes arriving after a recv timed out or
  *   was killed are kept for the next recv.
- * - `sendall(data)` queues a copy of `data` on the socket, to be written in
- *   order by the runtime, and resolves at once while at most 64 KiB are
- *   queued (otherwise once the queue has drained to that): the queue works
+ * - `sendall(data)` writes what the kernel takes at once and queues a copy
+ *   of the rest on the socket, to be written in order by the runtime, and
+ *   resolves at once while at most 64 KiB are queued (otherwise once the queue has drained to that): the queue works
  *   like a larger kernel send buffer. A write that fails later makes the
  *   next `sendall` reject with its error; `close()` still writes out what is
  *   queued before closing, and keeps the process alive until it has.
@@ -21,8 +21,9 @@
  * - A socket with a pending operation keeps the process alive.
  *
  * Crossing into Rust is batched: completions are copied out of the hub's
- * inbox with one call per hub turn, and the sends of a turn are written by
- * one wake-up of the runtime's flusher.
+ * inbox with one call per hub turn. `sendall` writes at once on this thread
+ * when the socket has nothing queued (non-blocking, like Node's first try at
+ * a write); the runtime only finishes writes that meet a full kernel buffer.
  */
 import { Buffer } from 'node:buffer'
 import { lookup } from 'node:dns/promises'
@@ -32,7 +33,7 @@ import { getSystemErrorName } from 'node:util'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
-import { type Resumable, currentStorage, hub, suspendFresh } from './hub'
+import { currentStorage, hub, suspendFresh } from './hub'
 import { native, wire } from './native'
 
 const protocol = native.netProtocol()
@@ -112,24 +113,9 @@ interface Submission {
   cancelled: boolean
 }
 
-/** Resumed by the hub once it has applied every command issued before this one. */
-class FlushMarker implements Resumable {
-  readonly id = hub.newId()
-
-  constructor(private readonly onResumed: () => void) {
-    hub.resumables.set(this.id, this)
-    hub.command(wire.YIELD, this.id)
-  }
-
-  _resume(): void {
-    hub.resumables.delete(this.id)
-    this.onResumed()
-  }
-}
-
 /**
  * @internal The socket side of this thread's hub: completed results by wait
- * id, the once-per-turn kick of the flusher, and the process keep-alive.
+ * id, and the process keep-alive.
  */
 class NetClient {
   #native: NativeNet | undefined
@@ -139,9 +125,8 @@ class NetClient {
   readonly #meta = new Float64Array(ENTRIES_PER_DRAIN * ENTRY_WIDTH)
   readonly #bytes = Buffer.allocUnsafeSlow(DRAIN_BYTES)
   readonly #submissions = new Map<number, Submission>()
-  /** Submissions whose batch has no marker yet. */
+  /** Submissions still to run. */
   #open: Submission[] = []
-  #kickScheduled = false
   #holds = 0
   #keepAlive: NodeJS.Timeout | undefined
 
@@ -194,17 +179,15 @@ class NetClient {
   }
 
   /**
-   * Registers the native operation `op` of the wait `id` once the hub holds
-   * that wait's PARK, batched with the other operations of the turn. `op`
-   * returns 0, or -errno if it could not register (the wait then ends with
-   * that status).
+   * Registers the native operation `op` of the wait `id`, whose PARK the
+   * caller has just issued, in a microtask. `op` returns 0, or -errno if it
+   * could not register (the wait then ends with that status).
    *
-   * Deferred because the hub applies the unparks of runtime threads before
-   * the commands flushed with them: a completion must not reach the hub
-   * before its wait's PARK. So a batch is closed by a marker (a YIELD on a
-   * fresh id) issued after every PARK of the batch, in a microtask; the hub
-   * resumes the marker only after a flush that applied them, and the batch
-   * runs then.
+   * It may complete at once, from a runtime thread: the hub applies the
+   * commands of a turn (this PARK) before the unparks of runtime threads,
+   * so the completion still finds its wait. The microtask runs on the main
+   * thread even when a sync greenlet's thread submits, and the runtime can
+   * only create native objects (connect's socket) on the main thread.
    */
   submit(id: number, op: (id: number) => number): void {
     const submission: Submission = { id, op, cancelled: false }
@@ -225,38 +208,19 @@ class NetClient {
   readonly #closeBatch = (): void => {
     const batch = this.#open
     this.#open = []
-    // Run from a microtask, which runs on the main thread: a sync greenlet's
-    // thread may resume the marker, and the runtime can only create native
-    // objects (connect's socket) on the main thread.
-    new FlushMarker(() => queueMicrotask(() => this.#run(batch)))
-  }
-
-  readonly #run = (batch: Submission[]): void => {
     for (const submission of batch) {
       if (submission.cancelled) continue
-      const id = submission.id
-      this.#submissions.delete(id)
-      const status = submission.op(id)
-      if (status < 0) {
-        this.#results.set(id, status)
-        hub.command(wire.UNPARK, id)
-      }
+      this.#submissions.delete(submission.id)
+      this.registered(submission.id, submission.op(submission.id))
     }
   }
 
-  /**
-   * Kicks the flusher to write the sends queued during this turn, once,
-   * after the turn: waking a runtime worker costs a system call.
-   */
-  scheduleKick(): void {
-    if (this.#kickScheduled) return
-    this.#kickScheduled = true
-    setImmediate(this.#kick)
-  }
-
-  readonly #kick = (): void => {
-    this.#kickScheduled = false
-    this.native().kick()
+  /** Ends the wait `id` with `status` if its operation could not register (`status < 0`). */
+  registered(id: number, status: number): void {
+    if (status < 0) {
+      this.#results.set(id, status)
+      hub.command(wire.UNPARK, id)
+    }
   }
 
   /** Keeps the process alive until a closed socket has written out its queue. */
@@ -470,10 +434,10 @@ export class Socket {
     this.#recvId = id
     net.expect(id)
     hub.command(wire.PARK, id, this.#timeoutMs)
-    net.submit(id, this.#registerRecv)
+    // Registered at once, not through `net.submit`: no native object is
+    // created, so any thread may do it, and the hot path saves a microtask.
+    net.registered(id, this.#native.recvWait(id, this.#recvMax))
   }
-
-  readonly #registerRecv = (id: number): number => this.#native.recvWait(id, this.#recvMax)
 
   readonly #recvWoken = (outcome: number): Buffer => {
     const id = this.#recvId
@@ -481,11 +445,9 @@ export class Socket {
     net.release()
     if (outcome !== wire.TIMER) return this.#settle(net.take(id))
     // Timed out, unless bytes arrived meanwhile: they win.
-    if (!net.unsubmit(id)) {
-      const early = net.poll(id)
-      if (early !== undefined) return this.#settle(early)
-      if (!this.#native.cancelRecv()) return this.#settle(net.take(id))
-    }
+    const early = net.poll(id)
+    if (early !== undefined) return this.#settle(early)
+    if (!this.#native.cancelRecv()) return this.#settle(net.take(id))
     net.forget(id)
     throw socketError('recv', ETIMEDOUT)
   }
@@ -495,7 +457,7 @@ export class Socket {
     this.#reading = false
     net.release()
     // Withdraw the recv; bytes it had already received go to the next one.
-    if (net.unsubmit(id) || this.#native.cancelRecv()) net.forget(id)
+    if (this.#native.cancelRecv()) net.forget(id)
     else this.#unread = net.take(id)
     throw err
   }
@@ -557,7 +519,6 @@ export class Socket {
       this.#check('send')
       const queued = this.#native.send(bytes)
       if (queued < 0) throw socketError('send', queued)
-      net.scheduleKick()
       return queued <= SEND_HIGH_WATER ? SENT : this.#drainQueue()
     } catch (err) {
       return Promise.reject(err)

@@ -62,12 +62,6 @@ impl NativeNet {
     self.net.inbox.drain(meta, bytes) as u32
   }
 
-  /// Writes the sends queued during this turn.
-  #[napi(catch_unwind)]
-  pub fn kick(&self) {
-    self.net.flusher.kick();
-  }
-
   /// Starts connecting to an IP literal; `wait_id` completes with the outcome.
   #[napi(catch_unwind)]
   pub fn connect(&self, host: String, port_number: u32, wait_id: u32) -> Result<Either<NativeSocket, i32>> {
@@ -140,8 +134,9 @@ impl NativeSocket {
     self.conn.cancel_recv()
   }
 
-  /// Queues a copy of `data`; returns the bytes queued and not yet
-  /// written, or `-errno` of an earlier write failure.
+  /// Queues a copy of `data`, writing at once what the kernel takes;
+  /// returns the bytes queued and not yet written, or `-errno` of an
+  /// earlier write failure.
   #[napi(catch_unwind)]
   pub fn send(&self, data: &[u8]) -> i64 {
     match self.conn.send(data) {

@@ -3,10 +3,12 @@
 //! kernel buffer, and closes it.
 //!
 //! The front end's calls ([`Conn::try_recv`], [`Conn::recv_wait`],
-//! [`Conn::send`], [`Conn::close`]...) only take the connection's lock: they
-//! never perform I/O and never wait. The coroutine waits on the socket's
-//! readiness or on its waker ([`Conn::close`], a read-ahead that must
-//! resume).
+//! [`Conn::send`], [`Conn::close`]...) never wait. Only [`Conn::send`]
+//! performs I/O: it writes at once on the caller's thread when no write is
+//! under way (non-blocking, like libuv's `uv_try_write`), which spares a
+//! hand-off to a runtime thread per message. The coroutine waits on the
+//! socket's readiness or on its waker ([`Conn::close`], a read-ahead that
+//! must resume).
 //!
 //! # Invariants
 //! - At most one recv waits at a time; its result, or the error that ends
@@ -22,7 +24,10 @@
 //!   fd and completes the close waits.
 //! - No system call is made under the lock, so the front end never waits
 //!   for one: the coroutine alone reads (into its own buffer) and closes;
-//!   one writer at a time (`writing`: the flusher or the coroutine) writes.
+//!   one writer at a time (`writing`: a sender or the coroutine) writes,
+//!   until the queue is empty or the kernel buffer is full. After a full
+//!   buffer the queue is the coroutine's, resumed by the writable edge;
+//!   senders only append to a queue that is not empty.
 //! - The coroutine closes the fd only once closed and no write is under way;
 //!   `fd_open` turns false under the lock before it does, and `shutdown`
 //!   uses the fd only under the lock while `fd_open` holds.
@@ -36,7 +41,7 @@ use may::io::{WaitIo, WaitIoWaker};
 use may::net::TcpStream;
 use socket2::{Domain, SockRef, Socket, Type};
 
-use super::{go, last_status, status_of, Flusher, Inbox, Net, HANG_UP, MAX_DELIVERY, READ_AHEAD};
+use super::{go, last_status, status_of, Inbox, Net, HANG_UP, MAX_DELIVERY, READ_AHEAD};
 
 /// Spare room ensured before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -77,7 +82,7 @@ struct State {
     drain_waits: Vec<(u32, usize)>,
     /// Waits for the fd to be closed once closing.
     close_waits: Vec<u32>,
-    /// A writer (the flusher or the coroutine) owns the write side.
+    /// A writer (a sender or the coroutine) owns the write side.
     writing: bool,
     /// Someone found `writing` set: the writer must try once more before
     /// letting go, since the readiness edge that sent them is spent.
@@ -87,8 +92,6 @@ struct State {
     write_shut: bool,
     /// ...but the socket's shutdown waits for the queue to be written.
     write_shut_pending: bool,
-    /// Listed with the flusher and not yet flushed.
-    listed: bool,
 }
 
 /// What [`Conn::try_recv`] found.
@@ -106,7 +109,6 @@ pub struct Conn {
     state: Mutex<State>,
     waker: WaitIoWaker,
     inbox: Arc<Inbox>,
-    flusher: Arc<Flusher>,
 }
 
 impl Conn {
@@ -132,11 +134,9 @@ impl Conn {
                 write_shut: false,
                 write_shut_pending: false,
                 write_error: None,
-                listed: false,
             }),
             waker: stream.waker(),
             inbox: net.inbox.clone(),
-            flusher: net.flusher.clone(),
         })
     }
 
@@ -230,10 +230,11 @@ impl Conn {
         self.lock().recv_wait.take().is_some()
     }
 
-    /// Queues a copy of `data` and returns the bytes now queued (or
-    /// `-errno` of an earlier write failure). Nothing is written before the
-    /// flusher is kicked.
-    pub fn send(self: &Arc<Self>, data: &[u8]) -> Result<usize, i32> {
+    /// Queues a copy of `data` and, if the queue was empty and nobody is
+    /// writing, writes it at once on this thread until the kernel buffer is
+    /// full. Returns the bytes still queued (or `-errno` of an earlier write
+    /// failure; a failure of this write is reported by the next call).
+    pub fn send(&self, data: &[u8]) -> Result<usize, i32> {
         let mut st = self.lock();
         st.check_open()?;
         if let Some(status) = st.write_error {
@@ -242,15 +243,21 @@ impl Conn {
         if st.write_shut {
             return Err(-libc::EPIPE);
         }
-        if !data.is_empty() {
-            st.out.push_back(Chunk { data: Arc::new(data.to_vec()), written: 0 });
-            st.queued += data.len();
+        if data.is_empty() {
+            return Ok(st.queued);
         }
-        let queued = st.queued;
-        if !std::mem::replace(&mut st.listed, true) {
-            drop(st);
-            self.flusher.list(self.clone());
+        // A queue left over means the kernel buffer was full: the coroutine
+        // writes on when the socket becomes writable.
+        let idle = st.out.is_empty() && !st.writing;
+        st.out.push_back(Chunk { data: Arc::new(data.to_vec()), written: 0 });
+        st.queued += data.len();
+        if !idle {
+            return Ok(st.queued);
         }
+        drop(st);
+        let mut woken = Vec::new();
+        let queued = self.write_out(&mut woken);
+        self.inbox.wake(woken);
         Ok(queued)
     }
 
@@ -345,16 +352,17 @@ impl Conn {
     }
 
     /// Writes queued chunks, outside the lock, until none is left or the
-    /// kernel buffer is full; the flusher and the coroutine both call it, and
-    /// whoever finds a write under way leaves it to that writer.
-    fn write_out(&self, woken: &mut Vec<u32>) {
+    /// kernel buffer is full; senders and the coroutine both call it, and
+    /// whoever finds a write under way leaves it to that writer. Returns the
+    /// bytes still queued.
+    fn write_out(&self, woken: &mut Vec<u32>) -> usize {
         let mut st = self.lock();
         if st.writing {
             st.write_again = true;
-            return;
+            return st.queued;
         }
         if !st.fd_open || matches!(st.phase, Phase::Connecting(_)) || st.out.is_empty() {
-            return;
+            return st.queued;
         }
         st.writing = true;
         st.write_again = false;
@@ -416,12 +424,7 @@ impl Conn {
             // The coroutine may be waiting for the queue to close the fd.
             self.waker.wakeup();
         }
-    }
-
-    /// Called by the flusher for a listed connection.
-    pub(crate) fn flush(&self, woken: &mut Vec<u32>) {
-        self.lock().listed = false;
-        self.write_out(woken);
+        queued
     }
 
     /// Reads what the socket has into `chunk`, outside the lock, up to

@@ -1,7 +1,7 @@
 //! The inbox of one hub: completed socket operations waiting for the front
 //! end, with their bytes in one arena.
 //!
-//! Producers (socket, flusher and server coroutines) push entries and then
+//! Producers (socket and server coroutines, senders) push entries and then
 //! unpark the waiting ids through the hub's [`Remote`], which wakes the front
 //! end once per batch. The front end copies out every entry that fits its
 //! buffers with one [`Inbox::drain`] call.

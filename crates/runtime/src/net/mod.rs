@@ -12,10 +12,10 @@
 //!   out with one [`Inbox::drain`] per hub turn.
 //! - **Reads** run ahead: a socket's coroutine reads whatever arrives, up to
 //!   [`READ_AHEAD`] bytes, so registering a recv never wakes a worker.
-//! - **Writes** are queued on their socket and the socket is listed with the
-//!   hub's [`Flusher`]; the front end kicks the flusher once per turn, and its
-//!   coroutine writes every listed socket. Only a write that meets a full
-//!   kernel buffer is left to the socket's own coroutine.
+//! - **Writes** are made by the sender, on its own thread, as it queues them
+//!   (non-blocking, outside the socket's lock): a message costs no hand-off
+//!   to a runtime thread. Only a write that meets a full kernel buffer is
+//!   left to the socket's own coroutine, resumed when it becomes writable.
 //! - [`Server`] accepts in a coroutine and either hands connections to the
 //!   front end ([`Handler::Front`]) or serves them entirely in Rust with a
 //!   built-in handler ([`Handler::Echo`], [`Handler::Upper`]).
@@ -35,7 +35,6 @@
 
 mod builtin;
 mod conn;
-mod flusher;
 mod inbox;
 mod listener;
 mod server;
@@ -43,7 +42,6 @@ mod server;
 mod tests;
 
 pub use conn::{Conn, TryRecv};
-pub use flusher::Flusher;
 pub use inbox::{Inbox, ENTRY_WIDTH};
 pub use listener::parse_addr;
 pub use server::{Handler, Server};
@@ -61,23 +59,14 @@ pub const MAX_DELIVERY: usize = 256 * 1024;
 /// must read on to the end rather than stop at a short read.
 pub(crate) const HANG_UP: usize = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as usize;
 
-/// The socket side of one hub: where completions go and who flushes writes.
+/// The socket side of one hub: where completions go.
 pub struct Net {
     pub inbox: Arc<Inbox>,
-    pub flusher: Arc<Flusher>,
 }
 
 impl Net {
     pub fn new(remote: crate::Remote) -> Net {
-        let inbox = Arc::new(Inbox::new(remote));
-        let flusher = Flusher::start(inbox.clone());
-        Net { inbox, flusher }
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        self.flusher.stop();
+        Net { inbox: Arc::new(Inbox::new(remote)) }
     }
 }
 

@@ -108,7 +108,7 @@ fn killing_builtin_connections_ends_them_and_completes_idle_waits() {
 }
 
 #[test]
-fn front_connections_round_trip_through_the_inbox_and_the_flusher() {
+fn front_connections_round_trip_through_the_inbox() {
     let net = net();
     let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
     let mut c = client(&server);
@@ -119,9 +119,9 @@ fn front_connections_round_trip_through_the_inbox_and_the_flusher() {
     conn.recv_wait(2, 1024).unwrap();
     c.write_all(b"ping").unwrap();
     assert_eq!(completion(&net.inbox, 2), (0, b"ping".to_vec()));
-    assert_eq!(conn.send(b"pong"), Ok(4));
+    // Written at once: nothing stays queued.
+    assert_eq!(conn.send(b"pong"), Ok(0));
     conn.drain_wait(3, 0).unwrap();
-    net.flusher.kick();
     assert_eq!(completion(&net.inbox, 3).0, 0);
     let mut reply = [0u8; 4];
     c.read_exact(&mut reply).unwrap();
@@ -141,13 +141,13 @@ fn shutting_down_writing_waits_for_the_queue_and_refuses_later_sends() {
     server.accept_wait(1).unwrap();
     completion(&net.inbox, 1);
     let conn = server.take_accepted().pop().unwrap();
-    conn.send(b"queued before the shutdown").unwrap();
+    let big = vec![7u8; 4 << 20];
+    assert!(conn.send(&big).unwrap() > 0, "4 MiB cannot all be in the kernel before the client reads");
     conn.shutdown(Shutdown::Write).unwrap();
     assert_eq!(conn.send(b"too late"), Err(-libc::EPIPE));
-    net.flusher.kick();
     let mut got = Vec::new();
     c.read_to_end(&mut got).unwrap();
-    assert_eq!(got, b"queued before the shutdown");
+    assert_eq!(got, big);
     conn.close();
     server.close(None);
 }
@@ -161,14 +161,40 @@ fn closing_writes_out_the_queue_before_closing_the_socket() {
     completion(&net.inbox, 1);
     let conn = server.take_accepted().pop().unwrap();
     let big = vec![7u8; 4 << 20];
-    assert_eq!(conn.send(&big), Ok(big.len()));
-    net.flusher.kick();
+    assert!(conn.send(&big).unwrap() > 0);
     assert!(conn.close() > 0, "4 MiB cannot all be in the kernel before the client reads");
     conn.close_wait(2);
     let mut got = Vec::new();
     c.read_to_end(&mut got).unwrap();
     assert_eq!(got.len(), big.len());
     assert_eq!(completion(&net.inbox, 2).0, 0);
+    server.close(None);
+}
+
+#[test]
+fn sends_behind_a_full_kernel_buffer_arrive_whole_and_in_order() {
+    let net = net();
+    let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
+    let mut c = client(&server);
+    server.accept_wait(1).unwrap();
+    completion(&net.inbox, 1);
+    let conn = server.take_accepted().pop().unwrap();
+    let mut expected = Vec::new();
+    for i in 0..8u32 {
+        let small = i.to_le_bytes();
+        let big: Vec<u8> = (0..(1 << 20) + i).map(|b| (b % 251) as u8).collect();
+        for part in [&small[..], &big[..], &small[..]] {
+            conn.send(part).unwrap();
+            expected.extend_from_slice(part);
+        }
+    }
+    // The coroutine writes the rest as the client reads.
+    conn.drain_wait(2, 0).unwrap();
+    let mut got = vec![0u8; expected.len()];
+    c.read_exact(&mut got).unwrap();
+    assert!(got == expected, "the bytes arrived out of order");
+    assert_eq!(completion(&net.inbox, 2).0, 0);
+    conn.close();
     server.close(None);
 }
 
