@@ -146,13 +146,15 @@ test('send() with a return value: the consumer answers 200 OK to each of five it
   t.deepEqual(lines, expected.slice(0, -1))
 })
 
-test('queue-based producer/consumer: greenlets c1 and c2 take turns, first come first served', async (t) => {
-  const { lines } = await runSeed('queue-producer-consumer')
-  const eaten = lines.filter((l) => l.includes('正在吃包子')).map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''))
-  t.deepEqual(eaten, ['[c1] 正在吃包子 1', '[c2] 正在吃包子 2', '[c1] 正在吃包子 3', '[c2] 正在吃包子 4', '[c1] 正在吃包子 5'])
-  const made = lines.findIndex((l) => l.includes('正在做包子 1'))
-  t.true(made >= 0 && made < lines.findIndex((l) => l.includes('[c1] 正在吃包子 1')))
-})
+for (const seed of ['queue-producer-consumer', 'queue-producer-consumer-sync']) {
+  test(`queue-based producer/consumer (${seed}): greenlets c1 and c2 take turns, first come first served`, async (t) => {
+    const { lines } = await runSeed(seed)
+    const eaten = lines.filter((l) => l.includes('正在吃包子')).map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''))
+    t.deepEqual(eaten, ['[c1] 正在吃包子 1', '[c2] 正在吃包子 2', '[c1] 正在吃包子 3', '[c2] 正在吃包子 4', '[c1] 正在吃包子 5'])
+    const made = lines.findIndex((l) => l.includes('正在做包子 1'))
+    t.true(made >= 0 && made < lines.findIndex((l) => l.includes('[c1] 正在吃包子 1')))
+  })
+}
 
 test('pool program: 20 tasks per pool run on the pool workers, every done callback prints n*n, shutdown waits', async (t) => {
   const { lines } = await runSeed('pool')

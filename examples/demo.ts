@@ -79,6 +79,8 @@ async function main(): Promise<void> {
   seed('greenlet-ping-pong-sync')
   section('sync mode: play/eat calling a blocking sleep, monkey-patched to yield (seed 001)')
   seed('play-eat-sync')
+  section('sync mode: the baozi producer/consumer on a blocking Queue (seed 003)')
+  seed('queue-producer-consumer-sync')
   section('three greenlets interleave only when they sleep (seed 004)')
   seed('greenlets-interleaved', '0')
   await manyGreenlets()
