@@ -1,17 +1,16 @@
+/** The queues, the same suite in the async and the sync mode (see _modes.ts). */
 import test from 'ava'
 
-import { GreenletExit, Timeout, joinall, sleep, spawn } from '../index'
-import { Channel, JoinableQueue, LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown } from '../index'
+import { type Greenlet, Queue, sleep, spawn } from '../index'
+import * as sync from '../sync'
+import { type Mode, both } from './_modes'
 
-// The hub is process-wide: ordering tests must not share turns with other tests.
-const serial = test.serial
-
-/** Runs `fn` in a greenlet and records the error its wait rejected with before re-raising it. */
-function spawnRecording<T>(fn: () => Promise<T>): { g: ReturnType<typeof spawn<T>>; caught: () => unknown } {
+/** Runs `call` in a greenlet and records the error its wait raised before re-raising it. */
+function spawnRecording<T>(m: Mode, call: () => unknown): { g: Greenlet<T>; caught: () => unknown } {
   let caught: unknown
-  const g = spawn(async () => {
+  const g = m.go<T>(function* () {
     try {
-      return await fn()
+      return yield call()
     } catch (err) {
       caught = err
       throw err
@@ -20,85 +19,89 @@ function spawnRecording<T>(fn: () => Promise<T>): { g: ReturnType<typeof spawn<T
   return { g, caught: () => caught }
 }
 
-serial('get() returns items in the order they were put', async (t) => {
-  const q = new Queue<number>()
-  for (let i = 0; i < 5; i++) await q.put(i)
+both('get() returns items in the order they were put', function* (t, m) {
+  const q = new m.Queue<number>()
+  for (let i = 0; i < 5; i++) yield q.put(i)
   const got = []
-  for (let i = 0; i < 5; i++) got.push(await q.get())
+  for (let i = 0; i < 5; i++) got.push(yield q.get())
   t.deepEqual(got, [0, 1, 2, 3, 4])
 })
 
-serial('get() waiters are served in FIFO order', async (t) => {
-  const q = new Queue<string>()
-  const getters = ['a', 'b', 'c'].map((name) => spawn(async () => `${name}:${await q.get()}`))
-  await sleep(0)
+both('get() waiters are served in FIFO order', function* (t, m) {
+  const q = new m.Queue<string>()
+  const getters = ['a', 'b', 'c'].map((name) =>
+    m.go(function* () {
+      return `${name}:${yield q.get()}`
+    }),
+  )
+  yield m.sleep(0)
   q.putNowait('1')
   q.putNowait('2')
   q.putNowait('3')
-  t.deepEqual(await Promise.all(getters.map((g) => g.get())), ['a:1', 'b:2', 'c:3'])
+  t.deepEqual(yield m.all(getters.map((g) => g.get())), ['a:1', 'b:2', 'c:3'])
   t.true(q.empty())
 })
 
-serial('a getter that times out leaves the line without disturbing the others', async (t) => {
-  const q = new Queue<string>()
-  const first = spawn(() => q.get())
-  const impatient = spawn(() => q.get({ timeoutMs: 10 }))
-  const last = spawn(() => q.get())
-  await t.throwsAsync(impatient.get(), { instanceOf: QueueEmpty })
+both('a getter that times out leaves the line without disturbing the others', function* (t, m) {
+  const q = new m.Queue<string>()
+  const first = m.spawn(() => q.get())
+  const impatient = m.spawn(() => q.get({ timeoutMs: 10 }))
+  const last = m.spawn(() => q.get())
+  yield* m.throws(t, () => impatient.get(), { instanceOf: m.QueueEmpty })
   q.putNowait('x')
   q.putNowait('y')
-  t.is(await first.get(), 'x')
-  t.is(await last.get(), 'y')
+  t.is(yield first.get(), 'x')
+  t.is(yield last.get(), 'y')
 })
 
-serial('put() on a full queue waits for a get() to free a slot; blocked putters go in FIFO order', async (t) => {
-  const q = new Queue<number>({ maxsize: 2 })
-  await q.put(1)
-  await q.put(2)
+both('put() on a full queue waits for a get() to free a slot; blocked putters go in FIFO order', function* (t, m) {
+  const q = new m.Queue<number>({ maxsize: 2 })
+  yield q.put(1)
+  yield q.put(2)
   t.true(q.full())
   const done: number[] = []
   const putters = [3, 4, 5].map((n) =>
-    spawn(async () => {
-      await q.put(n)
+    m.go(function* () {
+      yield q.put(n)
       done.push(n)
     }),
   )
-  await sleep(10)
+  yield m.sleep(10)
   t.deepEqual(done, [])
   t.is(q.qsize(), 2)
   const got = []
-  for (let i = 0; i < 5; i++) got.push(await q.get())
-  await joinall(putters)
+  for (let i = 0; i < 5; i++) got.push(yield q.get())
+  yield m.joinall(putters)
   t.deepEqual(got, [1, 2, 3, 4, 5])
   t.deepEqual(done, [3, 4, 5])
   t.true(q.empty())
 })
 
-serial('getNowait() throws QueueEmpty and putNowait() throws QueueFull', (t) => {
-  const q = new Queue<number>({ maxsize: 1 })
-  t.throws(() => q.getNowait(), { instanceOf: QueueEmpty })
+both('getNowait() throws QueueEmpty and putNowait() throws QueueFull', function* (t, m) {
+  const q = new m.Queue<number>({ maxsize: 1 })
+  t.throws(() => q.getNowait(), { instanceOf: m.QueueEmpty })
   q.putNowait(1)
-  t.throws(() => q.putNowait(2), { instanceOf: QueueFull })
+  t.throws(() => q.putNowait(2), { instanceOf: m.QueueFull })
   t.is(q.getNowait(), 1)
 })
 
-serial('get() rejects with QueueEmpty and put() with QueueFull when timeoutMs expires', async (t) => {
-  const q = new Queue<number>({ maxsize: 1 })
+both('get() raises QueueEmpty and put() raises QueueFull when timeoutMs expires', function* (t, m) {
+  const q = new m.Queue<number>({ maxsize: 1 })
   const start = Date.now()
-  await t.throwsAsync(q.get({ timeoutMs: 30 }), { instanceOf: QueueEmpty })
+  yield* m.throws(t, () => q.get({ timeoutMs: 30 }), { instanceOf: m.QueueEmpty })
   t.true(Date.now() - start >= 25, `gave up after ${Date.now() - start} ms`)
-  await q.put(1)
-  await t.throwsAsync(q.put(2, { timeoutMs: 0 }), { instanceOf: QueueFull })
+  yield q.put(1)
+  yield* m.throws(t, () => q.put(2, { timeoutMs: 0 }), { instanceOf: m.QueueFull })
   t.is(q.qsize(), 1)
 })
 
-serial('qsize(), empty(), full() and maxsize describe the queue', async (t) => {
-  const unbounded = new Queue<number>()
+both('qsize(), empty(), full() and maxsize describe the queue', function* (t, m) {
+  const unbounded = new m.Queue<number>()
   t.is(unbounded.maxsize, Infinity)
   for (let i = 0; i < 1000; i++) unbounded.putNowait(i)
   t.is(unbounded.qsize(), 1000)
   t.false(unbounded.full())
-  const q = new Queue<number>({ maxsize: 2 })
+  const q = new m.Queue<number>({ maxsize: 2 })
   t.is(q.maxsize, 2)
   t.true(q.empty())
   q.putNowait(1)
@@ -109,8 +112,8 @@ serial('qsize(), empty(), full() and maxsize describe the queue', async (t) => {
   t.is(q.qsize(), 2)
 })
 
-serial('the FIFO buffer keeps order across growth and wrap-around', (t) => {
-  const q = new Queue<number>()
+both('the FIFO buffer keeps order across growth and wrap-around', function* (t, m) {
+  const q = new m.Queue<number>()
   const expected: number[] = []
   const got: number[] = []
   let next = 0
@@ -125,93 +128,252 @@ serial('the FIFO buffer keeps order across growth and wrap-around', (t) => {
   t.deepEqual(got, expected)
 })
 
-serial('killing a greenlet waiting in get() rejects its wait with GreenletExit and the queue still works', async (t) => {
-  const q = new Queue<number>()
-  const { g, caught } = spawnRecording(() => q.get())
-  await sleep(0)
-  await g.kill()
-  t.true(caught() instanceof GreenletExit)
+both('killing a greenlet waiting in get() raises GreenletExit in its wait and the queue still works', function* (t, m) {
+  const q = new m.Queue<number>()
+  const { g, caught } = spawnRecording(m, () => q.get())
+  yield m.sleep(0)
+  yield g.kill()
+  t.true(caught() instanceof m.GreenletExit)
   q.putNowait(1)
   t.is(q.qsize(), 1)
-  t.is(await q.get(), 1)
+  t.is(yield q.get(), 1)
 })
 
-serial('an item handed to a getter killed in the same turn goes back to the front of the queue', async (t) => {
-  const q = new Queue<number>()
-  const { g, caught } = spawnRecording(() => q.get())
-  await sleep(0)
-  // Hand-off (unpark) and kill reach the hub in the same turn: the kill wins.
+both('an item handed to a getter killed before it ran goes back to the front of the queue', function* (t, m) {
+  const q = new m.Queue<number>()
+  const { g, caught } = spawnRecording(m, () => q.get())
+  yield m.sleep(0)
+  // The hand-off and the kill both come before the getter runs again: the kill wins.
   q.putNowait(1)
   q.putNowait(2)
-  await g.kill()
-  t.true(caught() instanceof GreenletExit)
+  yield g.kill()
+  t.true(caught() instanceof m.GreenletExit)
   t.is(q.qsize(), 2)
   t.is(q.getNowait(), 1)
   t.is(q.getNowait(), 2)
 })
 
-serial('an item handed to a getter killed in the same turn goes to the next getter', async (t) => {
-  const q = new Queue<string>()
-  const { g: victim, caught } = spawnRecording(() => q.get())
-  const next = spawn(() => q.get())
-  await sleep(0)
+both('an item handed to a getter killed before it ran goes to the next getter', function* (t, m) {
+  const q = new m.Queue<string>()
+  const { g: victim, caught } = spawnRecording(m, () => q.get())
+  const next = m.spawn(() => q.get())
+  yield m.sleep(0)
   q.putNowait('item')
-  await victim.kill()
-  t.true(caught() instanceof GreenletExit)
-  t.is(await next.get(), 'item')
+  yield victim.kill()
+  t.true(caught() instanceof m.GreenletExit)
+  t.is(yield next.get(), 'item')
   t.true(q.empty())
 })
 
-serial('a get() whose timer fires in the turn an item is handed to it still receives the item', async (t) => {
-  const q = new Queue<string>()
+both('a get() whose timer fires in the turn an item is handed to it still receives the item', function* (t, m) {
+  const q = new m.Queue<string>()
   // The getter's 0 ms timer and the putter's yield end in the same hub turn,
   // the putter first: it hands the item over after the timer has fired.
-  const getter = spawn(() => q.get({ timeoutMs: 0 }))
-  const putter = spawn(async () => {
-    await sleep(0)
+  const getter = m.spawn(() => q.get({ timeoutMs: 0 }))
+  const putter = m.go(function* () {
+    yield m.sleep(0)
     q.putNowait('late')
   })
-  await putter.join()
-  t.is(await getter.get(), 'late')
+  yield putter.join()
+  t.is(yield getter.get(), 'late')
   t.true(q.empty())
 })
 
-serial('killing a blocked putter rejects its put and leaves its item out of the queue', async (t) => {
-  const q = new Queue<number>({ maxsize: 1 })
+both('killing a blocked putter raises GreenletExit in its put and leaves its item out of the queue', function* (t, m) {
+  const q = new m.Queue<number>({ maxsize: 1 })
   q.putNowait(1)
-  const { g, caught } = spawnRecording(() => q.put(2))
-  await sleep(0)
-  await g.kill()
-  t.true(caught() instanceof GreenletExit)
+  const { g, caught } = spawnRecording(m, () => q.put(2))
+  yield m.sleep(0)
+  yield g.kill()
+  t.true(caught() instanceof m.GreenletExit)
   t.is(q.getNowait(), 1)
   t.true(q.empty())
   q.putNowait(3)
   t.is(q.getNowait(), 3)
 })
 
-serial('a put accepted in the turn its greenlet is killed leaves the item queued', async (t) => {
-  const q = new Queue<number>({ maxsize: 1 })
+both('a put accepted just before its greenlet is killed, before it ran again, leaves the item queued', function* (t, m) {
+  const q = new m.Queue<number>({ maxsize: 1 })
   q.putNowait(1)
-  const { g, caught } = spawnRecording(() => q.put(2))
-  await sleep(0)
+  const { g, caught } = spawnRecording(m, () => q.put(2))
+  yield m.sleep(0)
   t.is(q.getNowait(), 1) // frees the slot: the blocked item moves in
-  await g.kill()
-  t.true(caught() instanceof GreenletExit)
+  yield g.kill()
+  t.true(caught() instanceof m.GreenletExit)
   t.is(q.getNowait(), 2)
 })
 
-serial('a Timeout raised in a greenlet interrupts its get() and loses nothing', async (t) => {
-  const q = new Queue<number>()
-  const g = spawn(async () => {
-    using _ = Timeout.startNew(10)
-    return await q.get()
+both('a Timeout raised in a greenlet interrupts its get() and loses nothing', function* (t, m) {
+  const q = new m.Queue<number>()
+  const g = m.go(function* () {
+    using _ = m.Timeout.startNew(10)
+    return yield q.get()
   })
-  await t.throwsAsync(g.get(), { instanceOf: Timeout })
+  yield* m.throws(t, () => g.get(), { instanceOf: m.Timeout })
   q.putNowait(1)
   t.is(q.getNowait(), 1)
 })
 
-serial('for await iterates the items, and ends once shutdown() is called and the rest is drained', async (t) => {
+both('shutdown() raises QueueShutDown in blocked getters and putters, and in later puts', function* (t, m) {
+  const empty = new m.Queue<number>()
+  const getter = m.spawn(() => empty.get())
+  const full = new m.Queue<number>({ maxsize: 1 })
+  full.putNowait(1)
+  const putter = m.spawn(() => full.put(2))
+  yield m.sleep(0)
+  empty.shutdown()
+  full.shutdown()
+  t.true(full.isShutdown())
+  yield* m.throws(t, () => getter.get(), { instanceOf: m.QueueShutDown })
+  yield* m.throws(t, () => putter.get(), { instanceOf: m.QueueShutDown })
+  t.throws(() => full.putNowait(3), { instanceOf: m.QueueShutDown })
+  yield* m.throws(t, () => full.put(3), { instanceOf: m.QueueShutDown })
+  t.is(yield full.get(), 1)
+  t.throws(() => full.getNowait(), { instanceOf: m.QueueShutDown })
+})
+
+both('LifoQueue returns the most recent item first', function* (t, m) {
+  const q = new m.LifoQueue<number>()
+  for (const n of [1, 2, 3]) q.putNowait(n)
+  t.deepEqual([yield q.get(), yield q.get(), yield q.get()], [3, 2, 1])
+})
+
+both('PriorityQueue returns the smallest item first, equal items in put order', function* (t, m) {
+  const q = new m.PriorityQueue<[number, string]>()
+  for (const item of [[3, 'c'], [1, 'a1'], [2, 'b'], [1, 'a0'], [0, 'z']] as [number, string][]) q.putNowait(item)
+  const got = []
+  while (!q.empty()) got.push(yield q.get())
+  t.deepEqual(got, [[0, 'z'], [1, 'a0'], [1, 'a1'], [2, 'b'], [3, 'c']])
+
+  const byPriority = new m.PriorityQueue<{ p: number; name: string }>({ compare: (a, b) => a.p - b.p })
+  for (const [p, name] of [[2, 'x'], [1, 'y'], [2, 'w'], [1, 'v']] as [number, string][]) byPriority.putNowait({ p, name })
+  const names = []
+  while (!byPriority.empty()) names.push(byPriority.getNowait().name)
+  t.deepEqual(names, ['y', 'v', 'x', 'w'])
+})
+
+both('PriorityQueue keeps heap order over many random items', function* (t, m) {
+  const q = new m.PriorityQueue<number>()
+  const items = Array.from({ length: 500 }, (_, i) => (i * 7919) % 503)
+  for (const n of items) q.putNowait(n)
+  const got = []
+  while (!q.empty()) got.push(q.getNowait())
+  t.deepEqual(got, [...items].sort((a, b) => a - b))
+})
+
+both('PriorityQueue hands an item taken from a killed getter back before its equals', function* (t, m) {
+  const q = new m.PriorityQueue<[number, string]>()
+  const { g } = spawnRecording(m, () => q.get())
+  yield m.sleep(0)
+  q.putNowait([1, 'first'])
+  q.putNowait([1, 'second'])
+  yield g.kill()
+  t.deepEqual(q.getNowait(), [1, 'first'])
+  t.deepEqual(q.getNowait(), [1, 'second'])
+})
+
+both('JoinableQueue.join() waits until taskDone() was called for every item put', function* (t, m) {
+  const q = new m.JoinableQueue<number>()
+  t.true(yield q.join())
+  const processed: number[] = []
+  const worker = m.go(function* () {
+    for (;;) {
+      let item: number
+      try {
+        item = yield q.get()
+      } catch (err) {
+        if (err instanceof m.QueueShutDown) return
+        throw err
+      }
+      yield m.sleep(2)
+      processed.push(item)
+      q.taskDone()
+    }
+  })
+  for (let i = 0; i < 5; i++) yield q.put(i)
+  t.true(q.unfinishedTasks > 0)
+  t.true(yield q.join({ timeoutMs: 5_000 }))
+  t.deepEqual(processed, [0, 1, 2, 3, 4])
+  t.is(q.unfinishedTasks, 0)
+  q.shutdown()
+  yield worker.get()
+})
+
+both('JoinableQueue.join() returns false on timeout, and taskDone() too often throws', function* (t, m) {
+  const q = new m.JoinableQueue<string>()
+  q.putNowait('never done')
+  t.false(yield q.join({ timeoutMs: 10 }))
+  q.getNowait()
+  q.taskDone()
+  t.throws(() => q.taskDone(), { message: /taskDone\(\) called more times/ })
+})
+
+both('JoinableQueue counts items that blocked putters and channel-style hand-offs bring in', function* (t, m) {
+  const q = new m.JoinableQueue<number>({ maxsize: 1 })
+  q.putNowait(1)
+  const putter = m.spawn(() => q.put(2))
+  yield m.sleep(0)
+  t.is(q.unfinishedTasks, 1)
+  q.getNowait()
+  yield putter.join()
+  t.is(q.unfinishedTasks, 2)
+  const getter = m.spawn(() => {
+    q.getNowait()
+    return q.get()
+  })
+  yield m.sleep(0)
+  q.putNowait(3) // handed straight to the waiting getter
+  t.is(yield getter.get(), 3)
+  t.is(q.unfinishedTasks, 3)
+})
+
+both('Channel.put() waits until a getter takes the item', function* (t, m) {
+  const ch = new m.Channel<string>()
+  t.is(ch.maxsize, 0)
+  t.is(ch.qsize(), 0)
+  t.true(ch.full())
+  let delivered = false
+  const putter = m.go(function* () {
+    yield ch.put('hello')
+    delivered = true
+  })
+  yield m.sleep(10)
+  t.false(delivered)
+  t.is(yield ch.get(), 'hello')
+  yield putter.join()
+  t.true(delivered)
+})
+
+both('Channel: get() waits for a putter, putNowait() needs a waiting getter, getNowait() a waiting putter', function* (t, m) {
+  const ch = new m.Channel<number>()
+  t.throws(() => ch.putNowait(1), { instanceOf: m.QueueFull })
+  t.throws(() => ch.getNowait(), { instanceOf: m.QueueEmpty })
+  const getter = m.spawn(() => ch.get())
+  yield m.sleep(0)
+  ch.putNowait(1)
+  t.is(yield getter.get(), 1)
+  const putter = m.spawn(() => ch.put(2))
+  yield m.sleep(0)
+  t.is(ch.getNowait(), 2)
+  yield putter.join()
+  yield* m.throws(t, () => ch.put(3, { timeoutMs: 5 }), { instanceOf: m.QueueFull })
+})
+
+both('bad arguments raise errors that name them', function* (t, m) {
+  t.throws(() => new m.Queue({ maxsize: 0 }), { instanceOf: RangeError, message: /options\.maxsize.*Channel/ })
+  t.throws(() => new m.Queue({ maxsize: 1.5 }), { instanceOf: RangeError, message: /options\.maxsize/ })
+  t.throws(() => new m.Queue({ maxsize: '3' as any }), { instanceOf: TypeError, message: /options\.maxsize/ })
+  t.throws(() => new m.Queue(3 as any), { instanceOf: TypeError, message: /options must be an options object/ })
+  t.throws(() => new m.PriorityQueue({ compare: 'asc' as any }), { instanceOf: TypeError, message: /options\.compare/ })
+  const q = new m.Queue<number>()
+  yield* m.throws(t, () => q.get({ timeoutMs: -5 }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
+  yield* m.throws(t, () => q.put(1, { timeoutMs: NaN }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
+  t.true(q.empty())
+})
+
+// Mode-specific behaviour.
+
+test.serial('async: for await iterates the items, and ends once shutdown() is called and the rest is drained', async (t) => {
   const q = new Queue<number>()
   const seen: number[] = []
   const consumer = spawn(async () => {
@@ -229,145 +391,7 @@ serial('for await iterates the items, and ends once shutdown() is called and the
   t.deepEqual(seen, [0, 1, 2, 3, 4])
 })
 
-serial('shutdown() rejects blocked getters and putters with QueueShutDown, and later puts throw it', async (t) => {
-  const empty = new Queue<number>()
-  const getter = spawn(() => empty.get())
-  const full = new Queue<number>({ maxsize: 1 })
-  full.putNowait(1)
-  const putter = spawn(() => full.put(2))
-  await sleep(0)
-  empty.shutdown()
-  full.shutdown()
-  t.true(full.isShutdown())
-  await t.throwsAsync(getter.get(), { instanceOf: QueueShutDown })
-  await t.throwsAsync(putter.get(), { instanceOf: QueueShutDown })
-  t.throws(() => full.putNowait(3), { instanceOf: QueueShutDown })
-  await t.throwsAsync(full.put(3), { instanceOf: QueueShutDown })
-  t.is(await full.get(), 1)
-  t.throws(() => full.getNowait(), { instanceOf: QueueShutDown })
-})
-
-serial('LifoQueue returns the most recent item first', async (t) => {
-  const q = new LifoQueue<number>()
-  for (const n of [1, 2, 3]) q.putNowait(n)
-  t.deepEqual([await q.get(), await q.get(), await q.get()], [3, 2, 1])
-})
-
-serial('PriorityQueue returns the smallest item first, equal items in put order', async (t) => {
-  const q = new PriorityQueue<[number, string]>()
-  for (const item of [[3, 'c'], [1, 'a1'], [2, 'b'], [1, 'a0'], [0, 'z']] as [number, string][]) q.putNowait(item)
-  const got = []
-  while (!q.empty()) got.push(await q.get())
-  t.deepEqual(got, [[0, 'z'], [1, 'a0'], [1, 'a1'], [2, 'b'], [3, 'c']])
-
-  const byPriority = new PriorityQueue<{ p: number; name: string }>({ compare: (a, b) => a.p - b.p })
-  for (const [p, name] of [[2, 'x'], [1, 'y'], [2, 'w'], [1, 'v']] as [number, string][]) byPriority.putNowait({ p, name })
-  const names = []
-  while (!byPriority.empty()) names.push(byPriority.getNowait().name)
-  t.deepEqual(names, ['y', 'v', 'x', 'w'])
-})
-
-serial('PriorityQueue keeps heap order over many random items', (t) => {
-  const q = new PriorityQueue<number>()
-  const items = Array.from({ length: 500 }, (_, i) => (i * 7919) % 503)
-  for (const n of items) q.putNowait(n)
-  const got = []
-  while (!q.empty()) got.push(q.getNowait())
-  t.deepEqual(got, [...items].sort((a, b) => a - b))
-})
-
-serial('PriorityQueue hands an item taken from a killed getter back before its equals', async (t) => {
-  const q = new PriorityQueue<[number, string]>()
-  const { g } = spawnRecording(() => q.get())
-  await sleep(0)
-  q.putNowait([1, 'first'])
-  q.putNowait([1, 'second'])
-  await g.kill()
-  t.deepEqual(q.getNowait(), [1, 'first'])
-  t.deepEqual(q.getNowait(), [1, 'second'])
-})
-
-serial('JoinableQueue.join() waits until taskDone() was called for every item put', async (t) => {
-  const q = new JoinableQueue<number>()
-  t.true(await q.join())
-  const processed: number[] = []
-  const worker = spawn(async () => {
-    for await (const item of q) {
-      await sleep(2)
-      processed.push(item)
-      q.taskDone()
-    }
-  })
-  for (let i = 0; i < 5; i++) await q.put(i)
-  t.true(q.unfinishedTasks > 0)
-  t.true(await q.join({ timeoutMs: 5_000 }))
-  t.deepEqual(processed, [0, 1, 2, 3, 4])
-  t.is(q.unfinishedTasks, 0)
-  q.shutdown()
-  await worker.join()
-})
-
-serial('JoinableQueue.join() resolves false on timeout, and taskDone() too often throws', async (t) => {
-  const q = new JoinableQueue<string>()
-  q.putNowait('never done')
-  t.false(await q.join({ timeoutMs: 10 }))
-  q.getNowait()
-  q.taskDone()
-  t.throws(() => q.taskDone(), { message: /taskDone\(\) called more times/ })
-})
-
-serial('JoinableQueue counts items that blocked putters and channel-style hand-offs bring in', async (t) => {
-  const q = new JoinableQueue<number>({ maxsize: 1 })
-  q.putNowait(1)
-  const putter = spawn(() => q.put(2))
-  await sleep(0)
-  t.is(q.unfinishedTasks, 1)
-  q.getNowait()
-  await putter.join()
-  t.is(q.unfinishedTasks, 2)
-  const getter = spawn(async () => {
-    q.getNowait()
-    return q.get()
-  })
-  await sleep(0)
-  q.putNowait(3) // handed straight to the waiting getter
-  t.is(await getter.get(), 3)
-  t.is(q.unfinishedTasks, 3)
-})
-
-serial('Channel.put() waits until a getter takes the item', async (t) => {
-  const ch = new Channel<string>()
-  t.is(ch.maxsize, 0)
-  t.is(ch.qsize(), 0)
-  t.true(ch.full())
-  let delivered = false
-  const putter = spawn(async () => {
-    await ch.put('hello')
-    delivered = true
-  })
-  await sleep(10)
-  t.false(delivered)
-  t.is(await ch.get(), 'hello')
-  await putter.join()
-  t.true(delivered)
-})
-
-serial('Channel: get() waits for a putter, putNowait() needs a waiting getter, getNowait() a waiting putter', async (t) => {
-  const ch = new Channel<number>()
-  t.throws(() => ch.putNowait(1), { instanceOf: QueueFull })
-  t.throws(() => ch.getNowait(), { instanceOf: QueueEmpty })
-  const getter = spawn(() => ch.get())
-  await sleep(0)
-  ch.putNowait(1)
-  t.is(await getter.get(), 1)
-  const putter = spawn(() => ch.put(2))
-  await sleep(0)
-  t.is(ch.getNowait(), 2)
-  await putter.join()
-  await t.throwsAsync(ch.put(3, { timeoutMs: 5 }), { instanceOf: QueueFull })
-})
-
-serial('queues run outside any greenlet too', async (t) => {
+test.serial('async: queues run outside any greenlet too', async (t) => {
   const q = new Queue<number>()
   spawn(async () => {
     await sleep(5)
@@ -376,14 +400,57 @@ serial('queues run outside any greenlet too', async (t) => {
   t.is(await q.get({ timeoutMs: 5_000 }), 9)
 })
 
-serial('bad arguments are rejected with errors that name them', async (t) => {
-  t.throws(() => new Queue({ maxsize: 0 }), { instanceOf: RangeError, message: /options\.maxsize.*Channel/ })
-  t.throws(() => new Queue({ maxsize: 1.5 }), { instanceOf: RangeError, message: /options\.maxsize/ })
-  t.throws(() => new Queue({ maxsize: '3' as any }), { instanceOf: TypeError, message: /options\.maxsize/ })
-  t.throws(() => new Queue(3 as any), { instanceOf: TypeError, message: /options must be an options object/ })
-  t.throws(() => new PriorityQueue({ compare: 'asc' as any }), { instanceOf: TypeError, message: /options\.compare/ })
-  const q = new Queue<number>()
-  await t.throwsAsync(q.get({ timeoutMs: -5 }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
-  await t.throwsAsync(q.put(1, { timeoutMs: NaN }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
-  t.true(q.empty())
+test.serial('sync: for-of iterates the items, blocking for each, and ends once shutdown() is called and the rest is drained', async (t) => {
+  await sync.run(() => {
+    const q = new sync.Queue<number>()
+    const seen: number[] = []
+    const consumer = sync.spawn(() => {
+      for (const item of q) seen.push(item)
+      return 'ended'
+    })
+    for (let i = 0; i < 3; i++) {
+      q.put(i)
+      sync.sleep(0)
+    }
+    t.deepEqual(seen, [0, 1, 2], 'each item is taken as it comes')
+    q.putNowait(3)
+    q.putNowait(4)
+    q.shutdown()
+    t.is(consumer.get(), 'ended')
+    t.deepEqual(seen, [0, 1, 2, 3, 4])
+
+    const drained = new sync.LifoQueue<string>()
+    drained.putNowait('a')
+    drained.putNowait('b')
+    drained.shutdown()
+    t.deepEqual([...drained], ['b', 'a'], 'a shut-down queue spreads into its remaining items')
+  })
+})
+
+test.serial('sync: a blocking queue call outside sync greenlets throws an Error naming it; non-blocking calls work anywhere', async (t) => {
+  const q = new sync.Queue<number>({ maxsize: 1 })
+  t.throws(() => q.get(), { message: /Queue\.get\(\) blocks, and only code running in a sync greenlet can block/ })
+  q.putNowait(1)
+  t.throws(() => q.put(2), { message: /Queue\.put\(\) blocks/ })
+  t.throws(() => q.putNowait(2), { instanceOf: sync.QueueFull })
+  t.is(q.getNowait(), 1)
+  t.true(q.empty(), 'the refused calls left nothing behind')
+  q.put(3) // there is room: nothing to wait for
+  t.is(q.get(), 3)
+  t.throws(() => [...q], { message: /Queue iteration blocks/ })
+  const jq = new sync.JoinableQueue<string>()
+  t.true(jq.join())
+  jq.putNowait('task')
+  t.throws(() => jq.join(), { message: /JoinableQueue\.join\(\) blocks/ })
+  t.is(jq.getNowait(), 'task')
+  jq.taskDone()
+  t.true(jq.join())
+  // Nothing the refused waits enqueued is served later.
+  await sync.run(() => {
+    const getter = sync.spawn(() => q.get())
+    sync.sleep(0)
+    q.putNowait(4)
+    t.is(getter.get(), 4)
+    t.true(q.empty())
+  })
 })
