@@ -6,7 +6,7 @@
  * the baton). Internal: import `Greenlet` from the mode's module.
  */
 import { GreenletExit, checkFunction, checkMs } from './errors'
-import { hub } from './hub'
+import { type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
 import { wire } from './native'
 
@@ -229,6 +229,28 @@ export abstract class GreenletBase<T, G> {
   /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
   _raise(exception: unknown): void {
     if (this._state !== 'dead') this._raiseAt(exception, false)
+  }
+
+  /**
+   * @internal Its wait was woken directly (a hand-off, see src/_waiters.ts)
+   * and it has not run since: an interrupt now is raised by that wait.
+   */
+  _woken: WokenWait | undefined = undefined
+
+  /** @internal Remembers `woken`, the wait just woken directly, until it has run. */
+  protected _keepWoken(woken: WokenWait): void {
+    this._woken = woken
+    woken.holder = this
+  }
+
+  /** @internal Gives `exception` to the wait woken directly, if there is one; returns whether there was. */
+  protected _raiseInWoken(exception: unknown): boolean {
+    const woken = this._woken
+    if (woken === undefined) return false
+    this._woken = undefined
+    woken.interrupted = true
+    woken.exception = exception
+    return true
   }
 
   /** @internal An interrupt waits to be raised at its next wait. */

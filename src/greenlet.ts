@@ -61,8 +61,6 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
-  /** @internal Its wait was woken directly and it has not run since (see Resumable._wakeNow). */
-  _woken: WokenWait | undefined = undefined
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
     super(fn, args)
@@ -273,8 +271,7 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   _wakeNow(parked: boolean, woken: WokenWait): void {
     const resolve = this._resolve
     this.#clearWait()
-    this._woken = woken
-    woken.holder = this
+    this._keepWoken(woken)
     // Voids the wait in the hub, and anything it has queued for it.
     if (parked) hub.command(wire.RESUMED, this.id, 0)
     resolve?.(wire.WAKE)
@@ -291,15 +288,11 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
    * once (the hub is told it resumed, which voids anything it had queued for
    * it) rather than one hub turn later: by then a timer of the greenlet's own
    * may have expired in the same batch, and a Timeout that fired first must
-   * win.
+   * win. A wait woken directly that has not run yet raises it after all.
    */
   protected override _raiseAt(exception: unknown, isKill: boolean): void {
-    const woken = this._woken
-    if (woken !== undefined) {
-      // Woken, not yet run: its wait raises the exception after all.
-      this._woken = undefined
-      woken.interrupted = true
-      woken.exception = exception
+    if (this._raiseInWoken(exception)) {
+      // Taken by the woken wait.
     } else if (this._waiting && this._state === 'running') {
       const reject = this._reject
       this.#clearWait()

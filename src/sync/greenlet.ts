@@ -61,8 +61,6 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   #awaits = 0
   /** Blocked in a hub wait that a hand-off may end directly (see `_wakeNow`). */
   #wakeable = false
-  /** @internal Its wait was woken directly and it has not run since (see Resumable._wakeNow, hub.ts). */
-  _woken: WokenWait | undefined = undefined
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
     super(fn, args)
@@ -273,8 +271,7 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   _wakeNow(_parked: boolean, woken: WokenWait): void {
     this.#wakeable = false
     this.#resumeDirectly()
-    this._woken = woken
-    woken.holder = this
+    this._keepWoken(woken)
     readyDirectly(this)
   }
 
@@ -285,13 +282,7 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
    * directly: the hub delivers it.
    */
   protected override _raiseAt(exception: unknown, isKill: boolean): void {
-    const woken = this._woken
-    if (woken !== undefined) {
-      this._woken = undefined
-      woken.interrupted = true
-      woken.exception = exception
-      return
-    }
+    if (this._raiseInWoken(exception)) return
     this.#wakeable = false
     super._raiseAt(exception, isKill)
   }
