@@ -13,9 +13,9 @@
  * Coordination: Event, AsyncResult, the queues, the locks and semaphores,
  * Group and Pool, with the async module's semantics (the same code) and
  * calls that block: `q.get()`, `lock.acquire()`, `pool.spawn(fn)`,
- * `for (const r of pool.imapUnordered(fn, items))`. Sync and async
- * greenlets may share an async-mode primitive's non-blocking calls, but
- * each mode waits on its own mode's classes.
+ * `for (const r of pool.imapUnordered(fn, items))`. Each mode waits on its
+ * own classes; the non-blocking calls (`set`, `putNowait`, `release`...)
+ * work from anywhere, so the two modes can feed each other.
  *
  * Sockets: `connect()` and `StreamServer` (a sync greenlet per connection)
  * give blocking `recv`/`recvExactly`/`sendall`, built on the async sockets.
