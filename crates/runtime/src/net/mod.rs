@@ -2,8 +2,8 @@
 //!
 //! Every socket is served by one `may` coroutine that owns the
 //! [`may::net::TcpStream`] and waits on its readiness (edge-triggered epoll,
-//! one selector per worker). The front end (the JS thread) never performs
-//! socket I/O and is never woken per packet:
+//! one selector per worker). The front end (the JS thread) performs no
+//! socket I/O but its own writes, and is never woken per packet:
 //!
 //! - **Completions** (a recv's bytes, a sendall written, a connect, an accept)
 //!   are appended to the [`Inbox`] of the front end's hub and the waiting id
@@ -26,8 +26,10 @@
 //!   same lock a cancel takes. So a cancel that finds nothing to cancel knows
 //!   the result is in the inbox and can be drained, and data read for a recv
 //!   that timed out is never lost.
-//! - The fd of a socket is used by other threads only under its lock and while
-//!   its coroutine has not closed it; the coroutine closes it under the lock.
+//! - The fd of a socket is used by other threads only under its lock, or by
+//!   the one writer that holds its `writing` flag, and only while its
+//!   coroutine has not closed it; the coroutine closes it under the lock, and
+//!   never while a write is under way.
 //! - Lock order: socket or server, then inbox, then the hub's remote.
 //!
 //! Errors travel as negative errno values (`status < 0`), so the front end
