@@ -15,7 +15,7 @@ const run = promisify(execFile)
 const root = path.join(__dirname, '..', '..')
 
 const consumer = `
-import { Greenlet, Queue, StreamServer, ThreadPoolExecutor, Timeout, joinall, sleep, spawn, type Future } from 'greenthread'
+import { Greenlet, Lock, Pool, PriorityQueue, Queue, StreamServer, ThreadPoolExecutor, Timeout, joinall, sleep, spawn, type Future } from 'greenthread'
 import * as sync from 'greenthread/sync'
 
 async function main(): Promise<number> {
@@ -32,6 +32,36 @@ async function main(): Promise<number> {
   void Timeout.run(5, () => 1)
   const s: sync.Greenlet<number> = sync.spawn(() => 2)
   void s
+  const sq = new sync.PriorityQueue<[number, string]>({ maxsize: 2 })
+  const lifo = new sync.LifoQueue<number>()
+  const jq = new sync.JoinableQueue<number>()
+  const chan = new sync.Channel<string>()
+  const spool = new sync.Pool(2)
+  const lock = new sync.RLock()
+  const event = new sync.Event()
+  const result = new sync.AsyncResult<number>()
+  await sync.run(() => {
+    sq.put([1, 'a'])
+    const item: [number, string] = sq.get({ timeoutMs: 5 })
+    lifo.putNowait(item[0])
+    const joined: boolean = jq.join({ timeoutMs: 1 })
+    const got: boolean = lock.acquire({ timeoutMs: 1 })
+    using _guard = new sync.Semaphore(1).guard()
+    const doubled: number[] = spool.map((x: number) => x * 2, [1, 2])
+    for (const r of spool.imapUnordered((x: number) => String(x), [3])) void r.toUpperCase()
+    const g: sync.Greenlet<string> = spool.spawn(() => chan.get())
+    const set: boolean = event.wait({ timeoutMs: 1 })
+    result.set(doubled.length)
+    return [joined, got, set, g, result.get()] as const
+  })
+  const aq = new PriorityQueue<number>()
+  await aq.put(1)
+  const n: number = await aq.get()
+  const apool = new Pool(2)
+  const mapped: string[] = await apool.map(async (x: number) => String(x + n), [1])
+  for await (const m of apool.imapUnordered((x: number) => x, [1])) void m.toFixed()
+  await using _held = await new Lock().guard()
+  void mapped
   return (await g.get()) + (await f.result())
 }
 void main
