@@ -43,6 +43,8 @@ export abstract class GreenletBase<T, G> {
   /** @internal */ protected _args: unknown[]
   /** @internal */ protected _state: State = 'new'
   /** @internal */ protected _failed = false
+  /** @internal Its function returned (rather than raised, or never ran). */
+  _returned = false
   /** @internal */ protected _observed = false
   /** @internal Suspended in switch(). */ protected _inSwitch = false
   /** @internal What the next return from switch() delivers. */ protected _transfer: Transfer | undefined = undefined
@@ -267,6 +269,7 @@ export abstract class GreenletBase<T, G> {
 
   /** @internal It has finished: records the outcome, tells the hub and a parent in switch(), runs links. */
   protected _finish(value: T | undefined, err: unknown, failed: boolean): void {
+    this._returned = !failed
     if (failed && err instanceof GreenletExit) {
       failed = false
       value = undefined

@@ -52,10 +52,6 @@ function isAsyncIterable<T>(input: MapInput<T>): input is AsyncIterable<T> {
   return typeof (input as any)[Symbol.asyncIterator] === 'function'
 }
 
-function isThenable(x: unknown): x is PromiseLike<unknown> {
-  return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
-}
-
 function noop(): void {}
 
 /** The logic of `Group` and `Pool` that both modes share. `G` is the mode's Greenlet. */
@@ -310,27 +306,21 @@ export class Pool extends BaseGroup {
 
 /** @internal What a map run's `next` returns after the last result. */
 export const END: unique symbol = Symbol('end')
-
-type TaskRecord = { index: number; returned: boolean }
-
-/** A map task's body: records that `fn` returned, which a killed task never does. */
-function* runTask<T, R>(fn: MapFunction<T, R>, record: TaskRecord, item: T): Blocking<R> {
-  let value = fn(item)
-  if (isThenable(value)) value = yield value
-  record.returned = true
-  return value as R
-}
+/** @internal What a map run's `poll` returns while the next result is still to come. */
+export const NOT_READY: unique symbol = Symbol('not ready')
 
 /**
  * @internal One `map`/`imap`/`imapUnordered` call: a feeder greenlet spawns
- * a task per input item through the group (waiting for slots in a Pool);
- * the consumer takes results by index (input order, or finish order).
+ * a task (a member greenlet running `fn(item)`) per input item through the
+ * group (waiting for slots in a Pool); the consumer takes results by index
+ * (input order, or finish order).
  */
 export class MapRun<G extends Member, T, R> {
   readonly #results = new Map<number, R>()
   readonly #running = new Set<G>()
+  /** Input index of each running task. */
+  readonly #index = new Map<G, number>()
   readonly #consumer = new WaitList<true>()
-  readonly #task: (record: TaskRecord, item: T) => unknown
   #started = 0
   #finished = 0
   #taken = 0
@@ -339,14 +329,14 @@ export class MapRun<G extends Member, T, R> {
   #feeder: G | undefined = undefined
   #stopped = false
 
+  readonly #onTaskFinished = (g: G): void => this.#taskFinished(g)
+
   constructor(
     private readonly group: GroupBase<G>,
-    fn: MapFunction<T, R>,
+    private readonly fn: MapFunction<T, R>,
     private readonly input: MapInput<T>,
     private readonly ordered: boolean,
-  ) {
-    this.#task = (record, item) => group._run(runTask(fn, record, item))
-  }
+  ) {}
 
   start(): void {
     const feeder = this.group._newGreenlet(() => this.group._run(this.#feed()), [])
@@ -354,16 +344,22 @@ export class MapRun<G extends Member, T, R> {
     feeder.start()
   }
 
-  /** The next result, `END` after the last; throws the first failure. */
+  /** The next result if it is there, `END` after the last, `NOT_READY` if it is still to come; throws the first failure. */
+  poll(): R | typeof END | typeof NOT_READY {
+    if (this.#failure !== undefined) throw this.#failure.error
+    if (this.#results.has(this.#taken)) {
+      const result = this.#results.get(this.#taken) as R
+      this.#results.delete(this.#taken++)
+      return result
+    }
+    return this.#inputDone && this.#taken === this.#started ? END : NOT_READY
+  }
+
+  /** The next result, waiting for it if needed; `END` after the last; throws the first failure. */
   *next(): Blocking<R | typeof END> {
     for (;;) {
-      if (this.#failure !== undefined) throw this.#failure.error
-      if (this.#results.has(this.#taken)) {
-        const result = this.#results.get(this.#taken) as R
-        this.#results.delete(this.#taken++)
-        return result
-      }
-      if (this.#inputDone && this.#taken === this.#started) return END
+      const result = this.poll()
+      if (result !== NOT_READY) return result
       yield this.#consumer.request(-1)
     }
   }
@@ -417,32 +413,33 @@ export class MapRun<G extends Member, T, R> {
 
   /** Starts a task for `item`, waiting for a slot if needed. */
   *#launch(item: T): Blocking<void> {
-    const record: TaskRecord = { index: 0, returned: false }
-    let g = this.group._spawnNow(this.#task, [record, item])
+    let g = this.group._spawnNow(this.fn, [item])
     if (g === undefined) {
-      g = yield* this.group._spawn(this.#task, [record, item])
+      g = yield* this.group._spawn(this.fn, [item])
       if (this.#stopped) {
         // Stopped while waiting for the slot: this task missed the kill.
         g.kill(undefined, { block: false })
         return
       }
     }
-    record.index = this.#started++
+    this.#index.set(g, this.#started++)
     this.#running.add(g)
-    const task = g
-    g.link(() => this.#taskFinished(task, record))
+    g.link(this.#onTaskFinished)
   }
 
-  #taskFinished(g: G, record: TaskRecord): void {
+  #taskFinished(g: G): void {
+    const index = this.#index.get(g) as number
+    this.#index.delete(g)
     this.#running.delete(g)
     if (this.#stopped) return
     if (!g.successful()) {
       this.group._claim(g)
       this.#fail(g.exception)
-    } else if (!record.returned) {
+    } else if (!g._returned) {
+      // Killed from outside: it exited with GreenletExit instead of a result.
       this.#fail(new GreenletExit(`${g} was killed before it returned`))
     } else {
-      this.#results.set(this.ordered ? record.index : this.#finished++, g.value as R)
+      this.#results.set(this.ordered ? index : this.#finished++, g.value as R)
       this.#consumer.handOff(true)
     }
   }
@@ -457,7 +454,13 @@ export class MapRun<G extends Member, T, R> {
 async function* mapResults<G extends Member, T, R>(run: MapRun<G, T, R>): AsyncGenerator<R, void, undefined> {
   run.start()
   try {
-    for (let r = await drive(run.next()); r !== END; r = await drive(run.next())) yield r
+    for (;;) {
+      // A result that is there already costs no wait, and no Promise.
+      let result = run.poll()
+      if (result === NOT_READY) result = await drive(run.next())
+      if (result === END) return
+      yield result
+    }
   } finally {
     run.stop()
   }

@@ -8,7 +8,7 @@ import type { Blocking } from '../_waiters'
 import { runNow } from '../_waiters'
 import { checkPositiveInteger } from '../errors'
 import type { KillAllOptions } from '../greenlet'
-import { END, GroupBase, type GroupJoinOptions, type MapFunction, type MapInput, type MapRun } from '../pool'
+import { END, GroupBase, type GroupJoinOptions, type MapFunction, type MapInput, type MapRun, NOT_READY } from '../pool'
 import { Greenlet, getcurrent, killall } from './greenlet'
 import { blockOn } from './waits'
 
@@ -109,7 +109,12 @@ export class Pool extends BaseGroup {
 function* mapResults<T, R>(run: MapRun<Greenlet, T, R>): Generator<R, void, undefined> {
   run.start()
   try {
-    for (let r = blockOn(run.next(), 'map iteration'); r !== END; r = blockOn(run.next(), 'map iteration')) yield r
+    for (;;) {
+      let result = run.poll()
+      if (result === NOT_READY) result = blockOn(run.next(), 'map iteration')
+      if (result === END) return
+      yield result
+    }
   } finally {
     run.stop()
   }
