@@ -127,6 +127,40 @@ serial('a kill of a greenlet blocked in recv raises at once; bytes that arrive l
   t.deepEqual(result, { killed: true, fast: true, next: 'late bytes', timedOut: true, afterTimeout: 'after timeout' })
 })
 
+serial('a kill from a greenlet resumed earlier in the same hub turn still reaches a recv whose wait ended in that turn', async (t) => {
+  const result = await run(() => {
+    const server = new StreamServer({ port: 0 }, () => sleep(10_000))
+    server.start()
+    const sock = connect('127.0.0.1', server.address.port)
+    let caught: unknown
+    const victim = spawn(() => {
+      sock.setTimeout(25)
+      try {
+        sock.recv(100)
+      } catch (err) {
+        caught = err
+      }
+    })
+    spawn(() => {
+      sleep(20)
+      victim.kill(undefined, { block: false })
+    })
+    sleep(5) // both are waiting now
+    // Hold the baton past both deadlines: they expire in one hub turn, in
+    // deadline order, so the killer runs first and the victim's recv has
+    // already timed out when the kill is sent.
+    const until = performance.now() + 80
+    while (performance.now() < until) {
+      // busy
+    }
+    victim.join()
+    sock.close()
+    server.stop({ timeoutMs: 0 })
+    return caught instanceof GreenletExit ? 'killed' : String(caught)
+  })
+  t.is(result, 'killed')
+})
+
 serial('killing a greenlet in serveForever stops the server: listener closed, handlers blocked in recv killed after the timeout', async (t) => {
   const result = await run(() => {
     const exits: string[] = []

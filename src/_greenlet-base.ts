@@ -225,7 +225,12 @@ export abstract class GreenletBase<T, G> {
   /** @internal Delivers `exception` at the current or next wait of this greenlet. */
   protected _raiseAt(exception: unknown, isKill: boolean): void {
     if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
-    hub.command(wire.INTERRUPT, this.id)
+    hub.command(wire.INTERRUPT, this._interruptedId())
+  }
+
+  /** @internal The hub id an interrupt goes to: its own, or that of the wait it makes under another id. */
+  protected _interruptedId(): number {
+    return this.id
   }
 
   /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
@@ -256,7 +261,7 @@ export abstract class GreenletBase<T, G> {
   }
 
   /** @internal An interrupt waits to be raised at its next wait. */
-  protected _interruptPending(): boolean {
+  _interruptPending(): boolean {
     return this.#interrupt !== NO_INTERRUPT
   }
 

@@ -426,6 +426,23 @@ export class Socket {
     return suspendFresh(this.#issueRecv).then(this.#recvWoken, this.#recvKilled)
   }
 
+  /**
+   * @internal The wait of a recv that `_recvNow` found nothing for, made by
+   * blocking `waiter`, the current sync greenlet: the same wait under a
+   * fresh id, without Promises.
+   */
+  _recvBlocking(waiter: { _waitFresh(issue: (id: number) => void, expectLong: boolean): number }): Buffer {
+    this.#reading = true
+    net.hold()
+    let outcome: number
+    try {
+      outcome = waiter._waitFresh(this.#issueRecv, true)
+    } catch (err) {
+      return this.#recvKilled(err)
+    }
+    return this.#recvWoken(outcome)
+  }
+
   /** The wait id and size of the recv waiting for data. */
   #recvId = 0
   #recvMax = 0

@@ -23,7 +23,7 @@ import { type WokenWait, currentStorage, hub } from '../hub'
 import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
 import { wire } from '../native'
 import { syncNative } from './native'
-import { NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
+import { type BatonResumable, NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
 
 /** The sync greenlet running the calling code; `null` on the main thread outside greenlets. */
@@ -61,6 +61,8 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   #awaits = 0
   /** Blocked in a hub wait that a hand-off may end directly (see `_wakeNow`). */
   #wakeable = false
+  /** The wait it makes under a fresh id (`_waitFresh`), while it does. */
+  #freshWait: FreshWait | undefined = undefined
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
     super(fn, args)
@@ -225,6 +227,30 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   }
 
   /**
+   * @internal Like `_wait`, but under a fresh id that is never reused, for
+   * waits that runtime threads end through the hub's `Remote` (socket
+   * operations): a completion that arrives after the wait was interrupted
+   * then wakes nobody. Interrupts go to that id meanwhile.
+   */
+  _waitFresh(issue: (waiterId: number) => void, expectLong: boolean): number {
+    // An interrupt already pending in the hub waits on this greenlet's own id: deliver it there.
+    if (this._interruptPending()) this._wait((id) => hub.command(wire.YIELD, id), false)
+    const fresh = new FreshWait(this)
+    this.#freshWait = fresh
+    try {
+      return this._wait(() => issue(fresh.id), expectLong)
+    } finally {
+      this.#freshWait = undefined
+      hub.resumables.delete(fresh.id)
+    }
+  }
+
+  /** @internal */
+  protected override _interruptedId(): number {
+    return this.#freshWait?.id ?? this.id
+  }
+
+  /**
    * @internal Blocks this greenlet, which must be the current one, until
    * `thenable` settles; returns its value or throws its reason.
    */
@@ -364,6 +390,37 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
 
   override toString(): string {
     return `<Greenlet "${this.name}" id=${this.id} ${this._state}>`
+  }
+}
+
+/**
+ * A wait of a sync greenlet under a fresh id: the hub resumes it as the
+ * greenlet itself. The hub forgets the id once it has delivered the wait's
+ * end, so an interrupt sent to it after that (by a greenlet resumed earlier
+ * in the same batch) would be lost: the greenlet then ends its wait with the
+ * interrupt instead.
+ */
+class FreshWait implements BatonResumable {
+  readonly id = hub.newId()
+
+  constructor(private readonly greenlet: Greenlet) {
+    hub.resumables.set(this.id, this)
+  }
+
+  #outcome(outcome: number): number {
+    return this.greenlet._interruptPending() ? wire.INTERRUPTED : outcome
+  }
+
+  _resume(outcome: number): void {
+    this.greenlet._resume(this.#outcome(outcome))
+  }
+
+  _prepare(outcome: number): number {
+    return this.greenlet._prepare(this.#outcome(outcome))
+  }
+
+  _waitingSlot(): number {
+    return this.greenlet._waitingSlot()
   }
 }
 

@@ -36,22 +36,29 @@ const MAIN_SLOT = 0
 /** "Nobody to hand over to": what `_prepare` returns when no thread must run. */
 export const NO_SLOT = -1
 
-/** A sync greenlet, as far as scheduling goes. */
-export interface SyncGreenlet extends Resumable {
+/**
+ * What the hub resumes by handing the baton to a thread: a sync greenlet, or
+ * a wait one of them makes under another id (`_waitFresh`).
+ */
+export interface BatonResumable extends Resumable {
   /**
    * Gets ready to run on its thread, resumed with the hub `outcome` (starting
    * it needs a thread). Returns its slot, or `NO_SLOT` if it has nothing to
    * run (it died without running, or is dead already).
    */
   _prepare(outcome: number): number
-  /** Runs its function on the thread just given to it; returns the slot that runs next. */
-  _threadMain(): number
   /** Its thread while it is started and not finished, else `NO_SLOT`. */
   _waitingSlot(): number
 }
 
-function isSyncGreenlet(r: Resumable): r is SyncGreenlet {
-  return typeof (r as Partial<SyncGreenlet>)._prepare === 'function'
+/** A sync greenlet, as far as scheduling goes. */
+export interface SyncGreenlet extends BatonResumable {
+  /** Runs its function on the thread just given to it; returns the slot that runs next. */
+  _threadMain(): number
+}
+
+function isBatonResumable(r: Resumable): r is BatonResumable {
+  return typeof (r as Partial<BatonResumable>)._prepare === 'function'
 }
 
 let current: SyncGreenlet | null = null
@@ -92,7 +99,7 @@ export function nextSlot(): number {
   for (;;) {
     const r = hub.takeReady()
     if (r === undefined) return takeWokenDirectly()
-    if (isSyncGreenlet(r)) {
+    if (isBatonResumable(r)) {
       const slot = r._prepare(hub.takenOutcome)
       if (slot !== NO_SLOT) {
         wakeFollowing()
@@ -169,7 +176,7 @@ function wakeFollowing(): void {
   for (let ahead = 0; ahead < LOOKAHEAD; ahead++) {
     const r = hub.peekReady(ahead)
     if (r === undefined) continue
-    if (isSyncGreenlet(r)) {
+    if (isBatonResumable(r)) {
       const slot = r._waitingSlot()
       if (slot !== NO_SLOT) syncNative.prepare(slot)
       return

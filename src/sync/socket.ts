@@ -1,9 +1,11 @@
 /**
  * Blocking TCP sockets for sync greenlets: `sock.recv(1024)` blocks only
- * the calling greenlet. A thin layer over the async sockets (socket.ts):
- * each call runs the async operation and blocks until its Promise settles,
- * so the semantics (partial recv, EOF as an empty Buffer, the sendall
- * queue, timeouts, errors with `code`) are the async ones.
+ * the calling greenlet. A thin layer over the async sockets (socket.ts), so
+ * the semantics (partial recv, EOF as an empty Buffer, the sendall queue,
+ * timeouts, errors with `code`) are the async ones: `recv`, every server's
+ * hot path, makes the async recv's own hub wait, blocking (one hub turn, no
+ * Promise); the other calls run the async operation and block until its
+ * Promise settles.
  *
  * Kill and Timeout interrupt a blocked call at once, as any sync wait, and
  * are passed on to the async operation's own hub waits, which withdraw it
@@ -177,11 +179,11 @@ export class Socket {
    * are then kept for the next recv).
    */
   recv(maxBytes?: number): Buffer {
-    blockingGreenlet('recv()')
+    const g = blockingGreenlet('recv()')
     const socket = this.#socket
     const now = socket._recvNow(maxBytes === undefined ? DEFAULT_RECV : maxBytes)
-    if (now !== undefined) return now
-    return blockOn('recv()', () => socket._recvWait())
+    // The hot path of every sync server: one hub wait, no Promise.
+    return now !== undefined ? now : socket._recvBlocking(g)
   }
 
   /**
