@@ -36,7 +36,7 @@
  * the logic of each primitive exists once, and each mode's class only says
  * how its methods return.
  */
-import { type WokenWait, hub, suspend } from './hub'
+import { type WokenWait, hub, suspendWith } from './hub'
 import { wire } from './native'
 
 /** What a wait returns when its timer fired before anything was handed. */
@@ -145,13 +145,16 @@ export class WaitList<T, P = undefined> {
    */
   _enterAsync(w: Waiter<T, P>): void {
     w.promised = true
-    w.suspended = suspend((id) => {
-      w.id = id
-      this.#append(w)
-      // Without a timer the hub need not know the wait: kills reach a
-      // Promise-based wait directly, and so do hand-offs.
-      if (w.ms >= 0 || !hub.mayWaitUnparked(id)) this.#park(w)
-    })
+    w.suspended = suspendWith(this, w)
+  }
+
+  /** Called by `suspendWith` with the hub id the wait of `w` suspends under. */
+  _suspendedAs(w: Waiter<T, P>, id: number): void {
+    w.id = id
+    this.#append(w)
+    // Without a timer the hub need not know the wait: kills reach a
+    // Promise-based wait directly, and so do hand-offs.
+    if (w.ms >= 0 || !hub.mayWaitUnparked(id)) this.#park(w)
   }
 
   /**

@@ -289,6 +289,23 @@ export function suspend(issue: (waiterId: number) => void): Promise<number> {
 }
 
 /**
+ * {@link suspend} without a closure per wait (the primitives' hot path):
+ * calls `target._suspendedAs(arg, id)` to issue the wait.
+ */
+export function suspendWith<A>(target: { _suspendedAs(arg: A, waiterId: number): void }, arg: A): Promise<number> {
+  const g = currentStorage.getStore()
+  if (g !== undefined && !g._waiting && !g.dead) {
+    g._waiting = true
+    target._suspendedAs(arg, g.id)
+    return new Promise<number>((resolve, reject) => {
+      g._resolve = resolve
+      g._reject = reject
+    })
+  }
+  return suspend((id) => target._suspendedAs(arg, id))
+}
+
+/**
  * Like {@link suspend}, but always waits under a fresh id that is never
  * reused, owned by the current greenlet (so kill and Timeout still reach it).
  * Use it for waits that runtime threads end through the hub's `Remote`: a
