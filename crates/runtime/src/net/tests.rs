@@ -40,6 +40,17 @@ fn client(server: &Server) -> TcpStream {
     stream
 }
 
+/// A front-end server with one accepted connection (accept wait 1) and its client.
+fn accepted() -> (Arc<Net>, Arc<Server>, TcpStream, Arc<Conn>) {
+    let net = net();
+    let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
+    let c = client(&server);
+    server.accept_wait(1).unwrap();
+    completion(&net.inbox, 1);
+    let conn = server.take_accepted().pop().unwrap();
+    (net, server, c, conn)
+}
+
 #[test]
 fn upper_server_echoes_upper_cased_and_closes_at_eof() {
     let server = Server::bind(loopback(), 16, Handler::Upper, net()).unwrap();
@@ -135,12 +146,7 @@ fn front_connections_round_trip_through_the_inbox() {
 
 #[test]
 fn shutting_down_writing_waits_for_the_queue_and_refuses_later_sends() {
-    let net = net();
-    let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
-    let mut c = client(&server);
-    server.accept_wait(1).unwrap();
-    completion(&net.inbox, 1);
-    let conn = server.take_accepted().pop().unwrap();
+    let (_net, server, mut c, conn) = accepted();
     let big = vec![7u8; 4 << 20];
     assert!(conn.send(&big).unwrap() > 0, "4 MiB cannot all be in the kernel before the client reads");
     conn.shutdown(Shutdown::Write).unwrap();
@@ -154,12 +160,7 @@ fn shutting_down_writing_waits_for_the_queue_and_refuses_later_sends() {
 
 #[test]
 fn closing_writes_out_the_queue_before_closing_the_socket() {
-    let net = net();
-    let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
-    let mut c = client(&server);
-    server.accept_wait(1).unwrap();
-    completion(&net.inbox, 1);
-    let conn = server.take_accepted().pop().unwrap();
+    let (net, server, mut c, conn) = accepted();
     let big = vec![7u8; 4 << 20];
     assert!(conn.send(&big).unwrap() > 0);
     assert!(conn.close() > 0, "4 MiB cannot all be in the kernel before the client reads");
@@ -173,12 +174,7 @@ fn closing_writes_out_the_queue_before_closing_the_socket() {
 
 #[test]
 fn sends_behind_a_full_kernel_buffer_arrive_whole_and_in_order() {
-    let net = net();
-    let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
-    let mut c = client(&server);
-    server.accept_wait(1).unwrap();
-    completion(&net.inbox, 1);
-    let conn = server.take_accepted().pop().unwrap();
+    let (net, server, mut c, conn) = accepted();
     let mut expected = Vec::new();
     for i in 0..8u32 {
         let small = i.to_le_bytes();
@@ -200,12 +196,7 @@ fn sends_behind_a_full_kernel_buffer_arrive_whole_and_in_order() {
 
 #[test]
 fn bytes_arriving_after_a_cancelled_recv_go_to_the_next_one() {
-    let net = net();
-    let server = Server::bind(loopback(), 16, Handler::Front, net.clone()).unwrap();
-    let mut c = client(&server);
-    server.accept_wait(1).unwrap();
-    completion(&net.inbox, 1);
-    let conn = server.take_accepted().pop().unwrap();
+    let (_net, server, mut c, conn) = accepted();
     conn.recv_wait(2, 1024).unwrap();
     assert!(conn.cancel_recv());
     c.write_all(b"late").unwrap();
