@@ -45,6 +45,11 @@ export abstract class GreenletBase<T, G> {
   /** @internal */ protected _failed = false
   /** @internal Its function returned (rather than raised, or never ran). */
   _returned = false
+  /**
+   * @internal Its wait was woken directly (a hand-off, see src/_waiters.ts)
+   * and it has not run since: an interrupt now is raised by that wait.
+   */
+  _woken: WokenWait | undefined = undefined
   /** @internal */ protected _observed = false
   /** @internal Suspended in switch(). */ protected _inSwitch = false
   /** @internal What the next return from switch() delivers. */ protected _transfer: Transfer | undefined = undefined
@@ -237,12 +242,6 @@ export abstract class GreenletBase<T, G> {
   _raise(exception: unknown): void {
     if (this._state !== 'dead') this._raiseAt(exception, false)
   }
-
-  /**
-   * @internal Its wait was woken directly (a hand-off, see src/_waiters.ts)
-   * and it has not run since: an interrupt now is raised by that wait.
-   */
-  _woken: WokenWait | undefined = undefined
 
   /** @internal Remembers `woken`, the wait just woken directly, until it has run. */
   protected _keepWoken(woken: WokenWait): void {
