@@ -231,3 +231,19 @@ test.serial('sync: a sync greenlet wakes an async greenlet through an async Even
   t.is(await asyncSide.get(), 'async woke')
   t.true(await sync.run(() => syncSide.get()))
 })
+
+both('wait({ signal }) and get({ signal }) stop waiting when the signal aborts', function* (t, m) {
+  const e = new m.Event()
+  const r = new m.AsyncResult<number>()
+  const controller = new AbortController()
+  const reason = new Error('stop')
+  const waits = [m.spawn(() => e.wait({ signal: controller.signal })), m.spawn(() => r.get({ signal: controller.signal }))]
+  const other = m.spawn(() => e.wait())
+  yield m.sleep(0)
+  controller.abort(reason)
+  for (const g of waits) t.is(yield* m.throws(t, () => g.get()), reason)
+  t.false(other.dead)
+  e.set()
+  t.true(yield other.get())
+  yield* m.throws(t, () => e.wait({ signal: controller.signal }), { message: /stop/ })
+})

@@ -481,3 +481,17 @@ test.serial('sync: blocking group calls outside sync greenlets throw an Error na
     t.true(group.join())
   })
 })
+
+both('join({ signal }) stops waiting when the signal aborts; the members run on', function* (t, m) {
+  const group = new m.Group()
+  const member = group.spawn(() => m.sleep(30))
+  const controller = new AbortController()
+  const joiner = m.spawn(() => group.join({ signal: controller.signal }))
+  const raising = m.spawn(() => group.join({ signal: controller.signal, raiseError: true }))
+  yield m.sleep(0)
+  controller.abort()
+  t.is((yield* m.throws(t, () => joiner.get())).name, 'AbortError')
+  t.is((yield* m.throws(t, () => raising.get())).name, 'AbortError')
+  t.false(member.dead)
+  t.true(yield group.join())
+})

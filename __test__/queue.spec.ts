@@ -1,4 +1,6 @@
 /** The queues, the same suite in the async and the sync mode (see _modes.ts). */
+import { getEventListeners } from 'node:events'
+
 import test from 'ava'
 
 import { type Greenlet, Queue, sleep, spawn } from '../index'
@@ -453,4 +455,86 @@ test.serial('sync: a blocking queue call outside sync greenlets throws an Error 
     t.is(getter.get(), 4)
     t.true(q.empty())
   })
+})
+
+both('get({ signal }) and put({ signal }) stop waiting when the signal aborts, and leave the line to the others', function* (t, m) {
+  const q = new m.Queue<string>({ maxsize: 1 })
+  const controller = new AbortController()
+  let aborted: unknown
+  const impatient = m.go(function* () {
+    try {
+      yield q.get({ signal: controller.signal })
+    } catch (err) {
+      aborted = err
+    }
+  })
+  const patient = m.spawn(() => q.get())
+  yield m.sleep(0)
+  const reason = new Error('no longer needed')
+  controller.abort(reason)
+  yield impatient.join()
+  t.is(aborted, reason)
+  q.putNowait('first')
+  t.is(yield patient.get(), 'first', 'the aborted getter was out of the line')
+
+  // A put that waits for room, aborted: its item is not queued.
+  q.putNowait('kept')
+  const putAbort = new AbortController()
+  const putter = m.spawn(() => q.put('dropped', { signal: putAbort.signal }))
+  yield m.sleep(0)
+  putAbort.abort()
+  const err = yield* m.throws(t, () => putter.get())
+  t.is(err.name, 'AbortError')
+  t.is(yield q.get(), 'kept')
+  t.true(q.empty())
+})
+
+both('an already aborted signal fails the call at once and takes nothing; a non-signal is a TypeError', function* (t, m) {
+  const q = new m.Queue<number>()
+  q.putNowait(1)
+  const reason = new Error('too late')
+  yield* m.throws(t, () => q.get({ signal: AbortSignal.abort(reason) }), { message: /too late/ })
+  t.is(q.qsize(), 1)
+  yield* m.throws(t, () => q.get({ signal: {} as any }), { instanceOf: TypeError, message: /options\.signal must be an AbortSignal/ })
+  t.is(yield q.get({ signal: new AbortController().signal }), 1)
+})
+
+both('an item handed to a getter whose signal aborts before it ran goes back to the front of the queue', function* (t, m) {
+  const q = new m.Queue<string>()
+  const controller = new AbortController()
+  let caught: unknown
+  const getter = m.go(function* () {
+    try {
+      return yield q.get({ signal: controller.signal })
+    } catch (err) {
+      caught = err
+      return 'aborted'
+    }
+  })
+  yield m.sleep(0)
+  q.putNowait('x')
+  q.putNowait('y')
+  controller.abort()
+  t.is(yield getter.get(), 'aborted')
+  t.is((caught as Error).name, 'AbortError')
+  t.deepEqual([q.getNowait(), q.getNowait()], ['x', 'y'])
+})
+
+test.serial('async: get({ signal }) outside any greenlet stops waiting when the signal aborts; the listener is removed', async (t) => {
+  const q = new Queue<number>()
+  const controller = new AbortController()
+  const waiting = q.get({ signal: controller.signal })
+  setTimeout(() => controller.abort(), 5)
+  // A DOMException, which ava's throwsAsync does not take for an error.
+  const err = await waiting.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  t.is((err as Error)?.name, 'AbortError')
+  t.is(getEventListeners(controller.signal, 'abort').length, 0)
+  const second = new AbortController()
+  const got = q.get({ signal: second.signal })
+  q.putNowait(7)
+  t.is(await got, 7)
+  t.is(getEventListeners(second.signal, 'abort').length, 0, 'a wait that ends removes its listener')
 })

@@ -37,6 +37,7 @@
  * how its methods return.
  */
 import { type WokenWait, hub, suspendWith } from './hub'
+import { invalidType } from './errors'
 import { wire } from './native'
 
 /** What a wait returns when its timer fired before anything was handed. */
@@ -75,18 +76,35 @@ export class Waiter<T, P> implements WokenWait {
   exception: unknown = undefined
   /** The greenlet that keeps it as its `_woken` wait, if any. */
   holder: { _woken: WokenWait | undefined } | undefined = undefined
+  /** Listens to `signal` while it waits. */
+  onAbort: (() => void) | undefined = undefined
   prev: Waiter<T, P> | undefined = undefined
   next: Waiter<T, P> | undefined = undefined
 
   /**
    * @param ms longest wait, -1 for no limit.
    * @param payload what the waiter brings (a blocked putter's item, a lock owner).
+   * @param signal ends the wait with its reason once it aborts.
    */
   constructor(
     readonly list: WaitList<T, P>,
     readonly ms: number,
     readonly payload: P,
+    readonly signal: AbortSignal | undefined,
   ) {}
+}
+
+/**
+ * `options.signal` of a wait (options already checked to be an object or
+ * nothing): `undefined`, or an AbortSignal that has not aborted. Throws the
+ * signal's reason if it has, as Node's own APIs do: the call does nothing.
+ */
+export function waitSignal(options: object | undefined): AbortSignal | undefined {
+  const signal = (options as { signal?: unknown } | undefined)?.signal
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', signal)
+  if (signal.aborted) throw signal.reason
+  return signal
 }
 
 /**
@@ -134,8 +152,8 @@ export class WaitList<T, P = undefined> {
    * its outcome is the value handed, or `TIMED_OUT` once `ms` elapse (-1: no
    * limit; 0: the next hub turn). An interrupt throws its exception there.
    */
-  request(ms: number, payload?: P): Waiter<T, P> {
-    return new Waiter(this, ms, payload as P)
+  request(ms: number, payload?: P, signal?: AbortSignal): Waiter<T, P> {
+    return new Waiter(this, ms, payload as P, signal)
   }
 
   /**
@@ -153,27 +171,29 @@ export class WaitList<T, P = undefined> {
     w.id = id
     this.#append(w)
     // Without a timer the hub need not know the wait: kills reach a
-    // Promise-based wait directly, and so do hand-offs.
+    // Promise-based wait directly, and so do hand-offs and aborts.
     if (w.ms >= 0 || !hub.mayWaitUnparked(id)) this.#park(w)
+    if (w.signal !== undefined) this.#watch(w)
   }
 
   /**
    * The outcome of a wait that ended without exception; raises an interrupt
-   * that reached the waiter after a direct wake-up, before it ran.
+   * that reached the waiter after a direct wake-up, before it ran, or the
+   * reason of its signal's abort.
    */
   _leave(w: Waiter<T, P>): T | TimedOut {
-    if (w.holder !== undefined) {
-      if (w.holder._woken === w) w.holder._woken = undefined
-      if (w.interrupted) {
-        this.#interrupted(w)
-        throw w.exception
-      }
+    if (w.onAbort !== undefined) this.#unwatch(w)
+    if (w.holder !== undefined && w.holder._woken === w) w.holder._woken = undefined
+    if (w.interrupted) {
+      this.#interrupted(w)
+      throw w.exception
     }
     return this.#settled(w)
   }
 
   /** A wait begun with `_enterAsync` was interrupted. */
   _leaveInterrupted(w: Waiter<T, P>): void {
+    if (w.onAbort !== undefined) this.#unwatch(w)
     this.#interrupted(w)
   }
 
@@ -184,12 +204,37 @@ export class WaitList<T, P = undefined> {
         w.id = id
         this.#append(w)
         this.#park(w)
+        if (w.signal !== undefined) this.#watch(w)
       }, w.ms > 0)
     } catch (err) {
-      this.#interrupted(w)
+      this._leaveInterrupted(w)
       throw err
     }
     return this._leave(w)
+  }
+
+  #watch(w: Waiter<T, P>): void {
+    w.onAbort = () => this.#abort(w)
+    w.signal!.addEventListener('abort', w.onAbort, { once: true })
+  }
+
+  #unwatch(w: Waiter<T, P>): void {
+    w.signal!.removeEventListener('abort', w.onAbort!)
+    w.onAbort = undefined
+  }
+
+  /**
+   * Ends `w` with its signal's reason, as an interrupt would: a value
+   * already handed to it goes back when it leaves. One still listed leaves
+   * the list and is woken like a hand-off, to raise the reason.
+   */
+  #abort(w: Waiter<T, P>): void {
+    w.onAbort = undefined
+    w.interrupted = true
+    w.exception = w.signal!.reason
+    if (w.handed || !w.listed) return
+    this.#remove(w)
+    if (!hub.wakeHanded(w.id, w.parked, w) && !w.promised) hub.command(wire.UNPARK, w.id)
   }
 
   #park(w: Waiter<T, P>): void {

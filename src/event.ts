@@ -13,13 +13,15 @@
  * `EventBase` and `AsyncResultBase` hold the logic of both modes; this
  * module's classes wait with Promises, those of `greenthread/sync` block.
  */
-import { type Blocking, TIMED_OUT, WaitList, drive } from './_waiters'
+import { type Blocking, TIMED_OUT, WaitList, drive, waitSignal } from './_waiters'
 import { checkMs, checkOptions } from './errors'
 import { Timeout } from './timeout'
 
 export interface WaitOptions {
   /** Stop waiting (resolve `false`) after this many milliseconds. @default no limit */
   timeoutMs?: number
+  /** Stop waiting once it aborts: the wait fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 export interface AsyncResultGetOptions {
@@ -27,6 +29,8 @@ export interface AsyncResultGetOptions {
   block?: boolean
   /** Reject with `Timeout` if no result is set within this many milliseconds. @default no limit */
   timeoutMs?: number
+  /** Stop waiting once it aborts: the wait fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 /** What `AsyncResult.callback` copies a result from: a finished Greenlet, or another AsyncResult. */
@@ -64,8 +68,9 @@ export class EventBase {
   /** @internal */
   *_wait(options: WaitOptions | undefined): Blocking<boolean> {
     const ms = waitMs(options)
+    const signal = waitSignal(options)
     if (this.#flag) return true
-    return (yield this.#waiters.request(ms)) !== TIMED_OUT
+    return (yield this.#waiters.request(ms, undefined, signal)) !== TIMED_OUT
   }
 }
 
@@ -142,9 +147,10 @@ export abstract class AsyncResultBase<T = unknown> {
   *_get(options: AsyncResultGetOptions | undefined): Blocking<T> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const signal = waitSignal(o)
     if (this.#state === PENDING) {
       if (o.block === false) throw this._timeout(0, 'AsyncResult is not ready')
-      if ((yield this.#waiters.request(ms)) === TIMED_OUT) throw this._timeout(ms)
+      if ((yield this.#waiters.request(ms, undefined, signal)) === TIMED_OUT) throw this._timeout(ms)
     }
     if (this.#state === EXCEPTION) throw this.#exception
     return this.#value as T
@@ -153,8 +159,9 @@ export abstract class AsyncResultBase<T = unknown> {
   /** @internal */
   *_wait(options: WaitOptions | undefined): Blocking<boolean> {
     const ms = waitMs(options)
+    const signal = waitSignal(options)
     if (this.#state !== PENDING) return true
-    return (yield this.#waiters.request(ms)) !== TIMED_OUT
+    return (yield this.#waiters.request(ms, undefined, signal)) !== TIMED_OUT
   }
 }
 

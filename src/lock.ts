@@ -14,7 +14,7 @@
  * `SemaphoreBase` and `RLockBase` hold the logic of both modes; this
  * module's locks wait with Promises, those of `greenthread/sync` block.
  */
-import { type Blocking, TIMED_OUT, WaitList, drive } from './_waiters'
+import { type Blocking, TIMED_OUT, WaitList, drive, waitSignal } from './_waiters'
 import { checkMs, checkOptions, invalidType } from './errors'
 import { getcurrent } from './greenlet'
 import { Timeout } from './timeout'
@@ -24,11 +24,15 @@ export interface AcquireOptions {
   blocking?: boolean
   /** Give up (resolve `false`) after this many milliseconds. @default no limit */
   timeoutMs?: number
+  /** Stop waiting once it aborts: the acquire fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 export interface GuardOptions {
   /** Reject with `Timeout` if not acquired within this many milliseconds. @default no limit */
   timeoutMs?: number
+  /** Stop waiting once it aborts: the guard fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 /** `timeoutMs`, or -1 for none; null when `blocking: false`. */
@@ -49,7 +53,9 @@ interface Guarded {
 function* guardOf(lock: Guarded, options: GuardOptions | undefined): Blocking<Disposable> {
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  if (!(yield* lock._acquire({ timeoutMs: o.timeoutMs as number | undefined }))) throw lock._timeout(ms)
+  if (!(yield* lock._acquire({ timeoutMs: o.timeoutMs as number | undefined, signal: o.signal as AbortSignal | undefined }))) {
+    throw lock._timeout(ms)
+  }
   let held = true
   return {
     [Symbol.dispose]() {
@@ -109,9 +115,10 @@ export abstract class SemaphoreBase {
   /** @internal */
   *_acquire(options: AcquireOptions | undefined): Blocking<boolean> {
     const ms = acquireMs(options)
+    const signal = waitSignal(options)
     if (this.tryAcquire()) return true
     if (ms === null) return false
-    return (yield this.#waiters.request(ms)) !== TIMED_OUT
+    return (yield this.#waiters.request(ms, undefined, signal)) !== TIMED_OUT
   }
 
   /** @internal */
@@ -194,6 +201,7 @@ export abstract class RLockBase {
   /** @internal */
   *_acquire(options: AcquireOptions | undefined): Blocking<boolean> {
     const ms = acquireMs(options)
+    const signal = waitSignal(options)
     const me = this.#currentOwner()
     if (this.#owner === me) {
       this.#count++
@@ -205,7 +213,7 @@ export abstract class RLockBase {
       return true
     }
     if (ms === null) return false
-    return (yield this.#waiters.request(ms, me)) !== TIMED_OUT
+    return (yield this.#waiters.request(ms, me, signal)) !== TIMED_OUT
   }
 
   /** @internal */

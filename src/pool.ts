@@ -22,7 +22,7 @@
  * `greenthread/sync` block and hold sync greenlets.
  */
 import type { GreenletBase } from './_greenlet-base'
-import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow } from './_waiters'
+import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
 import { GreenletExit, checkFunction, checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall } from './greenlet'
 import { Semaphore } from './lock'
@@ -36,6 +36,8 @@ export interface GroupJoinOptions {
    * @default false
    */
   raiseError?: boolean
+  /** Stop waiting once it aborts: the join fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 /** The input of `map`, `imap` and `imapUnordered`. */
@@ -163,12 +165,13 @@ export abstract class GroupBase<G extends Member> {
   *_join(options: GroupJoinOptions | undefined): Blocking<boolean> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const signal = waitSignal(o)
     if (o.raiseError !== true) {
-      return this.#members.size === 0 || (yield this.#joiners.request(ms)) !== TIMED_OUT
+      return this.#members.size === 0 || (yield this.#joiners.request(ms, undefined, signal)) !== TIMED_OUT
     }
     let failed = this.#unraised
     if (failed === undefined && this.#members.size > 0) {
-      const outcome: G | undefined | TimedOut = yield this.#raisingJoiners.request(ms)
+      const outcome: G | undefined | TimedOut = yield this.#raisingJoiners.request(ms, undefined, signal)
       if (outcome === TIMED_OUT) return false
       failed = outcome
     }

@@ -21,7 +21,7 @@
  * `QueueBase` holds the logic of both modes; this module's queues wait with
  * Promises, those of `greenthread/sync` block.
  */
-import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive } from './_waiters'
+import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, waitSignal } from './_waiters'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
 import type { WaitOptions } from './event'
 
@@ -63,11 +63,15 @@ export interface PriorityQueueOptions<T> extends QueueOptions {
 export interface QueueGetOptions {
   /** Reject with `QueueEmpty` if no item comes within this many milliseconds. @default no limit */
   timeoutMs?: number
+  /** Stop waiting once it aborts: the get fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 export interface QueuePutOptions {
   /** Reject with `QueueFull` if no room comes within this many milliseconds. @default no limit */
   timeoutMs?: number
+  /** Stop waiting once it aborts: the put fails with its reason, the item not queued (at once if it has aborted). */
+  signal?: AbortSignal
 }
 
 /** @internal A queue's buffer: decides which item comes out next. */
@@ -314,8 +318,9 @@ export abstract class QueueBase<T> {
   /** @internal */
   *_put(item: T, options: QueuePutOptions | undefined): Blocking<void> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const signal = waitSignal(options)
     if (this.#offer(item)) return
-    const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield this.#putters.request(ms, item)
+    const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield this.#putters.request(ms, item, signal)
     if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
     if (outcome === SHUT) throw new QueueShutDown()
   }
@@ -323,9 +328,10 @@ export abstract class QueueBase<T> {
   /** @internal */
   *_get(options: QueueGetOptions | undefined): Blocking<T> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const signal = waitSignal(options)
     const item = this.#poll()
     if (item !== NONE) return item
-    const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms)
+    const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms, undefined, signal)
     if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
     if (outcome === SHUT) throw new QueueShutDown()
     return outcome
@@ -350,8 +356,9 @@ export abstract class QueueBase<T> {
   /** @internal */
   *_join(options: WaitOptions | undefined): Blocking<boolean> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const signal = waitSignal(options)
     if (this._unfinished === 0) return true
-    return (yield this.#joiners.request(ms)) !== TIMED_OUT
+    return (yield this.#joiners.request(ms, undefined, signal)) !== TIMED_OUT
   }
 
   /** Accepts `item` if that needs no wait; false if the queue is full. */
