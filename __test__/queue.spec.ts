@@ -538,3 +538,31 @@ test.serial('async: get({ signal }) outside any greenlet stops waiting when the 
   t.is(await got, 7)
   t.is(getEventListeners(second.signal, 'abort').length, 0, 'a wait that ends removes its listener')
 })
+
+both('a put/get ping-pong that never waits for anything else still lets timers and I/O run', function* (t, m) {
+  const ping = new m.Queue<number>()
+  const pong = new m.Queue<number>()
+  let stop = false
+  let timerFired = false
+  setTimeout(() => {
+    timerFired = true
+    stop = true
+  }, 20)
+  const echo = m.go(function* () {
+    for (;;) {
+      const x: number = yield ping.get()
+      if (x < 0) return
+      pong.putNowait(x)
+    }
+  })
+  let rounds = 0
+  while (!stop) {
+    ping.putNowait(rounds)
+    t.is(yield pong.get(), rounds)
+    rounds++
+  }
+  ping.putNowait(-1)
+  yield echo.join()
+  t.true(timerFired, 'the event loop ran the timer while the ping-pong went on')
+  t.true(rounds > 0)
+})
