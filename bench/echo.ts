@@ -16,6 +16,10 @@
  *     greenlet (OS thread) per connection
  *
  *   node dist/bench/echo.js [rounds=3] [seconds=5] [ids=all, comma-separated: js,native,...,sync,node,c]
+ *
+ * GREENTHREAD_BENCH_PIN=1 (Linux, taskset) pins every server to the last
+ * core and the load generator to the others, so that each server has the
+ * same CPU whatever its thread count, and none competes with the load.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -31,6 +35,16 @@ const nodeServer = path.join(__dirname, 'echo-server.js')
 
 /** Leaves the other cores to the load generator: on a 2-core machine, one. */
 const sparedWorkers = String(Math.max(1, availableParallelism() - 1))
+
+/** With GREENTHREAD_BENCH_PIN=1: the core of the servers, and those of the load generator. */
+const pinned = process.env.GREENTHREAD_BENCH_PIN === '1'
+const serverCpus = String(availableParallelism() - 1)
+const loadCpus = availableParallelism() > 1 ? `0-${availableParallelism() - 2}` : '0'
+
+/** `command args`, run under `taskset -c cpus` when pinning. */
+function onCpus(cpus: string, command: string, args: string[]): [string, string[]] {
+  return pinned ? ['taskset', ['-c', cpus, command, ...args]] : [command, args]
+}
 
 const servers: Array<{ id: string; label: string; command: string; args: string[]; env?: Record<string, string> }> = [
   { id: 'js', label: 'greenthread StreamServer, JS handler', command: process.execPath, args: [nodeServer, 'js'] },
@@ -89,7 +103,8 @@ function startServer(
   maxSeconds: number,
 ): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, [...args, String(maxSeconds)], {
+    const [program, programArgs] = onCpus(serverCpus, command, [...args, String(maxSeconds)])
+    const child = spawn(program, programArgs, {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...env },
     })
@@ -128,11 +143,19 @@ function stopServer(child: ChildProcess): Promise<void> {
 async function measure(server: (typeof servers)[number], seconds: number): Promise<Load> {
   const { child, port } = await startServer(server.command, server.args, server.env, seconds + 60)
   try {
-    const out = execFileSync(
-      loadgen,
-      ['--port', String(port), '--clients', '500', '--size', '32', '--seconds', String(seconds), '--warmup', '1'],
-      { encoding: 'utf8', timeout: (2 * seconds + 30) * 1000 },
-    )
+    const [program, args] = onCpus(loadCpus, loadgen, [
+      '--port',
+      String(port),
+      '--clients',
+      '500',
+      '--size',
+      '32',
+      '--seconds',
+      String(seconds),
+      '--warmup',
+      '1',
+    ])
+    const out = execFileSync(program, args, { encoding: 'utf8', timeout: (2 * seconds + 30) * 1000 })
     return JSON.parse(out.trim().split('\n').pop()!) as Load
   } finally {
     await stopServer(child)
@@ -160,7 +183,8 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${r + 1}/${rounds} ${server.id}: ${load.msgs_per_sec} msgs/s\n`)
     }
   }
-  console.log(`\nW4 echo: 500 clients x 1 message of 32 bytes in flight, upper-cased, ${seconds} s, median of ${rounds} rounds\n`)
+  const where = pinned ? `; servers pinned to CPU ${serverCpus}, load generator to CPU ${loadCpus}` : ''
+  console.log(`\nW4 echo: 500 clients x 1 message of 32 bytes in flight, upper-cased, ${seconds} s, median of ${rounds} rounds${where}\n`)
   console.log('| server | msgs/s | p50 | p99 | errors | all rounds (msgs/s) |')
   console.log('| --- | ---: | ---: | ---: | ---: | --- |')
   const medians = new Map<string, Load>()
