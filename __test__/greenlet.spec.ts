@@ -347,6 +347,25 @@ serial('throw() raises inside a greenlet suspended in switch', async (t) => {
   t.is((caught as Error).message, 'thrown in')
 })
 
+serial('a kill that came while the greenlet awaited something foreign is raised by its next switch()', async (t) => {
+  let caught: unknown
+  const partner = new Greenlet(() => sleep(1_000))
+  const g = spawn(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 20)) // foreign: the kill waits for a library wait
+    try {
+      await partner.switch()
+    } catch (err) {
+      caught = err
+    }
+  })
+  await sleep(5)
+  const started = Date.now()
+  await g.kill()
+  t.true(caught instanceof GreenletExit)
+  t.true(Date.now() - started < 900, 'raised at the switch, not after the partner finished')
+  await partner.kill()
+})
+
 serial('switch to a dead or hub-owned greenlet is a clear error', async (t) => {
   const done = spawn(() => 1)
   await done.join()

@@ -61,6 +61,8 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
+  /** Its current switch() wait is known to the hub (PARK_SWITCH was issued). */
+  #switchParked = false
 
   constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
     super(fn, args)
@@ -197,9 +199,15 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   #parkInSwitch(): Promise<unknown> {
     this._waiting = true
     this._inSwitch = true
-    // Live greenlets are registered already; the main greenlet is not.
-    if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
-    hub.command(wire.PARK_SWITCH, this.id)
+    // Only an interrupt pending in the hub needs the hub to know this wait
+    // (a PARK delivers it): kills reach a switch() wait directly, a switch
+    // resumes it directly, and so does a child that finishes (#resumeParent).
+    this.#switchParked = this._interruptPending()
+    if (this.#switchParked) {
+      // Live greenlets are registered already; the main greenlet is not.
+      if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
+      hub.command(wire.PARK_SWITCH, this.id)
+    }
     return new Promise<unknown>((resolve, reject) => {
       this._resolve = resolve
       this._reject = reject
@@ -216,8 +224,14 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   }
 
   #resumeFromSwitch(transfer: Transfer): void {
-    hub.command(wire.RESUMED, this.id, 0)
+    if (this.#switchParked) hub.command(wire.RESUMED, this.id, 0)
     this.#settleSwitch(transfer)
+  }
+
+  /** Resumes the parent suspended in switch() that this greenlet, finishing, returns to, unless the hub does. */
+  #resumeParent(): void {
+    const parent = this._switchParent
+    if (parent instanceof Greenlet && parent._inSwitch && !parent.#switchParked) parent.#settleSwitch(parent._transfer)
   }
 
   #settleSwitch(transfer: Transfer | undefined): void {
@@ -295,10 +309,11 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
       // Taken by the woken wait.
     } else if (this._waiting && this._state === 'running') {
       const reject = this._reject
+      const inHub = !this._inSwitch || this.#switchParked
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
-      hub.command(wire.RESUMED, this.id, 0)
+      if (inHub) hub.command(wire.RESUMED, this.id, 0)
       reject?.(exception)
     } else {
       super._raiseAt(exception, isKill)
@@ -334,6 +349,7 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   protected override _finish(value: T | undefined, err: unknown, failed: boolean): void {
     this.#clearWait()
     super._finish(value, err, failed)
+    this.#resumeParent()
   }
 
   /** Like gevent's repr: name, id and the call it runs, e.g. `<Greenlet "Greenlet-1" id=1: f(5)>`. */
