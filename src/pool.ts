@@ -83,10 +83,8 @@ export abstract class GroupBase<G extends Member> {
     this.#slots = slots === undefined ? undefined : new Semaphore(slots)
   }
 
-  /** @internal A new, unstarted greenlet of the mode. */
-  abstract _newGreenlet<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): G
-  /** @internal Whether `x` is a greenlet of the mode. */
-  protected abstract _isGreenlet(x: unknown): x is G
+  /** @internal The mode's Greenlet class: members are made and recognised by it. */
+  abstract readonly _greenletClass: new (fn: (...args: any[]) => unknown, ...args: unknown[]) => G
   /** @internal The mode's current greenlet. */
   abstract _getcurrent(): G | null
   /** @internal Runs a blocking operation as the mode does: the body of a greenlet that runs it. */
@@ -141,7 +139,7 @@ export abstract class GroupBase<G extends Member> {
 
   /** Starts a member in a slot already taken. */
   #start<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): G {
-    const g = this._newGreenlet(fn, args)
+    const g = new this._greenletClass(fn, ...args)
     this.#track(g)
     g.start()
     return g
@@ -149,7 +147,7 @@ export abstract class GroupBase<G extends Member> {
 
   /** @internal Tracks `greenlet` until it finishes, waiting for a slot in a Pool. A finished greenlet is not added. */
   *_add(greenlet: G): Blocking<void> {
-    if (!this._isGreenlet(greenlet)) throw invalidType('greenlet', 'a Greenlet', greenlet)
+    if (!(greenlet instanceof this._greenletClass)) throw invalidType('greenlet', 'a Greenlet', greenlet)
     if (greenlet.dead || this.has(greenlet)) return
     if (this.#slots !== undefined) {
       yield* this.#slots._acquire(undefined)
@@ -251,14 +249,7 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
   }
 
   /** @internal */
-  _newGreenlet<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet {
-    return new Greenlet<R>(fn, ...args)
-  }
-
-  /** @internal */
-  protected _isGreenlet(x: unknown): x is Greenlet {
-    return x instanceof Greenlet
-  }
+  readonly _greenletClass = Greenlet
 
   /** @internal */
   _getcurrent(): Greenlet | null {
@@ -342,7 +333,7 @@ export class MapRun<G extends Member, T, R> {
   ) {}
 
   start(): void {
-    const feeder = this.group._newGreenlet(() => this.group._run(this.#feed()), [])
+    const feeder = new this.group._greenletClass(() => this.group._run(this.#feed()))
     this.#feeder = feeder
     feeder.start()
   }

@@ -50,14 +50,7 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
   }
 
   /** @internal */
-  _newGreenlet<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Greenlet {
-    return new Greenlet<R>(fn, ...args)
-  }
-
-  /** @internal */
-  protected _isGreenlet(x: unknown): x is Greenlet {
-    return x instanceof Greenlet
-  }
+  readonly _greenletClass = Greenlet
 
   /** @internal */
   _getcurrent(): Greenlet | null {
