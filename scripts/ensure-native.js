@@ -6,6 +6,8 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
+const { platformName } = require('./platform')
+
 const root = path.join(__dirname, '..')
 
 function loads() {
@@ -23,16 +25,6 @@ function libraryFileName() {
   return 'libgreenthread_node.so'
 }
 
-function platformSuffix() {
-  const arch = process.arch
-  if (process.platform === 'linux') {
-    const musl = fs.existsSync('/etc/alpine-release')
-    return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
-  }
-  if (process.platform === 'win32') return `win32-${arch}-msvc`
-  return `${process.platform}-${arch}`
-}
-
 function inDevCheckout() {
   // With the dev tools installed, `prepare` runs the full napi build next.
   try {
@@ -48,6 +40,6 @@ if (!inDevCheckout() && !loads()) {
   execFileSync('cargo', ['build', '--release', '-p', 'greenthread-node'], { cwd: root, stdio: 'inherit' })
   fs.copyFileSync(
     path.join(root, 'target', 'release', libraryFileName()),
-    path.join(root, `greenthread.${platformSuffix()}.node`),
+    path.join(root, `greenthread.${platformName()}.node`),
   )
 }

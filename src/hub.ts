@@ -78,6 +78,9 @@ class HubClient {
   private readonly out = new Float64Array(wire.OUT_HEADER + READY_PER_BATCH * wire.READY_WIDTH)
   private readonly headerOnly = new Float64Array(wire.OUT_HEADER)
   private tickScheduled = false
+  /** Ticks wait while this is set (`pauseTicksUntil`); one was due if `tickDeferred`. */
+  private ticksPaused = false
+  private tickDeferred = false
   private keepAlive: NodeJS.Timeout | undefined
   private lastId = 0
   /** Next entry of the ready batch in `out`, and how many it has. */
@@ -164,6 +167,19 @@ class HubClient {
   }
 
   /**
+   * @internal No turn of the hub runs (nothing is resumed) until `ready`
+   * settles; the turns that came due meanwhile run then, as one.
+   */
+  pauseTicksUntil(ready: Promise<void>): void {
+    this.ticksPaused = true
+    void ready.then(() => {
+      this.ticksPaused = false
+      if (this.tickDeferred && !this.tickScheduled) this.schedule()
+      this.tickDeferred = false
+    })
+  }
+
+  /**
    * One turn of the hub: flush commands, resume the ready batch in run-queue
    * order. It runs as a macrotask, so every greenlet resumed by the previous
    * turn has run up to its next wait before this one starts: `sleep(0)`
@@ -171,6 +187,10 @@ class HubClient {
    */
   private readonly tick = (): void => {
     this.tickScheduled = false
+    if (this.ticksPaused) {
+      this.tickDeferred = true
+      return
+    }
     const out = this.out
     this.native().flush(this.commands, this.count, out, performance.now())
     this.count = 0

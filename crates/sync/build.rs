@@ -17,13 +17,22 @@ fn node_include_dir() -> PathBuf {
     let output = Command::new(&node)
         .args(["-p", "process.execPath"])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{node}` to find the Node headers ({e}); set GREENTHREAD_NODE_INCLUDE"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `{node}` to find the Node headers ({e}); set GREENTHREAD_NODE_INCLUDE"
+            )
+        });
     let exec_path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     exec_path
         .parent()
         .and_then(|bin| bin.parent())
         .map(|prefix| prefix.join("include").join("node"))
-        .unwrap_or_else(|| panic!("cannot derive the Node include directory from {}", exec_path.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "cannot derive the Node include directory from {}",
+                exec_path.display()
+            )
+        })
 }
 
 fn main() {
@@ -37,13 +46,20 @@ fn main() {
     println!("cargo:rerun-if-env-changed=GREENTHREAD_NODE_INCLUDE");
     println!("cargo:rerun-if-env-changed=NODE");
     println!("cargo:rerun-if-changed=shim/locker.cc");
-    println!("cargo:rerun-if-changed={}", include.join("node_version.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("node_version.h").display()
+    );
     cc::Build::new()
         .cpp(true)
         .file("shim/locker.cc")
         // A system include: warnings from the V8 headers are not ours.
         .flag("-isystem")
-        .flag(include.to_str().expect("the Node include directory is not valid UTF-8"))
+        .flag(
+            include
+                .to_str()
+                .expect("the Node include directory is not valid UTF-8"),
+        )
         // Node 22's V8 headers need C++20; Node 20's accept it.
         .std("c++20")
         .flag_if_supported("-fno-rtti")

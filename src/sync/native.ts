@@ -1,13 +1,25 @@
 /**
  * Loads the greenthread/sync native binary, built once per Node ABI
- * (`scripts/build-sync.js`). Internal.
+ * (`scripts/build-sync.js`), after making the process safe for it. Internal.
  *
  * The binary drives V8 directly (v8::Locker), so it only works on the Node
- * whose headers built it. On any other Node, or off the main thread, loading
- * throws an Error that says why; it never loads a binary of another ABI.
+ * whose headers built it. Loading refuses, with an Error that says why, on
+ * any other Node, off the main thread, and where V8 cannot run archived
+ * threads safely (see `crates/sync/shim/locker.cc` for the list):
+ * - WebAssembly code GC aborts the process while any thread is archived
+ *   (V8 11.3 to 14.6), and undici's `fetch` runs WebAssembly: wasm code GC
+ *   is turned off here, before the first greenlet exists.
+ * - AsyncLocalStorage built on AsyncContextFrame (the default from Node 24,
+ *   `--experimental-async-context-frame` on 22) keeps its current frame in
+ *   one isolate-wide slot that a scavenge visits once per thread and moves
+ *   again at each visit: young-generation objects reachable from the running
+ *   thread are pinned instead (V8 13+). Node 22's V8 cannot, so there the
+ *   flag is refused.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import * as v8 from 'node:v8'
 import { isMainThread } from 'node:worker_threads'
 
 /** What the binary exports (crates/sync/src/lib.rs). */
@@ -19,49 +31,68 @@ export interface SyncBinding {
   threadStats(): { threads: number; idle: number }
 }
 
-/** Node majors by module ABI, for error messages. */
-const NODE_BY_ABI: Readonly<Record<string, string>> = { 108: '18', 115: '20', 120: '21', 127: '22', 131: '23', 137: '24' }
-/** The ABIs that CI builds and tests. */
-const SUPPORTED = ['115', '127']
-
-/** napi-rs's platform naming (as in scripts/build-sync.js). */
-function platformName(): string {
-  const { platform, arch } = process
-  if (platform === 'linux') {
-    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
-    return `linux-${arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`
-  }
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
+interface PlatformScript {
+  platformName(): string
+  syncNodeByAbi(): Record<string, string>
 }
 
-function describeAbi(abi: string): string {
-  const major = NODE_BY_ABI[abi]
-  return major ? `Node ${major} (ABI ${abi})` : `ABI ${abi}`
+// Compiled to dist/src/sync/: the binaries and scripts sit at the package root.
+const root = path.join(__dirname, '..', '..', '..')
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { platformName, syncNodeByAbi } = require(path.join(root, 'scripts', 'platform.js')) as PlatformScript
+
+function supportedNodes(): string {
+  return Object.values(syncNodeByAbi())
+    .map((major) => `Node ${major}`)
+    .join(', ')
+}
+
+/**
+ * Whether AsyncLocalStorage runs on AsyncContextFrame (V8's continuation-
+ * preserved embedder data) rather than async_hooks. Read from the class
+ * itself: only the async_hooks implementation propagates through `_propagate`.
+ * An unknown implementation counts as AsyncContextFrame, so this fails safe.
+ */
+function usesAsyncContextFrame(): boolean {
+  const proto = AsyncLocalStorage.prototype as unknown as Record<string, unknown>
+  return typeof proto._propagate !== 'function'
 }
 
 function load(): SyncBinding {
   if (!isMainThread) {
     throw new Error('greenthread/sync runs on the main thread only: sync greenlets share the main V8 isolate')
   }
-  // Compiled to dist/src/sync/: the binaries sit at the package root.
-  const root = path.join(__dirname, '..', '..', '..')
   const platform = platformName()
   const abi = process.versions.modules
   const file = path.join(root, `greenthread-sync.${platform}.abi${abi}.node`)
   if (!fs.existsSync(file)) {
-    const prefix = `greenthread-sync.${platform}.abi`
-    const built = fs
-      .readdirSync(root)
-      .filter((f) => f.startsWith(prefix) && f.endsWith('.node'))
-      .map((f) => describeAbi(f.slice(prefix.length, -'.node'.length)))
+    const supported = syncNodeByAbi()[abi] !== undefined
     throw new Error(
       `greenthread/sync has no native binary for Node ${process.version} (ABI ${abi}) on ${platform}. ` +
-        `It supports ${SUPPORTED.map(describeAbi).join(' and ')}; ` +
-        `binaries present: ${built.length > 0 ? built.join(', ') : 'none'}. ` +
-        `Build one for this Node with \`node scripts/build-sync.js\` (the async module 'greenthread' works on any Node).`,
+        `It supports ${supportedNodes()} on linux-x64-gnu (prebuilt) and builds from source elsewhere` +
+        (supported ? ': run `node scripts/build-sync.js` in the package directory' : '') +
+        `. The async module 'greenthread' works on any Node.`,
     )
   }
+  if (usesAsyncContextFrame()) {
+    // V8 visits the continuation-preserved embedder data slot (where the
+    // current AsyncContextFrame lives) once per thread, archived ones too,
+    // and a scavenge evacuates a young object again at every visit after the
+    // first: whatever the first visit updated is left pointing at a stale
+    // copy. Pinning what the running thread's stack and handles reach (that
+    // slot among them) keeps the object in place, so every visit agrees.
+    if (Number.parseInt(process.versions.v8, 10) < 13) {
+      throw new Error(
+        `greenthread/sync cannot run with --experimental-async-context-frame on Node ${process.version}: ` +
+          `its V8 corrupts the heap once a thread that shares the isolate has used AsyncLocalStorage, ` +
+          `and lacks the pinning that avoids it. Run without that flag.`,
+      )
+    }
+    v8.setFlagsFromString('--scavenger-precise-object-pinning')
+  }
+  // V8 aborts a wasm code GC while another thread is archived; dead wasm
+  // code is then kept until its module dies.
+  v8.setFlagsFromString('--no-wasm-code-gc')
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as SyncBinding

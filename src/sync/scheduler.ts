@@ -87,6 +87,14 @@ function drain(): void {}
 
 syncNative.install(runner, drain, Number(process.versions.modules))
 
+// A wasm code GC started before the loader turned it off leaves a task on
+// the event loop (run from its poll phase) that aborts the process if any
+// thread is archived then, even once its GC is over; its stack-guard
+// interrupt likewise runs wherever JS runs next. No greenlet is started (so
+// no thread is archived) until both have run on the main thread: the hub's
+// turns wait for a whole turn of the event loop, poll phase included.
+hub.pauseTicksUntil(new Promise((resolve) => setImmediate(() => setImmediate(resolve))))
+
 /**
  * Walks the hub's ready batch from where the tick (or the previous walker)
  * left it and returns the slot of the first sync greenlet that is ready to

@@ -61,7 +61,14 @@ fn parse_options() -> Options {
     }
     let Some(port) = port else { usage() };
     o.addr = format!("{host}:{port}").parse().unwrap_or_else(|_| usage());
-    if o.clients == 0 || o.size == 0 || o.size > 1024 || !(o.seconds > 0.0) || !(o.warmup >= 0.0) {
+    if o.clients == 0
+        || o.size == 0
+        || o.size > 1024
+        || o.seconds.is_nan()
+        || o.seconds <= 0.0
+        || o.warmup.is_nan()
+        || o.warmup < 0.0
+    {
         usage();
     }
     o
@@ -82,7 +89,11 @@ impl Client {
     fn compose(&mut self, size: usize, upper: bool) {
         let mut text = format!("client-{} say hello {}", self.id, self.counter).into_bytes();
         text.resize(size, b'.');
-        self.expected = if upper { text.to_ascii_uppercase() } else { text.clone() };
+        self.expected = if upper {
+            text.to_ascii_uppercase()
+        } else {
+            text.clone()
+        };
         self.message = text;
         self.received.clear();
     }
@@ -104,7 +115,10 @@ impl Histogram {
     const MAX_US: usize = 1_000_000;
 
     fn new() -> Histogram {
-        Histogram { buckets: vec![0; Self::MAX_US + 1], count: 0 }
+        Histogram {
+            buckets: vec![0; Self::MAX_US + 1],
+            count: 0,
+        }
     }
 
     fn record(&mut self, d: Duration) {
@@ -127,7 +141,10 @@ impl Histogram {
 }
 
 fn epoll_add(epfd: RawFd, fd: RawFd, token: usize) -> io::Result<()> {
-    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token as u64 };
+    let mut event = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token as u64,
+    };
     // SAFETY: both fds are open; `event` is a valid epoll_event.
     if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } < 0 {
         return Err(io::Error::last_os_error());
@@ -135,6 +152,8 @@ fn epoll_add(epfd: RawFd, fd: RawFd, token: usize) -> io::Result<()> {
     Ok(())
 }
 
+// The report on stdout is this tool's output, read by bench/echo.ts.
+#[allow(clippy::print_stdout)]
 fn main() {
     let o = parse_options();
     // SAFETY: plain syscall; the result is checked.

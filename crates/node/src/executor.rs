@@ -7,122 +7,146 @@ use napi_derive::napi;
 use crate::wake::js_wake;
 
 fn frame_error(e: impl std::fmt::Display) -> Error {
-  Error::new(Status::InvalidArg, e.to_string())
+    Error::new(Status::InvalidArg, e.to_string())
 }
 
 /// The front end's handle on an executor queue (see the runtime's
 /// `executor` module): submits task frames, drains completion frames.
 #[napi]
 pub struct NativeExecutor {
-  pool: Arc<Pool>,
+    pool: Arc<Pool>,
 }
 
 #[napi]
 impl NativeExecutor {
-  /// `wake` is called (without arguments) when completions are ready to be
-  /// drained. It never keeps the event loop alive by itself.
-  #[napi(constructor, catch_unwind)]
-  pub fn new(wake: Function<(), ()>) -> Result<Self> {
-    Ok(NativeExecutor { pool: Pool::new(js_wake(wake)?) })
-  }
-
-  /// What workers pass to `NativeExecutorSlot` to find this queue.
-  #[napi(getter)]
-  pub fn id(&self) -> u32 {
-    self.pool.id()
-  }
-
-  #[napi(catch_unwind)]
-  pub fn submit(&self, batch: BufferSlice) -> Result<u32> {
-    self.pool.submit(&batch).map(|n| n as u32).map_err(frame_error)
-  }
-
-  #[napi(catch_unwind)]
-  pub fn cancel(&self, id: u32) -> bool {
-    self.pool.cancel(id)
-  }
-
-  #[napi(catch_unwind)]
-  pub fn cancel_queued(&self) -> Vec<u32> {
-    self.pool.cancel_queued()
-  }
-
-  #[napi(catch_unwind)]
-  pub fn purge(&self) {
-    self.pool.purge()
-  }
-
-  /// 0: not queued nor running (done, cancelled, unknown), 1: queued, 2: running.
-  #[napi(catch_unwind)]
-  pub fn state(&self, id: u32) -> u32 {
-    match self.pool.state(id) {
-      None => 0,
-      Some(TaskState::Queued) => 1,
-      Some(TaskState::Running) => 2,
+    /// `wake` is called (without arguments) when completions are ready to be
+    /// drained. It never keeps the event loop alive by itself.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(wake: Function<(), ()>) -> Result<Self> {
+        Ok(NativeExecutor {
+            pool: Pool::new(js_wake(wake)?),
+        })
     }
-  }
 
-  #[napi(catch_unwind)]
-  pub fn drain(&self) -> Option<Buffer> {
-    let bytes = self.pool.drain();
-    (!bytes.is_empty()).then(|| bytes.into())
-  }
+    /// What workers pass to `NativeExecutorSlot` to find this queue.
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.pool.id()
+    }
 
-  #[napi(catch_unwind)]
-  pub fn define(&self, id: u32, definition: BufferSlice) {
-    self.pool.define(id, &definition)
-  }
+    #[napi(catch_unwind)]
+    pub fn submit(&self, batch: BufferSlice) -> Result<u32> {
+        self.pool
+            .submit(&batch)
+            .map(|n| n as u32)
+            .map_err(frame_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, id: u32) -> bool {
+        self.pool.cancel(id)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn cancel_queued(&self) -> Vec<u32> {
+        self.pool.cancel_queued()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn purge(&self) {
+        self.pool.purge()
+    }
+
+    /// 0: not queued nor running (done, cancelled, unknown), 1: queued, 2: running.
+    #[napi(catch_unwind)]
+    pub fn state(&self, id: u32) -> u32 {
+        match self.pool.state(id) {
+            None => 0,
+            Some(TaskState::Queued) => 1,
+            Some(TaskState::Running) => 2,
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn drain(&self) -> Option<Buffer> {
+        let bytes = self.pool.drain();
+        (!bytes.is_empty()).then(|| bytes.into())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn define(&self, id: u32, definition: BufferSlice) {
+        self.pool.define(id, &definition)
+    }
 }
 
 /// A worker's end of an executor queue. Create it on the thread that runs
 /// the tasks.
 #[napi]
 pub struct NativeExecutorSlot {
-  slot: Option<Slot>,
+    slot: Option<Slot>,
 }
 
 impl NativeExecutorSlot {
-  fn slot(&self) -> Result<&Slot> {
-    self.slot.as_ref().ok_or_else(|| Error::new(Status::GenericFailure, "executor slot is detached"))
-  }
+    fn slot(&self) -> Result<&Slot> {
+        self.slot
+            .as_ref()
+            .ok_or_else(|| Error::new(Status::GenericFailure, "executor slot is detached"))
+    }
 }
 
 #[napi]
 impl NativeExecutorSlot {
-  #[napi(constructor, catch_unwind)]
-  pub fn new(pool_id: u32) -> Result<Self> {
-    let pool = Pool::find(pool_id)
-      .ok_or_else(|| Error::new(Status::GenericFailure, format!("executor {pool_id} no longer exists")))?;
-    Ok(NativeExecutorSlot { slot: Some(Slot::attach(pool)) })
-  }
+    #[napi(constructor, catch_unwind)]
+    pub fn new(pool_id: u32) -> Result<Self> {
+        let pool = Pool::find(pool_id).ok_or_else(|| {
+            Error::new(
+                Status::GenericFailure,
+                format!("executor {pool_id} no longer exists"),
+            )
+        })?;
+        Ok(NativeExecutorSlot {
+            slot: Some(Slot::attach(pool)),
+        })
+    }
 
-  /// Up to `max` task frames, or `null` if there is nothing to run.
-  #[napi(catch_unwind)]
-  pub fn take(&self, max: u32) -> Result<Option<Buffer>> {
-    let mut out = Vec::new();
-    let taken = self.slot()?.take(max as usize, &mut out);
-    Ok((taken > 0).then(|| out.into()))
-  }
+    /// Up to `max` task frames, or `null` if there is nothing to run.
+    #[napi(catch_unwind)]
+    pub fn take(&self, max: u32) -> Result<Option<Buffer>> {
+        let mut out = Vec::new();
+        let taken = self.slot()?.take(max as usize, &mut out);
+        Ok((taken > 0).then(|| out.into()))
+    }
 
-  /// Queues again task frames from `take` that have not started.
-  #[napi(catch_unwind)]
-  pub fn give_back(&self, batch: BufferSlice) -> Result<u32> {
-    self.slot()?.give_back(&batch).map(|n| n as u32).map_err(frame_error)
-  }
+    /// Queues again task frames from `take` that have not started.
+    #[napi(catch_unwind)]
+    pub fn give_back(&self, batch: BufferSlice) -> Result<u32> {
+        self.slot()?
+            .give_back(&batch)
+            .map(|n| n as u32)
+            .map_err(frame_error)
+    }
 
-  #[napi(catch_unwind)]
-  pub fn complete(&self, batch: BufferSlice) -> Result<u32> {
-    self.slot()?.pool().complete(&batch).map(|n| n as u32).map_err(frame_error)
-  }
+    #[napi(catch_unwind)]
+    pub fn complete(&self, batch: BufferSlice) -> Result<u32> {
+        self.slot()?
+            .pool()
+            .complete(&batch)
+            .map(|n| n as u32)
+            .map_err(frame_error)
+    }
 
-  #[napi(catch_unwind)]
-  pub fn definition(&self, id: u32) -> Result<Option<Buffer>> {
-    Ok(self.slot()?.pool().definition(id).map(|d| d.to_vec().into()))
-  }
+    #[napi(catch_unwind)]
+    pub fn definition(&self, id: u32) -> Result<Option<Buffer>> {
+        Ok(self
+            .slot()?
+            .pool()
+            .definition(id)
+            .map(|d| d.to_vec().into()))
+    }
 
-  /// Leaves the queue now, giving back the tasks of the local deque.
-  #[napi(catch_unwind)]
-  pub fn detach(&mut self) {
-    self.slot = None;
-  }
+    /// Leaves the queue now, giving back the tasks of the local deque.
+    #[napi(catch_unwind)]
+    pub fn detach(&mut self) {
+        self.slot = None;
+    }
 }

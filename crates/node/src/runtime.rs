@@ -5,22 +5,25 @@ use napi_derive::napi;
 /// Sets the number of runtime worker threads. Only before first use.
 #[napi(catch_unwind)]
 pub fn configure_runtime(workers: u32) -> Result<()> {
-  runtime::configure(workers as usize).map_err(|e| {
-    let status = match e {
-      ConfigError::AlreadyStarted => Status::GenericFailure,
-      ConfigError::ZeroWorkers => Status::InvalidArg,
-    };
-    Error::new(status, e.to_string())
-  })
+    runtime::configure(workers as usize).map_err(|e| {
+        let status = match e {
+            ConfigError::AlreadyStarted => Status::GenericFailure,
+            ConfigError::ZeroWorkers => Status::InvalidArg,
+        };
+        Error::new(status, e.to_string())
+    })
 }
 
 #[napi(object)]
 pub struct RuntimeInfo {
-  pub started: bool,
-  pub workers: u32,
+    pub started: bool,
+    pub workers: u32,
 }
 
 #[napi(catch_unwind)]
 pub fn runtime_info() -> RuntimeInfo {
-  RuntimeInfo { started: runtime::is_started(), workers: runtime::workers() as u32 }
+    RuntimeInfo {
+        started: runtime::is_started(),
+        workers: runtime::workers() as u32,
+    }
 }

@@ -78,7 +78,12 @@ fn run(shared: &Shared, wake: &Wake) {
     let mut clock = shared.lock();
     while !clock.closed {
         match clock.armed {
-            None => clock = shared.changed.wait(clock).unwrap_or_else(|e| e.into_inner()),
+            None => {
+                clock = shared
+                    .changed
+                    .wait(clock)
+                    .unwrap_or_else(|e| e.into_inner())
+            }
             Some(deadline) => {
                 let now = Instant::now();
                 if deadline <= now {

@@ -110,7 +110,8 @@ impl Baton {
     /// Hands the baton to its owner, waking it if it sleeps.
     pub fn give(&self) {
         // Published by the swap below (release), read after it (acquire).
-        self.given_at_ns.store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
+        self.given_at_ns
+            .store(nanos_since_epoch(Instant::now()), Ordering::Relaxed);
         if self.word.swap(GIVEN, Ordering::AcqRel) != EMPTY {
             // SLEEPING or PREPARED: unparking a thread that is not parked
             // only leaves a token, which `take` tolerates.
@@ -133,12 +134,18 @@ impl Baton {
     /// Blocks the owner until the baton is given (returns at once if it
     /// already was). Must be called by the owner thread only.
     pub fn take(&self, expect: Expect) {
-        debug_assert_eq!(thread::current().id(), self.owner.id(), "Baton::take called by a thread that does not own it");
+        debug_assert_eq!(
+            thread::current().id(),
+            self.owner.id(),
+            "Baton::take called by a thread that does not own it"
+        );
         let start = Instant::now();
         let spin = match expect {
             Expect::Long => Duration::ZERO,
             Expect::Soon => {
-                if Duration::from_nanos(self.average_wait_ns.load(Ordering::Relaxed).into()) <= MAX_SPIN {
+                if Duration::from_nanos(self.average_wait_ns.load(Ordering::Relaxed).into())
+                    <= MAX_SPIN
+                {
                     MAX_SPIN
                 } else {
                     Duration::ZERO
@@ -151,7 +158,9 @@ impl Baton {
         // Only the owner moves the word away from GIVEN.
         self.word.store(EMPTY, Ordering::Relaxed);
         let given_at = self.given_at_ns.load(Ordering::Relaxed);
-        self.learn(Duration::from_nanos(given_at.saturating_sub(nanos_since_epoch(start))));
+        self.learn(Duration::from_nanos(
+            given_at.saturating_sub(nanos_since_epoch(start)),
+        ));
     }
 
     /// Spins until the baton is given or `limit` has passed since `start`.
@@ -190,7 +199,10 @@ impl Baton {
 
     fn sleep_until_given(&self) {
         loop {
-            match self.word.compare_exchange(EMPTY, SLEEPING, Ordering::Acquire, Ordering::Acquire) {
+            match self
+                .word
+                .compare_exchange(EMPTY, SLEEPING, Ordering::Acquire, Ordering::Acquire)
+            {
                 Ok(_) | Err(SLEEPING) => thread::park(),
                 Err(GIVEN) => return,
                 Err(_) => {
@@ -199,10 +211,12 @@ impl Baton {
                         return;
                     }
                     // Not yet: sleep again, unless it was given meanwhile.
-                    if let Err(GIVEN) =
-                        self.word
-                            .compare_exchange(PREPARED, SLEEPING, Ordering::Acquire, Ordering::Acquire)
-                    {
+                    if let Err(GIVEN) = self.word.compare_exchange(
+                        PREPARED,
+                        SLEEPING,
+                        Ordering::Acquire,
+                        Ordering::Acquire,
+                    ) {
                         return;
                     }
                 }
@@ -211,7 +225,9 @@ impl Baton {
     }
 
     fn learn(&self, waited: Duration) {
-        let waited = u32::try_from(waited.as_nanos()).unwrap_or(u32::MAX).min(WAIT_CAP_NS);
+        let waited = u32::try_from(waited.as_nanos())
+            .unwrap_or(u32::MAX)
+            .min(WAIT_CAP_NS);
         let average = self.average_wait_ns.load(Ordering::Relaxed);
         let next = (u64::from(average) * 3 + u64::from(waited)) / 4;
         // Both operands are capped at WAIT_CAP_NS, so this fits.
@@ -233,7 +249,9 @@ mod tests {
     use std::sync::Arc;
 
     /// A thread with its own baton, reporting the baton back to the test.
-    fn spawn_owner(body: impl FnOnce(Arc<Baton>) + Send + 'static) -> (Arc<Baton>, thread::JoinHandle<()>) {
+    fn spawn_owner(
+        body: impl FnOnce(Arc<Baton>) + Send + 'static,
+    ) -> (Arc<Baton>, thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel();
         let handle = thread::spawn(move || {
             let baton = Arc::new(Baton::for_current_thread());
@@ -294,7 +312,10 @@ mod tests {
         // Longer than PREPARED_SPIN: the owner must go back to sleep and
         // still wake for the give.
         thread::sleep(Duration::from_millis(5));
-        assert!(done_rx.try_recv().is_err(), "prepare alone must not hand over the baton");
+        assert!(
+            done_rx.try_recv().is_err(),
+            "prepare alone must not hand over the baton"
+        );
         baton.give();
         assert_eq!(done_rx.recv_timeout(Duration::from_secs(5)).unwrap(), 2);
         handle.join().unwrap();
@@ -306,10 +327,14 @@ mod tests {
         for _ in 0..8 {
             baton.learn(Duration::from_millis(5));
         }
-        assert!(u64::from(baton.average_wait_ns.load(Ordering::Relaxed)) > MAX_SPIN.as_nanos() as u64);
+        assert!(
+            u64::from(baton.average_wait_ns.load(Ordering::Relaxed)) > MAX_SPIN.as_nanos() as u64
+        );
         for _ in 0..32 {
             baton.learn(Duration::from_nanos(500));
         }
-        assert!(u64::from(baton.average_wait_ns.load(Ordering::Relaxed)) <= MAX_SPIN.as_nanos() as u64);
+        assert!(
+            u64::from(baton.average_wait_ns.load(Ordering::Relaxed)) <= MAX_SPIN.as_nanos() as u64
+        );
     }
 }

@@ -77,7 +77,10 @@ pub fn frames(mut bytes: &[u8]) -> impl Iterator<Item = Result<(u32, &[u8]), Fra
         let rest = &bytes[FRAME_HEADER..];
         if rest.len() < len {
             bytes = &[];
-            return Some(Err(FrameError(format!("frame {id} claims {len} bytes, {} left", rest.len()))));
+            return Some(Err(FrameError(format!(
+                "frame {id} claims {len} bytes, {} left",
+                rest.len()
+            ))));
         }
         let (payload, tail) = rest.split_at(len);
         bytes = tail;
@@ -126,7 +129,9 @@ impl Pool {
             definitions: Mutex::default(),
             wake,
         });
-        lock(&REGISTRY).get_or_insert_with(HashMap::new).insert(pool.id, Arc::downgrade(&pool));
+        lock(&REGISTRY)
+            .get_or_insert_with(HashMap::new)
+            .insert(pool.id, Arc::downgrade(&pool));
         pool
     }
 
@@ -143,7 +148,12 @@ impl Pool {
     /// malformed or an id is already in use.
     pub fn submit(&self, batch: &[u8]) -> Result<usize, FrameError> {
         let tasks = frames(batch)
-            .map(|f| f.map(|(id, payload)| Task { id, payload: payload.into() }))
+            .map(|f| {
+                f.map(|(id, payload)| Task {
+                    id,
+                    payload: payload.into(),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         {
             let mut states = lock(&self.states);
@@ -173,7 +183,11 @@ impl Pool {
     /// Cancels every queued task and returns their ids.
     pub fn cancel_queued(&self) -> Vec<u32> {
         let mut states = lock(&self.states);
-        let ids: Vec<u32> = states.iter().filter(|(_, s)| **s == TaskState::Queued).map(|(id, _)| *id).collect();
+        let ids: Vec<u32> = states
+            .iter()
+            .filter(|(_, s)| **s == TaskState::Queued)
+            .map(|(id, _)| *id)
+            .collect();
         for id in &ids {
             states.remove(id);
         }
@@ -200,7 +214,9 @@ impl Pool {
     /// Records a batch of completion frames and wakes the front end if it
     /// had nothing to drain.
     pub fn complete(&self, batch: &[u8]) -> Result<usize, FrameError> {
-        let ids = frames(batch).map(|f| f.map(|(id, _)| id)).collect::<Result<Vec<_>, _>>()?;
+        let ids = frames(batch)
+            .map(|f| f.map(|(id, _)| id))
+            .collect::<Result<Vec<_>, _>>()?;
         {
             let mut states = lock(&self.states);
             for id in &ids {
@@ -252,7 +268,10 @@ impl Slot {
     pub fn attach(pool: Arc<Pool>) -> Slot {
         let local = Worker::new_fifo();
         let index = pool.next_slot.fetch_add(1, Ordering::Relaxed);
-        pool.stealers.write().unwrap_or_else(|e| e.into_inner()).push((index, local.stealer()));
+        pool.stealers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((index, local.stealer()));
         Slot { pool, index, local }
     }
 
@@ -269,7 +288,11 @@ impl Slot {
         // runnable or the queue is empty.
         while taken < max {
             while batch.len() < max - taken {
-                match self.local.pop().or_else(|| self.refill(max - taken - batch.len())) {
+                match self
+                    .local
+                    .pop()
+                    .or_else(|| self.refill(max - taken - batch.len()))
+                {
                     Some(task) => batch.push(task),
                     None => break,
                 }
@@ -294,7 +317,12 @@ impl Slot {
     /// slot's deque where idle siblings can steal them. Returns how many.
     pub fn give_back(&self, batch: &[u8]) -> Result<usize, FrameError> {
         let tasks = frames(batch)
-            .map(|f| f.map(|(id, payload)| Task { id, payload: payload.into() }))
+            .map(|f| {
+                f.map(|(id, payload)| Task {
+                    id,
+                    payload: payload.into(),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut states = lock(&self.pool.states);
         let mut n = 0;
@@ -313,7 +341,11 @@ impl Slot {
     fn refill(&self, want: usize) -> Option<Task> {
         let limit = want.saturating_mul(2).max(1);
         loop {
-            match self.pool.injector.steal_batch_with_limit_and_pop(&self.local, limit) {
+            match self
+                .pool
+                .injector
+                .steal_batch_with_limit_and_pop(&self.local, limit)
+            {
                 Steal::Success(task) => return Some(task),
                 Steal::Empty => break,
                 Steal::Retry => continue,
@@ -338,7 +370,11 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.pool.stealers.write().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != self.index);
+        self.pool
+            .stealers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(i, _)| *i != self.index);
         while let Some(task) = self.local.pop() {
             self.pool.injector.push(task);
         }
@@ -365,27 +401,37 @@ mod tests {
     fn counting_pool() -> (Arc<Pool>, Arc<AtomicUsize>) {
         let wakes = Arc::new(AtomicUsize::new(0));
         let w = wakes.clone();
-        (Pool::new(Arc::new(move || {
-            w.fetch_add(1, Ordering::SeqCst);
-        })), wakes)
+        (
+            Pool::new(Arc::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            })),
+            wakes,
+        )
     }
 
     #[test]
     fn tasks_are_taken_in_submission_order_with_their_payloads() {
         let (pool, _) = counting_pool();
-        pool.submit(&batch(&[(1, b"a"), (2, b"bb"), (3, b"")])).unwrap();
+        pool.submit(&batch(&[(1, b"a"), (2, b"bb"), (3, b"")]))
+            .unwrap();
         let slot = Slot::attach(pool.clone());
         let mut out = Vec::new();
         assert_eq!(slot.take(10, &mut out), 3);
-        let got: Vec<(u32, Vec<u8>)> = frames(&out).map(|f| f.map(|(i, p)| (i, p.to_vec())).unwrap()).collect();
-        assert_eq!(got, vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, vec![])]);
+        let got: Vec<(u32, Vec<u8>)> = frames(&out)
+            .map(|f| f.map(|(i, p)| (i, p.to_vec())).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (3, vec![])]
+        );
         assert_eq!(pool.state(2), Some(TaskState::Running));
     }
 
     #[test]
     fn cancelled_tasks_are_never_handed_out_and_running_ones_cannot_be_cancelled() {
         let (pool, _) = counting_pool();
-        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")]))
+            .unwrap();
         assert!(pool.cancel(2));
         assert!(!pool.cancel(2), "already cancelled");
         let slot = Slot::attach(pool.clone());
@@ -400,7 +446,8 @@ mod tests {
     #[test]
     fn cancelled_tasks_do_not_count_against_a_take() {
         let (pool, _) = counting_pool();
-        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")]))
+            .unwrap();
         assert!(pool.cancel(1));
         assert!(pool.cancel(2));
         let slot = Slot::attach(pool.clone());
@@ -412,7 +459,8 @@ mod tests {
     #[test]
     fn given_back_tasks_are_queued_again_and_stealable() {
         let (pool, _) = counting_pool();
-        pool.submit(&batch(&[(1, b"a"), (2, b"b"), (3, b"c")])).unwrap();
+        pool.submit(&batch(&[(1, b"a"), (2, b"b"), (3, b"c")]))
+            .unwrap();
         let a = Slot::attach(pool.clone());
         let mut out = Vec::new();
         assert_eq!(a.take(3, &mut out), 3);
@@ -439,7 +487,11 @@ mod tests {
         assert_eq!(a.take(2, &mut out_a), 2);
         assert!(!a.local.is_empty());
         let mut out_b = Vec::new();
-        assert_eq!(b.take(100, &mut out_b), 6, "the injector's rest and a's leftovers");
+        assert_eq!(
+            b.take(100, &mut out_b),
+            6,
+            "the injector's rest and a's leftovers"
+        );
         assert!(a.local.is_empty());
         let mut all = ids(&out_a);
         all.extend(ids(&out_b));
@@ -464,7 +516,8 @@ mod tests {
     #[test]
     fn completions_wake_once_per_batch_until_drained() {
         let (pool, wakes) = counting_pool();
-        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")]))
+            .unwrap();
         let slot = Slot::attach(pool.clone());
         let mut out = Vec::new();
         slot.take(3, &mut out);
@@ -479,7 +532,8 @@ mod tests {
     #[test]
     fn cancel_queued_and_purge_leave_nothing_to_take() {
         let (pool, _) = counting_pool();
-        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")])).unwrap();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")]))
+            .unwrap();
         let slot = Slot::attach(pool.clone());
         let mut out = Vec::new();
         slot.take(1, &mut out);
@@ -525,7 +579,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<u32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<u32> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         all.sort();
         assert_eq!(all, (0..10_000).collect::<Vec<_>>());
         assert_eq!(ids(&pool.drain()).len(), 10_000);

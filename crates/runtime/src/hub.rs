@@ -95,7 +95,12 @@ pub enum Command {
     Resumed { id: u32, parent: u32 },
     /// Suspend until `count` of the greenlets named by the following `Join`
     /// commands have died (or, with `raise_error`, one of them failed).
-    JoinWait { id: u32, count: u32, timeout: Option<Due>, raise_error: bool },
+    JoinWait {
+        id: u32,
+        count: u32,
+        timeout: Option<Due>,
+        raise_error: bool,
+    },
     /// Register `waiter` (which just issued `JoinWait`) with `target`.
     Join { waiter: u32, target: u32 },
     /// `id` finished; `failed` if it raised.
@@ -153,7 +158,7 @@ impl Due {
 /// A deadline on the front end's clock as a [`Due`]; `now` is that clock's
 /// reading at the flush. Negative deadlines mean "no timeout".
 fn due(deadline: f64, now: f64) -> Option<Due> {
-    (deadline >= 0.0).then(|| Due(deadline - now))
+    (deadline >= 0.0).then_some(Due(deadline - now))
 }
 
 fn id_from(x: f64) -> Result<u32, String> {
@@ -173,20 +178,35 @@ impl Command {
         };
         let id = id_from(id)?;
         Ok(match op as u8 {
-            wire::SPAWN => Command::Spawn { id, delay: (a > 0.0).then(|| Due(a - now)) },
+            wire::SPAWN => Command::Spawn {
+                id,
+                delay: (a > 0.0).then_some(Due(a - now)),
+            },
             wire::YIELD => Command::Yield { id },
-            wire::PARK => Command::Park { id, timeout: due(a, now) },
+            wire::PARK => Command::Park {
+                id,
+                timeout: due(a, now),
+            },
             wire::PARK_SWITCH => Command::ParkSwitch { id },
             wire::UNPARK => Command::Unpark { id },
-            wire::RESUMED => Command::Resumed { id, parent: id_from(a)? },
+            wire::RESUMED => Command::Resumed {
+                id,
+                parent: id_from(a)?,
+            },
             wire::JOIN_WAIT | wire::JOIN_WAIT_RAISE => Command::JoinWait {
                 id,
                 count: id_from(a)?,
                 timeout: due(b, now),
                 raise_error: op as u8 == wire::JOIN_WAIT_RAISE,
             },
-            wire::JOIN => Command::Join { waiter: id, target: id_from(a)? },
-            wire::DIE => Command::Die { id, failed: a != 0.0 },
+            wire::JOIN => Command::Join {
+                waiter: id,
+                target: id_from(a)?,
+            },
+            wire::DIE => Command::Die {
+                id,
+                failed: a != 0.0,
+            },
             wire::INTERRUPT => Command::Interrupt { id },
             wire::DISCARD => Command::Discard { id },
             _ => return Err(format!("unknown hub command {op}")),
@@ -313,7 +333,10 @@ impl Hub {
     pub fn without_alarm() -> Hub {
         Hub {
             records: IdMap::default(),
-            remote: Remote { inbox: Arc::default(), wake: None },
+            remote: Remote {
+                inbox: Arc::default(),
+                wake: None,
+            },
             run_queue: VecDeque::new(),
             timers: Timers::default(),
             live_timers: 0,
@@ -340,17 +363,24 @@ impl Hub {
         for command in commands {
             self.apply(command, now);
         }
-        let remote_unparks = std::mem::take(&mut *self.remote.inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        let remote_unparks =
+            std::mem::take(&mut *self.remote.inbox.lock().unwrap_or_else(|e| e.into_inner()));
         for id in remote_unparks {
             self.apply(Command::Unpark { id }, now);
         }
         self.expire_timers(Instant::now());
         let mut delivered = 0;
         while delivered < max_ready {
-            let Some(id) = self.run_queue.pop_front() else { break };
-            let Some(record) = self.records.get_mut(&id) else { continue };
+            let Some(id) = self.run_queue.pop_front() else {
+                break;
+            };
+            let Some(record) = self.records.get_mut(&id) else {
+                continue;
+            };
             record.queued = false;
-            let State::Ready(outcome) = record.state else { continue };
+            let State::Ready(outcome) = record.state else {
+                continue;
+            };
             record.state = State::Running;
             if record.transient {
                 self.records.remove(&id);
@@ -414,7 +444,10 @@ impl Hub {
                     }
                     if r.state == State::Created {
                         r.state = State::Running;
-                    } else if let State::Ready(outcome @ (Outcome::Wake | Outcome::Timer | Outcome::Interrupt)) = r.state {
+                    } else if let State::Ready(
+                        outcome @ (Outcome::Wake | Outcome::Timer | Outcome::Interrupt),
+                    ) = r.state
+                    {
                         // Resumed directly while its resumption was queued:
                         // that resumption is void (the flush skips records
                         // that are not Ready), but an interrupt must still
@@ -429,20 +462,31 @@ impl Hub {
                     }
                 }
                 None => {
-                    self.records.insert(id, Record::new(State::Running, false, parent));
+                    self.records
+                        .insert(id, Record::new(State::Running, false, parent));
                 }
             },
-            Command::JoinWait { id, count, timeout, raise_error } => {
+            Command::JoinWait {
+                id,
+                count,
+                timeout,
+                raise_error,
+            } => {
                 self.begin_wait(id);
                 if !self.deliver_pending_interrupt(id) {
                     self.park(id, now, timeout);
                     if let Some(r) = self.records.get_mut(&id) {
-                        r.join_wait = Some(JoinWait { remaining: count.max(1), raise_error });
+                        r.join_wait = Some(JoinWait {
+                            remaining: count.max(1),
+                            raise_error,
+                        });
                     }
                 }
             }
             Command::Join { waiter, target } => {
-                let Some(w) = self.records.get(&waiter) else { return };
+                let Some(w) = self.records.get(&waiter) else {
+                    return;
+                };
                 if w.state != State::Parked || w.join_wait.is_none() {
                     return;
                 }
@@ -456,7 +500,9 @@ impl Hub {
                     .push((waiter, epoch));
             }
             Command::Die { id, failed } => {
-                let Some(record) = self.records.remove(&id) else { return };
+                let Some(record) = self.records.remove(&id) else {
+                    return;
+                };
                 if record.has_timer {
                     self.live_timers -= 1;
                 }
@@ -566,12 +612,20 @@ impl Hub {
     }
 
     fn joined(&mut self, waiter: u32, epoch: u32, failed: bool) {
-        let Some(w) = self.records.get_mut(&waiter) else { return };
+        let Some(w) = self.records.get_mut(&waiter) else {
+            return;
+        };
         if w.epoch != epoch || w.state != State::Parked {
             return;
         }
-        let Some(join) = w.join_wait.as_mut() else { return };
-        join.remaining = if failed && join.raise_error { 0 } else { join.remaining.saturating_sub(1) };
+        let Some(join) = w.join_wait.as_mut() else {
+            return;
+        };
+        join.remaining = if failed && join.raise_error {
+            0
+        } else {
+            join.remaining.saturating_sub(1)
+        };
         if join.remaining == 0 {
             self.end_wait(waiter);
             self.make_ready(waiter, Outcome::Wake);
@@ -580,7 +634,9 @@ impl Hub {
 
     fn expire_timers(&mut self, now: Instant) {
         while let Some(entry) = self.timers.pop_expired(now) {
-            let Some(r) = self.records.get_mut(&entry.id) else { continue };
+            let Some(r) = self.records.get_mut(&entry.id) else {
+                continue;
+            };
             if r.epoch != entry.epoch || !r.has_timer {
                 continue;
             }
@@ -622,27 +678,59 @@ mod tests {
 
     fn flush(hub: &mut Hub, cmds: &[Command]) -> Vec<(u32, Outcome)> {
         let mut out = Vec::new();
-        hub.flush(cmds.iter().copied(), usize::MAX, &mut |r| out.push((r.id, r.outcome)));
+        hub.flush(cmds.iter().copied(), usize::MAX, &mut |r| {
+            out.push((r.id, r.outcome))
+        });
         out
     }
 
     #[test]
     fn spawned_greenlets_start_in_order_and_yield_round_robin() {
         let mut hub = Hub::without_alarm();
-        let started = flush(&mut hub, &[Command::Spawn { id: 1, delay: None }, Command::Spawn { id: 2, delay: None }]);
+        let started = flush(
+            &mut hub,
+            &[
+                Command::Spawn { id: 1, delay: None },
+                Command::Spawn { id: 2, delay: None },
+            ],
+        );
         assert_eq!(started, vec![(1, Outcome::Start), (2, Outcome::Start)]);
-        let woke = flush(&mut hub, &[Command::Yield { id: 2 }, Command::Yield { id: 1 }]);
+        let woke = flush(
+            &mut hub,
+            &[Command::Yield { id: 2 }, Command::Yield { id: 1 }],
+        );
         assert_eq!(woke, vec![(2, Outcome::Wake), (1, Outcome::Wake)]);
     }
 
     #[test]
     fn timers_fire_in_deadline_order_and_stale_timers_are_ignored() {
         let mut hub = Hub::without_alarm();
-        flush(&mut hub, &[Command::Spawn { id: 1, delay: None }, Command::Spawn { id: 2, delay: None }]);
+        flush(
+            &mut hub,
+            &[
+                Command::Spawn { id: 1, delay: None },
+                Command::Spawn { id: 2, delay: None },
+            ],
+        );
         let ms = |n: f64| Some(Due(n));
-        flush(&mut hub, &[Command::Park { id: 1, timeout: ms(20.0) }, Command::Park { id: 2, timeout: ms(5.0) }]);
+        flush(
+            &mut hub,
+            &[
+                Command::Park {
+                    id: 1,
+                    timeout: ms(20.0),
+                },
+                Command::Park {
+                    id: 2,
+                    timeout: ms(5.0),
+                },
+            ],
+        );
         // Unpark 1 early: its timer must not fire later.
-        assert_eq!(flush(&mut hub, &[Command::Unpark { id: 1 }]), vec![(1, Outcome::Wake)]);
+        assert_eq!(
+            flush(&mut hub, &[Command::Unpark { id: 1 }]),
+            vec![(1, Outcome::Wake)]
+        );
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(flush(&mut hub, &[]), vec![(2, Outcome::Timer)]);
         assert_eq!(hub.live_timers, 0);
@@ -651,25 +739,73 @@ mod tests {
     #[test]
     fn overdue_timers_expire_in_deadline_order_not_command_order() {
         let mut hub = Hub::without_alarm();
-        flush(&mut hub, &[Command::Spawn { id: 1, delay: None }, Command::Spawn { id: 2, delay: None }]);
+        flush(
+            &mut hub,
+            &[
+                Command::Spawn { id: 1, delay: None },
+                Command::Spawn { id: 2, delay: None },
+            ],
+        );
         // Both written long before this flush: 1 was due 5 ms ago, 2 was due 30 ms ago.
-        let parks = [Command::Park { id: 1, timeout: Some(Due(-5.0)) }, Command::Park { id: 2, timeout: Some(Due(-30.0)) }];
-        assert_eq!(flush(&mut hub, &parks), vec![(2, Outcome::Timer), (1, Outcome::Timer)]);
+        let parks = [
+            Command::Park {
+                id: 1,
+                timeout: Some(Due(-5.0)),
+            },
+            Command::Park {
+                id: 2,
+                timeout: Some(Due(-30.0)),
+            },
+        ];
+        assert_eq!(
+            flush(&mut hub, &parks),
+            vec![(2, Outcome::Timer), (1, Outcome::Timer)]
+        );
     }
 
     #[test]
     fn interrupt_reaches_parked_running_and_unstarted_greenlets() {
         let mut hub = Hub::without_alarm();
-        flush(&mut hub, &[Command::Spawn { id: 1, delay: None }, Command::Spawn { id: 2, delay: None }]);
-        flush(&mut hub, &[Command::Park { id: 1, timeout: None }]);
-        assert_eq!(flush(&mut hub, &[Command::Interrupt { id: 1 }]), vec![(1, Outcome::Interrupt)]);
+        flush(
+            &mut hub,
+            &[
+                Command::Spawn { id: 1, delay: None },
+                Command::Spawn { id: 2, delay: None },
+            ],
+        );
+        flush(
+            &mut hub,
+            &[Command::Park {
+                id: 1,
+                timeout: None,
+            }],
+        );
+        assert_eq!(
+            flush(&mut hub, &[Command::Interrupt { id: 1 }]),
+            vec![(1, Outcome::Interrupt)]
+        );
         // 2 is running: the interrupt waits for its next wait.
         assert!(flush(&mut hub, &[Command::Interrupt { id: 2 }]).is_empty());
-        assert_eq!(flush(&mut hub, &[Command::Park { id: 2, timeout: None }]), vec![(2, Outcome::Interrupt)]);
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Park {
+                    id: 2,
+                    timeout: None
+                }]
+            ),
+            vec![(2, Outcome::Interrupt)]
+        );
         // Not started yet (delayed start): interrupted instead of started.
         let out = flush(
             &mut hub,
-            &[Command::Spawn { id: 3, delay: Some(Due(60_000.0)) }, Command::Interrupt { id: 3 }],
+            &[
+                Command::Spawn {
+                    id: 3,
+                    delay: Some(Due(60_000.0)),
+                },
+                Command::Interrupt { id: 3 },
+            ],
         );
         assert_eq!(out, vec![(3, Outcome::Interrupt)]);
         assert_eq!(hub.live_timers, 0);
@@ -678,50 +814,150 @@ mod tests {
     #[test]
     fn join_wait_counts_deaths_and_raise_error_wakes_on_first_failure() {
         let mut hub = Hub::without_alarm();
-        flush(&mut hub, &[1, 2, 3].map(|id| Command::Spawn { id, delay: None }));
+        flush(
+            &mut hub,
+            &[1, 2, 3].map(|id| Command::Spawn { id, delay: None }),
+        );
         let wait = [
-            Command::JoinWait { id: 9, count: 2, timeout: None, raise_error: false },
-            Command::Join { waiter: 9, target: 1 },
-            Command::Join { waiter: 9, target: 2 },
+            Command::JoinWait {
+                id: 9,
+                count: 2,
+                timeout: None,
+                raise_error: false,
+            },
+            Command::Join {
+                waiter: 9,
+                target: 1,
+            },
+            Command::Join {
+                waiter: 9,
+                target: 2,
+            },
         ];
         assert!(flush(&mut hub, &wait).is_empty());
-        assert!(flush(&mut hub, &[Command::Die { id: 1, failed: false }]).is_empty());
-        assert_eq!(flush(&mut hub, &[Command::Die { id: 2, failed: false }]), vec![(9, Outcome::Wake)]);
+        assert!(flush(
+            &mut hub,
+            &[Command::Die {
+                id: 1,
+                failed: false
+            }]
+        )
+        .is_empty());
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Die {
+                    id: 2,
+                    failed: false
+                }]
+            ),
+            vec![(9, Outcome::Wake)]
+        );
         // The transient waiter is gone once resumed.
         assert!(!hub.records.contains_key(&9));
 
         let wait = [
-            Command::JoinWait { id: 10, count: 1, timeout: None, raise_error: true },
-            Command::Join { waiter: 10, target: 3 },
+            Command::JoinWait {
+                id: 10,
+                count: 1,
+                timeout: None,
+                raise_error: true,
+            },
+            Command::Join {
+                waiter: 10,
+                target: 3,
+            },
         ];
         flush(&mut hub, &wait);
-        assert_eq!(flush(&mut hub, &[Command::Die { id: 3, failed: true }]), vec![(10, Outcome::Wake)]);
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Die {
+                    id: 3,
+                    failed: true
+                }]
+            ),
+            vec![(10, Outcome::Wake)]
+        );
     }
 
     #[test]
     fn joining_an_unstarted_greenlet_waits_for_its_death() {
         let mut hub = Hub::without_alarm();
         let wait = [
-            Command::JoinWait { id: 9, count: 1, timeout: None, raise_error: false },
-            Command::Join { waiter: 9, target: 5 },
+            Command::JoinWait {
+                id: 9,
+                count: 1,
+                timeout: None,
+                raise_error: false,
+            },
+            Command::Join {
+                waiter: 9,
+                target: 5,
+            },
         ];
         assert!(flush(&mut hub, &wait).is_empty());
-        assert_eq!(flush(&mut hub, &[Command::Spawn { id: 5, delay: None }]), vec![(5, Outcome::Start)]);
-        assert_eq!(flush(&mut hub, &[Command::Die { id: 5, failed: false }]), vec![(9, Outcome::Wake)]);
+        assert_eq!(
+            flush(&mut hub, &[Command::Spawn { id: 5, delay: None }]),
+            vec![(5, Outcome::Start)]
+        );
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Die {
+                    id: 5,
+                    failed: false
+                }]
+            ),
+            vec![(9, Outcome::Wake)]
+        );
     }
 
     #[test]
     fn finishing_child_resumes_parent_waiting_in_switch() {
         let mut hub = Hub::without_alarm();
-        flush(&mut hub, &[Command::Resumed { id: 1, parent: NO_PARENT }]);
-        flush(&mut hub, &[Command::ParkSwitch { id: 1 }, Command::Resumed { id: 2, parent: 1 }]);
-        assert_eq!(flush(&mut hub, &[Command::Die { id: 2, failed: false }]), vec![(1, Outcome::Wake)]);
+        flush(
+            &mut hub,
+            &[Command::Resumed {
+                id: 1,
+                parent: NO_PARENT,
+            }],
+        );
+        flush(
+            &mut hub,
+            &[
+                Command::ParkSwitch { id: 1 },
+                Command::Resumed { id: 2, parent: 1 },
+            ],
+        );
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Die {
+                    id: 2,
+                    failed: false
+                }]
+            ),
+            vec![(1, Outcome::Wake)]
+        );
     }
 
     #[test]
     fn resuming_directly_voids_a_queued_resumption_but_keeps_its_interrupt() {
         let mut hub = Hub::without_alarm();
-        flush(&mut hub, &[Command::Resumed { id: 1, parent: NO_PARENT }, Command::Resumed { id: 2, parent: NO_PARENT }]);
+        flush(
+            &mut hub,
+            &[
+                Command::Resumed {
+                    id: 1,
+                    parent: NO_PARENT,
+                },
+                Command::Resumed {
+                    id: 2,
+                    parent: NO_PARENT,
+                },
+            ],
+        );
         // Both wait in switch(); 1 is woken, 2 interrupted, and both are
         // switched to directly before that reaches the front end.
         let cmds = [
@@ -733,26 +969,74 @@ mod tests {
         let mut hub_out = Vec::new();
         hub.flush(cmds, 0, &mut |r| hub_out.push(r));
         assert!(hub_out.is_empty(), "nothing delivered yet");
-        let resumed = [Command::Resumed { id: 1, parent: 0 }, Command::Resumed { id: 2, parent: 0 }];
-        assert!(flush(&mut hub, &resumed).is_empty(), "the queued resumptions are void");
-        assert!(flush(&mut hub, &[Command::Park { id: 1, timeout: None }]).is_empty());
-        assert_eq!(flush(&mut hub, &[Command::Park { id: 2, timeout: None }]), vec![(2, Outcome::Interrupt)]);
+        let resumed = [
+            Command::Resumed { id: 1, parent: 0 },
+            Command::Resumed { id: 2, parent: 0 },
+        ];
+        assert!(
+            flush(&mut hub, &resumed).is_empty(),
+            "the queued resumptions are void"
+        );
+        assert!(flush(
+            &mut hub,
+            &[Command::Park {
+                id: 1,
+                timeout: None
+            }]
+        )
+        .is_empty());
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Park {
+                    id: 2,
+                    timeout: None
+                }]
+            ),
+            vec![(2, Outcome::Interrupt)]
+        );
     }
 
     #[test]
     fn remote_unparks_apply_at_the_next_flush_and_ignore_ended_waits() {
         let mut hub = Hub::without_alarm();
         let remote = hub.remote();
-        flush(&mut hub, &[Command::Park { id: 7, timeout: None }, Command::Park { id: 8, timeout: None }]);
-        std::thread::spawn(move || remote.unpark_all([8, 7, 99])).join().unwrap();
-        assert_eq!(flush(&mut hub, &[]), vec![(8, Outcome::Wake), (7, Outcome::Wake)]);
+        flush(
+            &mut hub,
+            &[
+                Command::Park {
+                    id: 7,
+                    timeout: None,
+                },
+                Command::Park {
+                    id: 8,
+                    timeout: None,
+                },
+            ],
+        );
+        std::thread::spawn(move || remote.unpark_all([8, 7, 99]))
+            .join()
+            .unwrap();
+        assert_eq!(
+            flush(&mut hub, &[]),
+            vec![(8, Outcome::Wake), (7, Outcome::Wake)]
+        );
     }
 
     #[test]
     fn a_completion_that_overtakes_its_park_still_ends_the_wait() {
         let mut hub = Hub::without_alarm();
         hub.remote().unpark(5);
-        assert_eq!(flush(&mut hub, &[Command::Park { id: 5, timeout: None }]), vec![(5, Outcome::Wake)]);
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Park {
+                    id: 5,
+                    timeout: None
+                }]
+            ),
+            vec![(5, Outcome::Wake)]
+        );
     }
 
     #[test]
@@ -761,16 +1045,25 @@ mod tests {
         assert!(Command::decode(&[1.0, -1.0, 0.0, 0.0], 0.0).is_err());
         assert_eq!(
             Command::decode(&[wire::PARK as f64, 7.0, -1.0, 0.0], 5.0),
-            Ok(Command::Park { id: 7, timeout: None })
+            Ok(Command::Park {
+                id: 7,
+                timeout: None
+            })
         );
         // Deadlines are absolute: one already past expires at once.
         assert_eq!(
             Command::decode(&[wire::PARK as f64, 7.0, 120.0, 0.0], 100.0),
-            Ok(Command::Park { id: 7, timeout: Some(Due(20.0)) })
+            Ok(Command::Park {
+                id: 7,
+                timeout: Some(Due(20.0))
+            })
         );
         assert_eq!(
             Command::decode(&[wire::PARK as f64, 7.0, 90.0, 0.0], 100.0),
-            Ok(Command::Park { id: 7, timeout: Some(Due(-10.0)) })
+            Ok(Command::Park {
+                id: 7,
+                timeout: Some(Due(-10.0))
+            })
         );
     }
 }
@@ -795,8 +1088,14 @@ mod alarm_tests {
         ];
         hub.flush(cmds, usize::MAX, &mut |r| out.push(r));
         let parks = [
-            Command::Park { id: 1, timeout: Some(Due(10.0)) },
-            Command::Park { id: 2, timeout: Some(Due(10.0)) },
+            Command::Park {
+                id: 1,
+                timeout: Some(Due(10.0)),
+            },
+            Command::Park {
+                id: 2,
+                timeout: Some(Due(10.0)),
+            },
         ];
         hub.flush(parks, usize::MAX, &mut |r| out.push(r));
         let deadline = Instant::now() + Duration::from_secs(2);

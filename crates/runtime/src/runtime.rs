@@ -24,9 +24,9 @@ pub enum ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConfigError::AlreadyStarted => {
-                f.write_str("the runtime has already started; configure() must run before first use")
-            }
+            ConfigError::AlreadyStarted => f.write_str(
+                "the runtime has already started; configure() must run before first use",
+            ),
             ConfigError::ZeroWorkers => f.write_str("workers must be at least 1"),
         }
     }

@@ -27,6 +27,35 @@
 //    entry's stack check, which services them.
 // 4. After giving the baton away a thread touches nothing of V8 until it is
 //    given the baton back: all V8 calls happen between relock and unlock.
+// 5. Keep the continuation-preserved embedder data (Node's AsyncContextFrame:
+//    AsyncLocalStorage's store from Node 24 on) per greenlet. V8 keeps one
+//    slot per isolate and does not archive it, so the thread that gives the
+//    baton away saves it as a handle of its own and sets it again when given
+//    the baton back; a greenlet starts with none.
+//
+// What V8 does not support with archived threads, per version we ship for
+// (V8 11.3 in Node 20, 12.4 in Node 22, 13.6 in Node 24, 14.6 in Node 26),
+// and how src/sync/native.ts avoids it before any greenlet exists:
+// - WebAssembly code GC, all four: WasmEngine::ReportLiveCodeFromStackForGC
+//   calls CheckNoArchivedThreads, which is FATAL("archived threads in
+//   combination with wasm not supported") if any thread is archived. Code
+//   GC starts once tier-up (or debugging, wrapper caching, Liftoff flushing)
+//   leaves about 64 KiB + 10% of wasm code dead; undici's fetch (llhttp)
+//   reaches that. The loader sets --no-wasm-code-gc (read at each use):
+//   dead wasm code then stays until its module is freed.
+// - The continuation-preserved embedder data slot, 12.4 and later: it is an
+//   isolate field, but Isolate::Iterate(RootVisitor*, ThreadLocalTop*) visits
+//   it once for the current thread and once per archived thread, and the
+//   scavenger's root visitor evacuates any young object it is handed, even
+//   one already copied in this GC: what the first visit updated is left on a
+//   stale copy. Node's AsyncContextFrame keeps a young Map there. With it
+//   (Node 24+ by default) the loader sets --scavenger-precise-object-pinning
+//   (13.x and later): objects the running thread's stack and handles reach,
+//   that slot included, are pinned before roots are visited, so every visit
+//   sees the same object. 12.4 lacks that flag: Node 22 with
+//   --experimental-async-context-frame is refused.
+// - Nothing else: the other users of archived threads (deoptimization,
+//   debugger, live edit) walk their stacks and are supported.
 //
 // Built per Node ABI against that Node's headers (the V8 API is not stable
 // across majors); install() refuses to run on any other Node.
@@ -72,6 +101,21 @@ int Fail(char* err, size_t err_len, const char* message) {
   std::snprintf(err, err_len, "%s", message);
   return 1;
 }
+
+// Rule 5. V8 11.3 (Node 20) has no such data; 14.x renamed the calls.
+#if V8_MAJOR_VERSION >= 14
+using ContinuationData = v8::Local<v8::Data>;
+ContinuationData GetContinuationData(v8::Isolate* isolate) { return isolate->GetContinuationPreservedEmbedderDataV2(); }
+void SetContinuationData(v8::Isolate* isolate, ContinuationData data) { isolate->SetContinuationPreservedEmbedderDataV2(data); }
+#elif V8_MAJOR_VERSION >= 12
+using ContinuationData = v8::Local<v8::Value>;
+ContinuationData GetContinuationData(v8::Isolate* isolate) { return isolate->GetContinuationPreservedEmbedderData(); }
+void SetContinuationData(v8::Isolate* isolate, ContinuationData data) { isolate->SetContinuationPreservedEmbedderData(data); }
+#else
+using ContinuationData = v8::Local<v8::Value>;
+ContinuationData GetContinuationData(v8::Isolate* isolate) { return v8::Undefined(isolate); }
+void SetContinuationData(v8::Isolate*, ContinuationData) {}
+#endif
 
 // Rule 3. Returns false if the drain call was terminated or threw; with
 // `rethrow` the exception stays pending for the JS caller.
@@ -154,13 +198,16 @@ int greenthread_shim_install(napi_value runner, napi_value drain, char* err, siz
 int greenthread_shim_switch(int on_main_thread, void (*handoff)(void*), void* data) {
   v8::Isolate* isolate = g_isolate;
   if (!DrainInterrupts(isolate, true)) return 1;
-  if (!on_main_thread) isolate->Exit();  // rule 1
+  v8::HandleScope scope(isolate);
+  ContinuationData continuation = GetContinuationData(isolate);  // rule 5
+  if (!on_main_thread) isolate->Exit();                          // rule 1
   {
     v8::Unlocker unlocker(isolate);  // archives this thread's V8 state
     handoff(data);                   // rule 4: no V8 in here
   }  // relocked: V8 restored this thread's state
   isolate->Enter();  // rule 1
   if (on_main_thread) isolate->Exit();
+  SetContinuationData(isolate, continuation);
   return 0;
 }
 
@@ -181,6 +228,7 @@ int greenthread_shim_run() {
     v8::HandleScope handle_scope(isolate);
     v8::Local<v8::Context> context = g_context->Get(isolate);
     v8::Context::Scope context_scope(context);
+    SetContinuationData(isolate, v8::Undefined(isolate));  // rule 5
     {
       v8::TryCatch try_catch(isolate);
       v8::Local<v8::Value> result;

@@ -41,11 +41,20 @@ extern "C" {
     fn greenthread_shim_node_abi() -> c_int;
     /// Only on the main thread, inside a napi call that received `runner`
     /// and `drain`; `err` points to `err_len` writable bytes. 0 on success.
-    fn greenthread_shim_install(runner: napi::sys::napi_value, drain: napi::sys::napi_value, err: *mut c_char, err_len: usize) -> c_int;
+    fn greenthread_shim_install(
+        runner: napi::sys::napi_value,
+        drain: napi::sys::napi_value,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
     /// Only by the baton holder, from inside a JS call, after a successful
     /// install; `handoff(data)` must not touch V8, and must return only
     /// once this thread holds the baton again.
-    fn greenthread_shim_switch(on_main_thread: c_int, handoff: extern "C" fn(*mut c_void), data: *mut c_void) -> c_int;
+    fn greenthread_shim_switch(
+        on_main_thread: c_int,
+        handoff: extern "C" fn(*mut c_void),
+        data: *mut c_void,
+    ) -> c_int;
     /// Only on a greenlet thread that holds the baton, after a successful
     /// install. Returns the slot to give the baton to, still holding it.
     fn greenthread_shim_run() -> c_int;
@@ -76,14 +85,21 @@ thread_local! {
 }
 
 fn world() -> Result<&'static World> {
-    WORLD
-        .get()
-        .ok_or_else(|| Error::new(Status::GenericFailure, "greenthread/sync: native side not installed"))
+    WORLD.get().ok_or_else(|| {
+        Error::new(
+            Status::GenericFailure,
+            "greenthread/sync: native side not installed",
+        )
+    })
 }
 
 impl World {
     fn slot(&self, index: u32) -> Option<&'static Slot> {
-        self.slots.read().unwrap_or_else(|e| e.into_inner()).get(index as usize).copied()
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index as usize)
+            .copied()
     }
 
     /// A new greenlet thread, waiting for its first greenlet.
@@ -99,7 +115,10 @@ impl World {
             .name("greenlet".into())
             .stack_size(STACK_BYTES)
             .spawn(move || self.serve(index))?;
-        let slot = Box::leak(Box::new(Slot { index, baton: Baton::for_thread(handle.thread().clone()) }));
+        let slot = Box::leak(Box::new(Slot {
+            index,
+            baton: Baton::for_thread(handle.thread().clone()),
+        }));
         slots.push(slot);
         Ok(index)
     }
@@ -115,10 +134,16 @@ impl World {
             let next = unsafe { greenthread_shim_run() };
             // Idle before the baton leaves: whoever gets it may acquire this
             // thread at once (a give before the take above is kept).
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(me.index);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(me.index);
             // A bad slot from JS cannot happen; main is the safe fallback.
             let next = u32::try_from(next).ok().and_then(|n| self.slot(n));
-            next.or_else(|| self.slot(0)).expect("slot 0 exists").baton.give();
+            next.or_else(|| self.slot(0))
+                .expect("slot 0 exists")
+                .baton
+                .give();
         }
     }
 }
@@ -153,26 +178,42 @@ pub fn install(runner: Function, drain: Function, node_abi: u32) -> Result<()> {
         ));
     }
     if WORLD.get().is_some() {
-        return Err(Error::new(Status::GenericFailure, "already installed in this process"));
+        return Err(Error::new(
+            Status::GenericFailure,
+            "already installed in this process",
+        ));
     }
     let max_threads = match std::env::var(MAX_THREADS_ENV) {
         Ok(v) => Some(v.parse::<usize>().map_err(|_| {
-            Error::new(Status::InvalidArg, format!("{MAX_THREADS_ENV} must be a non-negative integer, got {v:?}"))
+            Error::new(
+                Status::InvalidArg,
+                format!("{MAX_THREADS_ENV} must be a non-negative integer, got {v:?}"),
+            )
         })?),
         Err(_) => None,
     };
     let mut err = [0 as c_char; 256];
     // SAFETY: called on the JS thread inside a napi call, so the napi_values
     // are live handles; `err` outlives the call and its length is passed.
-    let rc = unsafe { greenthread_shim_install(runner.raw(), drain.raw(), err.as_mut_ptr(), err.len()) };
+    let rc =
+        unsafe { greenthread_shim_install(runner.raw(), drain.raw(), err.as_mut_ptr(), err.len()) };
     if rc != 0 {
         // SAFETY: the shim wrote a NUL-terminated message into `err`.
-        let message = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+        let message = unsafe { CStr::from_ptr(err.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         return Err(Error::new(Status::GenericFailure, message));
     }
-    let main: &'static Slot = Box::leak(Box::new(Slot { index: 0, baton: Baton::for_current_thread() }));
+    let main: &'static Slot = Box::leak(Box::new(Slot {
+        index: 0,
+        baton: Baton::for_current_thread(),
+    }));
     MY_SLOT.with(|s| s.set(Some(main)));
-    let _ = WORLD.set(World { slots: RwLock::new(vec![main]), idle: Mutex::default(), max_threads });
+    let _ = WORLD.set(World {
+        slots: RwLock::new(vec![main]),
+        idle: Mutex::default(),
+        max_threads,
+    });
     Ok(())
 }
 
@@ -209,17 +250,39 @@ pub fn acquire() -> Result<u32> {
 #[napi(catch_unwind)]
 pub fn switch_to(slot: u32, expect_long: bool) -> Result<bool> {
     let world = world()?;
-    let me = MY_SLOT
-        .with(Cell::get)
-        .ok_or_else(|| Error::new(Status::GenericFailure, "switch_to called on a thread that is not a greenlet thread"))?;
+    let me = MY_SLOT.with(Cell::get).ok_or_else(|| {
+        Error::new(
+            Status::GenericFailure,
+            "switch_to called on a thread that is not a greenlet thread",
+        )
+    })?;
     let to = world
         .slot(slot)
         .filter(|to| to.index != me.index)
-        .ok_or_else(|| Error::new(Status::InvalidArg, format!("invalid switch target slot {slot}")))?;
-    let mut h = Handoff { me, to, expect: if expect_long { Expect::Long } else { Expect::Soon } };
+        .ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                format!("invalid switch target slot {slot}"),
+            )
+        })?;
+    let mut h = Handoff {
+        me,
+        to,
+        expect: if expect_long {
+            Expect::Long
+        } else {
+            Expect::Soon
+        },
+    };
     // SAFETY: called by the baton holder from JS (it holds the V8 lock);
     // `h` lives across the call, and `handoff` touches no V8.
-    let rc = unsafe { greenthread_shim_switch(c_int::from(me.index == 0), handoff, (&mut h as *mut Handoff).cast()) };
+    let rc = unsafe {
+        greenthread_shim_switch(
+            c_int::from(me.index == 0),
+            handoff,
+            (&mut h as *mut Handoff).cast(),
+        )
+    };
     Ok(rc == 0)
 }
 

@@ -55,7 +55,14 @@ fn send_all(stream: &TcpStream, mut data: &[u8], server: &Server) -> bool {
     let fd = stream.as_raw_fd();
     while !data.is_empty() {
         // SAFETY: as in `serve`; `data` is readable for its length.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
         if n >= 0 {
             data = &data[n as usize..];
             continue;

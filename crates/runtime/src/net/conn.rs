@@ -153,7 +153,8 @@ impl Conn {
 
     /// Starts connecting to `addr`; `wait_id` is completed with the outcome.
     pub fn connect(addr: SocketAddr, wait_id: u32, net: &Net) -> Result<Arc<Conn>, i32> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| status_of(&e))?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+            .map_err(|e| status_of(&e))?;
         socket.set_nodelay(true).map_err(|e| status_of(&e))?;
         // SAFETY: the fd comes from `into_raw_fd` of a socket we own; the
         // stream takes over its ownership (and makes it non-blocking).
@@ -249,7 +250,10 @@ impl Conn {
         // A queue left over means the kernel buffer was full: the coroutine
         // writes on when the socket becomes writable.
         let idle = st.out.is_empty() && !st.writing;
-        st.out.push_back(Chunk { data: Arc::new(data.to_vec()), written: 0 });
+        st.out.push_back(Chunk {
+            data: Arc::new(data.to_vec()),
+            written: 0,
+        });
         st.queued += data.len();
         if !idle {
             return Ok(st.queued);
@@ -329,7 +333,11 @@ impl Conn {
             _ => None,
         };
         st.phase = Phase::Closed;
-        let mut failed: Vec<(u32, i32)> = st.drain_waits.drain(..).map(|(id, _)| (id, -libc::EBADF)).collect();
+        let mut failed: Vec<(u32, i32)> = st
+            .drain_waits
+            .drain(..)
+            .map(|(id, _)| (id, -libc::EBADF))
+            .collect();
         failed.extend(st.recv_wait.take().map(|(id, _)| (id, -libc::EBADF)));
         failed.extend(connecting.map(|id| (id, -libc::ECANCELED)));
         self.inbox.push_all(&failed);
@@ -373,13 +381,21 @@ impl Conn {
             // SAFETY: the fd stays open while `writing` is set (the
             // coroutine closes it only after); `rest` is valid for its length.
             let n = unsafe {
-                libc::send(self.fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+                libc::send(
+                    self.fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
             };
             let status = if n < 0 { last_status() } else { 0 };
             st = self.lock();
             if n >= 0 {
                 // Only the writer removes chunks, so the front is still `data`.
-                let front = st.out.front_mut().expect("the writer's chunk is still queued");
+                let front = st
+                    .out
+                    .front_mut()
+                    .expect("the writer's chunk is still queued");
                 front.written += n as usize;
                 if front.written == front.data.len() {
                     st.out.pop_front();
@@ -387,7 +403,9 @@ impl Conn {
                 st.queued -= n as usize;
                 continue;
             }
-            if status == -libc::EINTR || (status == -libc::EAGAIN && std::mem::take(&mut st.write_again)) {
+            if status == -libc::EINTR
+                || (status == -libc::EAGAIN && std::mem::take(&mut st.write_again))
+            {
                 continue;
             }
             if status != -libc::EAGAIN {
@@ -444,7 +462,12 @@ impl Conn {
             // capacity is writable for `spare` bytes and only the `n` bytes
             // received are added to the length.
             let n = unsafe {
-                let n = libc::recv(self.fd, chunk.as_mut_ptr().add(len).cast(), spare, libc::MSG_DONTWAIT);
+                let n = libc::recv(
+                    self.fd,
+                    chunk.as_mut_ptr().add(len).cast(),
+                    spare,
+                    libc::MSG_DONTWAIT,
+                );
                 if n > 0 {
                     chunk.set_len(len + n as usize);
                 }
@@ -490,7 +513,9 @@ impl Conn {
 
     /// Completes the waiting recv if there is anything to give it.
     fn deliver(&self, st: &mut State, woken: &mut Vec<u32>) {
-        let Some((wait_id, max)) = st.recv_wait else { return };
+        let Some((wait_id, max)) = st.recv_wait else {
+            return;
+        };
         let buffered = st.rbuf.len() - st.rpos;
         if buffered > 0 {
             let n = buffered.min(max).min(MAX_DELIVERY);
@@ -533,7 +558,8 @@ impl Conn {
                 if !st.writing && st.out.is_empty() {
                     st.fd_open = false;
                     let waits = std::mem::take(&mut st.close_waits);
-                    self.inbox.push_all(&waits.iter().map(|&id| (id, 0)).collect::<Vec<_>>());
+                    self.inbox
+                        .push_all(&waits.iter().map(|&id| (id, 0)).collect::<Vec<_>>());
                     drop(st);
                     self.inbox.wake(waits);
                     break;
@@ -546,7 +572,11 @@ impl Conn {
                 continue;
             }
             let buffered = st.rbuf.len() - st.rpos;
-            let room = if st.read_end.is_none() { READ_AHEAD.saturating_sub(buffered) } else { 0 };
+            let room = if st.read_end.is_none() {
+                READ_AHEAD.saturating_sub(buffered)
+            } else {
+                0
+            };
             st.read_paused = st.read_end.is_none() && room == 0;
             drop(st);
             let mut unread = false;
@@ -593,7 +623,9 @@ impl Conn {
         }
         let status = outcome.unwrap_or(-libc::EIO);
         let mut st = self.lock();
-        let Phase::Connecting(wait_id) = st.phase else { return false };
+        let Phase::Connecting(wait_id) = st.phase else {
+            return false;
+        };
         if status == 0 {
             st.phase = Phase::Open;
             st.local = stream.local_addr().ok();

@@ -38,7 +38,10 @@ pub struct Inbox {
 
 impl Inbox {
     pub fn new(remote: Remote) -> Inbox {
-        Inbox { pending: Mutex::default(), remote }
+        Inbox {
+            pending: Mutex::default(),
+            remote,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -52,7 +55,11 @@ impl Inbox {
     /// call [`Inbox::wake`] once the batch is complete.
     pub fn push(&self, wait_id: u32, status: i32, data: &[u8]) {
         let mut pending = self.lock();
-        pending.entries.push(Entry { wait_id, status, len: data.len() });
+        pending.entries.push(Entry {
+            wait_id,
+            status,
+            len: data.len(),
+        });
         pending.bytes.extend_from_slice(data);
     }
 
@@ -64,7 +71,11 @@ impl Inbox {
         let mut pending = self.lock();
         pending
             .entries
-            .extend(results.iter().map(|&(wait_id, status)| Entry { wait_id, status, len: 0 }));
+            .extend(results.iter().map(|&(wait_id, status)| Entry {
+                wait_id,
+                status,
+                len: 0,
+            }));
     }
 
     /// Ends the waits of `ids` (whose results were pushed) with one wake-up.

@@ -17,21 +17,28 @@ pub fn parse_addr(host: &str, port: u16) -> Option<SocketAddr> {
     let ip = match host {
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        _ => host.trim_start_matches('[').trim_end_matches(']').parse().ok()?,
+        _ => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?,
     };
     Some(SocketAddr::new(ip, port))
 }
 
 /// A non-blocking listening socket registered with the runtime.
 pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, i32> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| status_of(&e))?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| status_of(&e))?;
     socket.set_reuse_address(true).map_err(|e| status_of(&e))?;
     if addr.is_ipv6() {
         // `::` accepts IPv4 too, like Node.
         socket.set_only_v6(false).map_err(|e| status_of(&e))?;
     }
     socket.bind(&addr.into()).map_err(|e| status_of(&e))?;
-    socket.listen(backlog.min(i32::MAX as u32) as i32).map_err(|e| status_of(&e))?;
+    socket
+        .listen(backlog.min(i32::MAX as u32) as i32)
+        .map_err(|e| status_of(&e))?;
     crate::runtime::ensure_started();
     // SAFETY: the fd comes from `into_raw_fd` of a socket we own; the
     // listener takes over its ownership (and makes it non-blocking).
@@ -52,7 +59,10 @@ mod tests {
 
     #[test]
     fn hosts_are_ip_literals_or_localhost() {
-        assert_eq!(parse_addr("localhost", 80), Some("127.0.0.1:80".parse().unwrap()));
+        assert_eq!(
+            parse_addr("localhost", 80),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
         assert_eq!(parse_addr("[::1]", 80), Some("[::1]:80".parse().unwrap()));
         assert_eq!(parse_addr("example.com", 80), None);
     }

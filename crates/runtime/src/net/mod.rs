@@ -68,7 +68,9 @@ pub struct Net {
 
 impl Net {
     pub fn new(remote: crate::Remote) -> Net {
-        Net { inbox: Arc::new(Inbox::new(remote)) }
+        Net {
+            inbox: Arc::new(Inbox::new(remote)),
+        }
     }
 }
 

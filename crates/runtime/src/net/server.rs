@@ -73,14 +73,22 @@ pub struct Server {
 
 impl Server {
     /// Binds and starts accepting. Fails with `-errno` (`-EADDRINUSE`...).
-    pub fn bind(addr: SocketAddr, backlog: u32, handler: Handler, net: Arc<Net>) -> Result<Arc<Server>, i32> {
+    pub fn bind(
+        addr: SocketAddr,
+        backlog: u32,
+        handler: Handler,
+        net: Arc<Net>,
+    ) -> Result<Arc<Server>, i32> {
         let listener = listener::bind(addr, backlog)?;
         let local = listener.local_addr().map_err(|e| status_of(&e))?;
         let server = Arc::new(Server {
             local,
             handler,
             net,
-            state: Mutex::new(State { listening: true, ..State::default() }),
+            state: Mutex::new(State {
+                listening: true,
+                ..State::default()
+            }),
             waker: listener.waker(),
             killing: AtomicBool::new(false),
         });
@@ -142,7 +150,12 @@ impl Server {
         let mut st = self.lock();
         st.listening = false;
         let untaken: Vec<_> = st.accepted.drain(..).collect();
-        let mut done: Vec<(u32, i32)> = st.accept_wait.take().map(|id| (id, -libc::EBADF)).into_iter().collect();
+        let mut done: Vec<(u32, i32)> = st
+            .accept_wait
+            .take()
+            .map(|id| (id, -libc::EBADF))
+            .into_iter()
+            .collect();
         match wait_id {
             Some(id) if st.listener_closed => done.push((id, 0)),
             Some(id) => st.close_waits.push(id),
@@ -238,7 +251,9 @@ impl Server {
         let mut st = self.lock();
         st.listener_closed = true;
         let waits = std::mem::take(&mut st.close_waits);
-        self.net.inbox.push_all(&waits.iter().map(|&id| (id, 0)).collect::<Vec<_>>());
+        self.net
+            .inbox
+            .push_all(&waits.iter().map(|&id| (id, 0)).collect::<Vec<_>>());
         drop(st);
         self.net.inbox.wake(waits);
     }
@@ -301,7 +316,9 @@ impl Server {
             return;
         }
         let waits = std::mem::take(&mut st.idle_waits);
-        self.net.inbox.push_all(&waits.iter().map(|&id| (id, 0)).collect::<Vec<_>>());
+        self.net
+            .inbox
+            .push_all(&waits.iter().map(|&id| (id, 0)).collect::<Vec<_>>());
         drop(st);
         self.net.inbox.wake(waits);
     }

@@ -29,14 +29,19 @@ fn completion(inbox: &Inbox, wait_id: u32) -> (i32, Vec<u8>) {
                 return (e[1] as i32, bytes[at..at + len].to_vec());
             }
         }
-        assert!(Instant::now() < deadline, "no completion for wait {wait_id}");
+        assert!(
+            Instant::now() < deadline,
+            "no completion for wait {wait_id}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 fn client(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(server.local_addr()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     stream
 }
 
@@ -148,7 +153,10 @@ fn front_connections_round_trip_through_the_inbox() {
 fn shutting_down_writing_waits_for_the_queue_and_refuses_later_sends() {
     let (_net, server, mut c, conn) = accepted();
     let big = vec![7u8; 4 << 20];
-    assert!(conn.send(&big).unwrap() > 0, "4 MiB cannot all be in the kernel before the client reads");
+    assert!(
+        conn.send(&big).unwrap() > 0,
+        "4 MiB cannot all be in the kernel before the client reads"
+    );
     conn.shutdown(Shutdown::Write).unwrap();
     assert_eq!(conn.send(b"too late"), Err(-libc::EPIPE));
     let mut got = Vec::new();
@@ -163,7 +171,10 @@ fn closing_writes_out_the_queue_before_closing_the_socket() {
     let (net, server, mut c, conn) = accepted();
     let big = vec![7u8; 4 << 20];
     assert!(conn.send(&big).unwrap() > 0);
-    assert!(conn.close() > 0, "4 MiB cannot all be in the kernel before the client reads");
+    assert!(
+        conn.close() > 0,
+        "4 MiB cannot all be in the kernel before the client reads"
+    );
     conn.close_wait(2);
     let mut got = Vec::new();
     c.read_to_end(&mut got).unwrap();
@@ -204,7 +215,9 @@ fn bytes_arriving_after_a_cancelled_recv_go_to_the_next_one() {
     let data = loop {
         match conn.try_recv(1024) {
             TryRecv::Data(d) => break d,
-            TryRecv::Empty if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            TryRecv::Empty if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
             _ => panic!("the late bytes were lost"),
         }
     };
@@ -216,7 +229,10 @@ fn bytes_arriving_after_a_cancelled_recv_go_to_the_next_one() {
 #[test]
 fn connect_reports_refusal_and_close_fails_pending_waits() {
     let net = net();
-    let free_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let _conn = Conn::connect(free_port, 1, &net).unwrap();
     assert_eq!(completion(&net.inbox, 1).0, -libc::ECONNREFUSED);
 
