@@ -21,9 +21,12 @@
  * give blocking `recv`/`recvExactly`/`sendall`, built on the async sockets.
  *
  * Limits:
- * - Node 20 and 22, main thread only: the native binary is built per Node
- *   ABI (`node scripts/build-sync.js`); elsewhere importing this module
- *   throws an Error that says so. The async module works everywhere.
+ * - Node 20, 22, 24 and 26, main thread only: the native binary is built
+ *   per Node ABI (`node scripts/build-sync.js`); elsewhere importing this
+ *   module throws an Error that says so. The async module works everywhere.
+ *   Loading it turns off V8's WebAssembly code GC and, under
+ *   AsyncContextFrame (Node 24+), turns on precise object pinning for young
+ *   GCs: see src/sync/native.ts for why.
  * - One OS thread (and process id) per live greenlet: a few tens of
  *   thousands at most (about 32k here, where `kernel.pid_max` is 32768 for
  *   the whole machine). `GREENTHREAD_SYNC_MAX_THREADS` caps the threads of
@@ -32,10 +35,10 @@
  *   pauses grow with the number of suspended greenlets.
  * - Blocking calls outside sync greenlets throw. So do blocking calls made
  *   from link callbacks and Promise callbacks, which run on the main thread.
- * - AsyncLocalStorage and async_hooks contexts are not per greenlet: sync
- *   greenlets run in the hub's context. Do not block inside
- *   `AsyncResource#runInAsyncScope` or `AsyncLocalStorage#run`, nor inside
- *   a callback that a native addon runs inside an N-API handle scope.
+ * - AsyncLocalStorage is per greenlet on AsyncContextFrame (Node 24+: each
+ *   starts with no store) and shared on async_hooks (Node 20, 22). Do not
+ *   block inside `AsyncResource#runInAsyncScope`, nor inside a callback that
+ *   a native addon runs inside an N-API handle scope.
  * - A greenlet suspended forever (in `switch()` with nobody to switch back)
  *   keeps its thread until the process exits; kill it to release it.
  * - Thread-local state of native code (OpenSSL error queues, other addons)

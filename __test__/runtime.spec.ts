@@ -19,6 +19,9 @@ test('configure validates workers and refuses changes after the runtime started'
   t.throws(() => configure({ workers: 1.5 }), { instanceOf: RangeError })
   t.throws(() => configure({ workers: '2' as any }), { instanceOf: TypeError, message: /options.workers/ })
   t.throws(() => configure(7 as any), { instanceOf: TypeError, message: /options must be an options object/ })
+  // A count the process cannot create wrapped around (2^32 + 1 became 1) or panicked inside may.
+  t.throws(() => configure({ workers: 2 ** 32 + 1 }), { instanceOf: RangeError, message: /options.workers must be at most 256, got 4294967297/ })
+  t.throws(() => configure({ workers: 100_000 }), { instanceOf: RangeError, message: /at most 256/ })
 })
 
 test('the runtime starts lazily with the configured worker count', async (t) => {

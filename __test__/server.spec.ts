@@ -5,7 +5,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { GreenletExit, type Greenlet, joinall, sleep, spawn } from '../index'
+import { GreenletExit, type Greenlet, getcurrent, joinall, sleep, spawn } from '../index'
 import { type AddressInfo, type Socket, StreamServer, type StreamServer as ServerType, connect } from '../index'
 
 // The hub is process-wide: keep tests from sharing turns.
@@ -190,6 +190,26 @@ serial('stop() closes the listener, lets handlers finish within timeoutMs, then 
   t.is(((await t.throwsAsync(connect('127.0.0.1', port))) as NodeJS.ErrnoException).code, 'ECONNREFUSED')
   quick.close()
   slow.close()
+})
+
+serial('stop({ timeoutMs }) returns while a handler sits in a foreign await, having aborted its signal', async (t) => {
+  let aborted = false
+  let handlerStarted = false
+  const server = new StreamServer({ port: 0 }, async () => {
+    handlerStarted = true
+    const me = getcurrent()!
+    me.signal.addEventListener('abort', () => (aborted = true))
+    // Not a library wait: the kill cannot interrupt it.
+    await new Promise((resolve) => setTimeout(resolve, 20_000).unref())
+  })
+  server.start()
+  const client = await connect('127.0.0.1', server.address.port)
+  for (let i = 0; i < 100 && !handlerStarted; i++) await sleep(5)
+  const stopped = server.stop({ timeoutMs: 100 }).then(() => 'stopped')
+  const outcome = await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 5000, 'still pending'))])
+  t.is(outcome, 'stopped')
+  t.true(aborted)
+  client.close()
 })
 
 serial('stop() ends native connections still open after timeoutMs', async (t) => {

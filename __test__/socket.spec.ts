@@ -1,11 +1,12 @@
 import { spawn as spawnChild } from 'node:child_process'
 import { once } from 'node:events'
 import { type AddressInfo, type Server, type Socket as NodeSocket, createServer } from 'node:net'
+import * as path from 'node:path'
 
 import test from 'ava'
 
 import { GreenletExit, sleep, spawn } from '../index'
-import { IncompleteReadError, type Socket, connect } from '../index'
+import { IncompleteReadError, type Socket, StreamServer, connect } from '../index'
 
 // The hub is process-wide: keep tests from sharing turns.
 const serial = test.serial
@@ -299,6 +300,70 @@ serial('bad arguments reject or throw TypeError or RangeError naming the argumen
   await t.throwsAsync(sock.sendall(5 as unknown as string), { instanceOf: TypeError, message: /data/ })
   t.throws(() => sock.setTimeout(-5), { instanceOf: RangeError, message: /ms/ })
   t.throws(() => sock.shutdown('sideways' as 'read'), { instanceOf: TypeError, message: /how/ })
+  // Names inherited from Object.prototype are not modes either.
+  for (const inherited of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+    t.throws(() => sock.shutdown(inherited as 'read'), { instanceOf: TypeError, message: /how must be 'read', 'write', 'both'/ })
+  }
   t.throws(() => sock.shutdown(3 as 0), { instanceOf: RangeError, message: /how/ })
   await done()
+})
+
+serial('close() with more queued than the peer reads leaves no runtime worker spinning, and connects go on', async (t) => {
+  const held: NodeSocket[] = []
+  const hold = createServer((c) => {
+    c.pause()
+    held.push(c)
+  })
+  await new Promise<void>((resolve) => hold.listen(0, '127.0.0.1', resolve))
+  const sock = await connect('127.0.0.1', (hold.address() as AddressInfo).port)
+  sock.setTimeout(100)
+  // More than the kernel buffers hold: the rest stays queued in the socket.
+  await sock.sendall(Buffer.alloc(8 << 20)).catch(() => undefined)
+  const before = process.cpuUsage()
+  sock.close()
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const used = process.cpuUsage(before)
+  // A worker spinning on the queue burnt a whole core (about 1 s here).
+  t.true(used.user + used.system < 500_000, `CPU used in the second after close(): ${(used.user + used.system) / 1000} ms`)
+  const echo = new StreamServer({ port: 0 }, 'echo')
+  echo.start()
+  for (let i = 0; i < 4; i++) {
+    const c = await connect('127.0.0.1', echo.address.port, { timeoutMs: 2000 })
+    await c.sendall('ping')
+    t.is((await c.recv()).toString(), 'ping')
+    c.close()
+  }
+  for (const c of held) c.destroy()
+  hold.close()
+  await echo.stop()
+})
+
+serial('a closed socket whose peer stops reading keeps the process alive 10 s at most', async (t) => {
+  const held: NodeSocket[] = []
+  const hold = createServer((c) => {
+    c.pause()
+    held.push(c)
+  })
+  await new Promise<void>((resolve) => hold.listen(0, '127.0.0.1', resolve))
+  const port = (hold.address() as AddressInfo).port
+  const script = `
+const G = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+;(async () => {
+  const s = await G.connect('127.0.0.1', ${port})
+  s.setTimeout(100)
+  await s.sendall(Buffer.alloc(8 << 20)).catch(() => {})
+  s.close()
+  console.log('closed')
+})()`
+  const started = Date.now()
+  const child = spawnChild(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null]
+  clearTimeout(killer)
+  const took = Date.now() - started
+  t.is(signal, null, 'the child had to be killed: it never exited')
+  t.is(code, 0)
+  t.true(took >= 9000, `exited after ${took} ms, before the queue had its 10 s`)
+  for (const c of held) c.destroy()
+  hold.close()
 })

@@ -3,9 +3,12 @@ import { checkOptions, checkPositiveInteger } from './errors'
 import { native } from './native'
 
 export interface ConfigureOptions {
-  /** Worker threads of the Rust runtime. @default the number of CPU cores */
+  /** Worker threads of the Rust runtime, 1 to {@link MAX_RUNTIME_WORKERS}. @default the number of CPU cores */
   workers?: number
 }
+
+/** The most runtime workers `configure` accepts: each is an OS thread with its own event loop. */
+export const MAX_RUNTIME_WORKERS = 256
 
 export interface RuntimeInfo {
   started: boolean
@@ -20,6 +23,9 @@ export function configure(options: ConfigureOptions): void {
   const o = checkOptions('options', options)
   if (o.workers !== undefined) {
     const workers = checkPositiveInteger('options.workers', o.workers)
+    if (workers > MAX_RUNTIME_WORKERS) {
+      throw new RangeError(`options.workers must be at most ${MAX_RUNTIME_WORKERS}, got ${workers}`)
+    }
     if (native.runtimeInfo().started) {
       throw new RangeError('options.workers cannot change: the runtime has already started; call configure() before first use')
     }

@@ -53,7 +53,7 @@ export interface HandlerMode<G extends { readonly dead: boolean }> {
   current(): G | null
   /** Starts a greenlet serving `sock` with `handler`; it closes the socket and leaves `handlers` as it ends. */
   serve(sock: Socket, handler: (...args: any[]) => unknown, handlers: Set<G>): G
-  /** Waits up to `timeoutMs` (-1: no limit) for `running` to finish, then kills those left and waits for them. */
+  /** Waits up to `timeoutMs` (-1: no limit) for `running` to finish, then kills those left and waits as long again for them. */
   stopHandlers(running: G[], timeoutMs: number): Promise<void>
 }
 
@@ -63,7 +63,12 @@ const asyncMode: HandlerMode<Greenlet> = {
   async stopHandlers(running, timeoutMs) {
     const limit = timeoutMs < 0 ? undefined : timeoutMs
     await joinall(running, { timeoutMs: limit })
-    await killall(running.filter((g) => !g.dead))
+    // A handler inside a foreign await sees the kill only once that settles
+    // (its signal aborts at once): the wait for it is bounded too.
+    await killall(
+      running.filter((g) => !g.dead),
+      { timeoutMs: limit },
+    )
   },
 }
 

@@ -48,6 +48,8 @@ const DEFAULT_RECV = 64 * 1024
 const SEND_HIGH_WATER = 64 * 1024
 /** Longest delay a Node timer accepts without clamping it to 1 ms. */
 const KEEP_ALIVE_MS = 2 ** 30
+/** How long a closed socket's unwritten queue keeps the process alive. */
+const CLOSE_LINGER_MS = 10_000
 const EMPTY = Buffer.alloc(0)
 /** @internal What `sendall` returns when it need not wait: one settled Promise serves all. */
 export const SENT: Promise<void> = Promise.resolve()
@@ -223,11 +225,15 @@ class NetClient {
     }
   }
 
-  /** Keeps the process alive until a closed socket has written out its queue. */
+  /**
+   * Keeps the process alive until a closed socket has written out its
+   * queue, for `CLOSE_LINGER_MS` at most: a peer that stops reading must
+   * not keep it alive forever (the runtime goes on writing meanwhile).
+   */
   holdUntilClosed(handle: NativeSocket): void {
     // Outside any greenlet: killing the one that closed must not end the wait.
     currentStorage.exit(() => {
-      void nativeWait((id) => (handle.closeWait(id), 0), -1, () => true)
+      void nativeWait((id) => (handle.closeWait(id), 0), CLOSE_LINGER_MS, () => true)
     })
   }
 
@@ -310,7 +316,7 @@ const SHUTDOWN: Record<string, number> = { read: 0, write: 1, both: 2 }
 
 function checkShutdown(how: unknown): number {
   if (how === 0 || how === 1 || how === 2) return how
-  if (typeof how === 'string' && how in SHUTDOWN) return SHUTDOWN[how]
+  if (typeof how === 'string' && Object.hasOwn(SHUTDOWN, how)) return SHUTDOWN[how]
   if (typeof how === 'number') throw new RangeError(`how must be 0 (read), 1 (write) or 2 (both), got ${how}`)
   throw invalidType('how', "'read', 'write', 'both' or 0, 1, 2", how)
 }

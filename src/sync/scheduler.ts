@@ -25,8 +25,10 @@
  *   that blocking calls made by code resumed from there throw instead of
  *   suspending the wrong greenlet).
  * - Sync greenlets run while the main thread waits in `resumeFromTick`,
- *   called outside any async greenlet's AsyncLocalStorage context: greenlet
- *   threads share the main thread's async context, and must not see one.
+ *   called outside any async greenlet's AsyncLocalStorage context: on
+ *   async_hooks (Node 20, 22) greenlet threads share the main thread's async
+ *   context, and must not see one; on AsyncContextFrame each keeps its own
+ *   (the shim saves it across hand-overs).
  */
 import { type Resumable, hub } from '../hub'
 import { syncNative } from './native'

@@ -58,7 +58,7 @@ const syncMode: HandlerMode<Greenlet> = {
     await joinFromAsync(running, timeoutMs)
     const left = running.filter((g) => !g.dead)
     for (const g of left) g.kill(undefined, { block: false })
-    await joinFromAsync(left, -1)
+    await joinFromAsync(left, timeoutMs)
   },
 }
 

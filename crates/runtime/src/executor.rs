@@ -7,9 +7,11 @@
 //!
 //! - Submission pushes a whole batch into a global [`Injector`].
 //! - Each worker owns a [`Slot`] with a local FIFO deque. A take pops the
-//!   local deque, refills it from the injector (up to twice what it asked
-//!   for, so that some of what it grabbed stays stealable), and steals from
-//!   sibling slots when the injector is empty.
+//!   local deque, else steals from sibling slots (what they hold is older
+//!   than anything in the injector), else refills from the injector (up to
+//!   twice what it asked for, so that some of what it grabbed stays
+//!   stealable). Tasks start in submission order with one worker, and in
+//!   about that order with several.
 //! - Completions from all workers are appended to one buffer; the front end
 //!   is woken once when it goes from empty to non-empty, and takes the whole
 //!   buffer with [`Pool::drain`]: one wake-up per batch, never per task.
@@ -314,7 +316,8 @@ impl Slot {
 
     /// Puts back tasks that [`Slot::take`] handed out and that have not
     /// started (frames as `take` wrote them): they are queued again, in this
-    /// slot's deque where idle siblings can steal them. Returns how many.
+    /// slot's deque, ahead of what it still holds, where idle siblings can
+    /// steal them. Returns how many.
     pub fn give_back(&self, batch: &[u8]) -> Result<usize, FrameError> {
         let tasks = frames(batch)
             .map(|f| {
@@ -325,6 +328,10 @@ impl Slot {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut states = lock(&self.pool.states);
+        // They were taken before everything still in this deque: they go
+        // back in front of it, so that a slot starts its tasks in submission
+        // order (the deque only pushes at the back).
+        let queued_after: Vec<Task> = std::iter::from_fn(|| self.local.pop()).collect();
         let mut n = 0;
         for task in tasks {
             if let Some(state @ TaskState::Running) = states.get_mut(&task.id) {
@@ -333,24 +340,17 @@ impl Slot {
                 n += 1;
             }
         }
+        for task in queued_after {
+            self.local.push(task);
+        }
         Ok(n)
     }
 
     /// Pops one task, moving up to `2 * want` into the local deque first:
-    /// from the injector, else from a sibling.
+    /// from a sibling's deque, else from the injector. Siblings come first
+    /// because what they hold left the injector before anything still in
+    /// it: tasks start in about submission order, as from one shared queue.
     fn refill(&self, want: usize) -> Option<Task> {
-        let limit = want.saturating_mul(2).max(1);
-        loop {
-            match self
-                .pool
-                .injector
-                .steal_batch_with_limit_and_pop(&self.local, limit)
-            {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => break,
-                Steal::Retry => continue,
-            }
-        }
         let stealers = self.pool.stealers.read().unwrap_or_else(|e| e.into_inner());
         for (index, stealer) in stealers.iter() {
             if *index == self.index {
@@ -364,7 +364,19 @@ impl Slot {
                 }
             }
         }
-        None
+        drop(stealers);
+        let limit = want.saturating_mul(2).max(1);
+        loop {
+            match self
+                .pool
+                .injector
+                .steal_batch_with_limit_and_pop(&self.local, limit)
+            {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
     }
 }
 
@@ -454,6 +466,30 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(slot.take(1, &mut out), 1);
         assert_eq!(ids(&out), vec![3]);
+    }
+
+    #[test]
+    fn given_back_tasks_run_before_those_taken_after_them() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[
+            (1, b"a"),
+            (2, b"b"),
+            (3, b"c"),
+            (4, b"d"),
+            (5, b"e"),
+        ]))
+        .unwrap();
+        let a = Slot::attach(pool.clone());
+        let mut first = Vec::new();
+        // Takes 1 and 2, and refills its deque with more behind them.
+        assert_eq!(a.take(2, &mut first), 2);
+        assert_eq!(ids(&first), vec![1, 2]);
+        // 2 did not start: it goes back ahead of 3, 4 and 5.
+        let second = &first[FRAME_HEADER + 1..];
+        assert_eq!(a.give_back(second).unwrap(), 1);
+        let mut next = Vec::new();
+        assert_eq!(a.take(10, &mut next), 4);
+        assert_eq!(ids(&next), vec![2, 3, 4, 5]);
     }
 
     #[test]

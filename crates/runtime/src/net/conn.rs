@@ -438,8 +438,10 @@ impl Conn {
         });
         self.inbox.push_all(&done);
         woken.extend(done.iter().map(|&(id, _)| id));
-        if st.phase == Phase::Closed {
-            // The coroutine may be waiting for the queue to close the fd.
+        if st.phase == Phase::Closed && (st.out.is_empty() || st.write_error.is_some()) {
+            // The coroutine waits for the queue to be out to close the fd.
+            // Not before: a queue the peer does not read would wake it over
+            // and over (it waits for writability then).
             self.waker.wakeup();
         }
         queued
