@@ -75,3 +75,21 @@ test('malformed hub commands reach JS as an Error, not a crash', (t) => {
   t.throws(() => hub.flush(new Float64Array([99, 1, 0, 0]), 1, out, 0), { message: /unknown hub command/ })
   t.throws(() => hub.flush(new Float64Array(4), 2, out, 0), { message: /command count exceeds the buffer/ })
 })
+
+test('out of file descriptors, the runtime fails to start with EMFILE and starts once some are free', async (t) => {
+  const script = `
+const G = require(${JSON.stringify(root)}); const fs = require('fs'); const net = require('net')
+;(async () => {
+  const srv = net.createServer((c) => c.end()); await new Promise((r) => srv.listen(0, '127.0.0.1', r))
+  const hog = []; try { for (;;) hog.push(fs.openSync('/dev/null', 'r')) } catch {}
+  const first = await G.connect('127.0.0.1', srv.address().port).then(() => 'connected', (e) => e.code)
+  let server; try { new G.StreamServer({ port: 0 }, 'echo').start(); server = 'started' } catch (e) { server = e.code }
+  for (const fd of hog) fs.closeSync(fd)
+  const second = await G.connect('127.0.0.1', srv.address().port).then((s) => (s.close(), 'connected'), (e) => e.code)
+  console.log(JSON.stringify({ first, server, second }))
+  srv.close()
+})()`
+  // The descriptor limit is the child's alone: bash sets it, then runs node.
+  const { stdout } = await run('bash', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script], { cwd: root, timeout: 20_000 })
+  t.deepEqual(JSON.parse(stdout.trim().split('\n').pop()!), { first: 'EMFILE', server: 'EMFILE', second: 'connected' })
+})

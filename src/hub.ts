@@ -8,6 +8,7 @@
  * every ready greenlet in one batch.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { getSystemErrorName } from 'node:util'
 
 import type { NativeHub } from 'native-binding'
 import { GreenletExit, checkMs, rejecting } from './errors'
@@ -158,7 +159,7 @@ class HubClient {
   /** @internal The native hub, for bindings that complete waits from runtime threads (`Remote`). */
   native(): NativeHub {
     // Created on first use: this is what starts the runtime lazily.
-    return (this.nativeHub ??= new native.NativeHub(this.tick))
+    return (this.nativeHub ??= startNativeHub(this.tick))
   }
 
   private schedule(): void {
@@ -248,6 +249,20 @@ class HubClient {
 export const hub = new HubClient()
 
 /** The greenlet whose code is running, across awaits. */
+/**
+ * The native hub, or the Error that says why the runtime cannot start, with
+ * the OS error's `code` (EMFILE...): it can be tried again later.
+ */
+function startNativeHub(wake: () => void): NativeHub {
+  try {
+    return new native.NativeHub(wake)
+  } catch (err) {
+    const errno = /\(os error (\d+)\)/.exec((err as Error).message)?.[1]
+    if (errno !== undefined) (err as NodeJS.ErrnoException).code = getSystemErrorName(-Number(errno))
+    throw err
+  }
+}
+
 export const currentStorage = new AsyncLocalStorage<WaitOwner>()
 
 /** A wait that is not a greenlet's own: code outside greenlets, or a second concurrent wait. */

@@ -154,9 +154,10 @@ export class StreamServer {
   start(): void {
     if (this.#native !== undefined) throw new Error('the server has already started')
     const handler = typeof this.#handler === 'string' ? this.#handler : 'front'
+    const client = net.native()
     let made: NativeServer | number
     try {
-      made = net.native().listen(this.#host, this.#port, this.#backlog, handler)
+      made = client.listen(this.#host, this.#port, this.#backlog, handler)
     } catch (err) {
       // The runtime rejects hosts that are not IP addresses.
       throw Object.assign(new TypeError(`listener.host must be an IP address or 'localhost', got '${this.#host}'`), { cause: err })

@@ -24,9 +24,13 @@ impl NativeHub {
     /// hub should be flushed. It never keeps the event loop alive by itself.
     #[napi(constructor, catch_unwind)]
     pub fn new(wake: Function<(), ()>) -> Result<Self> {
-        Ok(NativeHub {
-            hub: Hub::new(js_wake(wake)?),
-        })
+        let hub = Hub::new(js_wake(wake)?).map_err(|e| {
+            Error::new(
+                Status::GenericFailure,
+                format!("greenthread: the runtime cannot start: {e}"),
+            )
+        })?;
+        Ok(NativeHub { hub })
     }
 
     /// Applies the first `count` commands of `commands` (quads of f64, their

@@ -319,13 +319,13 @@ const STALE_TIMER_SLACK: usize = 4096;
 
 impl Hub {
     /// A hub whose expired timers are announced through `wake`. Starts the
-    /// runtime if it is not running yet.
-    pub fn new(wake: Wake) -> Hub {
-        crate::runtime::ensure_started();
+    /// runtime if it is not running yet (and fails if it cannot).
+    pub fn new(wake: Wake) -> std::io::Result<Hub> {
+        crate::runtime::ensure_started()?;
         let mut hub = Hub::without_alarm();
         hub.remote.wake = Some(wake.clone());
         hub.alarm = Some(Alarm::new(wake));
-        hub
+        Ok(hub)
     }
 
     /// A hub that never wakes anyone: the caller polls [`Hub::flush`]
@@ -1080,7 +1080,8 @@ mod alarm_tests {
         let counter = wakes.clone();
         let mut hub = Hub::new(Arc::new(move || {
             counter.fetch_add(1, Ordering::SeqCst);
-        }));
+        }))
+        .unwrap();
         let mut out = Vec::new();
         let cmds = [
             Command::Spawn { id: 1, delay: None },

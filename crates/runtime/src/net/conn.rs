@@ -147,6 +147,8 @@ impl Conn {
         // SAFETY: `run` does non-blocking I/O and short lock sections, waits
         // only through `wait_io`, keeps its buffers on the heap, touches no
         // thread-local storage.
+        // Accepted by a runtime coroutine: the runtime is running, and a
+        // failure would only drop the stream (closing the connection).
         drop(unsafe { go(move || serving.run(stream, None)) });
         conn
     }
@@ -162,7 +164,7 @@ impl Conn {
         let conn = Conn::new(&stream, Phase::Connecting(wait_id), net);
         let serving = conn.clone();
         // SAFETY: as in `accepted`.
-        drop(unsafe { go(move || serving.run(stream, Some(addr))) });
+        drop(unsafe { go(move || serving.run(stream, Some(addr))) }.map_err(|e| status_of(&e))?);
         Ok(conn)
     }
 

@@ -39,7 +39,7 @@ pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, i32> {
     socket
         .listen(backlog.min(i32::MAX as u32) as i32)
         .map_err(|e| status_of(&e))?;
-    crate::runtime::ensure_started();
+    crate::runtime::ensure_started().map_err(|e| status_of(&e))?;
     // SAFETY: the fd comes from `into_raw_fd` of a socket we own; the
     // listener takes over its ownership (and makes it non-blocking).
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })

@@ -82,11 +82,14 @@ impl Net {
 /// thread-local storage across a wait, must not block its thread for long,
 /// and must fit in [`runtime`](crate::runtime)'s coroutine stack (no large
 /// stack buffers, no deep recursion, no name resolution).
-/// Dropping the returned handle detaches the coroutine.
-pub(crate) unsafe fn go<F: FnOnce() + Send + 'static>(f: F) -> may::coroutine::JoinHandle<()> {
-    crate::runtime::ensure_started();
+/// Dropping the returned handle detaches the coroutine. Fails, dropping
+/// `f`, if the runtime cannot start.
+pub(crate) unsafe fn go<F: FnOnce() + Send + 'static>(
+    f: F,
+) -> std::io::Result<may::coroutine::JoinHandle<()>> {
+    crate::runtime::ensure_started()?;
     // SAFETY: the caller upholds the coroutine contract above.
-    unsafe { may::coroutine::spawn(f) }
+    Ok(unsafe { may::coroutine::spawn(f) })
 }
 
 /// `-errno` of an I/O error; errors without an OS code become `-EIO`.

@@ -96,7 +96,7 @@ impl Server {
         // SAFETY: the accept loop does non-blocking accepts under short
         // locks, waits through `wait_io` and `sleep`, and uses no
         // thread-local storage.
-        drop(unsafe { go(move || accepting.run(listener)) });
+        drop(unsafe { go(move || accepting.run(listener)) }.map_err(|e| status_of(&e))?);
         Ok(server)
     }
 
@@ -286,13 +286,17 @@ impl Server {
                 // SAFETY: `builtin::serve` does non-blocking I/O into a
                 // 1 KiB stack buffer, waits through `wait_io`, and uses no
                 // thread-local storage.
-                drop(unsafe {
+                let serving = unsafe {
                     go(move || {
                         builtin::serve(&stream, upper, &server);
                         drop(stream);
                         server.retire(key);
                     })
-                });
+                };
+                // The runtime runs this accept loop: it cannot fail to start.
+                // Were it to, the connection (dropped with the closure)
+                // would just be closed, and stay listed until the server stops.
+                drop(serving);
             }
         }
     }
