@@ -168,15 +168,23 @@ class Heap<T> implements Store<T> {
   shift(): T {
     const entries = this.#entries
     const top = entries[0]
-    const last = entries.pop() as Entry<T>
-    if (entries.length > 0) {
+    const end = entries.length - 1
+    const last = entries[end]
+    // Compare first, move after: a compare that throws leaves the heap whole.
+    const path: number[] = []
+    for (let i = 0; ; ) {
+      const left = 2 * i + 1
+      if (left >= end) break
+      const right = left + 1
+      const child = right < end && this.#before(entries[right], entries[left]) ? right : left
+      if (!this.#before(entries[child], last)) break
+      path.push(child)
+      i = child
+    }
+    entries.pop()
+    if (end > 0) {
       let i = 0
-      for (;;) {
-        const left = 2 * i + 1
-        if (left >= entries.length) break
-        const right = left + 1
-        const child = right < entries.length && this.#before(entries[right], entries[left]) ? right : left
-        if (!this.#before(entries[child], last)) break
+      for (const child of path) {
         entries[i] = entries[child]
         i = child
       }
@@ -187,11 +195,17 @@ class Heap<T> implements Store<T> {
 
   #insert(entry: Entry<T>): void {
     const entries = this.#entries
+    // Compare first, move after: a compare that throws leaves the heap as it was.
+    let target = entries.length
+    while (target > 0) {
+      const parent = (target - 1) >> 1
+      if (!this.#before(entry, entries[parent])) break
+      target = parent
+    }
     let i = entries.length
     entries.push(entry)
-    while (i > 0) {
+    while (i > target) {
       const parent = (i - 1) >> 1
-      if (!this.#before(entry, entries[parent])) break
       entries[i] = entries[parent]
       i = parent
     }
