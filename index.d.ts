@@ -124,6 +124,12 @@ export declare class NativeSocket {
 /** Sets the number of runtime worker threads. Only before first use. */
 export declare function configureRuntime(workers: number): void
 
+/**
+ * Makes this process die once the process `parent` has (executor children:
+ * see `greenthread_runtime::parent`).
+ */
+export declare function dieWithParent(parent: number): void
+
 /** The wire constants, so the TypeScript side never restates them. */
 export declare function hubProtocol(): Record<string, number>
 

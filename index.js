@@ -842,6 +842,7 @@ module.exports.NativeNet = nativeBinding.NativeNet
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.NativeSocket = nativeBinding.NativeSocket
 module.exports.configureRuntime = nativeBinding.configureRuntime
+module.exports.dieWithParent = nativeBinding.dieWithParent
 module.exports.hubProtocol = nativeBinding.hubProtocol
 module.exports.netProtocol = nativeBinding.netProtocol
 module.exports.runtimeInfo = nativeBinding.runtimeInfo

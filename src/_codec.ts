@@ -14,6 +14,20 @@
  * - result payload: `[status u8][value]`, status `OK`, `ERROR` (a record
  *   rebuilt into an Error) or `THROWN` (a non-Error thrown value)
  * - definition: `[kind u8][utf-16 text]`, a function's source or an export's name
+ *
+ * Every cloned value gets a fresh serializer and deserializer: V8's
+ * serializer remembers each object it has written (to write a repeat as a
+ * back reference), so a shared one would keep every argument and result alive
+ * and turn an object sent again in a later message into a reference that the
+ * receiver resolves to a different object.
+ *
+ * A SharedArrayBuffer is not copied: the serializer asks the `share` hook of
+ * its Writer for an id (a thread pool posts the buffer to its workers under
+ * that id; a process pool refuses it), and the Reader's `resolve` hook turns
+ * the id back into the buffer. Node's Deserializer cannot read V8's own
+ * shared-buffer record, so the writer precedes it with the host-object tag:
+ * the reader then sees a host object whose body is that record (`'u'` and the
+ * id as a varint) and reads it itself.
  */
 import * as v8 from 'node:v8'
 
@@ -49,6 +63,65 @@ const enum Tag {
 
 const CLONED_ARGS = 0xffff
 
+/** V8's serialization tags around a SharedArrayBuffer (see the module comment). */
+const HOST_OBJECT_TAG = Buffer.from([0x5c]) // '\\'
+const SHARED_ARRAY_BUFFER_TAG = 0x75 // 'u'
+
+/** Gives a SharedArrayBuffer met while writing `what` the id its reader will resolve. */
+export type ShareHook = (sab: SharedArrayBuffer, what: string) => number
+/** The SharedArrayBuffer of an id from a {@link ShareHook}. */
+export type ResolveHook = (id: number) => SharedArrayBuffer
+
+const NOT_SHARED =
+  'contains a SharedArrayBuffer, which ProcessPoolExecutor cannot send: a child process does not share memory with this one' +
+  ' (use ThreadPoolExecutor, or send a copy such as new Uint8Array(sab).slice())'
+
+/** The TypeErrors of {@link refuseSharing}: a SharedArrayBuffer was met where memory cannot be shared. */
+const refusals = new WeakSet<object>()
+
+export function isSharingRefused(err: unknown): err is TypeError {
+  return err instanceof TypeError && refusals.has(err)
+}
+
+/** The {@link ShareHook} of transports to and from child processes. */
+export const refuseSharing: ShareHook = (_sab, what) => {
+  const err = new TypeError(`${what} ${NOT_SHARED}`)
+  refusals.add(err)
+  throw err
+}
+
+class MessageSerializer extends v8.Serializer {
+  constructor(
+    private readonly share: ShareHook,
+    private readonly what: string,
+  ) {
+    super()
+  }
+
+  _getSharedArrayBufferId(sab: SharedArrayBuffer): number {
+    const id = this.share(sab, this.what)
+    this.writeRawBytes(HOST_OBJECT_TAG)
+    return id
+  }
+}
+
+class MessageDeserializer extends v8.Deserializer {
+  constructor(
+    buf: Buffer,
+    private readonly resolve: ResolveHook | undefined,
+  ) {
+    super(buf)
+  }
+
+  _readHostObject(): unknown {
+    const tag = (this.readRawBytes(1) as unknown as Buffer)[0]
+    if (tag !== SHARED_ARRAY_BUFFER_TAG) throw new Error('greenthread: corrupt shared memory record in executor frame')
+    const id = this.readUint32()
+    if (this.resolve === undefined) throw new Error('greenthread: a SharedArrayBuffer reached a worker that cannot share memory')
+    return this.resolve(id)
+  }
+}
+
 /** An Error as it crosses a thread or process boundary. */
 interface ErrorRecord {
   name: string
@@ -72,9 +145,12 @@ export class Writer {
   #buf: Buffer
   #view: DataView
   length = 0
-  #serializer = new v8.Serializer()
 
-  constructor(initial = 16 * 1024) {
+  /** `share` decides what happens to SharedArrayBuffers: {@link refuseSharing} unless given. */
+  constructor(
+    initial = 16 * 1024,
+    private readonly share: ShareHook = refuseSharing,
+  ) {
     this.#buf = Buffer.allocUnsafe(initial)
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength)
   }
@@ -142,17 +218,21 @@ export class Writer {
     this.length = length
   }
 
-  /** A V8 clone of `value`; throws DataCloneError for uncloneable values. */
-  cloned(value: unknown): void {
-    const s = this.#serializer
+  /**
+   * A V8 clone of `value`, written by a serializer of its own (see the module
+   * comment); throws DataCloneError for uncloneable values, and the
+   * {@link ShareHook}'s error (naming `value` as `what`) if it refuses a
+   * SharedArrayBuffer.
+   */
+  cloned(value: unknown, what = 'the value'): void {
+    const s = new MessageSerializer(this.share, what)
     let bytes: Buffer
     try {
       s.writeHeader()
       s.writeValue(value)
       bytes = s.releaseBuffer()
     } catch (err) {
-      // A failed write leaves the serializer mid-value: start afresh.
-      this.#serializer = new v8.Serializer()
+      if (isSharingRefused(err)) throw err
       // What structuredClone and postMessage throw for the same value.
       throw new DOMException((err as Error).message, 'DataCloneError')
     }
@@ -160,7 +240,7 @@ export class Writer {
     this.bytes(bytes)
   }
 
-  value(x: unknown): void {
+  value(x: unknown, what?: string): void {
     switch (typeof x) {
       case 'number':
         this.u8(Tag.NUMBER)
@@ -182,17 +262,33 @@ export class Writer {
           return
         }
         this.u8(Tag.V8)
-        this.cloned(x)
+        this.cloned(x, what)
     }
   }
 
+  /** A task's arguments; a refused SharedArrayBuffer is reported as `args[i]`. */
   args(args: readonly unknown[]): void {
     if (args.every(isPrimitive) && args.length < CLONED_ARGS) {
       this.u16(args.length)
       for (const a of args) this.value(a)
-    } else {
-      this.u16(CLONED_ARGS)
-      this.cloned(args)
+      return
+    }
+    this.u16(CLONED_ARGS)
+    try {
+      this.cloned(args, 'args')
+    } catch (err) {
+      if (!isSharingRefused(err)) throw err
+      // Name the argument: clone them one by one (refusing has no side effects).
+      const probe = new Writer(64, this.share)
+      for (let i = 0; i < args.length; i++) {
+        try {
+          probe.cloned(args[i], `args[${i}]`)
+        } catch (inner) {
+          if (isSharingRefused(inner)) throw inner
+        }
+        probe.reset()
+      }
+      throw err
     }
   }
 
@@ -223,7 +319,12 @@ export class Reader {
   readonly view: DataView
   at: number
 
-  constructor(readonly buf: Buffer, at = 0) {
+  /** `resolve` turns the ids of shared memory back into SharedArrayBuffers (see {@link ShareHook}). */
+  constructor(
+    readonly buf: Buffer,
+    at = 0,
+    private readonly resolve?: ResolveHook,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     this.at = at
   }
@@ -263,7 +364,9 @@ export class Reader {
 
   cloned(): unknown {
     const n = this.u32()
-    const v = v8.deserialize(this.buf.subarray(this.at, this.at + n))
+    const d = new MessageDeserializer(this.buf.subarray(this.at, this.at + n), this.resolve)
+    d.readHeader()
+    const v = d.readValue()
     this.at += n
     return v
   }

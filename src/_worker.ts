@@ -11,13 +11,15 @@
 import { createRequire } from 'node:module'
 import * as net from 'node:net'
 import * as path from 'node:path'
-import { isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { isMainThread, parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads'
 
 import {
   DefKind,
   FRAME_HEADER,
   Reader,
   Status,
+  type ResolveHook,
+  type ShareHook,
   TaskFlag,
   Writer,
   forEachFrame,
@@ -40,15 +42,33 @@ export interface WorkerConfig {
 export interface ThreadWorkerData {
   greenthreadExecutor: true
   poolId: number
-  /** Int32Array: [BELL] bumped on new work, [CLOSED] set at shutdown. */
+  /** Int32Array: [BELL] bumped on new work, [CLOSED] set at shutdown, [SHARED_SEQ] last shared-memory id. */
   bell: SharedArrayBuffer
   /** Int32Array(1): how this worker ended, written before it exits. */
   status: SharedArrayBuffer
   config: WorkerConfig
+  /** Shared memory of queued tasks, by id, when the worker started. */
+  shared: [number, SharedArrayBuffer][]
+  /** Shared memory by id, {@link SharedMessage}s both ways. */
+  sharePort: MessagePort
+}
+
+/**
+ * Over a thread worker's share port. Executor → worker: `sab` set, the
+ * memory of id `id` (queued tasks may refer to it); `sab` unset, id `id` is
+ * no longer used. Worker → executor: the memory of id `id` in a result (each
+ * result gets new ids).
+ */
+export interface SharedMessage {
+  id: number
+  sab?: SharedArrayBuffer
 }
 
 export const BELL = 0
 export const CLOSED = 1
+export const SHARED_SEQ = 2
+/** Int32 slots of the doorbell. */
+export const BELL_SLOTS = 3
 export const enum ExitStatus {
   RUNNING = 0,
   /** Retired (maxTasksPerChild) or shut down: not a crash. */
@@ -93,6 +113,34 @@ const dynamicImport = new Function('s', 'return import(s)') as (s: string) => Pr
 
 function noop(): void {}
 
+/**
+ * `this` of a function submitted by source: it runs without the object it
+ * may have been a method of, so reading or writing a property of `this` is a
+ * clear error instead of `undefined` (and a silently wrong result).
+ */
+const UNBOUND_THIS: object = new Proxy(
+  {},
+  {
+    get(_target, key) {
+      if (typeof key === 'symbol' || key === 'then') return undefined
+      throw unboundThis('read', key)
+    },
+    set(_target, key) {
+      throw unboundThis('set', key)
+    },
+    has(_target, key) {
+      throw unboundThis('looked up', key)
+    },
+  },
+)
+
+function unboundThis(how: string, key: string | symbol): TypeError {
+  return new TypeError(
+    `the submitted function ${how} this.${String(key)}, but a function submitted by source runs without its object: ` +
+      '`this` is not bound in the worker (pass the object as an argument, or submit a function that calls the method on it)',
+  )
+}
+
 function isThenable(x: unknown): x is PromiseLike<unknown> {
   return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
 }
@@ -104,7 +152,15 @@ export function nextBatchSize(size: number, ran: number, ms: number): number {
   return Math.max(1, Math.min(fit, size * 2, MAX_BATCH))
 }
 
-type Fn = (...args: unknown[]) => unknown
+type Fn = (this: unknown, ...args: unknown[]) => unknown
+interface Entry {
+  fn: Fn
+  bySource: boolean
+}
+
+function call(entry: Entry, args: unknown[]): unknown {
+  return entry.fn.apply(entry.bySource ? UNBOUND_THIS : undefined, args)
+}
 
 /** Compiles a function's source in the worker's global scope, with `require` from the cwd. */
 function compile(source: string, req: NodeJS.Require): Fn {
@@ -134,7 +190,7 @@ function withClosureHint(err: unknown): unknown {
 
 /** Resolves functions and runs batches; transport-independent. */
 class Runner {
-  readonly #fns = new Map<number, { fn: Fn; bySource: boolean }>()
+  readonly #fns = new Map<number, Entry>()
   readonly #controllers = new Map<number, AbortController>()
   readonly #require = createRequire(path.join(process.cwd(), 'noop.js'))
   #module: Promise<Record<string, unknown>> | undefined
@@ -142,13 +198,15 @@ class Runner {
   constructor(
     private readonly config: WorkerConfig,
     private readonly definition: (fnId: number) => Uint8Array | undefined,
+    /** Shared memory of arguments: thread workers only. */
+    private readonly resolveShared?: ResolveHook,
   ) {}
 
   async init(): Promise<void> {
     const def = this.config.initializer
     if (def === undefined) return
-    const { fn } = await this.#resolve(Buffer.from(def.buffer, def.byteOffset, def.byteLength))
-    const r = fn(...this.config.initargs)
+    const entry = await this.#resolve(Buffer.from(def.buffer, def.byteOffset, def.byteLength))
+    const r = call(entry, this.config.initargs)
     if (isThenable(r)) await r
   }
 
@@ -156,7 +214,7 @@ class Runner {
     this.#controllers.get(id)?.abort(reason ?? new DOMException('the task was aborted', 'AbortError'))
   }
 
-  async #resolve(def: Buffer): Promise<{ fn: Fn; bySource: boolean }> {
+  async #resolve(def: Buffer): Promise<Entry> {
     const text = def.toString('utf16le', 1)
     if (def[0] === DefKind.SOURCE) return { fn: compile(text, this.#require), bySource: true }
     const url = this.config.moduleUrl
@@ -169,7 +227,7 @@ class Runner {
     return { fn: fn as Fn, bySource: false }
   }
 
-  async #fn(fnId: number): Promise<{ fn: Fn; bySource: boolean }> {
+  async #fn(fnId: number): Promise<Entry> {
     const def = this.definition(fnId)
     if (def === undefined) throw new Error(`greenthread: worker has no definition for function ${fnId}`)
     const entry = await this.#resolve(Buffer.from(def.buffer, def.byteOffset, def.byteLength))
@@ -185,7 +243,7 @@ class Runner {
    * of tasks run.
    */
   async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void): Promise<number> {
-    const r = new Reader(batch)
+    const r = new Reader(batch, 0, this.resolveShared)
     const started = performance.now()
     let ran = 0
     let stop = false
@@ -207,7 +265,7 @@ class Runner {
           if (flags & TaskFlag.CHUNK) {
             const results: unknown[] = []
             for (const item of args[0] as unknown[]) {
-              let v = entry.fn(item)
+              let v = call(entry, [item])
               if (isThenable(v)) {
                 flush()
                 v = await v
@@ -221,7 +279,7 @@ class Runner {
               this.#controllers.set(id, controller)
               args.push(controller.signal)
             }
-            value = entry.fn(...args)
+            value = call(entry, args)
             if (isThenable(value)) {
               if (end < batch.length) {
                 giveBack(batch.subarray(end))
@@ -247,7 +305,7 @@ class Runner {
         const start = out.length
         try {
           out.u8(Status.OK)
-          out.value(value)
+          out.value(value, 'the result')
         } catch (err) {
           out.truncate(start)
           writeThrown(out, err)
@@ -282,7 +340,32 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
   const port = parentPort!
   const { native } = require('./native') as typeof import('./native')
   const slot = new native.NativeExecutorSlot(data.poolId)
-  const runner = new Runner(data.config, (id) => slot.definition(id) ?? undefined)
+  // Shared memory: what queued tasks refer to arrives (in order) on the share
+  // port before the tasks reach the queue, so a task's ids can be looked up
+  // by reading the port synchronously.
+  const shared = new Map<number, SharedArrayBuffer>(data.shared)
+  const sharePort = data.sharePort
+  const onShared = (m: SharedMessage): void => {
+    if (m.sab !== undefined) shared.set(m.id, m.sab)
+    else shared.delete(m.id)
+  }
+  sharePort.on('message', onShared)
+  sharePort.unref()
+  const resolveShared: ResolveHook = (id) => {
+    for (;;) {
+      const sab = shared.get(id)
+      if (sab !== undefined) return sab
+      const m = receiveMessageOnPort(sharePort)
+      if (m === undefined) throw new Error(`greenthread: the shared memory ${id} of a task never reached its worker`)
+      onShared(m.message as SharedMessage)
+    }
+  }
+  const share: ShareHook = (sab) => {
+    const id = Atomics.add(bell, SHARED_SEQ, 1) + 1
+    sharePort.postMessage({ id, sab } satisfies SharedMessage)
+    return id
+  }
+  const runner = new Runner(data.config, (id) => slot.definition(id) ?? undefined, resolveShared)
   port.on('message', (m: { type: string; id: number; reason: Uint8Array }) => {
     if (m?.type === ABORT_REASON) runner.abort(m.id, readReason(Buffer.from(m.reason), 0))
   })
@@ -294,6 +377,7 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     Atomics.add(bell, BELL, 1)
     Atomics.notify(bell, BELL)
     clearInterval(keepAlive)
+    sharePort.close()
   }
   try {
     await runner.init()
@@ -304,7 +388,7 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     leave(ExitStatus.INIT_FAILED)
     return
   }
-  const out = new Writer()
+  const out = new Writer(16 * 1024, share)
   const flush = (): void => {
     if (out.length > 0) {
       slot.complete(out.view())
@@ -352,25 +436,50 @@ export function sendMessage(sock: net.Socket, type: Msg, body?: Uint8Array): voi
   sock.uncork()
 }
 
-/** Splits a byte stream into `[type][len][body]` messages. */
+/**
+ * Splits a byte stream into `[type][len][body]` messages. Chunks of an
+ * incomplete message are kept as they come and joined once the message is
+ * complete, so a message costs one copy however many chunks it arrives in.
+ */
 export class MessageParser {
-  #pending: Buffer = Buffer.alloc(0)
+  #chunks: Buffer[] = []
+  #size = 0
+  /** Bytes needed before the next message can be cut: its header, then all of it. */
+  #need = MSG_HEADER
 
   constructor(private readonly onMessage: (type: Msg, body: Buffer) => void) {}
 
   push(chunk: Buffer): void {
-    let buf = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk])
+    if (chunk.length === 0) return
+    this.#chunks.push(chunk)
+    this.#size += chunk.length
+    if (this.#size < this.#need) return
+    let buf = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#size)
+    this.#chunks = []
+    this.#size = 0
+    this.#need = MSG_HEADER
     while (buf.length >= MSG_HEADER) {
-      const len = buf.readUInt32LE(1)
-      if (buf.length < MSG_HEADER + len) break
-      this.onMessage(buf[0] as Msg, buf.subarray(MSG_HEADER, MSG_HEADER + len))
-      buf = buf.subarray(MSG_HEADER + len)
+      const end = MSG_HEADER + buf.readUInt32LE(1)
+      if (buf.length < end) {
+        this.#need = end
+        break
+      }
+      this.onMessage(buf[0] as Msg, buf.subarray(MSG_HEADER, end))
+      buf = buf.subarray(end)
     }
-    this.#pending = buf
+    if (buf.length > 0) {
+      this.#chunks.push(buf)
+      this.#size = buf.length
+    }
   }
 }
 
 function processMain(): void {
+  // Die with the parent even while a task keeps this thread busy (the pipe
+  // closing would only be noticed between tasks). The parent passes its pid.
+  const parent = Number(process.argv[process.argv.indexOf(CHILD_FLAG) + 1])
+  const { native } = require('./native') as typeof import('./native')
+  native.dieWithParent(parent)
   const sock = new net.Socket({ fd: 3, readable: true, writable: true })
   const defs = new Map<number, Uint8Array>()
   const queue: Buffer[] = []

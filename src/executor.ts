@@ -28,26 +28,41 @@ import type * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 
 import type { NativeExecutor, NativeExecutorSlot } from 'native-binding'
-import { DefKind, Reader, Status, TaskFlag, Writer, forEachFrame, rebuildError, writeThrown } from './_codec'
+import {
+  DefKind,
+  Reader,
+  Status,
+  TaskFlag,
+  Writer,
+  forEachFrame,
+  rebuildError,
+  refuseSharing,
+  writeThrown,
+  type ResolveHook,
+} from './_codec'
 import {
   BELL,
+  BELL_SLOTS,
   CHILD_FLAG,
   CLOSED,
   ExitStatus,
   MessageParser,
   Msg,
   ABORT_REASON,
+  SHARED_SEQ,
   nextBatchSize,
   sendMessage,
+  type SharedMessage,
   type ThreadWorkerData,
   type WorkerConfig,
 } from './_worker'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
 import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future } from './futures'
-import { native } from './native'
+import { hub, suspendFresh } from './hub'
+import { native, wire } from './native'
 
 export interface ExecutorOptions {
   /**
@@ -94,6 +109,8 @@ export interface ShutdownOptions {
   cancelFutures?: boolean
 }
 
+function noop(): void {}
+
 /** Submitted tasks are handed to the Rust queue at least this often, even within one synchronous loop. */
 const FLUSH_EVERY = 512
 /**
@@ -133,7 +150,13 @@ function sourceOf(name: string, fn: (...args: any[]) => unknown): string {
   if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
     throw new TypeError(`${name} must be a self-contained function or the name of an export of options.module; got a native or bound function, which cannot be sent by source`)
   }
-  if (/^class\b/.test(source)) throw invalidType(name, 'a function', fn)
+  if (/^class\b/.test(source)) {
+    const className = fn.name || '(anonymous)'
+    throw new TypeError(
+      `${name} must be a function that can be called as a task, got the class ${className}: a class constructor cannot be called without new` +
+        ` (submit a function that creates the instance, such as (...args) => new ${fn.name || 'C'}(...args))`,
+    )
+  }
   return source
 }
 
@@ -156,7 +179,13 @@ function encodeReason(reason: unknown): Buffer {
 export abstract class Executor {
   readonly #native: NativeExecutor
   readonly #pending = new Map<number, Future<any>>()
-  readonly #writer = new Writer()
+  readonly #writer = new Writer(16 * 1024, (sab, what) => {
+    const id = this.shareMemory(sab, what)
+    this.#messageShared.push(id)
+    return id
+  })
+  /** Shared-memory ids of the task being written: released when its future settles. */
+  #messageShared: number[] = []
   #buffered = 0
   /** Counts flushes; a future whose `_batch` equals it has not reached the Rust queue yet. */
   #batch = 1
@@ -170,12 +199,17 @@ export abstract class Executor {
   #refd = false
   #shutdown = false
   #broken: BrokenExecutor | undefined = undefined
+  #destroyed: Promise<void> | undefined = undefined
+  /** Wakes the `shutdown({ wait })` calls waiting for the workers to exit. */
   #exited: (() => void)[] = []
   /** Most workers running at once. */
   readonly maxWorkers: number
   protected readonly config: WorkerConfig
+  /** The config as a process pool sends it to each child (cloned once, up front). */
+  protected readonly encodedConfig: Buffer | undefined
 
-  constructor(options: ExecutorOptions | undefined, defaultWorkers: number) {
+  /** `processes`: workers are child processes (initargs are cloned here, with no shared memory). */
+  constructor(options: ExecutorOptions | undefined, defaultWorkers: number, processes: boolean) {
     const o = checkOptions('options', options)
     this.maxWorkers = o.maxWorkers === undefined ? defaultWorkers : checkPositiveInteger('options.maxWorkers', o.maxWorkers)
     const maxTasks = o.maxTasksPerChild === undefined ? 0 : checkPositiveInteger('options.maxTasksPerChild', o.maxTasksPerChild)
@@ -189,6 +223,19 @@ export abstract class Executor {
       else throw invalidType('options.initializer', 'a function or the name of an export of options.module', o.initializer)
     }
     this.config = { moduleUrl: url, initializer, initargs: (o.initargs as unknown[]) ?? [], maxTasks }
+    // Clone initargs now: a failure while starting a worker would have nobody to report to.
+    try {
+      if (processes) {
+        const w = new Writer(256)
+        w.cloned(this.config, 'it')
+        this.encodedConfig = w.take()
+      } else {
+        // What `workerData` does for every thread (shared memory stays shared).
+        structuredClone(this.config.initargs)
+      }
+    } catch (err) {
+      throw new TypeError(`options.initargs cannot be sent to the workers: ${(err as Error).message}`, { cause: err })
+    }
     this.#native = new native.NativeExecutor(this.#drain)
   }
 
@@ -201,8 +248,9 @@ export abstract class Executor {
     return this.#shutdown
   }
 
-  protected get isBroken(): boolean {
-    return this.#broken !== undefined
+  /** Broken or destroyed: no task runs anymore. */
+  protected get isStopped(): boolean {
+    return this.#broken !== undefined || this.#destroyed !== undefined
   }
 
   /**
@@ -296,12 +344,68 @@ export abstract class Executor {
         this.closeWorkers()
       }
       if (o.wait !== false && this.workerCount() > 0) {
-        const exited = new Promise<void>((resolve) => this.#exited.push(resolve))
-        // Idle workers are unref'd; the caller is waiting for them to leave.
-        this.#updateRef()
-        await exited
+        // A hub wait, as Future.result's: a greenlet kill or Timeout ends it.
+        let wake: (() => void) | undefined
+        try {
+          await suspendFresh((id) => {
+            hub.command(wire.PARK, id, -1)
+            wake = () => hub.command(wire.UNPARK, id)
+            this.#exited.push(wake)
+            // Idle workers are unref'd; the caller is waiting for them to leave.
+            this.#updateRef()
+          })
+        } finally {
+          const at = wake === undefined ? -1 : this.#exited.indexOf(wake)
+          if (at >= 0) {
+            this.#exited.splice(at, 1)
+            this.#updateRef()
+          }
+        }
       }
     })
+  }
+
+  /**
+   * Stops at once: terminates every worker (a task in an endless loop
+   * included), cancels the futures of tasks not started yet, and fails those
+   * of running tasks with BrokenThreadPool / BrokenProcessPool ("destroyed");
+   * results already computed still resolve their futures. Submitting
+   * afterwards throws, as after shutdown. Resolves once every worker has
+   * exited. Calling it again returns the same promise.
+   */
+  destroy(): Promise<void> {
+    if (this.#destroyed !== undefined) return this.#destroyed
+    let destroyed!: () => void
+    this.#destroyed = new Promise<void>((resolve) => (destroyed = resolve))
+    const settle: [Future<any>, boolean][] = []
+    this.#shutdown = true
+    if (!this.#broken) {
+      // Tasks still buffered here never reached the queue.
+      const unsent = this.#batch
+      this.#writer.reset()
+      this.#buffered = 0
+      this.#earlyCancels = []
+      const queued = new Set(this.#native.cancelQueued())
+      // Results computed already.
+      this.#drain()
+      for (const f of this.#pending.values()) settle.push([f, f._batch === unsent || queued.has(f._taskId)])
+      this.#pending.clear()
+      this.#native.purge()
+    }
+    void this.terminateWorkers().then(() => {
+      const waiters = this.#exited
+      this.#exited = []
+      this.#updateRef()
+      for (const wake of waiters) wake()
+      destroyed()
+    })
+    this.#updateRef()
+    const error = this.brokenError('the executor was destroyed while the task was running', undefined)
+    for (const [f, queued] of settle) {
+      if (queued) f._settle('cancelled', undefined, undefined)
+      else f._reject(error)
+    }
+    return this.#destroyed
   }
 
   /** `await using pool = new ThreadPoolExecutor()`: shuts down and waits. */
@@ -319,14 +423,21 @@ export abstract class Executor {
     const mark = w.beginFrame(id)
     w.u32(fnId)
     w.u8(flags)
+    this.#messageShared = []
     try {
       w.args(args)
     } catch (err) {
       w.truncate(start)
+      this.releaseMemory(this.#messageShared)
       throw err
     }
     w.endFrame(mark)
     const f = new Future(this, id)
+    if (this.#messageShared.length > 0) {
+      const ids = this.#messageShared
+      f._addWaiter(() => this.releaseMemory(ids))
+      this.#messageShared = []
+    }
     f._batch = this.#batch
     this.#pending.set(id, f)
     if (!this.#refd) this.#updateRef()
@@ -404,7 +515,7 @@ export abstract class Executor {
   readonly #drain = (): void => {
     const buf = this.#native.drain()
     if (buf === null) return
-    const r = new Reader(buf)
+    const r = new Reader(buf, 0, this.resolveShared)
     const pending = this.#pending
     forEachFrame(buf, (id, start) => {
       const f = pending.get(id)
@@ -423,6 +534,7 @@ export abstract class Executor {
       if (status === Status.OK) f._resolve(value)
       else f._reject(status === Status.ERROR ? rebuildError(value as any) : value)
     })
+    if (pending.size === 0) this.allSettled()
     this.#updateRef()
     this.#maybeExited()
   }
@@ -480,7 +592,7 @@ export abstract class Executor {
 
   /** A worker exited cleanly (retired or shut down). */
   protected workerLeft(): void {
-    if (this.#broken) return
+    if (this.#broken || this.#destroyed) return
     // Replace it if work is left, even after shutdown: queued tasks still run.
     if (this.#pending.size > 0) this.dispatch()
     this.#maybeExited()
@@ -488,7 +600,7 @@ export abstract class Executor {
 
   /** A worker died or an initializer failed: fail every pending future and stop all workers. */
   protected breakWith(message: string, cause?: unknown): void {
-    if (this.#broken) return
+    if (this.#broken || this.#destroyed) return
     const error = this.brokenError(message, cause)
     this.#broken = error
     this.#native.purge()
@@ -496,7 +608,7 @@ export abstract class Executor {
     this.#buffered = 0
     const futures = [...this.#pending.values()]
     this.#pending.clear()
-    this.terminateWorkers()
+    void this.terminateWorkers()
     const waiters = this.#exited
     this.#exited = []
     this.#updateRef()
@@ -509,6 +621,24 @@ export abstract class Executor {
     return Math.min(this.maxWorkers, this.#pending.size)
   }
 
+  /**
+   * The id under which a SharedArrayBuffer in a task's arguments reaches the
+   * workers (`what` names where it is); until {@link releaseMemory} of that
+   * id, workers can look it up. Refused unless workers share memory.
+   */
+  protected shareMemory(sab: SharedArrayBuffer, what: string): number {
+    return refuseSharing(sab, what)
+  }
+
+  /** Ids of {@link shareMemory} whose task is done. */
+  protected releaseMemory(_ids: number[]): void {}
+
+  /** Resolves the shared-memory ids of results. */
+  protected resolveShared: ResolveHook | undefined = undefined
+
+  /** Results were read and no future is pending: nothing that is still unread will be. */
+  protected allSettled(): void {}
+
   protected abstract brokenError(message: string, cause: unknown): BrokenExecutor
   /** New tasks are in the queue: start workers if needed and tell them. */
   protected abstract dispatch(): void
@@ -517,26 +647,39 @@ export abstract class Executor {
   protected abstract abortRunning(id: number, reason: Buffer): void
   /** Let workers finish the queue and exit. */
   protected abstract closeWorkers(): void
-  protected abstract terminateWorkers(): void
+  /** Stops every worker now; resolves once they have all exited. */
+  protected abstract terminateWorkers(): Promise<void>
 }
 
 interface ThreadWorker {
   worker: Worker
   status: Int32Array
+  /** This side of the worker's share port (see {@link SharedMessage}). */
+  port: MessagePort
   error: unknown
 }
 
 /**
  * Runs tasks in worker threads. Each worker runs one task at a time; a
  * worker started when all are busy, up to `maxWorkers`.
+ *
+ * A SharedArrayBuffer in the arguments or a result is shared, not copied:
+ * it is posted to every worker under an id (and to workers started later
+ * while a task that uses it is pending) before the task reaches the queue,
+ * and the task's bytes carry the id.
  */
 export class ThreadPoolExecutor extends Executor {
-  readonly #bell = new Int32Array(new SharedArrayBuffer(8))
+  readonly #bell = new Int32Array(new SharedArrayBuffer(4 * BELL_SLOTS))
   readonly #workers = new Set<ThreadWorker>()
   #refd = false
+  /** Shared memory of pending tasks: id and how many pending tasks use it. */
+  readonly #shared = new Map<SharedArrayBuffer, { id: number; tasks: number }>()
+  readonly #sharedById = new Map<number, SharedArrayBuffer>()
+  /** Shared memory of results, posted by the workers, by id; each is read once. */
+  readonly #incoming = new Map<number, SharedArrayBuffer>()
 
   constructor(options?: ExecutorOptions) {
-    super(options, Math.min(32, os.availableParallelism() + 4))
+    super(options, Math.min(32, os.availableParallelism() + 4), false)
   }
 
   protected override brokenError(message: string, cause: unknown): BrokenExecutor {
@@ -545,22 +688,33 @@ export class ThreadPoolExecutor extends Executor {
 
   protected override dispatch(): void {
     const want = this.wantedWorkers()
-    while (this.#workers.size < want) this.#spawn()
+    while (this.#workers.size < want) if (!this.#spawn()) return
     Atomics.add(this.#bell, BELL, 1)
     Atomics.notify(this.#bell, BELL)
   }
 
-  #spawn(): void {
+  #spawn(): boolean {
     const status = new Int32Array(new SharedArrayBuffer(4))
+    const { port1: port, port2 } = new MessageChannel()
     const workerData: ThreadWorkerData = {
       greenthreadExecutor: true,
       poolId: this.poolId,
       bell: this.#bell.buffer as SharedArrayBuffer,
       status: status.buffer as SharedArrayBuffer,
       config: this.config,
+      shared: [...this.#sharedById],
+      sharePort: port2,
     }
-    const worker = new Worker(WORKER_PATH, { workerData })
-    const record: ThreadWorker = { worker, status, error: undefined }
+    let worker: Worker
+    try {
+      worker = new Worker(WORKER_PATH, { workerData, transferList: [port2] })
+    } catch (err) {
+      port.close()
+      this.breakWith(`a worker thread could not be started (${(err as Error)?.message}); the thread pool is not usable anymore`, err)
+      return false
+    }
+    port.unref()
+    const record: ThreadWorker = { worker, status, port, error: undefined }
     this.#workers.add(record)
     if (!this.#refd) worker.unref()
     worker.on('message', (m: { type: string; error: Uint8Array }) => {
@@ -571,14 +725,69 @@ export class ThreadPoolExecutor extends Executor {
     })
     worker.on('exit', (code) => {
       if (!this.#workers.delete(record)) return
+      // Its last results may not be read yet: keep the memory they share.
+      this.#receiveShared(port)
+      port.close()
       const how = Atomics.load(status, 0)
       if (how === ExitStatus.CLEAN) this.workerLeft()
-      else if (how === ExitStatus.INIT_FAILED) {
+      else if ((record.error as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_INIT_FAILED') {
+        // Out of file descriptors or memory, for one.
+        this.breakWith(`a worker thread could not be started (${(record.error as Error).message}); the thread pool is not usable anymore`, record.error)
+      } else if (how === ExitStatus.INIT_FAILED) {
         this.breakWith('a thread initializer failed; the thread pool is not usable anymore', record.error)
       } else {
         this.breakWith(`a worker thread exited abruptly (exit code ${code}); the thread pool is not usable anymore`, record.error)
       }
     })
+    return true
+  }
+
+  protected override shareMemory(sab: SharedArrayBuffer): number {
+    let entry = this.#shared.get(sab)
+    if (entry === undefined) {
+      entry = { id: Atomics.add(this.#bell, SHARED_SEQ, 1) + 1, tasks: 0 }
+      this.#shared.set(sab, entry)
+      this.#sharedById.set(entry.id, sab)
+      const m: SharedMessage = { id: entry.id, sab }
+      for (const { port } of this.#workers) port.postMessage(m)
+    }
+    entry.tasks++
+    return entry.id
+  }
+
+  protected override releaseMemory(ids: number[]): void {
+    for (const id of ids) {
+      const sab = this.#sharedById.get(id)
+      const entry = sab && this.#shared.get(sab)
+      if (entry === undefined || --entry.tasks > 0) continue
+      this.#shared.delete(sab!)
+      this.#sharedById.delete(id)
+      const m: SharedMessage = { id }
+      for (const { port } of this.#workers) port.postMessage(m)
+    }
+  }
+
+  protected override resolveShared: ResolveHook = (id) => {
+    let sab = this.#incoming.get(id)
+    if (sab === undefined) {
+      for (const { port } of this.#workers) this.#receiveShared(port)
+      sab = this.#incoming.get(id)
+      if (sab === undefined) throw new Error(`greenthread: the shared memory ${id} of a result never arrived`)
+    }
+    this.#incoming.delete(id)
+    return sab
+  }
+
+  protected override allSettled(): void {
+    // Memory of results never read (a result that failed to clone after its memory was posted).
+    this.#incoming.clear()
+  }
+
+  #receiveShared(port: MessagePort): void {
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+      const { id, sab } = m.message as SharedMessage
+      if (sab !== undefined) this.#incoming.set(id, sab)
+    }
   }
 
   protected override workerCount(): number {
@@ -603,10 +812,18 @@ export class ThreadPoolExecutor extends Executor {
     Atomics.notify(this.#bell, BELL)
   }
 
-  protected override terminateWorkers(): void {
+  protected override terminateWorkers(): Promise<void> {
     Atomics.store(this.#bell, CLOSED, 1)
-    for (const { worker } of this.#workers) void worker.terminate()
+    const exits: Promise<unknown>[] = []
+    for (const { worker, port } of this.#workers) {
+      port.close()
+      // Whoever waits for the workers to go keeps the process alive meanwhile.
+      worker.ref()
+      exits.push(worker.terminate().then(noop, noop))
+    }
     this.#workers.clear()
+    this.#incoming.clear()
+    return Promise.all(exits).then(noop)
   }
 }
 
@@ -641,9 +858,11 @@ interface Child {
 export class ProcessPoolExecutor extends Executor {
   readonly #children = new Set<Child>()
   #refd = false
+  /** A child could not be started: the pool breaks as soon as the reason is known. */
+  #spawnFailed = false
 
   constructor(options?: ExecutorOptions) {
-    super(options, os.availableParallelism())
+    super(options, os.availableParallelism(), true)
   }
 
   protected override brokenError(message: string, cause: unknown): BrokenExecutor {
@@ -652,13 +871,34 @@ export class ProcessPoolExecutor extends Executor {
 
   protected override dispatch(): void {
     const want = this.wantedWorkers()
-    while (this.#children.size < want) this.#spawn()
+    while (this.#children.size < want) if (!this.#spawn()) return
     for (const c of this.#children) this.#feed(c)
   }
 
-  #spawn(): void {
-    const proc = spawn(process.execPath, [WORKER_PATH, CHILD_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] })
-    const sock = proc.stdio[3] as net.Socket
+  /** Starting a child failed (out of file descriptors or processes, no node binary, ...). */
+  #cannotSpawn(err: unknown): void {
+    this.#spawnFailed = true
+    this.breakWith(`a child process could not be started (${(err as Error)?.message ?? String(err)}); the process pool is not usable anymore`, err)
+  }
+
+  #spawn(): boolean {
+    if (this.#spawnFailed) return false
+    let proc: ChildProcess
+    try {
+      proc = spawn(process.execPath, [WORKER_PATH, CHILD_FLAG, String(process.pid)], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] })
+    } catch (err) {
+      this.#cannotSpawn(err)
+      return false
+    }
+    const sock = proc.stdio?.[3] as net.Socket | null | undefined
+    if (sock == null) {
+      // EMFILE and ENFILE: Node reports the error on the next tick and sets up no pipes.
+      this.#spawnFailed = true
+      proc.once('error', (err) => this.#cannotSpawn(err))
+      // Should it not come, break all the same (a no-op once broken).
+      setImmediate(() => this.#cannotSpawn(new Error('spawn failed and set up no pipes')))
+      return false
+    }
     const c: Child = {
       proc,
       sock,
@@ -673,15 +913,15 @@ export class ProcessPoolExecutor extends Executor {
     }
     this.#children.add(c)
     if (!this.#refd) this.#unref(c)
-    const init = new Writer(256)
-    init.cloned(this.config)
-    sendMessage(sock, Msg.INIT, init.take())
+    sendMessage(sock, Msg.INIT, this.encodedConfig!)
     const parser = new MessageParser((type, body) => this.#onMessage(c, type, body))
     sock.on('data', (chunk: Buffer) => parser.push(chunk))
     // EPIPE and resets when a child dies: its exit is what reports it.
-    sock.on('error', () => {})
-    proc.on('error', (err) => {
+    sock.on('error', noop)
+    proc.on('error', (err: NodeJS.ErrnoException) => {
       c.error = err
+      // Spawning failed (EAGAIN, ENOENT, EACCES): there is no child to wait for.
+      if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) this.#cannotSpawn(err)
     })
     // 'close', not 'exit': by then every message the child wrote has been read.
     proc.on('close', (code, signal) => {
@@ -694,11 +934,13 @@ export class ProcessPoolExecutor extends Executor {
         this.breakWith(`a child process terminated abruptly (${how}); the process pool is not usable anymore`, c.error)
       }
     })
+    return true
   }
 
   #onMessage(c: Child, type: Msg, body: Buffer): void {
     switch (type) {
       case Msg.READY:
+        if (!this.#children.has(c)) return
         c.ready = true
         this.#feed(c)
         break
@@ -728,7 +970,7 @@ export class ProcessPoolExecutor extends Executor {
 
   /** Writes batches to `c` while it has room; retires or closes it when its work is over. */
   #feed(c: Child): void {
-    if (!c.ready || c.closing || this.isBroken) return
+    if (!c.ready || c.closing || this.isStopped) return
     const maxTasks = this.config.maxTasks
     let exhausted = false
     while (c.inFlight < CHILD_BATCHES_IN_FLIGHT) {
@@ -793,11 +1035,20 @@ export class ProcessPoolExecutor extends Executor {
     for (const c of this.#children) this.#feed(c)
   }
 
-  protected override terminateWorkers(): void {
+  protected override terminateWorkers(): Promise<void> {
+    const exits: Promise<unknown>[] = []
     for (const c of this.#children) {
       c.slot.detach()
-      c.proc.kill('SIGKILL')
+      // Nothing it still writes is wanted.
+      c.sock.destroy()
+      if (c.proc.exitCode === null && c.proc.signalCode === null) {
+        // Whoever waits for the children to go keeps the process alive meanwhile.
+        c.proc.ref()
+        exits.push(new Promise((resolve) => c.proc.once('exit', resolve)))
+        c.proc.kill('SIGKILL')
+      }
     }
     this.#children.clear()
+    return Promise.all(exits).then(noop)
   }
 }

@@ -27,3 +27,15 @@ pub fn runtime_info() -> RuntimeInfo {
         workers: runtime::workers() as u32,
     }
 }
+
+/// Makes this process die once the process `parent` has (executor children:
+/// see `greenthread_runtime::parent`).
+#[napi(catch_unwind)]
+pub fn die_with_parent(parent: u32) -> Result<()> {
+    greenthread_runtime::parent::die_with_parent(parent).map_err(|e| {
+        Error::new(
+            Status::GenericFailure,
+            format!("cannot tie this process to its parent: {e}"),
+        )
+    })
+}

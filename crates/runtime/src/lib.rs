@@ -15,6 +15,8 @@
 //! - [`executor`]: the executors' task queue: a global injector, per-worker
 //!   stealable deques, per-task states (queued, running, cancelled) and
 //!   batched completions with one wake-up of the front end per batch.
+//! - [`parent`]: a child process that dies with its parent (executor
+//!   children).
 //! - A clock thread per hub turns the earliest pending deadline into one
 //!   wake-up of the front end per batch of expired timers.
 
@@ -23,6 +25,7 @@ pub mod baton;
 pub mod executor;
 pub mod hub;
 pub mod net;
+pub mod parent;
 pub mod runtime;
 mod timers;
 
