@@ -273,13 +273,27 @@ both('bad arguments raise errors that name them', function* (t, m) {
   t.is(pool.free(), 1, 'a refused spawn takes no slot')
   yield* m.throws(t, () => pool.add({} as any), { instanceOf: TypeError, message: /greenlet must be a Greenlet/ })
   t.throws(() => new m.Group().add(null as any), { instanceOf: TypeError, message: /greenlet/ })
-  t.throws(() => pool.imap(null as any, [1]), { instanceOf: TypeError, message: /fn must be a function/ })
   yield* m.throws(t, () => pool.map((x: number) => x, 42 as any), { instanceOf: TypeError, message: /iterable must be an iterable/ })
   yield* m.throws(t, () => pool.join({ timeoutMs: -1 }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
 })
 
 // Mode-specific behaviour: imap and imapUnordered are async iterables in the
 // async mode, plain Generators that block for each result in the sync mode.
+
+test('async: imap() and imapUnordered() with bad arguments never throw at the call: the first next() rejects', async (t) => {
+  const pool = new Pool(1)
+  for (const method of ['imap', 'imapUnordered'] as const) {
+    const badFn = pool[method](null as any, [1])
+    await t.throwsAsync(badFn.next(), { instanceOf: TypeError, message: /fn must be a function/ })
+    const badInput = pool[method]((x: number) => x, 42 as any)
+    await t.throwsAsync(badInput.next(), { instanceOf: TypeError, message: /iterable must be an iterable/ })
+  }
+})
+
+test('sync: imap() with a bad function throws at the call, as a plain generator', (t) => {
+  const pool = new sync.Pool(1)
+  t.throws(() => pool.imap(null as any, [1]), { instanceOf: TypeError, message: /fn must be a function/ })
+})
 
 test.serial('async: imap() yields in input order and imapUnordered() in finish order, both within size', async (t) => {
   const delays = [40, 5, 25, 1, 15, 10]

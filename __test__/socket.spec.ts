@@ -367,3 +367,11 @@ const G = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
   for (const c of held) c.destroy()
   hold.close()
 })
+
+test('new Socket() from user code is a TypeError that says how to get one, in both modes', async (t) => {
+  const { Socket: AsyncSocket } = await import('../index')
+  const { Socket: SyncSocket } = await import('../sync')
+  for (const SocketClass of [AsyncSocket, SyncSocket]) {
+    t.throws(() => new (SocketClass as any)(), { instanceOf: TypeError, message: /Socket cannot be constructed directly: use connect\(\)/ })
+  }
+})

@@ -240,12 +240,12 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
 
   /** Yields `fn(item)` for every item, in input order. */
   imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
-    return mapResults(this._mapRun(fn, iterable, true))
+    return mapResults(() => this._mapRun(fn, iterable, true))
   }
 
   /** Yields `fn(item)` for every item, as the calls finish. */
   imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
-    return mapResults(this._mapRun(fn, iterable, false))
+    return mapResults(() => this._mapRun(fn, iterable, false))
   }
 
   /** @internal */
@@ -445,7 +445,9 @@ export class MapRun<G extends Member, T, R> {
   }
 }
 
-async function* mapResults<G extends Member, T, R>(run: MapRun<G, T, R>): AsyncGenerator<R, void, undefined> {
+/** The results of the run `plan()` makes, on the first `next()`: bad arguments reject it, never throw at the call. */
+async function* mapResults<G extends Member, T, R>(plan: () => MapRun<G, T, R>): AsyncGenerator<R, void, undefined> {
+  const run = plan()
   run.start()
   try {
     for (;;) {

@@ -345,6 +345,9 @@ export interface ConnectOptions {
  * A connected TCP socket. Obtained from {@link connect} or handed to a
  * {@link StreamServer} handler.
  */
+/** What the internal constructor calls pass, so that `new Socket()` from outside throws. */
+const ADOPT = Symbol('adopt')
+
 export class Socket {
   #native: NativeSocket
   #timeoutMs = -1
@@ -355,13 +358,14 @@ export class Socket {
   #local: AddressInfo | null | undefined = undefined
   #remote: AddressInfo | null | undefined = undefined
 
-  private constructor(handle: NativeSocket) {
+  private constructor(token: typeof ADOPT, handle: NativeSocket) {
+    if (token !== ADOPT) throw new TypeError('Socket cannot be constructed directly: use connect(), or the socket a StreamServer handler receives')
     this.#native = handle
   }
 
   /** @internal */
   static _adopt(handle: NativeSocket): Socket {
-    return new Socket(handle)
+    return new Socket(ADOPT, handle)
   }
 
   /** `close()` has been called. */

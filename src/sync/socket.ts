@@ -133,6 +133,9 @@ function windDown(g: Greenlet, delegate: Delegate, done: Promise<unknown>, err: 
   if (later !== NONE) g._raise(later)
 }
 
+/** What the internal constructor call passes, so that `new Socket()` from outside throws. */
+const WRAP = Symbol('wrap')
+
 /**
  * A connected TCP socket whose calls block the calling sync greenlet.
  * Obtained from {@link connect} or handed to a sync `StreamServer` handler.
@@ -140,13 +143,14 @@ function windDown(g: Greenlet, delegate: Delegate, done: Promise<unknown>, err: 
 export class Socket {
   readonly #socket: AsyncSocket
 
-  private constructor(socket: AsyncSocket) {
+  private constructor(token: typeof WRAP, socket: AsyncSocket) {
+    if (token !== WRAP) throw new TypeError('Socket cannot be constructed directly: use connect(), or the socket a StreamServer handler receives')
     this.#socket = socket
   }
 
   /** @internal */
   static _wrap(socket: AsyncSocket): Socket {
-    return new Socket(socket)
+    return new Socket(WRAP, socket)
   }
 
   /** `close()` has been called. */
