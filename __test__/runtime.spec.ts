@@ -93,3 +93,44 @@ const G = require(${JSON.stringify(root)}); const fs = require('fs'); const net 
   const { stdout } = await run('bash', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script], { cwd: root, timeout: 20_000 })
   t.deepEqual(JSON.parse(stdout.trim().split('\n').pop()!), { first: 'EMFILE', server: 'EMFILE', second: 'connected' })
 })
+
+test('the addon works in worker threads and when the module is loaded again, and the process exits normally', async (t) => {
+  const script = `
+const { Worker, isMainThread, parentPort } = require('node:worker_threads')
+const entry = ${JSON.stringify(root)}
+const roundTrip = async (G) => {
+  const g = G.spawn(async () => { await G.sleep(5); return 'greenlet' })
+  const s = new G.StreamServer({ port: 0 }, async (sock) => { await sock.sendall(await sock.recv()) })
+  s.start()
+  const c = await G.connect('127.0.0.1', s.address.port)
+  await c.sendall('echo')
+  const got = (await c.recv()).toString()
+  c.close()
+  await s.stop()
+  return [await g.get(), got]
+}
+if (isMainThread) {
+  ;(async () => {
+    const first = await roundTrip(require(entry))
+    const workers = await Promise.all([1, 2].map(() => new Promise((resolve, reject) => {
+      const w = new Worker(process.argv[1] ?? __filename, { eval: false, argv: [] })
+      w.on('message', resolve)
+      w.on('error', reject)
+    })))
+    for (const k of Object.keys(require.cache)) if (k.startsWith(entry)) delete require.cache[k]
+    const again = await roundTrip(require(entry))
+    console.log(JSON.stringify({ first, workers, again }))
+  })()
+} else {
+  roundTrip(require(entry)).then((r) => parentPort.postMessage(r))
+}`
+  const file = path.join(require('node:os').tmpdir(), `greenthread-reload-${process.pid}.js`)
+  require('node:fs').writeFileSync(file, script)
+  try {
+    const { stdout } = await run(process.execPath, [file], { cwd: root, timeout: 30_000 })
+    const pair = ['greenlet', 'echo']
+    t.deepEqual(JSON.parse(stdout.trim()), { first: pair, workers: [pair, pair], again: pair })
+  } finally {
+    require('node:fs').rmSync(file, { force: true })
+  }
+})

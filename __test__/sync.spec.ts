@@ -638,7 +638,7 @@ Object.defineProperty(process.versions, 'modules', { value: '999' })
 try { require(SYNC); console.log(JSON.stringify({ loaded: true })) } catch (e) { console.log(JSON.stringify({ message: e.message })) }
 `)
   t.is(r.status, 0, r.stderr)
-  t.regex(report(r).message, /no native binary for Node .* \(ABI 999\).*supports Node 20, Node 22, Node 24, Node 26 on linux-x64-gnu/)
+  t.regex(report(r).message, /no native binary for Node .* \(ABI 999\).*supports Node 20, Node 22, Node 24, Node 26: prebuilt for linux-x64-gnu/)
   const w = await runChild(`
 const { Worker } = require('worker_threads')
 new Worker('try { require(' + JSON.stringify(SYNC) + ') } catch (e) { require("worker_threads").parentPort.postMessage(e.message) }', { eval: true })

@@ -15,8 +15,33 @@ const run = promisify(execFile)
 const root = path.join(__dirname, '..', '..')
 
 const consumer = `
-import { Greenlet, Lock, Pool, PriorityQueue, Queue, StreamServer, ThreadPoolExecutor, Timeout, joinall, sleep, spawn, type Future } from 'greenthread'
+import { Greenlet, Lock, Pool, PriorityQueue, Queue, StreamServer, ThreadPoolExecutor, Timeout, gather, joinall, sleep, spawn, spawnLater, type Future } from 'greenthread'
 import * as sync from 'greenthread/sync'
+import greenthread from 'greenthread'
+
+// Arguments are checked against the function's parameters.
+// @ts-expect-error a string where the function takes a number
+spawn((n: number) => n, 'str')
+// @ts-expect-error an argument missing
+spawnLater(5, (a: number, b: string) => a + b, 1)
+// @ts-expect-error Pool.spawn checks them too
+void new Pool(1).spawn((n: number) => n, 'str')
+// @ts-expect-error and the sync spawn
+sync.spawn((n: number) => n, 'str')
+void greenthread.spawn(() => 1)
+
+async function typed(): Promise<void> {
+  // Greenlets of different result types join together (the finished ones,
+  // a subset with count or timeoutMs: their union, not a tuple).
+  const [a, b] = await joinall([spawn(() => 1), spawn(async () => 'x')])
+  const one: number | string | undefined = a.value
+  const x: number | string | undefined = b.value
+  // gather resolves with a typed tuple.
+  const [n, s, v] = await gather(async () => 1, Promise.resolve('s'), spawn(() => true))
+  const typedTuple: [number, string, boolean] = [n, s, v]
+  void [one, x, typedTuple]
+}
+void typed
 
 async function main(): Promise<number> {
   const g: Greenlet<number> = spawn(async (x: number) => { await sleep(1); return x }, 1)
@@ -82,8 +107,13 @@ test('the published declarations type-check in a strict consumer without skipLib
       }),
     )
     const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-    const result = await run(process.execPath, [tsc, '-p', dir], { timeout: 60_000 }).catch((err) => err)
+    const result = await run(process.execPath, [tsc, '-p', dir], { timeout: 60_000 }).then(
+      (r) => ({ ...r, code: 0 }),
+      (err) => err,
+    )
     t.is(`${result.stdout ?? ''}`.trim(), '', 'tsc reports no errors')
+    // A crash, a timeout or a missing tsc print nothing either.
+    t.is(result.code, 0, `tsc exited with ${result.code} ${result.signal ?? ''} ${result.stderr ?? ''}`)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -195,6 +195,7 @@ export abstract class Executor {
   readonly #fnIds = new WeakMap<object, number>()
   readonly #defIds = new Map<string, number>()
   /** Definitions by id - 1, for transports that ship them themselves. */
+  /** @internal */
   protected readonly definitions: Buffer[] = []
   #refd = false
   #shutdown = false
@@ -204,8 +205,10 @@ export abstract class Executor {
   #exited: (() => void)[] = []
   /** Most workers running at once. */
   readonly maxWorkers: number
+  /** @internal */
   protected readonly config: WorkerConfig
   /** The config as a process pool sends it to each child (cloned once, up front). */
+  /** @internal */
   protected readonly encodedConfig: Buffer | undefined
 
   /** `processes`: workers are child processes (initargs are cloned here, with no shared memory). */
@@ -244,11 +247,13 @@ export abstract class Executor {
     return this.#native.id
   }
 
+  /** @internal */
   protected get isShutdown(): boolean {
     return this.#shutdown
   }
 
   /** Broken or destroyed: no task runs anymore. */
+  /** @internal */
   protected get isStopped(): boolean {
     return this.#broken !== undefined || this.#destroyed !== undefined
   }
@@ -591,6 +596,7 @@ export abstract class Executor {
   }
 
   /** A worker exited cleanly (retired or shut down). */
+  /** @internal */
   protected workerLeft(): void {
     if (this.#broken || this.#destroyed) return
     // Replace it if work is left, even after shutdown: queued tasks still run.
@@ -599,6 +605,7 @@ export abstract class Executor {
   }
 
   /** A worker died or an initializer failed: fail every pending future and stop all workers. */
+  /** @internal */
   protected breakWith(message: string, cause?: unknown): void {
     if (this.#broken || this.#destroyed) return
     const error = this.brokenError(message, cause)
@@ -617,6 +624,7 @@ export abstract class Executor {
   }
 
   /** Workers the executor should have now. */
+  /** @internal */
   protected wantedWorkers(): number {
     return Math.min(this.maxWorkers, this.#pending.size)
   }
@@ -626,28 +634,39 @@ export abstract class Executor {
    * workers (`what` names where it is); until {@link releaseMemory} of that
    * id, workers can look it up. Refused unless workers share memory.
    */
+  /** @internal */
   protected shareMemory(sab: SharedArrayBuffer, what: string): number {
     return refuseSharing(sab, what)
   }
 
   /** Ids of {@link shareMemory} whose task is done. */
+  /** @internal */
   protected releaseMemory(_ids: number[]): void {}
 
   /** Resolves the shared-memory ids of results. */
+  /** @internal */
   protected resolveShared: ResolveHook | undefined = undefined
 
   /** Results were read and no future is pending: nothing that is still unread will be. */
+  /** @internal */
   protected allSettled(): void {}
 
+  /** @internal */
   protected abstract brokenError(message: string, cause: unknown): BrokenExecutor
   /** New tasks are in the queue: start workers if needed and tell them. */
+  /** @internal */
   protected abstract dispatch(): void
+  /** @internal */
   protected abstract workerCount(): number
+  /** @internal */
   protected abstract setRef(ref: boolean): void
+  /** @internal */
   protected abstract abortRunning(id: number, reason: Buffer): void
   /** Let workers finish the queue and exit. */
+  /** @internal */
   protected abstract closeWorkers(): void
   /** Stops every worker now; resolves once they have all exited. */
+  /** @internal */
   protected abstract terminateWorkers(): Promise<void>
 }
 
@@ -682,10 +701,12 @@ export class ThreadPoolExecutor extends Executor {
     super(options, Math.min(32, os.availableParallelism() + 4), false)
   }
 
+  /** @internal */
   protected override brokenError(message: string, cause: unknown): BrokenExecutor {
     return new BrokenThreadPool(message, cause === undefined ? undefined : { cause })
   }
 
+  /** @internal */
   protected override dispatch(): void {
     const want = this.wantedWorkers()
     while (this.#workers.size < want) if (!this.#spawn()) return
@@ -742,6 +763,7 @@ export class ThreadPoolExecutor extends Executor {
     return true
   }
 
+  /** @internal */
   protected override shareMemory(sab: SharedArrayBuffer): number {
     let entry = this.#shared.get(sab)
     if (entry === undefined) {
@@ -755,6 +777,7 @@ export class ThreadPoolExecutor extends Executor {
     return entry.id
   }
 
+  /** @internal */
   protected override releaseMemory(ids: number[]): void {
     for (const id of ids) {
       const sab = this.#sharedById.get(id)
@@ -767,6 +790,7 @@ export class ThreadPoolExecutor extends Executor {
     }
   }
 
+  /** @internal */
   protected override resolveShared: ResolveHook = (id) => {
     let sab = this.#incoming.get(id)
     if (sab === undefined) {
@@ -778,6 +802,7 @@ export class ThreadPoolExecutor extends Executor {
     return sab
   }
 
+  /** @internal */
   protected override allSettled(): void {
     // Memory of results never read (a result that failed to clone after its memory was posted).
     this.#incoming.clear()
@@ -790,10 +815,12 @@ export class ThreadPoolExecutor extends Executor {
     }
   }
 
+  /** @internal */
   protected override workerCount(): number {
     return this.#workers.size
   }
 
+  /** @internal */
   protected override setRef(ref: boolean): void {
     this.#refd = ref
     for (const { worker } of this.#workers) {
@@ -802,16 +829,19 @@ export class ThreadPoolExecutor extends Executor {
     }
   }
 
+  /** @internal */
   protected override abortRunning(id: number, reason: Buffer): void {
     for (const { worker } of this.#workers) worker.postMessage({ type: ABORT_REASON, id, reason })
   }
 
+  /** @internal */
   protected override closeWorkers(): void {
     Atomics.store(this.#bell, CLOSED, 1)
     Atomics.add(this.#bell, BELL, 1)
     Atomics.notify(this.#bell, BELL)
   }
 
+  /** @internal */
   protected override terminateWorkers(): Promise<void> {
     Atomics.store(this.#bell, CLOSED, 1)
     const exits: Promise<unknown>[] = []
@@ -865,10 +895,12 @@ export class ProcessPoolExecutor extends Executor {
     super(options, os.availableParallelism(), true)
   }
 
+  /** @internal */
   protected override brokenError(message: string, cause: unknown): BrokenExecutor {
     return new BrokenProcessPool(message, cause === undefined ? undefined : { cause })
   }
 
+  /** @internal */
   protected override dispatch(): void {
     const want = this.wantedWorkers()
     while (this.#children.size < want) if (!this.#spawn()) return
@@ -1010,10 +1042,12 @@ export class ProcessPoolExecutor extends Executor {
     c.sock.unref()
   }
 
+  /** @internal */
   protected override workerCount(): number {
     return this.#children.size
   }
 
+  /** @internal */
   protected override setRef(ref: boolean): void {
     this.#refd = ref
     for (const c of this.#children) {
@@ -1024,6 +1058,7 @@ export class ProcessPoolExecutor extends Executor {
     }
   }
 
+  /** @internal */
   protected override abortRunning(id: number, reason: Buffer): void {
     const body = Buffer.allocUnsafe(4 + reason.length)
     body.writeUInt32LE(id, 0)
@@ -1031,10 +1066,12 @@ export class ProcessPoolExecutor extends Executor {
     for (const c of this.#children) if (!c.closing) sendMessage(c.sock, Msg.ABORT, body)
   }
 
+  /** @internal */
   protected override closeWorkers(): void {
     for (const c of this.#children) this.#feed(c)
   }
 
+  /** @internal */
   protected override terminateWorkers(): Promise<void> {
     const exits: Promise<unknown>[] = []
     for (const c of this.#children) {

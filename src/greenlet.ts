@@ -364,12 +364,12 @@ function runBody(g: Greenlet, args: unknown[]): Promise<void> {
 }
 
 /** Creates a greenlet and schedules it to run on a later turn of the hub. */
-export function spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+export function spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
   return new Greenlet<R>(fn, ...args).start()
 }
 
 /** Creates a greenlet that starts after `ms` milliseconds. */
-export function spawnLater<R>(ms: number, fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+export function spawnLater<A extends unknown[], R>(ms: number, fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
   const delay = checkMs('ms', ms, false)
   return new Greenlet<R>(fn, ...args).startLater(delay)
 }
@@ -384,13 +384,13 @@ function isGreenlet(x: unknown): x is Greenlet {
  * finished; with `timeoutMs`, when the time is up; with `raiseError`,
  * rejects with the exception of the first one that fails.
  */
-export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOptions): Promise<Greenlet<T>[]> {
+export function joinall<G extends Greenlet<any>>(greenlets: Iterable<G>, options?: JoinAllOptions): Promise<G[]> {
   return rejecting(async () => {
-    const list = checkGreenletList('greenlets', greenlets, isGreenlet) as Greenlet<T>[]
+    const list = checkGreenletList('greenlets', greenlets, isGreenlet) as G[]
     const { ms, raiseError, pending, missing } = planJoinAll(list, options)
     const current = getcurrent()
     if (missing > 0) {
-      if (current !== null && pending.includes(current as Greenlet<T>)) {
+      if (current !== null && pending.includes(current as G)) {
         throw new Error(`joinall() in ${current} waits for ${current} itself: it would wait forever`)
       }
       await suspend((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms))

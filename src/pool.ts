@@ -214,7 +214,7 @@ export abstract class GroupBase<G extends Member> {
 /** The common part of the async mode's `Group` and `Pool`. */
 export abstract class BaseGroup extends GroupBase<Greenlet> {
   /** Starts `fn(...args)` in a new member greenlet. */
-  abstract spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> | Promise<Greenlet<R>>
+  abstract spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> | Promise<Greenlet<R>>
 
   /** Tracks `greenlet` until it finishes. A finished greenlet is not added. */
   abstract add(greenlet: Greenlet): void | Promise<void>
@@ -268,7 +268,7 @@ export class Group extends BaseGroup {
     super(undefined)
   }
 
-  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+  spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
     return runNow(this._spawn(fn, args)) as Greenlet<R>
   }
 
@@ -288,7 +288,7 @@ export class Pool extends BaseGroup {
   }
 
   /** Waits for a free slot, then starts `fn(...args)` in a new member greenlet. */
-  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Promise<Greenlet<R>> {
+  spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Promise<Greenlet<R>> {
     return drive(this._spawn(fn, args)) as Promise<Greenlet<R>>
   }
 

@@ -26,12 +26,18 @@ function toPromise(name: string, x: unknown): Promise<unknown> {
   throw invalidType(name, 'a Promise, a Greenlet or a function', x)
 }
 
+/** What `gather` makes of one argument: a greenlet's value, a function's (awaited) result, a Promise's value. */
+export type Gathered<X> = X extends Greenlet<infer V> ? V : X extends (...args: any[]) => infer R ? Awaited<R> : Awaited<X>
+
 /**
  * Runs the awaitables concurrently and resolves with their results in order.
  * Functions are spawned as greenlets. Rejects with the first failure unless
  * the last argument is `{ returnExceptions: true }`, which puts failures in
  * the result array instead.
  */
+export function gather<T extends unknown[]>(...args: [...T, GatherOptions & { returnExceptions: true }]): Promise<{ [K in keyof T]: Gathered<T[K]> | unknown }>
+export function gather<T extends unknown[]>(...args: [...T, GatherOptions]): Promise<{ [K in keyof T]: Gathered<T[K]> }>
+export function gather<T extends unknown[]>(...awaitables: T): Promise<{ [K in keyof T]: Gathered<T[K]> }>
 export function gather(...args: unknown[]): Promise<unknown[]> {
   return rejecting(async () => {
     let returnExceptions = false

@@ -425,12 +425,12 @@ class FreshWait implements BatonResumable {
 }
 
 /** Creates a greenlet and schedules it to run on a later turn of the hub. */
-export function spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+export function spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
   return new Greenlet<R>(fn, ...args).start()
 }
 
 /** Creates a greenlet that starts after `ms` milliseconds. */
-export function spawnLater<R>(ms: number, fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+export function spawnLater<A extends unknown[], R>(ms: number, fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
   const delay = checkMs('ms', ms, false)
   return new Greenlet<R>(fn, ...args).startLater(delay)
 }
@@ -445,12 +445,12 @@ function isGreenlet(x: unknown): x is Greenlet {
  * with `timeoutMs`, when the time is up; with `raiseError`, throws the
  * exception of the first one that fails.
  */
-export function joinall<T>(greenlets: Iterable<Greenlet<T>>, options?: JoinAllOptions): Greenlet<T>[] {
-  const list = checkGreenletList('greenlets', greenlets, isGreenlet) as Greenlet<T>[]
+export function joinall<G extends Greenlet<any>>(greenlets: Iterable<G>, options?: JoinAllOptions): G[] {
+  const list = checkGreenletList('greenlets', greenlets, isGreenlet) as G[]
   const { ms, raiseError, pending, missing } = planJoinAll(list, options)
   if (missing > 0) {
     const me = blockingGreenlet('joinall()')
-    if (pending.includes(me as Greenlet<T>)) {
+    if (pending.includes(me as G)) {
       throw new Error(`joinall() in ${me} waits for ${me} itself: it would wait forever`)
     }
     me._wait((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms), false)

@@ -41,6 +41,15 @@ const root = path.join(__dirname, '..', '..', '..')
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { platformName, syncNodeByAbi } = require(path.join(root, 'scripts', 'platform.js')) as PlatformScript
 
+/** Where npm installed `greenthread-<platform>`, if it did. */
+function platformPackageDir(platform: string): string | undefined {
+  try {
+    return path.dirname(require.resolve(`greenthread-${platform}/package.json`, { paths: [root] }))
+  } catch {
+    return undefined
+  }
+}
+
 function supportedNodes(): string {
   return Object.values(syncNodeByAbi())
     .map((major) => `Node ${major}`)
@@ -64,13 +73,16 @@ function load(): SyncBinding {
   }
   const platform = platformName()
   const abi = process.versions.modules
-  const file = path.join(root, `greenthread-sync.${platform}.abi${abi}.node`)
-  if (!fs.existsSync(file)) {
+  const name = `greenthread-sync.${platform}.abi${abi}.node`
+  // Built in a checkout, or shipped in the platform package npm installed.
+  const file = [root, platformPackageDir(platform)].map((dir) => dir && path.join(dir, name)).find((f) => f && fs.existsSync(f))
+  if (file === undefined) {
     const supported = syncNodeByAbi()[abi] !== undefined
     throw new Error(
       `greenthread/sync has no native binary for Node ${process.version} (ABI ${abi}) on ${platform}. ` +
-        `It supports ${supportedNodes()} on linux-x64-gnu (prebuilt) and builds from source elsewhere` +
-        (supported ? ': run `node scripts/build-sync.js` in the package directory' : '') +
+        `It supports ${supportedNodes()}: prebuilt for linux-x64-gnu (the optional dependency greenthread-${platform}), ` +
+        `built from source elsewhere` +
+        (supported ? ' (clone the repository and run `npm install` there, which builds it for the running Node)' : '') +
         `. The async module 'greenthread' works on any Node.`,
     )
   }

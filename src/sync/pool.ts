@@ -15,7 +15,7 @@ import { blockOn } from './waits'
 /** The common part of the sync mode's `Group` and `Pool`. */
 export abstract class BaseGroup extends GroupBase<Greenlet> {
   /** Starts `fn(...args)` in a new member greenlet. */
-  abstract spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R>
+  abstract spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R>
 
   /** Tracks `greenlet` until it finishes. A finished greenlet is not added. */
   abstract add(greenlet: Greenlet): void
@@ -69,7 +69,7 @@ export class Group extends BaseGroup {
     super(undefined)
   }
 
-  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+  spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
     return runNow(this._spawn(fn, args)) as Greenlet<R>
   }
 
@@ -89,7 +89,7 @@ export class Pool extends BaseGroup {
   }
 
   /** Blocks until a slot is free, then starts `fn(...args)` in a new member greenlet. */
-  spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+  spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
     return blockOn(this._spawn(fn, args), 'Pool.spawn()') as Greenlet<R>
   }
 
