@@ -28,6 +28,9 @@ spawnLater(5, (a: number, b: string) => a + b, 1)
 void new Pool(1).spawn((n: number) => n, 'str')
 // @ts-expect-error and the sync spawn
 sync.spawn((n: number) => n, 'str')
+// @ts-expect-error and new Greenlet (whose arguments may also come with its first switch)
+void new Greenlet((n: number) => n, 'str')
+void new Greenlet((n: number) => n)
 void greenthread.spawn(() => 1)
 
 async function typed(): Promise<void> {

@@ -12,7 +12,7 @@
  * `g.signal`, which aborts at once.
  */
 import { GreenletBase, type Transfer } from './_greenlet-base'
-import { GreenletExit, checkMs, checkOptions, rejecting } from './errors'
+import { GreenletExit, checkMs, checkOptions, rejecting, safeString } from './errors'
 import { type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
 import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { wire } from './native'
@@ -54,7 +54,12 @@ export function getcurrent(): Greenlet | null {
 // Structurally a WaitOwner (not declared: its members are internal, and
 // stripped from the published declarations). This comment must not spell
 // the at-internal tag itself: stripInternal would drop the whole class.
-export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
+/**
+ * `A` is the argument list of the function, checked at `new Greenlet(fn, ...args)`
+ * (or none there: a greenlet started by `switch(...args)` gets them then); it
+ * plays no part in the type of a greenlet, so `Greenlet<T>` names any.
+ */
+export class Greenlet<T = unknown, A extends unknown[] = any[]> extends GreenletBase<T, Greenlet<T>> {
   /** The greenlet that was running when this one was created; `null` for top-level code. */
   readonly parent: Greenlet | null
   /** @internal */ _waiting = false
@@ -64,7 +69,7 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** Its current switch() wait is known to the hub (PARK_SWITCH was issued). */
   #switchParked = false
 
-  constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
+  constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
     this.parent = getcurrent()
   }
@@ -354,8 +359,9 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
 
   /** Like gevent's repr: name, id and the call it runs, e.g. `<Greenlet "Greenlet-1" id=1: f(5)>`. */
   override toString(): string {
-    const args = this._args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? a.name || 'fn' : String(a)))
-    return `<Greenlet "${this.name}" id=${this.id}: ${this._fn.name || 'anonymous'}(${args.join(', ')})>`
+    // Arguments are user values: one without a string form must not make the repr throw.
+    const args = this._args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? safeString(a.name || 'fn') : safeString(a)))
+    return `<Greenlet "${this.name}" id=${this.id}: ${safeString(this._fn.name || 'anonymous')}(${args.join(', ')})>`
   }
 }
 

@@ -47,7 +47,12 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
 }
 
-export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
+/**
+ * `A` is the argument list of the function, checked at `new Greenlet(fn, ...args)`
+ * (or none there: a greenlet started by `switch(...args)` gets them then); it
+ * plays no part in the type of a greenlet, so `Greenlet<T>` names any.
+ */
+export class Greenlet<T = unknown, A extends unknown[] = any[]> extends GreenletBase<T, Greenlet<T>> {
   /** The greenlet that was running when this one was created; `null` if created outside greenlets. */
   readonly parent: Greenlet | null
   /** Its thread once started, until it finishes. */
@@ -64,7 +69,7 @@ export class Greenlet<T = unknown> extends GreenletBase<T, Greenlet<T>> {
   /** The wait it makes under a fresh id (`_waitFresh`), while it does. */
   #freshWait: FreshWait | undefined = undefined
 
-  constructor(fn: (...args: any[]) => T | PromiseLike<T>, ...args: unknown[]) {
+  constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
     this.parent = getcurrent()
   }
