@@ -1,6 +1,9 @@
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
 import test from 'ava'
 
-import { Timeout, getcurrent, sleep, spawn } from '../index'
+import { Timeout, getcurrent, sleep, spawn, waitFor } from '../index'
 
 const serial = test.serial
 
@@ -92,4 +95,120 @@ serial('Timeout.start outside a greenlet and bad durations are clear errors', (t
   t.throws(() => new Timeout(10).start(), { message: /inside a greenlet/ })
   t.throws(() => new Timeout(-1), { instanceOf: RangeError, message: /ms/ })
   t.throws(() => new Timeout('1' as any), { instanceOf: TypeError, message: /ms must be a number/ })
+})
+
+// Timeouts and kills reaching work inside a foreign await (real fetch
+// against a local server that answers late), where a Node greenlet usually is.
+
+/** A server answering after `delayMs`; closes its connections when closed. */
+async function slowServer(delayMs: number): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((_req, res) => {
+    const timer = setTimeout(() => res.end('late'), delayMs)
+    res.on('close', () => clearTimeout(timer))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  return { url, close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }) }
+}
+
+serial('Timeout.run and waitFor settle at their deadline while the work sits in a foreign await', async (t) => {
+  const server = await slowServer(1500)
+  try {
+    for (const run of [
+      (fn: () => Promise<unknown>) => Timeout.run(200, fn),
+      (fn: () => Promise<unknown>) => waitFor(fn, 200),
+    ]) {
+      let aborted: unknown
+      const started = Date.now()
+      const err = await t.throwsAsync(
+        run(async () => {
+          try {
+            return await (await fetch(server.url, { signal: getcurrent()!.signal })).text()
+          } catch (e) {
+            aborted = e
+            throw e
+          }
+        }),
+        { instanceOf: Timeout },
+      )
+      const took = Date.now() - started
+      t.true(took < 1000, `settled after ${took} ms, not at the 200 ms deadline`)
+      // The fetch was told through the greenlet's signal: it stopped with the Timeout.
+      await sleep(50)
+      t.is(aborted, err)
+    }
+  } finally {
+    await server.close()
+  }
+})
+
+serial('kill() of a greenlet in a foreign await aborts its signal, and the kill wins over the value it then returns', async (t) => {
+  const server = await slowServer(300)
+  try {
+    // Handed the signal: the fetch stops at once.
+    const told = spawn(async () => (await fetch(server.url, { signal: getcurrent()!.signal })).text())
+    await sleep(50)
+    const started = Date.now()
+    await told.kill()
+    t.true(Date.now() - started < 250, 'the kill waited for the fetch to end by itself')
+    t.true(told.dead)
+    t.is(told.value, undefined)
+    // Not handed the signal: the await ends by itself, and the greenlet dies of the kill all the same.
+    const deaf = spawn(async () => (await fetch(server.url)).text())
+    await sleep(50)
+    await deaf.kill(new Error('stop'))
+    t.true(deaf.dead)
+    t.false(deaf.successful())
+    t.is((deaf.exception as Error).message, 'stop')
+  } finally {
+    await server.close()
+  }
+})
+
+serial('a Timeout fired in a foreign await aborts that await only: later awaits get a fresh signal', async (t) => {
+  const server = await slowServer(1500)
+  const fast = await slowServer(0)
+  try {
+    const g = spawn(async () => {
+      const outcome: string[] = []
+      {
+        using timeout = Timeout.startNew(150)
+        try {
+          await fetch(server.url, { signal: getcurrent()!.signal })
+          outcome.push('fetched')
+        } catch (err) {
+          outcome.push(err === timeout ? 'timed out' : `failed: ${err}`)
+        }
+      }
+      // Caught: the greenlet goes on, and neither its signal nor its next wait carries the Timeout.
+      t.false(getcurrent()!.signal.aborted)
+      await sleep(10)
+      outcome.push(await (await fetch(fast.url, { signal: getcurrent()!.signal })).text())
+      return outcome
+    })
+    t.deepEqual(await g.get(), ['timed out', 'late'])
+  } finally {
+    await server.close()
+    await fast.close()
+  }
+})
+
+serial('t.signal aborts with the Timeout when it fires; a Timeout nobody took the signal of is raised at the next wait', async (t) => {
+  const g = spawn(async () => {
+    const t1 = Timeout.startNew(30)
+    const signal = t1.signal
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    const aborted = signal.aborted && signal.reason === t1
+    // The signal carried it: the next wait is not interrupted by it.
+    await sleep(1)
+    const t2 = Timeout.startNew(30)
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    try {
+      await sleep(1)
+      return [aborted, 'not raised']
+    } catch (err) {
+      return [aborted, err === t2 ? 'raised at the next wait' : `other: ${err}`]
+    }
+  })
+  t.deepEqual(await g.get(), [true, 'raised at the next wait'])
 })

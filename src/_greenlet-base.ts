@@ -5,7 +5,7 @@
  * extends it with how its waits suspend and how it is resumed (Promises or
  * the baton). Internal: import `Greenlet` from the mode's module.
  */
-import { GreenletExit, checkFunction, checkMs } from './errors'
+import { GreenletExit, checkFunction, checkMs, invalidType } from './errors'
 import { type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
 import { wire } from './native'
@@ -16,6 +16,12 @@ export type State = 'new' | 'scheduled' | 'running' | 'dead'
 export type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
 
 const NO_INTERRUPT = Symbol('no interrupt')
+
+/** @internal What a greenlet knows of a Timeout armed for it (src/timeout.ts). */
+export interface ArmedTimeout {
+  /** Aborted, with the Timeout's exception, when it fires. */
+  readonly signal: AbortSignal
+}
 
 /**
  * Finished greenlets whose links are due. Links run from a microtask, soon
@@ -59,6 +65,10 @@ export abstract class GreenletBase<T, G> {
   #exception: unknown = undefined
   #links: Link<any>[] | undefined = undefined
   #controller: AbortController | undefined = undefined
+  /** Timeouts armed for it and not fired or cancelled, innermost last. */
+  #timeouts: ArmedTimeout[] | undefined = undefined
+  /** `signal` while Timeouts are armed: the kill's and theirs. */
+  #combined: AbortSignal | undefined = undefined
   #killedWith: unknown = NO_INTERRUPT
   #interrupt: unknown = NO_INTERRUPT
 
@@ -75,6 +85,8 @@ export abstract class GreenletBase<T, G> {
   }
 
   set name(name: string) {
+    // It goes into every message about the greenlet: a non-string would make them throw.
+    if (typeof name !== 'string') throw invalidType('name', 'a string', name)
     this.#name = name
   }
 
@@ -110,12 +122,38 @@ export abstract class GreenletBase<T, G> {
     return this.#exception
   }
 
-  /** Aborted, with the kill exception as reason, as soon as it is killed. */
+  /**
+   * Aborted as soon as it is killed (the reason is the kill exception), or
+   * when a Timeout armed for it fires (the reason is the Timeout's
+   * exception): hand it to foreign awaits, such as `fetch`, so that they
+   * stop. Read it for each await: once a Timeout has fired or been
+   * cancelled, a new one is returned, not aborted by it.
+   */
   get signal(): AbortSignal {
     this.#controller ??= new AbortController()
     if (this.#killedWith !== NO_INTERRUPT && !this.#controller.signal.aborted) this.#controller.abort(this.#killedWith)
-    return this.#controller.signal
+    const timeouts = this.#timeouts
+    if (timeouts === undefined || timeouts.length === 0) return this.#controller.signal
+    return (this.#combined ??= AbortSignal.any([this.#controller.signal, ...timeouts.map((t) => t.signal)]))
   }
+
+  /** @internal A Timeout was armed for it. */
+  _armTimeout(t: ArmedTimeout): void {
+    ;(this.#timeouts ??= []).push(t)
+    this.#combined = undefined
+  }
+
+  /** @internal A Timeout armed for it fired or was cancelled. */
+  _disarmTimeout(t: ArmedTimeout): void {
+    const timeouts = this.#timeouts
+    const at = timeouts?.lastIndexOf(t) ?? -1
+    if (at < 0) return
+    timeouts!.splice(at, 1)
+    this.#combined = undefined
+  }
+
+  /** @internal Suspended in something other than a wait of this library (a foreign await). */
+  abstract _inForeignAwait(): boolean
 
   /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
   start(): this {
@@ -269,6 +307,15 @@ export abstract class GreenletBase<T, G> {
     const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt
     this.#interrupt = NO_INTERRUPT
     return exception
+  }
+
+  /**
+   * @internal Its function returned `value`. A kill that no wait has raised
+   * (it came during a foreign await) wins: it dies of it, the value dropped.
+   */
+  protected _finishReturned(value: T): void {
+    if (this.#killedWith !== NO_INTERRUPT && this.#interrupt !== NO_INTERRUPT) this._finish(undefined, this._takeInterrupt(), true)
+    else this._finish(value, undefined, false)
   }
 
   /** @internal It has finished: records the outcome, tells the hub and a parent in switch(), runs links. */

@@ -347,7 +347,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._finish(undefined, err, true)
       return
     }
-    this._finish(value, undefined, false)
+    this._finishReturned(value)
+  }
+
+  /** @internal */
+  _inForeignAwait(): boolean {
+    return this._state === 'running' && !this._waiting && !this._inSwitch && this._woken === undefined
   }
 
   /** @internal Also ends its wait, if any. */

@@ -64,7 +64,8 @@ export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | u
       await joinOrKill(g, ms)
       if (g.dead) return g.get() as Promise<T>
       const timeout = new Timeout(ms)
-      await g.kill(timeout)
+      // Settles at the deadline (see Timeout.run).
+      void g.kill(timeout, { block: false })
       void g.exception // observed: the caller gets the Timeout
       throw timeout
     }

@@ -18,6 +18,9 @@ export interface TimeoutRunOptions {
 /** Where a Timeout raises its exception: a greenlet of either mode. */
 export interface TimeoutTarget {
   _raise(exception: unknown): void
+  _armTimeout(t: TimeoutBase): void
+  _disarmTimeout(t: TimeoutBase): void
+  _inForeignAwait(): boolean
 }
 
 /**
@@ -30,6 +33,11 @@ export abstract class TimeoutBase extends Error {
   readonly ms: number | null
   #exception: unknown
   #alarm: Alarm | undefined
+  /** The greenlet it is armed for, until it fires or is cancelled. */
+  #target: TimeoutTarget | undefined
+  #controller: AbortController | undefined
+  /** Its signal was handed out (here or through the greenlet's) since it was armed. */
+  #signalUsed = false
 
   /**
    * @param ms milliseconds; `null`/`undefined` never fires.
@@ -55,6 +63,17 @@ export abstract class TimeoutBase extends Error {
   }
 
   /**
+   * Aborted, with the exception this Timeout raises, when it fires: hand it
+   * to a foreign await (`fetch(url, { signal: t.signal })`) so that it stops
+   * at the deadline. The greenlet's own `signal` includes it while armed.
+   * A restart gives a new one.
+   */
+  get signal(): AbortSignal {
+    this.#signalUsed = true
+    return (this.#controller ??= new AbortController()).signal
+  }
+
+  /**
    * Arms the timeout for the current greenlet (restarting it if armed).
    * Throws outside a greenlet, where there is nobody to raise in: use
    * `Timeout.run()` or `waitFor()` there.
@@ -62,14 +81,35 @@ export abstract class TimeoutBase extends Error {
   start(): this {
     const target = this._target()
     this.cancel()
-    if (this.ms !== null) this.#alarm = new Alarm(this.ms, () => target._raise(this.raised))
+    if (this.ms === null) return this
+    if (this.#controller?.signal.aborted) this.#controller = undefined
+    this.#signalUsed = false
+    this.#target = target
+    target._armTimeout(this)
+    this.#alarm = new Alarm(this.ms, () => this.#fire(target))
     return this
+  }
+
+  /**
+   * Fires: aborts its signal and raises its exception in the greenlet at its
+   * current or next wait. A greenlet in a foreign await that was handed the
+   * signal has been told already (its await rejects with the exception):
+   * then nothing is left to raise at its next wait.
+   */
+  #fire(target: TimeoutTarget): void {
+    this.#target = undefined
+    target._disarmTimeout(this)
+    const raised = this.raised
+    this.#controller?.abort(raised)
+    if (!(this.#signalUsed && target._inForeignAwait())) target._raise(raised)
   }
 
   /** Disarms the timeout. Safe to call at any time, any number of times. */
   cancel(): void {
     this.#alarm?.cancel()
     this.#alarm = undefined
+    this.#target?._disarmTimeout(this)
+    this.#target = undefined
   }
 
   /** Same as `cancel()`, for `using t = Timeout.startNew(ms)`. */
@@ -89,7 +129,9 @@ export class Timeout extends TimeoutBase {
 
   /**
    * Runs `fn` in a new greenlet and resolves with its result, or kills it and
-   * rejects with a Timeout (or `options.exception`) after `ms` milliseconds.
+   * rejects with a Timeout (or `options.exception`) after `ms` milliseconds,
+   * at once: the greenlet dies at its next wait (its `signal` aborts at the
+   * deadline, so a foreign await handed it stops too).
    */
   static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): Promise<R> {
     return rejecting(async () => {
@@ -100,7 +142,9 @@ export class Timeout extends TimeoutBase {
       await joinOrKill(g, delay)
       if (g.dead) return g.get()
       const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
-      await g.kill(raised)
+      // Settles at the deadline: the work dies at its next wait, or when a
+      // foreign await it is in (told through g.signal) lets go.
+      void g.kill(raised, { block: false })
       void g.exception // observed: the caller gets it
       throw raised
     })
