@@ -296,7 +296,7 @@ test('sync: imap() with a bad function throws at the call, as a plain generator'
 })
 
 test.serial('async: imap() yields in input order and imapUnordered() in finish order, both within size', async (t) => {
-  const delays = [40, 5, 25, 1, 15, 10]
+  const delays = [200, 25, 125, 1, 75, 50] // 24 ms apart at least: finish order holds on a loaded machine
   const ordered = concurrencyProbe(async (ms: number) => {
     await sleep(ms)
     return ms
@@ -329,7 +329,7 @@ test.serial('async: imap() yields in input order and imapUnordered() in finish o
 
 test.serial('sync: imap() yields in input order and imapUnordered() in finish order, both within size', async (t) => {
   await sync.run(() => {
-    const delays = [40, 5, 25, 1, 15, 10]
+    const delays = [200, 25, 125, 1, 75, 50] // 24 ms apart at least: finish order holds on a loaded machine
     const ordered = concurrencyProbe((ms: number) => {
       sync.sleep(ms)
       return ms
