@@ -95,9 +95,9 @@ export abstract class GreenletBase<T, G> {
     return this._state === 'dead'
   }
 
-  /** `start()`, `startLater()` or `switch()` has been called (it may have finished since). */
+  /** Started (`start()`, `startLater()` or `switch()`) and not finished yet, as gevent's. */
   get started(): boolean {
-    return this._state !== 'new'
+    return this._state !== 'new' && this._state !== 'dead'
   }
 
   /** Same as `dead`, as in gevent. */
@@ -150,6 +150,11 @@ export abstract class GreenletBase<T, G> {
     if (at < 0) return
     timeouts!.splice(at, 1)
     this.#combined = undefined
+  }
+
+  /** @internal Killed and not dead yet (killall and Group.kill raise in it once). */
+  _dying(): boolean {
+    return this.#killedWith !== NO_INTERRUPT && this._state !== 'dead'
   }
 
   /** @internal Suspended in something other than a wait of this library (a foreign await). */
@@ -245,13 +250,18 @@ export abstract class GreenletBase<T, G> {
   }
 
   /**
-   * @internal throw()'s cases that pass no control: a dead greenlet (throws),
+   * @internal throw()'s cases that pass no control: a dead greenlet (`err`
+   * is thrown back unless a GreenletExit),
    * one that has not started (it dies with `err`, thrown back unless a
    * GreenletExit), one that belongs to the hub (`err` is raised at its
    * wait). Returns false for those; true if it is suspended in switch().
    */
   protected _throwWithoutSwitch(err: unknown): boolean {
-    if (this._state === 'dead') throw new Error(`cannot throw into ${this}: it has finished`)
+    // As in greenlet: a dead greenlet "dies again", a GreenletExit comes back as a value.
+    if (this._state === 'dead') {
+      if (err instanceof GreenletExit) return false
+      throw err
+    }
     if (this._state === 'new') {
       this._finish(undefined, err, true)
       this._observed = true
@@ -321,6 +331,8 @@ export abstract class GreenletBase<T, G> {
   /** @internal It has finished: records the outcome, tells the hub and a parent in switch(), runs links. */
   protected _finish(value: T | undefined, err: unknown, failed: boolean): void {
     this._returned = !failed
+    // What a parent in switch() receives of a quiet exit: the GreenletExit itself, as in greenlet.
+    const exited = failed && err instanceof GreenletExit ? err : undefined
     if (failed && err instanceof GreenletExit) {
       failed = false
       value = undefined
@@ -333,7 +345,7 @@ export abstract class GreenletBase<T, G> {
     const parent = this._switchParent
     if (parent !== undefined && parent._inSwitch) {
       // The hub (or, sync, the finishing thread) resumes the parent.
-      parent._transfer = failed ? { error: err, failed: true } : { value, failed: false }
+      parent._transfer = failed ? { error: err, failed: true } : { value: exited ?? value, failed: false }
       this._observed = true
     }
     hub.command(wire.DIE, this.id, failed ? 1 : 0)

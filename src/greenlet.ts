@@ -161,13 +161,15 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * `err` without running (the returned Promise rejects with `err`, or
    * resolves if `err` is a GreenletExit). If it belongs to the hub (running
    * or waiting in sleep, join...), `err` is raised at its current or next
-   * wait and the returned Promise resolves at once.
+   * wait and the returned Promise resolves at once. Into a dead greenlet, a
+   * GreenletExit comes back as the resolved value; another `err` rejects.
    */
   throw(err: unknown = new GreenletExit()): Promise<unknown> {
     return rejecting(() => {
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.reject(err)
-      if (!this._throwWithoutSwitch(err)) return Promise.resolve(undefined)
+      const dead = this.dead
+      if (!this._throwWithoutSwitch(err)) return Promise.resolve(dead ? err : undefined)
       this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
       this.#resumeFromSwitch({ error: err, failed: true })
@@ -415,8 +417,13 @@ export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions)
   return rejecting(async () => {
     const { list, ms, exception, block } = planKillAll(greenlets, options, isGreenlet)
     const current = getcurrent()
-    await Promise.all(list.filter((g) => g !== current).map((g) => g.kill(exception, { block: false })))
-    if (block) await joinall(list.filter((g) => g !== current), { timeoutMs: ms < 0 ? undefined : ms })
+    const others = list.filter((g) => g !== current)
+    // Once each: a member still dying of an earlier kill is not raised in again.
+    await Promise.all(others.filter((g) => !g._dying()).map((g) => g.kill(exception, { block: false })))
+    if (block) {
+      await joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
+      if (others.some((g) => !g.dead)) throw new Timeout(ms)
+    }
     if (current !== null && list.includes(current)) await current.kill(exception)
   })
 }

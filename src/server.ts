@@ -23,6 +23,7 @@ import { type Greenlet, getcurrent, joinall, killall, spawn } from './greenlet'
 import { currentStorage, hub, suspendFresh } from './hub'
 import { wire } from './native'
 import { type AddressInfo, Socket, TIMED_OUT, addressInfo, checkPort, nativeWait, net, socketError } from './socket'
+import { Timeout } from './timeout'
 
 export interface StreamServerOptions {
   /** An IP address, or `'localhost'`. @default '127.0.0.1' */
@@ -65,10 +66,13 @@ const asyncMode: HandlerMode<Greenlet> = {
     await joinall(running, { timeoutMs: limit })
     // A handler inside a foreign await sees the kill only once that settles
     // (its signal aborts at once): the wait for it is bounded too.
+    // Those still alive then are left to die when their await lets go.
     await killall(
       running.filter((g) => !g.dead),
       { timeoutMs: limit },
-    )
+    ).catch((err: unknown) => {
+      if (!(err instanceof Timeout)) throw err
+    })
   },
 }
 
@@ -107,7 +111,8 @@ export class StreamServer {
     if (!Number.isInteger(backlog) || backlog < 1) {
       throw new RangeError(`listener.backlog must be a positive integer, got ${backlog}`)
     }
-    this.#backlog = backlog
+    // The kernel caps it (somaxconn) anyway; past 2^31 - 1 it would wrap around on its way to listen().
+    this.#backlog = Math.min(backlog, 2 ** 31 - 1)
     if (typeof handler === 'string') {
       if (!BUILTIN.has(handler)) throw new RangeError(`handler must be a function, 'echo' or 'upper', got '${handler}'`)
     } else {

@@ -159,12 +159,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * has not started, it dies with `err` without running (`err` is thrown
    * back unless it is a GreenletExit). If it belongs to the hub (running or
    * waiting in sleep, join...), `err` is raised at its current or next wait
-   * and this returns at once.
+   * and this returns at once. Into a dead greenlet, a GreenletExit comes
+   * back as the value; another `err` is thrown.
    */
   throw(err: unknown = new GreenletExit()): unknown {
     const caller = getcurrent()
     if (this === caller) throw err
-    if (!this._throwWithoutSwitch(err)) return undefined
+    const dead = this.dead
+    if (!this._throwWithoutSwitch(err)) return dead ? err : undefined
     const me = blockingGreenlet('throw() into a greenlet suspended in switch()')
     this._checkSwitchTarget()
     me.#parkInSwitch()
@@ -476,7 +478,11 @@ export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions)
   if (block && current === null && others.some((g) => g.started && !g.dead)) {
     blockingGreenlet('killall() (pass { block: false } to kill without waiting)')
   }
-  for (const g of others) g.kill(exception, { block: false })
-  if (block) joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
+  // Once each: a member still dying of an earlier kill is not raised in again.
+  for (const g of others) if (!g._dying()) g.kill(exception, { block: false })
+  if (block) {
+    joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
+    if (others.some((g) => !g.dead)) throw new Timeout(ms)
+  }
   if (current !== null && list.includes(current)) current.kill(exception)
 }

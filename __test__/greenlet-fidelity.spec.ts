@@ -1,0 +1,118 @@
+/**
+ * Greenlet behaviour that gevent's and greenlet's own test suites pin down,
+ * in both modes (each test names the peer test it restates).
+ */
+import { both } from './_modes'
+
+// gevent src/gevent/tests/test__greenlet.py (TestBasic: `started` is bool(g),
+// false once the greenlet has finished).
+both('started is true only between start and finish', function* (t, m) {
+  const g = new m.Greenlet(m.fn(function* () {
+    yield m.sleep(1)
+    return 1
+  }))
+  t.false(g.started)
+  g.start()
+  t.true(g.started)
+  yield g.join()
+  t.true(g.dead)
+  t.false(g.started)
+})
+
+// gevent src/gevent/tests/test__issue330.py: a greenlet killed before it is
+// ever switched to never runs; test__greenlet.py TestStuff/test_kill_*.
+both('a greenlet killed before it ran never runs, links fire once, a second kill is harmless', function* (t, m) {
+  let ran = false
+  let links = 0
+  const g = m.spawn(() => {
+    ran = true
+  })
+  g.link(() => links++)
+  yield g.kill()
+  yield g.kill()
+  yield m.sleep(10)
+  t.false(ran)
+  t.is(links, 1)
+  t.true(g.successful(), 'GreenletExit counts as success')
+  t.is(g.value, undefined)
+  const failed = m.spawn(() => 'never')
+  yield failed.kill(new Error('boom'))
+  t.false(failed.successful())
+  t.is((failed.exception as Error).message, 'boom')
+  // start() on a finished greenlet does nothing.
+  g.start()
+  yield m.sleep(5)
+  t.false(ran)
+})
+
+// greenlet src/greenlet/tests/test_throw.py (test_throw_goes_to_original_parent,
+// test_kill / GreenletExit returned as a value) and test_greenlet.py
+// (throw into a dead greenlet).
+both('throw() with no argument ends a greenlet suspended in switch() quietly: its parent receives the GreenletExit', function* (t, m) {
+  const result = yield m.go(function* () {
+    let caught: unknown = 'nothing'
+    const child = new m.Greenlet(m.fn(function* () {
+      try {
+        yield m.getcurrent()!.parent!.switch('ready')
+      } catch (err) {
+        caught = err
+        throw err
+      }
+    }))
+    const first = yield child.switch()
+    const exited = yield child.throw()
+    const again = yield child.throw()
+    return { first, caught, exited, again, dead: child.dead, ok: child.successful() }
+  }).get()
+  t.is(result.first, 'ready')
+  t.true(result.caught instanceof m.GreenletExit)
+  t.is(result.exited, result.caught, 'the GreenletExit instance comes back as the value')
+  t.true(result.again instanceof m.GreenletExit, 'throwing into a dead greenlet returns the GreenletExit')
+  t.true(result.dead)
+  t.true(result.ok)
+})
+
+both('throw() of another error into a dead greenlet raises it in the caller', function* (t, m) {
+  const g = m.spawn(() => 1)
+  yield g.join()
+  const err = yield* m.throws(t, () => g.throw(new Error('into the dead')))
+  t.is(err.message, 'into the dead')
+})
+
+// gevent src/gevent/tests/test__greenlet.py (TestKillall / test_killall_timeout)
+// and gevent/pool.py Group.kill's `dying` set: each member is raised in once.
+both('killall({ timeoutMs }) raises Timeout when a greenlet survives, and raises in each member only once', function* (t, m) {
+  let kills = 0
+  const stubborn = m.go(function* () {
+    for (;;) {
+      try {
+        yield m.sleep(5)
+      } catch {
+        kills++
+        if (kills > 5) return
+      }
+    }
+  })
+  yield m.sleep(10)
+  const err = yield* m.throws(t, () => m.killall([stubborn], { timeoutMs: 50 }), { instanceOf: m.Timeout })
+  t.truthy(err)
+  yield* m.throws(t, () => m.killall([stubborn], { timeoutMs: 30 }), { instanceOf: m.Timeout })
+  t.is(kills, 1, 'the second killall did not raise in a greenlet still dying of the first')
+  const group = new m.Group()
+  group.add(stubborn)
+  yield* m.throws(t, () => group.kill({ timeoutMs: 30 }), { instanceOf: m.Timeout })
+  t.is(kills, 1)
+  // A direct kill raises again.
+  yield stubborn.kill(undefined, { block: false })
+  yield m.sleep(20)
+  t.is(kills, 2)
+  yield stubborn.kill(new Error('x'), { block: false })
+  yield m.sleep(20)
+  yield stubborn.kill(new Error('x'), { block: false })
+  yield m.sleep(20)
+  yield stubborn.kill(new Error('x'), { block: false })
+  yield m.sleep(20)
+  yield stubborn.kill(new Error('x'), { block: false })
+  yield stubborn.join(1000)
+  t.true(stubborn.dead)
+})
