@@ -116,3 +116,19 @@ both('killall({ timeoutMs }) raises Timeout when a greenlet survives, and raises
   yield stubborn.join(1000)
   t.true(stubborn.dead)
 })
+
+// gevent src/gevent/tests/test__event.py (TestAsyncResult: g.link(result),
+// an AsyncResult is callable and takes a greenlet's outcome).
+both('link() takes an AsyncResult, which gets the greenlet outcome', function* (t, m) {
+  const ok = new m.AsyncResult<number>()
+  const g = m.spawn(() => 42)
+  g.link(ok)
+  t.is(yield ok.get({ timeoutMs: 2000 }), 42)
+  const failed = new m.AsyncResult<number>()
+  const bad = m.spawn(() => {
+    throw new Error('nope')
+  })
+  bad.linkException(failed)
+  const err = yield* m.throws(t, () => failed.get({ timeoutMs: 2000 }))
+  t.is(err.message, 'nope')
+})

@@ -17,6 +17,14 @@ export type Transfer = { value: unknown; error?: undefined; failed: false } | { 
 
 const NO_INTERRUPT = Symbol('no interrupt')
 
+/** What `link` accepts: a callback, or an object with one (an `AsyncResult`). */
+export type LinkTarget<G> = ((g: G) => void) | { readonly callback: (g: G) => void }
+
+function linkCallback<G>(target: LinkTarget<G>): (g: G) => void {
+  if (target !== null && typeof target === 'object' && typeof target.callback === 'function') return target.callback
+  return target as (g: G) => void
+}
+
 /** @internal What a greenlet knows of a Timeout armed for it (src/timeout.ts). */
 export interface ArmedTimeout {
   /** Aborted, with the Timeout's exception, when it fires. */
@@ -202,19 +210,23 @@ export abstract class GreenletBase<T, G> {
     return false
   }
 
-  /** Calls `callback(this)` once the greenlet has finished (soon, if it already has). */
-  link(callback: (g: G) => void): void {
-    this.#addLink(callback, 'any')
+  /**
+   * Calls `callback(this)` once the greenlet has finished (soon, if it
+   * already has). The callback may be an `AsyncResult`, which then takes the
+   * greenlet's outcome (as gevent's AsyncResult, which is callable).
+   */
+  link(callback: LinkTarget<G>): void {
+    this.#addLink(linkCallback(callback), 'any')
   }
 
   /** Like `link`, only if it finishes successfully. */
-  linkValue(callback: (g: G) => void): void {
-    this.#addLink(callback, 'value')
+  linkValue(callback: LinkTarget<G>): void {
+    this.#addLink(linkCallback(callback), 'value')
   }
 
   /** Like `link`, only if it fails. */
-  linkException(callback: (g: G) => void): void {
-    this.#addLink(callback, 'exception')
+  linkException(callback: LinkTarget<G>): void {
+    this.#addLink(linkCallback(callback), 'exception')
   }
 
   /** Removes every registration of `callback`. */
