@@ -132,3 +132,38 @@ both('link() takes an AsyncResult, which gets the greenlet outcome', function* (
   const err = yield* m.throws(t, () => failed.get({ timeoutMs: 2000 }))
   t.is(err.message, 'nope')
 })
+
+// greenlet src/greenlet/tests/test_greenlet.py (test_parent_equals_None,
+// test_parent_restored_on_kill, test_parent_return_failure: a cycle is a
+// ValueError; a reassigned parent is where a finishing greenlet returns).
+both('parent can be reassigned: a finishing child returns to the new parent; a cycle is an Error', function* (t, m) {
+  const result = yield m.go(function* () {
+    const log: string[] = []
+    const me = m.getcurrent()!
+    let adopter: InstanceType<typeof m.Greenlet> | undefined
+    const child = new m.Greenlet(m.fn(function* () {
+      log.push('child runs')
+      yield adopter!.switch()
+      log.push('child finishes')
+      return 'child done'
+    }))
+    adopter = new m.Greenlet(m.fn(function* () {
+      child.parent = m.getcurrent()
+      const got = yield child.switch()
+      log.push(`adopter got ${got}`)
+      return got
+    }))
+    yield child.switch()
+    yield adopter.join()
+    let cycle: unknown
+    try {
+      me.parent = child.dead ? me : child
+    } catch (err) {
+      cycle = err
+    }
+    return { log, adopted: adopter.value, cycle: (cycle as Error | undefined)?.message }
+  }).get()
+  t.deepEqual(result.log, ['child runs', 'child finishes', 'adopter got child done'])
+  t.is(result.adopted, 'child done')
+  t.regex(result.cycle ?? '', /cyclic parent chain/)
+})

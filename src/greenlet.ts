@@ -12,7 +12,7 @@
  * `g.signal`, which aborts at once.
  */
 import { GreenletBase, type Transfer } from './_greenlet-base'
-import { GreenletExit, checkMs, checkOptions, rejecting, safeString } from './errors'
+import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
 import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { wire } from './native'
@@ -60,8 +60,30 @@ export function getcurrent(): Greenlet | null {
  * plays no part in the type of a greenlet, so `Greenlet<T>` names any.
  */
 export class Greenlet<T = unknown, A extends unknown[] = any[]> extends GreenletBase<T, Greenlet<T>> {
-  /** The greenlet that was running when this one was created; `null` for top-level code. */
-  readonly parent: Greenlet | null
+  #parent: Greenlet | null
+
+  /**
+   * The greenlet it returns to when it finishes, if it was started by
+   * `switch()`: the one running when it was created (`null` for top-level
+   * code) unless reassigned. As in greenlet, a cycle is an Error.
+   */
+  get parent(): Greenlet | null {
+    return this.#parent
+  }
+
+  set parent(parent: Greenlet | null) {
+    if (parent !== null && !(parent instanceof Greenlet)) throw invalidType('parent', 'a Greenlet (of this mode) or null', parent)
+    for (let p: Greenlet | null = parent; p !== null; p = p.#parent) {
+      if (p === this) throw new Error(`cyclic parent chain: ${this} cannot be its own ancestor`)
+    }
+    this.#parent = parent
+    if (this._switchParent !== undefined && !this.dead) {
+      // It returns there when it finishes: the hub resumes that greenlet then.
+      const to = parent ?? Greenlet.#mainGreenlet()
+      this._switchParent = to
+      hub.command(wire.SET_PARENT, this.id, to.id)
+    }
+  }
   /** @internal */ _waiting = false
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
@@ -71,7 +93,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
-    this.parent = getcurrent()
+    this.#parent = getcurrent()
   }
 
   /** Creates and starts a greenlet (same as the module's `spawn`). */

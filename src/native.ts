@@ -52,6 +52,7 @@ export const wire = {
   DIE: constant('DIE'),
   INTERRUPT: constant('INTERRUPT'),
   DISCARD: constant('DISCARD'),
+  SET_PARENT: constant('SET_PARENT'),
   COMMAND_WIDTH: constant('COMMAND_WIDTH'),
   OUT_HEADER: constant('OUT_HEADER'),
   READY_WIDTH: constant('READY_WIDTH'),

@@ -17,7 +17,7 @@
  * at the greenlet's current wait, or at its next one if it is busy.
  */
 import { GreenletBase, type Transfer } from '../_greenlet-base'
-import { GreenletExit, checkMs, checkOptions } from '../errors'
+import { GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { type WokenWait, currentStorage, hub } from '../hub'
 import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
@@ -53,8 +53,29 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
  * plays no part in the type of a greenlet, so `Greenlet<T>` names any.
  */
 export class Greenlet<T = unknown, A extends unknown[] = any[]> extends GreenletBase<T, Greenlet<T>> {
-  /** The greenlet that was running when this one was created; `null` if created outside greenlets. */
-  readonly parent: Greenlet | null
+  #parent: Greenlet | null
+
+  /**
+   * The greenlet it returns to when it finishes, if it was started by
+   * `switch()`: the one running when it was created (`null` for top-level
+   * code) unless reassigned. As in greenlet, a cycle is an Error.
+   */
+  get parent(): Greenlet | null {
+    return this.#parent
+  }
+
+  set parent(parent: Greenlet | null) {
+    if (parent !== null && !(parent instanceof Greenlet)) throw invalidType('parent', 'a Greenlet (of this mode) or null', parent)
+    for (let p: Greenlet | null = parent; p !== null; p = p.#parent) {
+      if (p === this) throw new Error(`cyclic parent chain: ${this} cannot be its own ancestor`)
+    }
+    this.#parent = parent
+    if (this._switchParent !== undefined && !this.dead) {
+      // It returns there when it finishes: the hub resumes that greenlet then.
+      this._switchParent = parent ?? undefined
+      hub.command(wire.SET_PARENT, this.id, parent?.id ?? 0)
+    }
+  }
   /** Its thread once started, until it finishes. */
   #slot = NO_SLOT
   /** How its current wait ended (a hub outcome), set by whoever resumes it. */
@@ -71,7 +92,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
-    this.parent = getcurrent()
+    this.#parent = getcurrent()
   }
 
   /** Creates and starts a greenlet (same as the module's `spawn`). */

@@ -91,6 +91,7 @@ pub fn hub_protocol() -> std::collections::HashMap<String, u32> {
         ("DIE", wire::DIE),
         ("INTERRUPT", wire::INTERRUPT),
         ("DISCARD", wire::DISCARD),
+        ("SET_PARENT", wire::SET_PARENT),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v as u32))

@@ -93,6 +93,9 @@ pub enum Command {
     /// The front end resumed or started `id` directly (a switch): it is
     /// running now, and returns to `parent` when it finishes.
     Resumed { id: u32, parent: u32 },
+    /// `id` now returns to `parent` when it finishes (the front end checked
+    /// that this makes no cycle).
+    SetParent { id: u32, parent: u32 },
     /// Suspend until `count` of the greenlets named by the following `Join`
     /// commands have died (or, with `raise_error`, one of them failed).
     JoinWait {
@@ -126,6 +129,7 @@ pub mod wire {
     pub const DIE: u8 = 10;
     pub const INTERRUPT: u8 = 11;
     pub const DISCARD: u8 = 12;
+    pub const SET_PARENT: u8 = 13;
     /// f64s per command.
     pub const COMMAND_WIDTH: usize = 4;
     /// f64s of the header of the output buffer: delivered, still queued,
@@ -202,6 +206,10 @@ impl Command {
             wire::JOIN => Command::Join {
                 waiter: id,
                 target: id_from(a)?,
+            },
+            wire::SET_PARENT => Command::SetParent {
+                id,
+                parent: id_from(a)?,
             },
             wire::DIE => Command::Die {
                 id,
@@ -498,6 +506,11 @@ impl Hub {
                     .or_insert_with(|| Record::new(State::Created, false, NO_PARENT))
                     .joiners
                     .push((waiter, epoch));
+            }
+            Command::SetParent { id, parent } => {
+                if let Some(r) = self.records.get_mut(&id) {
+                    r.parent = parent;
+                }
             }
             Command::Die { id, failed } => {
                 let Some(record) = self.records.remove(&id) else {
@@ -939,6 +952,43 @@ mod tests {
                 }]
             ),
             vec![(1, Outcome::Wake)]
+        );
+    }
+
+    #[test]
+    fn a_reassigned_parent_is_the_one_a_finishing_child_resumes() {
+        let mut hub = Hub::without_alarm();
+        flush(
+            &mut hub,
+            &[
+                Command::Resumed {
+                    id: 1,
+                    parent: NO_PARENT,
+                },
+                Command::Resumed {
+                    id: 3,
+                    parent: NO_PARENT,
+                },
+            ],
+        );
+        flush(
+            &mut hub,
+            &[
+                Command::ParkSwitch { id: 1 },
+                Command::ParkSwitch { id: 3 },
+                Command::Resumed { id: 2, parent: 1 },
+                Command::SetParent { id: 2, parent: 3 },
+            ],
+        );
+        assert_eq!(
+            flush(
+                &mut hub,
+                &[Command::Die {
+                    id: 2,
+                    failed: false
+                }]
+            ),
+            vec![(3, Outcome::Wake)]
         );
     }
 
