@@ -35,7 +35,17 @@ export {
   type QueuePutOptions,
 } from './src/queue'
 export { BoundedSemaphore, Lock, RLock, Semaphore, type AcquireOptions, type GuardOptions } from './src/lock'
-export { BaseGroup, Group, Pool, type GroupJoinOptions, type MapFunction, type MapInput } from './src/pool'
+export {
+  BaseGroup,
+  Group,
+  Pool,
+  PoolFull,
+  type GroupJoinOptions,
+  type MapFunction,
+  type MapInput,
+  type MapIterator,
+  type SpawnOptions,
+} from './src/pool'
 export {
   Executor,
   ProcessPoolExecutor,
@@ -63,5 +73,7 @@ export {
   type ResultOptions,
   type ReturnWhen,
 } from './src/futures'
+export { iwait, waitReady, type WaitReadyOptions, type Waitable } from './src/wait'
+export { Local } from './src/local'
 export { IncompleteReadError, Socket, connect, type AddressInfo, type ConnectOptions, type SocketError } from './src/socket'
 export { StreamServer, type ConnectionHandler, type StopOptions, type StreamServerOptions } from './src/server'

@@ -24,8 +24,10 @@ type Api = Pick<
   | 'Group'
   | 'JoinableQueue'
   | 'LifoQueue'
+  | 'Local'
   | 'Lock'
   | 'Pool'
+  | 'PoolFull'
   | 'PriorityQueue'
   | 'Queue'
   | 'QueueEmpty'
@@ -35,10 +37,12 @@ type Api = Pick<
   | 'Semaphore'
   | 'Timeout'
   | 'getcurrent'
+  | 'iwait'
   | 'joinall'
   | 'killall'
   | 'sleep'
   | 'spawn'
+  | 'waitReady'
 >
 
 /**

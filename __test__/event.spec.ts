@@ -247,3 +247,24 @@ both('wait({ signal }) and get({ signal }) stop waiting when the signal aborts',
   t.true(yield other.get())
   yield* m.throws(t, () => e.wait({ signal: controller.signal }), { message: /stop/ })
 })
+
+// Restates gevent's src/gevent/tests/test__event.py TestEventBasics.test_wait_while_notifying.
+both('a wait() that starts while set() is still notifying resumes after the waiters already being notified', function* (t, m) {
+  const e = new m.Event()
+  const results: number[] = []
+  const waitThenAppend = m.fn(function* (n: number) {
+    t.true(yield e.wait())
+    results.push(n)
+  })
+  const gs = [m.spawn(waitThenAppend, 1), m.spawn(waitThenAppend, 2)]
+  yield m.sleep(0)
+  let looped = false
+  setImmediate(() => {
+    looped = true
+  })
+  e.set()
+  yield waitThenAppend(3)
+  t.deepEqual(results, [1, 2, 3])
+  t.false(looped, 'no turn of the event loop was needed')
+  yield m.joinall(gs)
+})

@@ -266,7 +266,8 @@ both('members are greenlets: spawn() passes arguments and parents them to the sp
 })
 
 both('bad arguments raise errors that name them', function* (t, m) {
-  t.throws(() => new m.Pool(0), { instanceOf: RangeError, message: /size must be a positive integer/ })
+  t.throws(() => new m.Pool(-1), { instanceOf: RangeError, message: /size must be a non-negative integer/ })
+  t.throws(() => new m.Pool(1.5), { instanceOf: RangeError, message: /size must be a non-negative integer/ })
   t.throws(() => new m.Pool('4' as any), { instanceOf: TypeError, message: /size/ })
   const pool = new m.Pool(1)
   yield* m.throws(t, () => pool.spawn('fn' as any), { instanceOf: TypeError, message: /fn must be a function/ })
@@ -508,4 +509,245 @@ both('join({ signal }) stops waiting when the signal aborts; the members run on'
   t.is((yield* m.throws(t, () => raising.get())).name, 'AbortError')
   t.false(member.dead)
   t.true(yield group.join())
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py TestPoolUnlimit, TestJoinEmpty and test_init_error.
+both('new Pool() has no limit, and join() on an empty group or pool returns true at once', function* (t, m) {
+  t.true(yield new m.Pool().join())
+  t.true(yield new m.Group().join())
+  const pool = new m.Pool()
+  t.is(pool.size, Infinity)
+  t.is(pool.free(), Infinity)
+  t.false(pool.full())
+  const members = []
+  for (let i = 0; i < 20; i++) members.push(yield pool.spawn(() => m.sleep(5)))
+  t.is(pool.length, 20)
+  t.false(pool.full())
+  t.true(yield pool.join())
+  t.is(pool.length, 0)
+  t.throws(() => new m.Pool(-1), { instanceOf: RangeError, message: /size must be a non-negative integer/ })
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py TestPool0.test_wait_full.
+both('new Pool(0) is valid: free() is 0, full() is true, and spawn waits', function* (t, m) {
+  const pool = new m.Pool(0)
+  t.is(pool.size, 0)
+  t.is(pool.free(), 0)
+  t.true(pool.full())
+  yield* m.throws(t, () => pool.spawnWith({ timeoutMs: 10 }, () => 'never'), { instanceOf: m.PoolFull })
+  const waiting = m.spawn(() => pool.spawn(() => 'never'))
+  yield m.sleep(10)
+  t.false(waiting.dead, 'spawn is still waiting for a slot')
+  yield waiting.kill()
+  t.is(pool.length, 0)
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py PoolBasicTests.test_execute_async.
+both('the slot is taken at the spawn call: free() drops at once, even where spawn returns a Promise', function* (t, m) {
+  const pool = new m.Pool(2)
+  const r: number[] = []
+  const first = pool.spawn((n: number) => r.push(n), 1)
+  t.is(pool.free(), 1)
+  yield (yield first).join()
+  t.deepEqual(r, [1])
+  yield m.sleep(0)
+  t.is(pool.free(), 2)
+  pool.applyAsync((n: number) => r.push(n), [2])
+  t.is(pool.free(), 1)
+  pool.applyAsync((n: number) => r.push(n), [3])
+  t.is(pool.free(), 0)
+  const outside = pool.applyAsync((n: number) => r.push(n), [4]) // full: never waits
+  t.false(pool.has(outside))
+  t.deepEqual(r, [1])
+  yield m.sleep(10)
+  t.deepEqual([...r].sort(), [1, 2, 3, 4])
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py TestCoroutinePool.test_apply, test_apply_raises and test_reentrant.
+both('apply() returns the result of fn(...args) run in a member, raises its exception, and runs in place when called from a member', function* (t, m) {
+  const pool = new m.Pool(1)
+  t.is(yield pool.apply(() => 'return value'), 'return value')
+  t.deepEqual(yield pool.apply((a: number) => ['foo', a], [1]), ['foo', 1])
+  const boom = new Error('raised by the call')
+  t.is(
+    yield* m.throws(t, () =>
+      pool.apply(() => {
+        throw boom
+      }),
+    ),
+    boom,
+  )
+  // A member of a full Pool(1) applying again would wait for its own slot: it runs in place.
+  t.is(yield pool.apply(pool.apply.bind(pool), [(a: number) => a + 1, [5]] as any), 6)
+  const evt = new m.Event()
+  pool.applyAsync(() => evt.set())
+  t.true(yield evt.wait({ timeoutMs: 5_000 }))
+  yield* m.throws(t, () => pool.apply('fn' as any), { instanceOf: TypeError, message: /fn must be a function/ })
+  yield* m.throws(t, () => pool.apply(() => 0, 5 as any), { instanceOf: TypeError, message: /args must be an array/ })
+  t.true(yield pool.join())
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py TestCoroutinePool.test_multiple_coros, test_async_callback and test_apply_async.
+both('applyAsync() returns a greenlet at once, and calls the callback with the result in a new greenlet', function* (t, m) {
+  const results: string[] = []
+  const evt = new m.Event()
+  const pool = new m.Pool(2)
+  const done = yield pool.spawn(
+    m.fn(function* () {
+      results.push('cons1')
+      yield evt.wait()
+      results.push('cons2')
+    }),
+  )
+  pool.applyAsync(
+    m.fn(function* () {
+      yield m.sleep(1)
+      results.push('prod')
+      evt.set()
+    }),
+  )
+  yield done.get()
+  t.deepEqual(results, ['cons1', 'prod', 'cons2'])
+
+  const got: number[] = []
+  const res = pool.applyAsync(
+    m.fn(function* (x: number, ms: number) {
+      yield m.sleep(ms)
+      return x * x
+    }),
+    [7, 10],
+    (v: number) => got.push(v),
+  )
+  t.true(res instanceof m.Greenlet)
+  t.is(yield res.get(), 49)
+  yield m.sleep(0) // lets the callback run
+  t.deepEqual(got, [49])
+  const failing = pool.applyAsync(
+    () => {
+      throw new Error('no callback for a failure')
+    },
+    [],
+    (v: unknown) => got.push(v as number),
+  )
+  yield failing.join()
+  yield m.sleep(0)
+  t.deepEqual(got, [49])
+  t.throws(() => pool.applyAsync(() => 0, [], 'cb' as any), { instanceOf: TypeError, message: /callback must be a function/ })
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py TestPool.test_terminate (map_async) and GroupMappingMixin.map_async.
+both('mapAsync() returns a greenlet running map(), and calls the callback with the results', function* (t, m) {
+  const pool = new m.Pool(2)
+  let called: number[] | undefined
+  const g = pool.mapAsync((n: number) => n * 2, [1, 2, 3], (results: number[]) => {
+    called = results
+  })
+  t.true(g instanceof m.Greenlet)
+  t.false(pool.has(g))
+  t.deepEqual(yield g.get(), [2, 4, 6])
+  t.deepEqual(called, [2, 4, 6])
+  const boom = new Error('boom')
+  const failing = pool.mapAsync(
+    (n: number) => {
+      if (n === 2) throw boom
+      return n
+    },
+    [1, 2, 3],
+  )
+  t.is(yield* m.throws(t, () => failing.get()), boom)
+  t.throws(() => pool.mapAsync((n: number) => n, 42 as any), { instanceOf: TypeError, message: /iterable must be an iterable/ })
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py PoolBasicTests.test_add_method_non_blocking and test_add_method_timeout.
+both('spawnWith({ block: false }) and add(g, { block: false }) raise PoolFull on a full pool, as does an expired timeoutMs', function* (t, m) {
+  const pool = new m.Pool(1)
+  const first = yield pool.spawnWith({ block: false }, () => m.sleep(10_000))
+  t.true(pool.has(first))
+  t.true(pool.full())
+  const err = yield* m.throws(t, () => pool.spawnWith({ block: false }, () => 'never'), { instanceOf: m.PoolFull })
+  t.true(err instanceof m.QueueFull, 'PoolFull is a QueueFull, as in gevent')
+  const second = m.spawn(() => m.sleep(10_000))
+  yield* m.throws(t, () => pool.add(second, { block: false }), { instanceOf: m.PoolFull })
+  const start = Date.now()
+  yield* m.throws(t, () => pool.add(second, { timeoutMs: 20 }), { instanceOf: m.PoolFull })
+  t.true(Date.now() - start >= 15, `gave up after ${Date.now() - start} ms`)
+  t.is(pool.length, 1)
+  t.is(pool.free(), 0)
+  yield* m.throws(t, () => pool.spawnWith({ timeoutMs: -1 }, () => 0), { instanceOf: RangeError, message: /options\.timeoutMs/ })
+  yield* m.throws(t, () => pool.spawnWith(5 as any, () => 0), { instanceOf: TypeError, message: /options must be an options object/ })
+  yield second.kill()
+  yield pool.kill()
+  t.is(pool.free(), 1)
+  const g = yield pool.spawnWith({ block: false }, (a: number, b: number) => a * b, 6, 7)
+  t.is(yield g.get(), 42)
+  t.is(new m.Group().spawnWith({ block: false }, () => 'groups are never full').constructor, m.Greenlet)
+})
+
+function failOnZero(x: number): number {
+  if (x === 0) throw new RangeError('division by zero')
+  return 1 / x
+}
+
+// Restates gevent's src/gevent/tests/test__pool.py TestErrorInHandler.test_imap and test_imap_unordered.
+both('imap() and imapUnordered(): a failing call raises at its position, and the iteration goes on with the rest', function* (t, m) {
+  for (const method of ['imap', 'imapUnordered'] as const) {
+    const pool = new m.Pool(1)
+    const it = pool[method](failOnZero, [1, 0, 2])
+    t.deepEqual(yield it.next(), { done: false, value: 1 })
+    yield* m.throws(t, () => it.next(), { instanceOf: RangeError, message: /division by zero/ })
+    t.deepEqual(yield it.next(), { done: false, value: 0.5 })
+    t.deepEqual(yield it.next(), { done: true, value: undefined })
+    t.deepEqual(yield it.next(), { done: true, value: undefined })
+    t.true(yield pool.join({ raiseError: true }), 'the failure raised by the iterator is not raised again by join')
+  }
+  // map() still fails fast.
+  yield* m.throws(t, () => new m.Pool(1).map(failOnZero, [1, 0, 2]), { instanceOf: RangeError })
+})
+
+// Restates gevent's src/gevent/tests/test__pool.py TestErrorInIterator.test_unordered.
+both('imap(): an input that throws raises after the results of the items read before it, then the iteration ends', function* (t, m) {
+  const bad = new Error('input broke')
+  function* input(): Generator<number> {
+    yield 1
+    yield 2
+    throw bad
+  }
+  const ordered = new m.Pool(3).imap((x: number) => x * 10, input())
+  t.deepEqual(yield ordered.next(), { done: false, value: 10 })
+  t.deepEqual(yield ordered.next(), { done: false, value: 20 })
+  t.is(yield* m.throws(t, () => ordered.next()), bad)
+  t.deepEqual(yield ordered.next(), { done: true, value: undefined })
+  // In finish order the input's failure comes when it happened: before the calls' results here.
+  const unordered = new m.Pool(3).imapUnordered(
+    m.fn(function* (x: number) {
+      yield m.sleep(1)
+      return x * 10
+    }),
+    input(),
+  )
+  t.is(yield* m.throws(t, () => unordered.next()), bad)
+  const rest = [(yield unordered.next()).value, (yield unordered.next()).value]
+  t.deepEqual(rest.sort(), [10, 20])
+  t.deepEqual(yield unordered.next(), { done: true, value: undefined })
+})
+
+both('imap(): return() after a failure stops the input and kills the calls still running', function* (t, m) {
+  const pool = new m.Pool(2)
+  let completed = 0
+  const it = pool.imap(
+    m.fn(function* (n: number) {
+      if (n === 0) throw new Error('first fails')
+      yield m.sleep(10_000)
+      completed++
+      return n
+    }),
+    [0, 1, 2, 3],
+  )
+  yield* m.throws(t, () => it.next(), { message: /first fails/ })
+  yield m.sleep(5)
+  t.is(pool.length, 2, 'the iteration went on after the failure')
+  t.deepEqual(yield it.return(), { done: true, value: undefined })
+  t.true(yield pool.join({ timeoutMs: 5_000 }))
+  t.is(completed, 0)
+  t.deepEqual(yield it.next(), { done: true, value: undefined })
 })

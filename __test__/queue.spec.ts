@@ -5,7 +5,19 @@ import test from 'ava'
 
 import { type Greenlet, Queue, sleep, spawn } from '../index'
 import * as sync from '../sync'
-import { type Mode, both } from './_modes'
+import { type Body, type Mode, both } from './_modes'
+
+/**
+ * gevent's `sleep(0)` in its tests: every other ready greenlet runs up to
+ * its next wait. In the async mode a greenlet that the hub resumes in the
+ * same turn as the caller interleaves with it at each await (a turn resumes
+ * its whole batch at once, src/hub.ts), so there a second turn makes sure
+ * it got to its wait.
+ */
+function* letOthersRun(m: Mode): Body<void> {
+  yield m.sleep(0)
+  if (m.name === 'async') yield m.sleep(0)
+}
 
 /** Runs `call` in a greenlet and records the error its wait raised before re-raising it. */
 function spawnRecording<T>(m: Mode, call: () => unknown): { g: Greenlet<T>; caught: () => unknown } {
@@ -593,4 +605,174 @@ both('a put/get ping-pong that never waits for anything else still lets timers a
   yield echo.join()
   t.true(timerFired, 'the event loop ran the timer while the ping-pong went on')
   t.true(rounds > 0)
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestQueue.test_max_size.
+both('put() on a queue with room completes without yielding: with maxsize 2, two puts complete at once, the third waits for a get()', function* (t, m) {
+  const q = new m.Queue<string>({ maxsize: 2 })
+  const results: string[] = []
+  const putter = m.go(function* () {
+    for (const item of ['a', 'b', 'c']) {
+      yield q.put(item)
+      results.push(item)
+    }
+    return 'OK'
+  })
+  yield* letOthersRun(m)
+  t.deepEqual(results, ['a', 'b'])
+  t.is(yield q.get(), 'a')
+  yield m.sleep(0)
+  t.deepEqual(results, ['a', 'b', 'c'])
+  t.is(yield q.get(), 'b')
+  t.is(yield q.get(), 'c')
+  t.is(yield putter.get({ timeoutMs: 0 }), 'OK')
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestQueue.test_put_nowait_unlock: the getter
+// handed the item has not run yet when the put returns (it runs at the putter's next wait).
+both('put() that hands its item to a waiting getter goes on before the getter runs', function* (t, m) {
+  const q = new m.Queue<string>()
+  const events: string[] = []
+  const getter = m.go(function* () {
+    events.push(`got ${yield q.get()}`)
+  })
+  yield m.sleep(0)
+  yield q.put('hi')
+  events.push('put returned')
+  yield getter.join()
+  t.deepEqual(events, ['put returned', 'got hi'])
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestChannel.test_send.
+both('Channel.put() returns only after a getter took the item, and the getter runs first', function* (t, m) {
+  const ch = new m.Channel<string>()
+  const events: string[] = []
+  const g = m.go(function* () {
+    events.push(yield ch.get())
+    events.push(yield ch.get())
+  })
+  events.push('sending')
+  yield ch.put('hello')
+  events.push('sent hello')
+  yield ch.put('world')
+  events.push('sent world')
+  t.deepEqual(events, ['sending', 'hello', 'sent hello', 'world', 'sent world'])
+  yield g.get()
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestChannel.test_wait.
+both('Channel.get() waits for a putter, and the putter resumes after the getter', function* (t, m) {
+  const ch = new m.Channel<string>()
+  const events: string[] = []
+  const g = m.go(function* () {
+    events.push('sending hello')
+    yield ch.put('hello')
+    events.push('sending world')
+    yield ch.put('world')
+    events.push('sent world')
+  })
+  events.push('waiting')
+  events.push(yield ch.get())
+  events.push(yield ch.get())
+  t.deepEqual(events, ['waiting', 'sending hello', 'hello', 'sending world', 'world'])
+  yield* letOthersRun(m)
+  t.deepEqual(events, ['waiting', 'sending hello', 'hello', 'sending world', 'world', 'sent world'])
+  yield g.get()
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestChannel.test_zero_max_size.
+both('Channel: a putter waits for a getter, which gets the item before the putter resumes', function* (t, m) {
+  const ch = new m.Channel<string>()
+  const e1 = new m.AsyncResult<string>()
+  const e2 = new m.AsyncResult<string>()
+  const p1 = m.go(function* () {
+    yield ch.put('hi')
+    e1.set('done')
+  })
+  yield m.sleep(1)
+  t.false(e1.ready())
+  const p2 = m.go(function* () {
+    e2.set(yield ch.get())
+  })
+  t.is(yield e2.get(), 'hi')
+  t.is(yield e1.get(), 'done')
+  yield m.joinall([p1, p2], { timeoutMs: 0 })
+  t.true(p1.dead && p2.dead)
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestQueue.test_send_first and test_peek_empty.
+both('peek() and peekNowait() return the next item without removing it; on an empty queue peek() times out with QueueEmpty', function* (t, m) {
+  const q = new m.Queue<string>()
+  t.throws(() => q.peekNowait(), { instanceOf: m.QueueEmpty })
+  yield* m.throws(t, () => q.peek({ timeoutMs: 10 }), { instanceOf: m.QueueEmpty })
+  q.putNowait('hi')
+  q.putNowait('there')
+  t.is(yield q.peek(), 'hi')
+  t.is(q.peekNowait(), 'hi')
+  t.is(q.qsize(), 2)
+  t.is(yield q.get(), 'hi')
+  t.is(q.peekNowait(), 'there')
+  const lifo = new m.LifoQueue<number>()
+  const byPriority = new m.PriorityQueue<number>()
+  for (const n of [2, 3, 1]) {
+    lifo.putNowait(n)
+    byPriority.putNowait(n)
+  }
+  t.is(lifo.peekNowait(), 1)
+  t.is(byPriority.peekNowait(), 1)
+  t.is(byPriority.getNowait(), 1)
+  t.is(byPriority.peekNowait(), 2)
+  yield* m.throws(t, () => q.peek({ timeoutMs: -1 }), { instanceOf: RangeError, message: /options\.timeoutMs/ })
+})
+
+// Restates gevent's src/gevent/tests/test__queue.py TestQueue.test_peek_multi_greenlet.
+both('peek() waits for an item and leaves it for get(); peekers and getters are served in arrival order', function* (t, m) {
+  const q = new m.Queue<number>()
+  const peeker = m.spawn(() => q.peek())
+  yield m.sleep(0)
+  q.putNowait(1)
+  t.is(yield peeker.get(), 1)
+  t.is(q.peekNowait(), 1)
+  t.is(q.getNowait(), 1)
+
+  // A getter ahead of a peeker takes the first item: the peeker sees the second.
+  const first = m.spawn(() => q.peek())
+  const getter = m.spawn(() => q.get())
+  const second = m.spawn(() => q.peek())
+  yield m.sleep(0)
+  q.putNowait(10)
+  t.is(yield first.get(), 10)
+  t.is(yield getter.get(), 10)
+  yield m.sleep(0)
+  t.false(second.dead, 'the peeker behind the getter waits for the next item')
+  q.putNowait(20)
+  t.is(yield second.get(), 20)
+  t.is(q.getNowait(), 20)
+  t.true(q.empty())
+})
+
+both('peek() waiters: shutdown() raises QueueShutDown, a kill loses no item, a Channel peek sees the first blocked putter', function* (t, m) {
+  const q = new m.Queue<number>()
+  const victim = m.spawn(() => q.peek())
+  yield m.sleep(0)
+  q.putNowait(1)
+  yield victim.kill()
+  t.is(q.qsize(), 1, 'the item the killed peeker saw is still queued')
+  t.is(q.getNowait(), 1)
+  const peeker = m.spawn(() => q.peek())
+  yield m.sleep(0)
+  q.shutdown()
+  yield* m.throws(t, () => peeker.get(), { instanceOf: m.QueueShutDown })
+  t.throws(() => q.peekNowait(), { instanceOf: m.QueueShutDown })
+
+  const ch = new m.Channel<string>()
+  const channelPeeker = m.spawn(() => ch.peek())
+  yield m.sleep(0)
+  t.throws(() => ch.putNowait('nobody gets this'), { instanceOf: m.QueueFull })
+  const putter = m.spawn(() => ch.put('x'))
+  t.is(yield channelPeeker.get(), 'x')
+  t.is(ch.peekNowait(), 'x')
+  t.is(yield ch.get(), 'x')
+  yield putter.get()
+  t.throws(() => ch.peekNowait(), { instanceOf: m.QueueEmpty })
 })

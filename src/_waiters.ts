@@ -78,6 +78,8 @@ export class Waiter<T, P> implements WokenWait {
   holder: { _woken: WokenWait | undefined } | undefined = undefined
   /** Listens to `signal` while it waits. */
   onAbort: (() => void) | undefined = undefined
+  /** Waits like `sleep(0)` (a hub yield) rather than with a 0 ms timer: see `WaitList.requestYield`. */
+  yields = false
   prev: Waiter<T, P> | undefined = undefined
   next: Waiter<T, P> | undefined = undefined
 
@@ -128,6 +130,11 @@ export class WaitList<T, P = undefined> {
     return this.#length
   }
 
+  /** The longest-waiting party (to read its payload), or `undefined` if nobody waits. */
+  get first(): { readonly payload: P } | undefined {
+    return this.#head
+  }
+
   /**
    * Hands `value` to the longest-waiting party and wakes it. Returns that
    * party's waiter (to read its payload), or `undefined` if nobody waits.
@@ -154,6 +161,18 @@ export class WaitList<T, P = undefined> {
    */
   request(ms: number, payload?: P, signal?: AbortSignal): Waiter<T, P> {
     return new Waiter(this, ms, payload as P, signal)
+  }
+
+  /**
+   * A wait that ends, like `sleep(0)`, once every other ready greenlet has
+   * run up to its next wait (its outcome is then `TIMED_OUT`), unless
+   * something is handed to it first: a hub yield, where `request(0)` would
+   * wait for a timer, which the hub serves after the greenlets that yield.
+   */
+  requestYield(): Waiter<T, P> {
+    const w = new Waiter(this, 0, undefined as P, undefined)
+    w.yields = true
+    return w
   }
 
   /**
@@ -239,7 +258,8 @@ export class WaitList<T, P = undefined> {
 
   #park(w: Waiter<T, P>): void {
     w.parked = true
-    hub.command(wire.PARK, w.id, w.ms)
+    if (w.yields) hub.command(wire.YIELD, w.id)
+    else hub.command(wire.PARK, w.id, w.ms)
   }
 
   #interrupted(w: Waiter<T, P>): void {

@@ -11,12 +11,62 @@ export class GreenletExit extends Error {
   }
 }
 
+/**
+ * The class tag of an object, as `Object.prototype.toString` gives it; never
+ * throws (a revoked Proxy or a throwing `Symbol.toStringTag` getter would).
+ */
+function tagOf(value: object): string {
+  try {
+    return Object.prototype.toString.call(value).slice(8, -1)
+  } catch {
+    return 'unreadable'
+  }
+}
+
+/**
+ * `err instanceof GreenletExit`, for any thrown value: `instanceof` on a
+ * revoked Proxy throws, and a greenlet that threw one must still die of it.
+ */
+export function isGreenletExit(err: unknown): err is GreenletExit {
+  try {
+    return err instanceof GreenletExit
+  } catch {
+    return false
+  }
+}
+
+/**
+ * `console.error(message, err)` for a value of user code: if inspecting it
+ * throws (a getter of `Symbol.toStringTag`...), a plain description
+ * instead. Never throws.
+ */
+export function reportError(message: string, err: unknown): void {
+  try {
+    console.error(message, err)
+  } catch {
+    console.error(message, safeString(err))
+  }
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null'
   if (typeof value === 'function') return 'a function'
-  if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`
+  if (typeof value === 'object') return `an object (${tagOf(value)})`
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
   return `${typeof value} ${String(value)}`
+}
+
+/**
+ * `String(value)` for messages about a value of user code, which may refuse
+ * conversion (an object without prototype, a revoked Proxy, a throwing
+ * `toString`): then a description of it instead. Never throws.
+ */
+export function safeString(value: unknown): string {
+  try {
+    return String(value)
+  } catch {
+    return describe(value)
+  }
 }
 
 export function invalidType(name: string, expected: string, value: unknown): TypeError {

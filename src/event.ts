@@ -5,7 +5,9 @@
  * `Event.wait()` resolves `true` once the flag is set (at once if it is) and
  * `false` if `timeoutMs` expires first (at the next hub turn for 0). `set()`
  * wakes every waiter, in the order they began waiting, and each of them
- * resolves `true` even if the flag is cleared before it runs.
+ * resolves `true` even if the flag is cleared before it runs. A `wait()`
+ * that starts while waiters woken by `set()` have not run yet resumes after
+ * them, as in gevent (its test__event.py `test_wait_while_notifying`).
  * `AsyncResult.get()` resolves with the value or rejects with the exception
  * once one is set, or rejects with `Timeout`. Killing a greenlet that waits
  * rejects its wait at once with the kill exception.
@@ -44,20 +46,56 @@ function waitMs(options: WaitOptions | undefined): number {
   return checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
 }
 
+/** @internal Callbacks of `wait`/`iwait` (src/wait.ts), called when an event becomes ready. */
+class Links {
+  #callbacks: Set<() => void> | undefined = undefined
+
+  add(callback: () => void): void {
+    ;(this.#callbacks ??= new Set()).add(callback)
+  }
+
+  delete(callback: () => void): void {
+    this.#callbacks?.delete(callback)
+  }
+
+  /** Calls every callback (they only record readiness: none throws). */
+  notify(): void {
+    if (this.#callbacks === undefined) return
+    for (const callback of [...this.#callbacks]) callback()
+  }
+}
+
 /** A flag that greenlets wait for. Starts cleared. The part of `Event` both modes share. */
 export class EventBase {
   #flag = false
+  readonly #links = new Links()
   readonly #waiters = new WaitList<true>()
+  /** Waiters woken by `set()` that have not run yet. */
+  #notifying = 0
+  /** `wait()` calls that came while `#notifying`: they resume after those waiters. */
+  readonly #late = new WaitList<true>()
 
   isSet(): boolean {
     return this.#flag
   }
 
-  /** Sets the flag and wakes every waiter. No effect if it is already set. */
+  /** Sets the flag and wakes every waiter, in FIFO order. No effect if it is already set. */
   set(): void {
     if (this.#flag) return
     this.#flag = true
+    this.#notifying += this.#waiters.length
     this.#waiters.handOffAll(true)
+    this.#links.notify()
+  }
+
+  /** @internal `callback()` at every `set()` that sets the flag, until `_unlink` (gevent's rawlink). */
+  _rawlink(callback: () => void): void {
+    this.#links.add(callback)
+  }
+
+  /** @internal */
+  _unlink(callback: () => void): void {
+    this.#links.delete(callback)
   }
 
   /** Clears the flag: later `wait()` calls block until the next `set()`. */
@@ -65,12 +103,28 @@ export class EventBase {
     this.#flag = false
   }
 
-  /** @internal */
-  *_wait(options: WaitOptions | undefined): Blocking<boolean> {
+  /**
+   * @internal
+   * @param mayBlock the caller can wait (false for sync-mode code outside
+   *   greenlets, which then returns at once on a set flag).
+   */
+  *_wait(options: WaitOptions | undefined, mayBlock = true): Blocking<boolean> {
     const ms = waitMs(options)
     const signal = waitSignal(options)
-    if (this.#flag) return true
-    return (yield this.#waiters.request(ms, undefined, signal)) !== TIMED_OUT
+    if (this.#flag) {
+      // gevent (test__event.py test_wait_while_notifying): a wait that starts
+      // while set() is still notifying resumes after the waiters being
+      // notified, without a hub turn: the last of them to run wakes it.
+      if (this.#notifying > 0 && mayBlock) yield this.#late.request(-1, undefined, signal)
+      return true
+    }
+    const w = this.#waiters.request(ms, undefined, signal)
+    try {
+      return (yield w) !== TIMED_OUT
+    } finally {
+      // Handed by set(), it has run now (or its interrupt is being raised).
+      if (w.handed && --this.#notifying === 0) this.#late.handOffAll(true)
+    }
   }
 }
 
@@ -92,6 +146,7 @@ export abstract class AsyncResultBase<T = unknown> {
   #value: T | undefined = undefined
   #exception: unknown = undefined
   readonly #waiters = new WaitList<true>()
+  readonly #links = new Links()
 
   /**
    * Copies the result of a finished greenlet (or of anything with
@@ -118,6 +173,17 @@ export abstract class AsyncResultBase<T = unknown> {
     this.#value = value
     this.#exception = exception
     this.#waiters.handOffAll(true)
+    this.#links.notify()
+  }
+
+  /** @internal `callback()` at every `set`/`setException`, until `_unlink` (gevent's rawlink). */
+  _rawlink(callback: () => void): void {
+    this.#links.add(callback)
+  }
+
+  /** @internal */
+  _unlink(callback: () => void): void {
+    this.#links.delete(callback)
   }
 
   /** A value or an exception has been set. */

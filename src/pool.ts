@@ -3,19 +3,34 @@
  *
  * A `Group` tracks greenlets until they finish: `join()` waits until it is
  * empty, `kill()` kills every member. A `Pool(size)` is a group of at most
- * `size` members: `spawn()` and `add()` wait for a free slot (FIFO,
- * killable), and a slot frees when its member finishes or is discarded.
+ * `size` members (no limit without `size`; none fits in a `Pool(0)`, as in
+ * gevent): `spawn()` and `add()` take a slot at the call, or wait for one
+ * (FIFO, killable), and a slot frees when its member finishes or is
+ * discarded. `spawnWith({ block: false }, fn, ...args)` and
+ * `add(g, { block: false })` raise `PoolFull` instead of waiting (also when
+ * `timeoutMs` expires), as gevent's `add(greenlet, blocking=False)`.
+ *
+ * `apply(fn, args)` runs `fn` in a member and returns its result (directly
+ * in the caller when that is a member already, which could otherwise wait
+ * for its own slot); `applyAsync` and `mapAsync` return a greenlet at once,
+ * never waiting for a slot, and hand the result to an optional callback.
  *
  * `map`, `imap` and `imapUnordered` run a function over an iterable (sync or
  * async) in member greenlets, so in a Pool never more than `size` run at
  * once. Reading the input starts at the first `next()`; a Pool reads one
  * item per slot that frees (an endless input is fine), a Group reads it all
  * at once. `imap` yields results in input order, `imapUnordered`
- * as they finish, `map` resolves with all of them in input order. The first
- * task that fails (or is killed from outside) fails the iteration at its
- * next step, even if other results are ready: the tasks still running are
- * killed and no new one starts, as when the iteration is left early
- * (`break`) or the greenlet consuming it is killed.
+ * as they finish, `map` resolves with all of them in input order.
+ *
+ * `map` fails fast: the first task that fails (or is killed from outside)
+ * fails it, even if other results are ready; the tasks still running are
+ * killed and no new one starts. `imap` and `imapUnordered` go on, as
+ * gevent's IMap: a failed task raises its exception at its position (in
+ * input order, or when it finished), and the next `next()` goes on with the
+ * remaining results; an input that throws raises at the position after the
+ * items read before, and ends the iteration. Leaving the iteration (`break`,
+ * `return()`), or the consuming greenlet being killed while it waits for a
+ * result, stops the input and kills the tasks still running.
  *
  * `GroupBase` (and the map runs) hold the logic of both modes; this
  * module's groups wait with Promises and hold async greenlets, those of
@@ -23,9 +38,31 @@
  */
 import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
-import { GreenletExit, checkFunction, checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
-import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall } from './greenlet'
+import { GreenletExit, checkFunction, checkMs, checkOptions, invalidType } from './errors'
+import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
 import { Semaphore } from './lock'
+import { QueueFull } from './queue'
+
+/**
+ * Raised by a Pool that is full when a member was to be added without
+ * waiting (`{ block: false }`), or when `timeoutMs` expired first.
+ * A `QueueFull`, as gevent's PoolFull.
+ */
+export class PoolFull extends QueueFull {
+  constructor(message = 'pool is full') {
+    super(message)
+    this.name = 'PoolFull'
+  }
+}
+
+export interface SpawnOptions {
+  /** Wait for a free slot; with `false`, raise `PoolFull` at once if none is free. @default true */
+  block?: boolean
+  /** Raise `PoolFull` if no slot frees within this many milliseconds. @default no limit */
+  timeoutMs?: number
+  /** Stop waiting for a slot once it aborts: the call fails with its reason (at once if it has aborted). */
+  signal?: AbortSignal
+}
 
 export interface GroupJoinOptions {
   /** Stop waiting (resolve `false`) after this many milliseconds. @default no limit */
@@ -56,6 +93,39 @@ function isAsyncIterable<T>(input: MapInput<T>): input is AsyncIterable<T> {
 
 function noop(): void {}
 
+/**
+ * @internal A Pool's `size`: `undefined`, `null` and `Infinity` mean no
+ * limit (returned as `Infinity`); else an integer >= 0 (gevent: 0 is a
+ * pool nothing fits in).
+ */
+export function checkPoolSize(size: unknown): number {
+  if (size === undefined || size === null || size === Infinity) return Infinity
+  if (typeof size !== 'number') throw invalidType('size', 'a non-negative integer, or undefined for no limit', size)
+  if (!Number.isInteger(size) || size < 0) throw new RangeError(`size must be a non-negative integer, or undefined for no limit, got ${size}`)
+  return size
+}
+
+/** @internal `args` of `apply`/`applyAsync`: an array (the arguments), or nothing. */
+export function checkArgs(args: unknown): unknown[] {
+  if (args === undefined) return []
+  if (!Array.isArray(args)) throw invalidType('args', 'an array of arguments', args)
+  return args
+}
+
+/** @internal An optional callback. */
+export function checkCallback(callback: unknown): ((result: any) => unknown) | undefined {
+  if (callback !== undefined) checkFunction('callback', callback)
+  return callback as ((result: any) => unknown) | undefined
+}
+
+/** The slot options of `spawnWith`/`add`: `null` when they must not wait, else the wait's limit (-1: none). */
+function slotWait(options: SpawnOptions | undefined): { ms: number | null; signal: AbortSignal | undefined } {
+  const o = checkOptions('options', options)
+  const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+  const signal = waitSignal(o)
+  return { ms: o.block === false ? null : ms, signal }
+}
+
 /** The logic of `Group` and `Pool` that both modes share. `G` is the mode's Greenlet. */
 export abstract class GroupBase<G extends Member> {
   readonly #members = new Set<G>()
@@ -78,9 +148,9 @@ export abstract class GroupBase<G extends Member> {
     this.discard(g)
   }
 
-  /** @param slots most members at once (a Pool), or `undefined` for no limit (a Group). */
+  /** @param slots most members at once (a Pool), or `undefined`/`Infinity` for no limit. */
   protected constructor(slots: number | undefined) {
-    this.#slots = slots === undefined ? undefined : new Semaphore(slots)
+    this.#slots = slots === undefined || slots === Infinity ? undefined : new Semaphore(slots)
   }
 
   /** @internal The mode's Greenlet class: members are made and recognised by it. */
@@ -124,12 +194,34 @@ export abstract class GroupBase<G extends Member> {
     this.#slots?.release()
   }
 
-  /** @internal Starts `fn(...args)` in a new member, waiting for a slot in a Pool. */
-  *_spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Blocking<G> {
+  /**
+   * @internal Starts `fn(...args)` in a new member, waiting for a slot in a
+   * Pool (the slot is taken at the call when one is free). With `options`,
+   * raises `PoolFull` instead of waiting (`block: false`) or on timeout.
+   */
+  *_spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[], options?: SpawnOptions): Blocking<G> {
     // Checked before taking a slot, which nothing would give back otherwise.
     checkFunction('fn', fn)
-    if (this.#slots !== undefined) yield* this.#slots._acquire(undefined)
+    yield* this.#takeSlot(options)
     return this.#start(fn, args)
+  }
+
+  /** @internal `spawnWith`: `options` must be an options object. */
+  *_spawnWith<R>(options: SpawnOptions, fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[]): Blocking<G> {
+    return yield* this._spawn(fn, args, checkOptions('options', options))
+  }
+
+  /** Takes a slot (nothing in a Group), waiting as `options` say; raises `PoolFull` if it may not wait or the wait times out. */
+  *#takeSlot(options: SpawnOptions | undefined): Blocking<void> {
+    const { ms, signal } = options === undefined ? { ms: -1, signal: undefined } : slotWait(options)
+    if (this.#slots === undefined) return
+    if (ms === null) {
+      if (!this.#slots.tryAcquire()) throw new PoolFull()
+      return
+    }
+    if (!(yield* this.#slots._acquire({ timeoutMs: ms < 0 ? undefined : ms, signal }))) {
+      throw new PoolFull(`pool still full after ${ms} ms`)
+    }
   }
 
   /** @internal Starts `fn(...args)` in a new member if that needs no wait, else returns undefined. */
@@ -145,12 +237,13 @@ export abstract class GroupBase<G extends Member> {
     return g
   }
 
-  /** @internal Tracks `greenlet` until it finishes, waiting for a slot in a Pool. A finished greenlet is not added. */
-  *_add(greenlet: G): Blocking<void> {
+  /** @internal Tracks `greenlet` until it finishes, waiting for a slot in a Pool (see `_spawn` for `options`). A finished greenlet is not added. */
+  *_add(greenlet: G, options?: SpawnOptions): Blocking<void> {
     if (!(greenlet instanceof this._greenletClass)) throw invalidType('greenlet', 'a Greenlet', greenlet)
+    if (options !== undefined) slotWait(options)
     if (greenlet.dead || this.has(greenlet)) return
     if (this.#slots !== undefined) {
-      yield* this.#slots._acquire(undefined)
+      yield* this.#takeSlot(options)
       if (greenlet.dead || this.has(greenlet)) {
         this.#slots.release()
         return
@@ -178,26 +271,52 @@ export abstract class GroupBase<G extends Member> {
     throw failed.exception
   }
 
-  /** @internal A map run over `iterable`; nothing starts before its `start()`. */
-  _mapRun<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, ordered: boolean): MapRun<G, T, R> {
-    checkFunction('fn', fn)
-    if (iterable === null || iterable === undefined || (typeof (iterable as any)[Symbol.iterator] !== 'function' && !isAsyncIterable(iterable))) {
-      throw invalidType('iterable', 'an iterable or async iterable', iterable)
-    }
-    return new MapRun(this, fn, iterable, ordered)
+  /**
+   * @internal A map run over `iterable`; nothing starts before its
+   * `start()`. `failFast`: the first failure ends it (map); else each
+   * failure is a result of its own (imap, imapUnordered).
+   */
+  _mapRun<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, ordered: boolean, failFast: boolean): MapRun<G, T, R> {
+    checkMapArguments(fn, iterable)
+    return new MapRun(this, fn, iterable, ordered, failFast)
   }
 
   /** @internal All results of `fn` over `iterable`, in input order. */
   *_map<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): Blocking<R[]> {
-    const run = this._mapRun(fn, iterable, true)
+    const run = this._mapRun(fn, iterable, true, true)
     run.start()
     try {
       const results: R[] = []
-      for (let r = yield* run.next(); r !== END; r = yield* run.next()) results.push(r)
+      for (let r = yield* run.next(); r !== END; r = yield* run.next()) {
+        if (r instanceof MapFailure) throw r.error
+        results.push(r)
+      }
       return results
     } finally {
       run.stop()
     }
+  }
+
+  /** @internal apply()'s call runs in the caller itself: it is a member, which could wait for its own slot (gevent). */
+  _applyHere(): boolean {
+    const current = this._getcurrent()
+    return current !== null && this.has(current)
+  }
+
+  /**
+   * @internal applyAsync(): a member running `fn(...args)` if a slot is
+   * free now, else undefined (the caller then starts a greenlet outside the
+   * group that applies it); `callback` gets the result of a member that
+   * returns, in a greenlet of its own.
+   */
+  _applyAsyncNow<R>(fn: (...args: any[]) => R | PromiseLike<R>, args: unknown[], callback: ((result: R) => unknown) | undefined): G | undefined {
+    const g = this._spawnNow(fn, args)
+    if (g !== undefined && callback !== undefined) {
+      g._rawlink((done: G) => {
+        if (done.successful() && done._returned) new this._greenletClass(callback, done.value).start()
+      })
+    }
+    return g
   }
 
   #track(greenlet: G): void {
@@ -211,13 +330,77 @@ export abstract class GroupBase<G extends Member> {
   }
 }
 
+/** @internal The checks of `map`'s arguments. */
+export function checkMapArguments(fn: unknown, iterable: unknown): void {
+  checkFunction('fn', fn)
+  if (iterable === null || iterable === undefined || (typeof (iterable as any)[Symbol.iterator] !== 'function' && !isAsyncIterable(iterable as MapInput<unknown>))) {
+    throw invalidType('iterable', 'an iterable or async iterable', iterable)
+  }
+}
+
 /** The common part of the async mode's `Group` and `Pool`. */
 export abstract class BaseGroup extends GroupBase<Greenlet> {
   /** Starts `fn(...args)` in a new member greenlet. */
   abstract spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> | Promise<Greenlet<R>>
 
-  /** Tracks `greenlet` until it finishes. A finished greenlet is not added. */
-  abstract add(greenlet: Greenlet): void | Promise<void>
+  /**
+   * `spawn(fn, ...args)` with options for the wait for a slot: with
+   * `{ block: false }` a full Pool raises `PoolFull` instead of waiting (also
+   * on `timeoutMs`). Options come first, so that `spawn`'s arguments stay
+   * free (as the executors' `submitWith`).
+   */
+  abstract spawnWith<A extends unknown[], R>(options: SpawnOptions, fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> | Promise<Greenlet<R>>
+
+  /** Tracks `greenlet` until it finishes (see `spawnWith` for `options`). A finished greenlet is not added. */
+  abstract add(greenlet: Greenlet, options?: SpawnOptions): void | Promise<void>
+
+  /**
+   * Resolves with `fn(...args)` run in a member greenlet (waiting for a slot
+   * in a Pool), or rejects with its exception. Called from a member, `fn`
+   * runs right there (gevent's `apply`: no slot to wait for).
+   */
+  async apply<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, args?: A): Promise<R> {
+    checkFunction('fn', fn)
+    const list = checkArgs(args) as A
+    if (this._applyHere()) return await fn(...list)
+    const g: Greenlet<R> = await this.spawn(fn, ...list)
+    return g.get()
+  }
+
+  /**
+   * Starts `fn(...args)` and returns its greenlet at once, never waiting: a
+   * member if a slot is free, else a greenlet outside the group that waits
+   * for a slot and applies it (gevent's `apply_async`; join the greenlet,
+   * not the group). `callback(result)` runs in a new greenlet once it has
+   * returned, not if it fails.
+   */
+  applyAsync<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, args?: A, callback?: (result: R) => unknown): Greenlet<R> {
+    checkFunction('fn', fn)
+    const list = checkArgs(args) as A
+    const cb = checkCallback(callback)
+    const member = this._applyAsyncNow(fn, list, cb)
+    if (member !== undefined) return member as Greenlet<R>
+    return spawn(async () => {
+      const result = await this.apply(fn, list)
+      if (cb !== undefined) spawn(cb, result)
+      return result
+    })
+  }
+
+  /**
+   * Runs `map(fn, iterable)` in a new greenlet outside the group and returns
+   * it at once (gevent's `map_async`); `callback(results)` is called in it
+   * once the map has returned.
+   */
+  mapAsync<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, callback?: (results: R[]) => unknown): Greenlet<R[]> {
+    checkMapArguments(fn, iterable)
+    const cb = checkCallback(callback)
+    return spawn(async () => {
+      const results = await this.map(fn, iterable)
+      if (cb !== undefined) await cb(results)
+      return results
+    })
+  }
 
   /**
    * Resolves `true` once the group is empty (at once if it is; members
@@ -238,14 +421,18 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
     return drive(this._map(fn, iterable))
   }
 
-  /** Yields `fn(item)` for every item, in input order. */
-  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
-    return mapResults(() => this._mapRun(fn, iterable, true))
+  /**
+   * Yields `fn(item)` for every item, in input order. A call that fails
+   * rejects the `next()` at its position; the next `next()` goes on with
+   * the remaining results (gevent's IMap).
+   */
+  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): MapIterator<R> {
+    return new MapIterator(() => this._mapRun(fn, iterable, true, false))
   }
 
-  /** Yields `fn(item)` for every item, as the calls finish. */
-  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): AsyncGenerator<R, void, undefined> {
-    return mapResults(() => this._mapRun(fn, iterable, false))
+  /** Yields `fn(item)` for every item, as the calls finish; a failed call rejects the `next()` at its turn and the iteration goes on (see `imap`). */
+  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): MapIterator<R> {
+    return new MapIterator(() => this._mapRun(fn, iterable, false, false))
   }
 
   /** @internal */
@@ -272,29 +459,44 @@ export class Group extends BaseGroup {
     return runNow(this._spawn(fn, args)) as Greenlet<R>
   }
 
-  add(greenlet: Greenlet): void {
-    runNow(this._add(greenlet))
+  /** As `spawn`: a Group is never full, `options` are only checked. */
+  spawnWith<A extends unknown[], R>(options: SpawnOptions, fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
+    return runNow(this._spawn(fn, args, checkOptions('options', options))) as Greenlet<R>
+  }
+
+  add(greenlet: Greenlet, options?: SpawnOptions): void {
+    runNow(this._add(greenlet, options))
   }
 }
 
-/** A group of at most `size` greenlets: adding one waits for a free slot. */
+/**
+ * A group of at most `size` greenlets: adding one waits for a free slot.
+ * `new Pool()` has no limit (`size` is `Infinity`); nothing fits in a
+ * `Pool(0)`, whose `spawn` waits until its timeout.
+ */
 export class Pool extends BaseGroup {
-  /** Most members at once. */
+  /** Most members at once: `Infinity` for no limit. */
   readonly size: number
 
-  constructor(size: number) {
-    super(checkPositiveInteger('size', size))
-    this.size = size
+  constructor(size?: number) {
+    const checked = checkPoolSize(size)
+    super(checked)
+    this.size = checked
   }
 
-  /** Waits for a free slot, then starts `fn(...args)` in a new member greenlet. */
+  /** Takes a free slot at the call, or waits for one, then starts `fn(...args)` in a new member greenlet. */
   spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Promise<Greenlet<R>> {
     return drive(this._spawn(fn, args)) as Promise<Greenlet<R>>
   }
 
-  /** Waits for a free slot, then tracks `greenlet` until it finishes. */
-  add(greenlet: Greenlet): Promise<void> {
-    return drive(this._add(greenlet))
+  /** `spawn` with options for the wait for a slot: `{ block: false }` (or an expired `timeoutMs`) rejects with `PoolFull`. */
+  spawnWith<A extends unknown[], R>(options: SpawnOptions, fn: (...args: A) => R | PromiseLike<R>, ...args: A): Promise<Greenlet<R>> {
+    return drive(this._spawnWith(options, fn, args)) as Promise<Greenlet<R>>
+  }
+
+  /** Waits for a free slot (see `spawnWith` for `options`), then tracks `greenlet` until it finishes. */
+  add(greenlet: Greenlet, options?: SpawnOptions): Promise<void> {
+    return drive(this._add(greenlet, options))
   }
 }
 
@@ -303,14 +505,24 @@ export const END: unique symbol = Symbol('end')
 /** @internal What a map run's `poll` returns while the next result is still to come. */
 export const NOT_READY: unique symbol = Symbol('not ready')
 
+/** @internal A result of a run that does not fail fast: a call (or the input) failed with `error`. */
+export class MapFailure {
+  constructor(
+    readonly error: unknown,
+    /** The task that failed, claimed (see `GroupBase._claim`) once the failure is taken. */
+    readonly task: Member | undefined,
+  ) {}
+}
+
 /**
  * @internal One `map`/`imap`/`imapUnordered` call: a feeder greenlet spawns
  * a task (a member greenlet running `fn(item)`) per input item through the
  * group (waiting for slots in a Pool); the consumer takes results by index
- * (input order, or finish order).
+ * (input order, or finish order). Failing fast, the first failure ends the
+ * run; otherwise each failure is a result (a `MapFailure`) at its index.
  */
 export class MapRun<G extends Member, T, R> {
-  readonly #results = new Map<number, R>()
+  readonly #results = new Map<number, R | MapFailure>()
   readonly #running = new Set<G>()
   /** Input index of each running task. */
   readonly #index = new Map<G, number>()
@@ -330,6 +542,7 @@ export class MapRun<G extends Member, T, R> {
     private readonly fn: MapFunction<T, R>,
     private readonly input: MapInput<T>,
     private readonly ordered: boolean,
+    private readonly failFast: boolean,
   ) {}
 
   start(): void {
@@ -338,19 +551,25 @@ export class MapRun<G extends Member, T, R> {
     feeder.start()
   }
 
-  /** The next result if it is there, `END` after the last, `NOT_READY` if it is still to come; throws the first failure. */
-  poll(): R | typeof END | typeof NOT_READY {
+  /**
+   * The next result if it is there (a `MapFailure` for a failed call when
+   * not failing fast), `END` after the last or once stopped, `NOT_READY` if
+   * it is still to come; failing fast, throws the first failure.
+   */
+  poll(): R | MapFailure | typeof END | typeof NOT_READY {
     if (this.#failure !== undefined) throw this.#failure.error
     if (this.#results.has(this.#taken)) {
-      const result = this.#results.get(this.#taken) as R
+      const result = this.#results.get(this.#taken) as R | MapFailure
       this.#results.delete(this.#taken++)
+      if (result instanceof MapFailure && result.task !== undefined) this.group._claim(result.task as G)
       return result
     }
+    if (this.#stopped) return END
     return this.#inputDone && this.#taken === this.#started ? END : NOT_READY
   }
 
-  /** The next result, waiting for it if needed; `END` after the last; throws the first failure. */
-  *next(): Blocking<R | typeof END> {
+  /** `poll()`, waiting for the next result if needed. */
+  *next(): Blocking<R | MapFailure | typeof END> {
     for (;;) {
       const result = this.poll()
       if (result !== NOT_READY) return result
@@ -367,6 +586,8 @@ export class MapRun<G extends Member, T, R> {
     this.#running.clear()
     const current = this.group._getcurrent()
     for (const g of doomed) if (g !== current && !g.dead) g.kill(undefined, { block: false })
+    // A consumer waiting meanwhile (a concurrent return()) finds the run over.
+    this.#consumer.handOffAll(true)
   }
 
   *#feed(): Blocking<void> {
@@ -382,7 +603,16 @@ export class MapRun<G extends Member, T, R> {
       }
       this.#inputDone = true
     } catch (err) {
-      if (!this.#stopped) this.#fail(err)
+      if (this.#stopped) {
+        // Killed by stop(): nobody takes results any more.
+      } else if (this.failFast) {
+        this.#fail(err)
+      } else {
+        // Raised after the results of the items read before it; then the iteration ends.
+        this.#results.set(this.ordered ? this.#started : this.#finished++, new MapFailure(err, undefined))
+        this.#started++
+        this.#inputDone = true
+      }
     }
     this.#consumer.handOff(true)
   }
@@ -426,38 +656,116 @@ export class MapRun<G extends Member, T, R> {
     this.#index.delete(g)
     this.#running.delete(g)
     if (this.#stopped) return
+    let result: R | MapFailure
     if (!g.successful()) {
-      this.group._claim(g)
-      this.#fail(g.exception)
+      if (this.failFast) {
+        this.group._claim(g)
+        this.#fail(g.exception)
+        return
+      }
+      result = new MapFailure(g.exception, g)
     } else if (!g._returned) {
       // Killed from outside: it exited with GreenletExit instead of a result.
-      this.#fail(new GreenletExit(`${g} was killed before it returned`))
+      const exit = new GreenletExit(`${g} was killed before it returned`)
+      if (this.failFast) {
+        this.#fail(exit)
+        return
+      }
+      result = new MapFailure(exit, undefined)
     } else {
-      this.#results.set(this.ordered ? index : this.#finished++, g.value as R)
-      this.#consumer.handOff(true)
+      result = g.value as R
     }
+    this.#results.set(this.ordered ? index : this.#finished++, result)
+    this.#consumer.handOff(true)
   }
 
   #fail(error: unknown): void {
     this.#failure ??= { error }
     this.stop()
-    this.#consumer.handOff(true)
   }
 }
 
-/** The results of the run `plan()` makes, on the first `next()`: bad arguments reject it, never throw at the call. */
-async function* mapResults<G extends Member, T, R>(plan: () => MapRun<G, T, R>): AsyncGenerator<R, void, undefined> {
-  const run = plan()
-  run.start()
-  try {
-    for (;;) {
-      // A result that is there already costs no wait, and no Promise.
-      let result = run.poll()
-      if (result === NOT_READY) result = await drive(run.next())
-      if (result === END) return
-      yield result
+/**
+ * What `imap` and `imapUnordered` return in the async mode: an async
+ * iterator over the results that, unlike a generator, stays usable after a
+ * `next()` rejected with the failure of a call: the following `next()` goes
+ * on with the remaining results (gevent's IMap). `return()` (what `break`
+ * calls) stops the input and kills the calls still running; so does a kill
+ * of the greenlet waiting in `next()`. Concurrent `next()` calls are served
+ * one after the other. The run starts at the first `next()`, where bad
+ * arguments reject: the call itself never throws.
+ */
+export class MapIterator<R> implements AsyncIterableIterator<R, undefined, undefined> {
+  #plan: (() => MapRun<any, any, R>) | undefined
+  #run: MapRun<any, any, R> | undefined = undefined
+  #done = false
+  /** Settles once the last `next()` asked for has: the next one starts then. */
+  #tail: Promise<void> | undefined = undefined
+
+  /** @internal */
+  constructor(plan: () => MapRun<any, any, R>) {
+    this.#plan = plan
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  /** The next result; rejects with the exception of a call that failed, after which the iteration goes on. */
+  next(): Promise<IteratorResult<R, undefined>> {
+    const previous = this.#tail
+    const result = previous === undefined ? this.#step() : previous.then(() => this.#step())
+    const tail = result.then(noop, noop)
+    this.#tail = tail
+    void tail.then(() => {
+      if (this.#tail === tail) this.#tail = undefined
+    })
+    return result
+  }
+
+  /** Ends the iteration: stops reading the input and kills the calls still running. */
+  async return(value?: undefined): Promise<IteratorResult<R, undefined>> {
+    this.#finish()
+    return { done: true, value }
+  }
+
+  async #step(): Promise<IteratorResult<R, undefined>> {
+    if (this.#done) return { done: true, value: undefined }
+    let run = this.#run
+    if (run === undefined) {
+      const plan = this.#plan!
+      this.#plan = undefined
+      try {
+        run = plan()
+      } catch (err) {
+        this.#done = true
+        throw err
+      }
+      this.#run = run
+      run.start()
     }
-  } finally {
-    run.stop()
+    // A result that is there already costs no wait.
+    let result = run.poll()
+    if (result === NOT_READY) {
+      try {
+        result = await drive(run.next())
+      } catch (err) {
+        // The wait itself was interrupted (kill, Timeout): the consumer is gone.
+        this.#finish()
+        throw err
+      }
+    }
+    if (result === END) {
+      this.#finish()
+      return { done: true, value: undefined }
+    }
+    if (result instanceof MapFailure) throw result.error
+    return { done: false, value: result }
+  }
+
+  #finish(): void {
+    this.#done = true
+    this.#plan = undefined
+    this.#run?.stop()
   }
 }

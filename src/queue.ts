@@ -14,6 +14,16 @@
  * accepted at that turn stays done: the item remains queued. Such a
  * give-back may briefly hold more than `maxsize` items rather than lose one.
  *
+ * `peek()` returns the item `get()` would return next without removing it,
+ * waiting for one like `get()` (gevent's `peek`); waiting peekers and
+ * getters are served in arrival order, so a peeker behind a getter waits for
+ * the item after the one that getter takes. `peekNowait()` does not wait.
+ *
+ * A `Channel.put()` that hands its item to a waiting getter resumes after
+ * that getter has run (on the next hub turn), and a `get()` that takes the
+ * item of a blocked putter goes on before that putter resumes: the two sides
+ * meet, as in gevent's Channel.
+ *
  * After `shutdown()` puts throw `QueueShutDown`, blocked putters reject with
  * it, gets drain the remaining items and then throw it, and async iteration
  * (`for await (const item of queue)`) ends.
@@ -82,6 +92,8 @@ export interface Store<T> {
   pushFront(item: T): void
   /** Removes and returns the next item; only called when `size > 0`. */
   shift(): T
+  /** The next item, left in place; only called when `size > 0`. */
+  peek(): T
 }
 
 /** A growable ring buffer: O(1) at both ends. */
@@ -101,6 +113,10 @@ class Deque<T> implements Store<T> {
     this.#head = (this.#head - 1) & (this.#buffer.length - 1)
     this.#buffer[this.#head] = item
     this.size++
+  }
+
+  peek(): T {
+    return this.#buffer[this.#head] as T
   }
 
   shift(): T {
@@ -140,6 +156,10 @@ export class Stack<T> implements Store<T> {
   shift(): T {
     return this.#items.pop() as T
   }
+
+  peek(): T {
+    return this.#items[this.#items.length - 1]
+  }
 }
 
 type Entry<T> = { item: T; seq: number }
@@ -163,6 +183,10 @@ class Heap<T> implements Store<T> {
   pushFront(item: T): void {
     // Before every item it ties with.
     this.#insert({ item, seq: --this.#frontSeq })
+  }
+
+  peek(): T {
+    return this.#entries[0].item
   }
 
   shift(): T {
@@ -259,9 +283,15 @@ export abstract class QueueBase<T> {
   /** @internal Infinity when unbounded, 0 for a Channel. */
   protected _maxsize: number
   readonly #items: Store<T>
-  readonly #getters = new WaitList<T | typeof SHUT>((item) => {
+  // The payload of getters and peekers is their arrival number: who came first.
+  readonly #getters = new WaitList<T | typeof SHUT, number>((item) => {
     if (item !== SHUT) this.#restore(item)
   })
+  // No give-back: a peeker takes nothing.
+  readonly #peekers = new WaitList<T | typeof SHUT, number>()
+  #arrivals = 0
+  /** Nobody hands anything here: a Channel putter waits in it for the getter it served to run. */
+  readonly #meeting = new WaitList<true>()
   // No give-back: an accepted item stays in the queue.
   readonly #putters = new WaitList<typeof ACCEPTED | typeof SHUT, T>()
   #shutDown = false
@@ -317,6 +347,17 @@ export abstract class QueueBase<T> {
   }
 
   /**
+   * The item `get()` would return next, left in the queue, if there is one
+   * now (for a Channel: the item of the first blocked putter); throws
+   * `QueueEmpty` otherwise, `QueueShutDown` once shut down and empty.
+   */
+  peekNowait(): T {
+    const item = this.#peekNow()
+    if (item === NONE) throw new QueueEmpty()
+    return item
+  }
+
+  /**
    * Shuts the queue down: puts throw `QueueShutDown` from now on, blocked
    * putters and getters fail with it, and gets fail with it once the
    * remaining items are gone. No effect the second time.
@@ -326,14 +367,27 @@ export abstract class QueueBase<T> {
     this.#shutDown = true
     // Getters only wait while the queue is empty, so none of them misses an item.
     this.#getters.handOffAll(SHUT)
+    this.#peekers.handOffAll(SHUT)
     this.#putters.handOffAll(SHUT)
   }
 
-  /** @internal */
-  *_put(item: T, options: QueuePutOptions | undefined): Blocking<void> {
+  /**
+   * @internal
+   * @param mayBlock the caller can wait (false for sync-mode code outside
+   *   greenlets: a Channel put handed to a getter then returns at once).
+   */
+  *_put(item: T, options: QueuePutOptions | undefined, mayBlock = true): Blocking<void> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
     const signal = waitSignal(options)
-    if (this.#offer(item)) return
+    if (this.#offer(item)) {
+      // A Channel is a rendezvous (gevent's test__queue.py TestChannel.test_send):
+      // the getter handed the item runs first, the putter resumes after it.
+      // The item is the getter's already: an interrupt here loses nothing.
+      if (this._maxsize === 0 && mayBlock) yield this.#meeting.requestYield()
+      return
+    }
+    // Only a Channel has peekers while full: what they wait for is this item, the first blocked one.
+    this.#showPeekers(item)
     const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield this.#putters.request(ms, item, signal)
     if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
     if (outcome === SHUT) throw new QueueShutDown()
@@ -345,7 +399,19 @@ export abstract class QueueBase<T> {
     const signal = waitSignal(options)
     const item = this.#poll()
     if (item !== NONE) return item
-    const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms, undefined, signal)
+    const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms, ++this.#arrivals, signal)
+    if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
+    if (outcome === SHUT) throw new QueueShutDown()
+    return outcome
+  }
+
+  /** @internal */
+  *_peek(options: QueueGetOptions | undefined): Blocking<T> {
+    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const signal = waitSignal(options)
+    const item = this.#peekNow()
+    if (item !== NONE) return item
+    const outcome: T | typeof SHUT | TimedOut = yield this.#peekers.request(ms, ++this.#arrivals, signal)
     if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
     if (outcome === SHUT) throw new QueueShutDown()
     return outcome
@@ -381,8 +447,28 @@ export abstract class QueueBase<T> {
     // Getters wait only while the buffer is empty, so handing over keeps FIFO order.
     if (this.#getters.length === 0 && this.#items.size >= this._maxsize) return false
     this._unfinished++
+    this.#showPeekers(item)
     if (this.#getters.handOff(item) === undefined) this.#items.push(item)
     return true
+  }
+
+  /** Shows `item`, about to be the next one, to the peekers that came before the first getter. */
+  #showPeekers(item: T): void {
+    for (let p = this.#peekers.first; p !== undefined; p = this.#peekers.first) {
+      const g = this.#getters.first
+      if (g !== undefined && g.payload < p.payload) return
+      this.#peekers.handOff(item)
+    }
+  }
+
+  /** What `#poll` would take, left in place. */
+  #peekNow(): T | typeof NONE {
+    if (this.#items.size > 0) return this.#items.peek()
+    // Only a Channel has blocked putters while empty.
+    const putter = this.#putters.first
+    if (putter !== undefined) return putter.payload
+    if (this.#shutDown) throw new QueueShutDown()
+    return NONE
   }
 
   /** Takes the next item if that needs no wait. */
@@ -410,6 +496,7 @@ export abstract class QueueBase<T> {
 
   /** Takes back an item handed to a getter that was interrupted. */
   #restore(item: T): void {
+    this.#showPeekers(item)
     if (this.#getters.handOff(item) === undefined) this.#items.pushFront(item)
   }
 }
@@ -432,6 +519,15 @@ export class Queue<T> extends QueueBase<T> {
    */
   get(options?: QueueGetOptions): Promise<T> {
     return drive(this._get(options))
+  }
+
+  /**
+   * Resolves with the next item without removing it, waiting for one while
+   * the queue is empty (gevent's `peek`). Rejects with `QueueEmpty` on
+   * timeout, with `QueueShutDown` once the queue is shut down and empty.
+   */
+  peek(options?: QueueGetOptions): Promise<T> {
+    return drive(this._peek(options))
   }
 
   /** Yields items as `get()` returns them; ends once the queue is shut down and empty. */

@@ -4,6 +4,7 @@
  * greenlet instead of returning Promises.
  */
 import { AsyncResultBase, type AsyncResultGetOptions, EventBase, type WaitOptions } from '../event'
+import { getcurrent } from './greenlet'
 import { Timeout } from './timeout'
 import { blockOn } from './waits'
 
@@ -11,7 +12,8 @@ import { blockOn } from './waits'
 export class Event extends EventBase {
   /** Blocks until the flag is set (returns `true` at once if it is); `false` on timeout. */
   wait(options?: WaitOptions): boolean {
-    return blockOn(this._wait(options), 'Event.wait()')
+    // Outside greenlets it cannot wait for the waiters that set() is notifying.
+    return blockOn(this._wait(options, getcurrent() !== null), 'Event.wait()')
   }
 }
 

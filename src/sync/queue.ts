@@ -15,6 +15,7 @@ import {
   type Store,
   priorityStore,
 } from '../queue'
+import { getcurrent } from './greenlet'
 import { blockOn } from './waits'
 
 /** A FIFO queue; the base of the other queues. */
@@ -25,7 +26,7 @@ export class Queue<T> extends QueueBase<T> {
    * item is accepted.
    */
   put(item: T, options?: QueuePutOptions): void {
-    blockOn(this._put(item, options), 'Queue.put()')
+    blockOn(this._put(item, options, getcurrent() !== null), 'Queue.put()')
   }
 
   /**
@@ -35,6 +36,15 @@ export class Queue<T> extends QueueBase<T> {
    */
   get(options?: QueueGetOptions): T {
     return blockOn(this._get(options), 'Queue.get()')
+  }
+
+  /**
+   * Returns the next item without removing it, blocking while the queue is
+   * empty (gevent's `peek`). Throws `QueueEmpty` on timeout, `QueueShutDown`
+   * once the queue is shut down and empty.
+   */
+  peek(options?: QueueGetOptions): T {
+    return blockOn(this._peek(options), 'Queue.peek()')
   }
 
   /** Yields items as `get()` returns them; ends once the queue is shut down and empty. */
