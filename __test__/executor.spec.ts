@@ -79,7 +79,9 @@ for (const kind of kinds) {
     const prims = await pool.submit((...xs: unknown[]) => xs, -0, NaN, 'a\ud800b', null, undefined, true, 'é').result()
     t.deepEqual(prims, [-0, NaN, 'a\ud800b', null, undefined, true, 'é'])
     t.true(Object.is((prims as unknown[])[0], -0))
-    t.throws(() => pool.submit((f: unknown) => f, () => 1), { any: true, name: 'DataCloneError' })
+    // An uncloneable argument is a TypeError naming it, with the DataCloneError as cause.
+    const refused = t.throws(() => pool.submit((f: unknown) => f, () => 1), { instanceOf: TypeError, message: /^args\[0\] cannot be sent to a worker: / })
+    t.is((refused?.cause as Error)?.name, 'DataCloneError')
     const uncloneable = pool.submit(() => () => 1)
     t.is(((await uncloneable.exception()) as Error).name, 'DataCloneError')
     await pool.shutdown()

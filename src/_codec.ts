@@ -30,6 +30,7 @@
  * id as a varint) and reads it itself.
  */
 import * as v8 from 'node:v8'
+import { safeString } from './errors'
 
 export const FRAME_HEADER = 8
 
@@ -401,8 +402,32 @@ export class Reader {
   }
 }
 
-/** Writes a thrown value as a result payload's status and value. */
+/**
+ * Writes a thrown value as a result payload's status and value. Never
+ * throws: a value that throws when read (a getter of `name`, `message` or an
+ * own property, a revoked Proxy) is reported as an Error saying so, instead
+ * of taking the worker down with it.
+ */
 export function writeThrown(w: Writer, err: unknown): void {
+  const mark = w.length
+  try {
+    writeThrownValue(w, err)
+  } catch (inner) {
+    w.truncate(mark)
+    writeThrownValue(w, new Error(`task threw a value that could not be read: ${messageOf(inner)}`))
+  }
+}
+
+/** `err.message` (or the value as a string) of an error caught while reading another; never throws. */
+function messageOf(err: unknown): string {
+  try {
+    return err instanceof Error ? `${safeString(err.name)}: ${safeString(err.message)}` : safeString(err)
+  } catch {
+    return 'reading that failed too'
+  }
+}
+
+function writeThrownValue(w: Writer, err: unknown): void {
   if (!(err instanceof Error)) {
     const mark = w.length
     try {
@@ -411,15 +436,28 @@ export function writeThrown(w: Writer, err: unknown): void {
       return
     } catch {
       w.truncate(mark)
-      err = new Error(`task threw an uncloneable value: ${String(err)}`)
+      err = new Error(`task threw an uncloneable value: ${messageOf(err)}`)
     }
   }
   const e = err as Error
-  const record: ErrorRecord = { name: e.name, message: e.message, stack: e.stack, props: undefined }
+  // Strings, as the receiving side rebuilds the Error from them.
+  const { name, message, stack } = e as { name: unknown; message: unknown; stack: unknown }
+  const record: ErrorRecord = {
+    name: typeof name === 'string' ? name : safeString(name),
+    message: typeof message === 'string' ? message : safeString(message),
+    stack: typeof stack === 'string' ? stack : undefined,
+    props: undefined,
+  }
   const own = Object.keys(e)
   if (own.length > 0) {
     const props: Record<string, unknown> = {}
-    for (const k of own) props[k] = (e as unknown as Record<string, unknown>)[k]
+    for (const k of own) {
+      try {
+        props[k] = (e as unknown as Record<string, unknown>)[k]
+      } catch {
+        // A getter that throws: that property stays behind.
+      }
+    }
     try {
       v8.serialize(props)
       record.props = props

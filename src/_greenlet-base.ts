@@ -5,7 +5,7 @@
  * extends it with how its waits suspend and how it is resumed (Promises or
  * the baton). Internal: import `Greenlet` from the mode's module.
  */
-import { GreenletExit, checkFunction, checkMs, invalidType } from './errors'
+import { GreenletExit, checkFunction, checkMs, invalidType, isGreenletExit, reportError } from './errors'
 import { type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
 import { wire } from './native'
@@ -271,7 +271,7 @@ export abstract class GreenletBase<T, G> {
   protected _throwWithoutSwitch(err: unknown): boolean {
     // As in greenlet: a dead greenlet "dies again", a GreenletExit comes back as a value.
     if (this._state === 'dead') {
-      if (err instanceof GreenletExit) return false
+      if (isGreenletExit(err)) return false
       throw err
     }
     if (this._state === 'new') {
@@ -344,8 +344,8 @@ export abstract class GreenletBase<T, G> {
   protected _finish(value: T | undefined, err: unknown, failed: boolean): void {
     this._returned = !failed
     // What a parent in switch() receives of a quiet exit: the GreenletExit itself, as in greenlet.
-    const exited = failed && err instanceof GreenletExit ? err : undefined
-    if (failed && err instanceof GreenletExit) {
+    const exited = failed && isGreenletExit(err) ? err : undefined
+    if (exited !== undefined) {
       failed = false
       value = undefined
     }
@@ -380,7 +380,7 @@ export abstract class GreenletBase<T, G> {
   /** @internal */
   _reportIfUnobserved(): void {
     // Like gevent's hub, which prints failures: here only those nobody looked at.
-    if (!this._observed) console.error(`greenthread: ${this} failed:`, this.#exception)
+    if (!this._observed) reportError(`greenthread: ${this} failed:`, this.#exception)
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {

@@ -111,6 +111,11 @@ export interface ShutdownOptions {
 
 function noop(): void {}
 
+/** The native executor's wake callback, holding `executor` weakly (a module-level closure over the WeakRef only). */
+function wakeFor(executor: WeakRef<Executor>): () => void {
+  return () => executor.deref()?._drainCompletions()
+}
+
 /** Submitted tasks are handed to the Rust queue at least this often, even within one synchronous loop. */
 const FLUSH_EVERY = 512
 /**
@@ -158,6 +163,33 @@ function sourceOf(name: string, fn: (...args: any[]) => unknown): string {
     )
   }
   return source
+}
+
+/** Which values a task's arguments came from, and their names in messages. */
+interface ArgNaming {
+  values: readonly unknown[]
+  name: (index: number) => string
+}
+
+/**
+ * A DataCloneError met while writing a task's arguments, as the TypeError
+ * that names the argument (`args[i]`, `iterable[i]`), like uncloneable
+ * `options.initargs`; other errors (refused shared memory names it already)
+ * as they are.
+ */
+function uncloneableArgument(err: unknown, naming: ArgNaming): unknown {
+  if (!(err instanceof DOMException) || err.name !== 'DataCloneError') return err
+  const at = naming.values.findIndex((value) => {
+    try {
+      // No side effects: shared memory is shared, not registered.
+      structuredClone(value)
+      return false
+    } catch {
+      return true
+    }
+  })
+  const what = at < 0 ? 'the arguments' : naming.name(at)
+  return new TypeError(`${what} cannot be sent to a worker: ${err.message}`, { cause: err })
 }
 
 function encodeReason(reason: unknown): Buffer {
@@ -213,6 +245,8 @@ export abstract class Executor {
 
   /** `processes`: workers are child processes (initargs are cloned here, with no shared memory). */
   constructor(options: ExecutorOptions | undefined, defaultWorkers: number, processes: boolean) {
+    // Exported for instanceof: from plain JS it could be constructed, and would fail later, out of reach.
+    if (new.target === Executor) throw new TypeError('Executor is abstract: construct a ThreadPoolExecutor or a ProcessPoolExecutor')
     const o = checkOptions('options', options)
     this.maxWorkers = o.maxWorkers === undefined ? defaultWorkers : checkPositiveInteger('options.maxWorkers', o.maxWorkers)
     const maxTasks = o.maxTasksPerChild === undefined ? 0 : checkPositiveInteger('options.maxTasksPerChild', o.maxTasksPerChild)
@@ -239,7 +273,14 @@ export abstract class Executor {
     } catch (err) {
       throw new TypeError(`options.initargs cannot be sent to the workers: ${(err as Error).message}`, { cause: err })
     }
-    this.#native = new native.NativeExecutor(this.#drain)
+    // The native side keeps its wake callback alive from outside the JS
+    // heap: it must not hold the executor, or no executor is ever collected.
+    this.#native = new native.NativeExecutor(wakeFor(new WeakRef(this)))
+  }
+
+  /** @internal Completions arrived: take them (see `wakeFor`). */
+  _drainCompletions(): void {
+    this.#drain()
   }
 
   /** @internal The Rust queue's id, for workers. */
@@ -298,18 +339,31 @@ export abstract class Executor {
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
     const deadline = ms < 0 ? -1 : performance.now() + ms
     const futures: Future<any>[] = []
-    if (chunksize === 1) {
-      for (const item of iterable) futures.push(this.#submit(fn, [item], 0, undefined))
-    } else {
-      let chunk: T[] = []
-      for (const item of iterable) {
-        chunk.push(item)
-        if (chunk.length === chunksize) {
-          futures.push(this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined))
+    try {
+      let index = 0
+      if (chunksize === 1) {
+        for (const item of iterable) {
+          const at = index++
+          futures.push(this.#submit(fn, [item], 0, undefined, { values: [item], name: () => `iterable[${at}]` }))
+        }
+      } else {
+        let chunk: T[] = []
+        const submitChunk = (): void => {
+          const first = index - chunk.length
+          futures.push(this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined, { values: chunk, name: (i) => `iterable[${first + i}]` }))
           chunk = []
         }
+        for (const item of iterable) {
+          chunk.push(item)
+          index++
+          if (chunk.length === chunksize) submitChunk()
+        }
+        if (chunk.length > 0) submitChunk()
       }
-      if (chunk.length > 0) futures.push(this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined))
+    } catch (err) {
+      // Nobody will read the results of the tasks submitted before the failure.
+      for (const f of futures) f.cancel()
+      throw err
     }
     return (async function* () {
       try {
@@ -418,7 +472,8 @@ export abstract class Executor {
     return this.shutdown({ wait: true })
   }
 
-  #submit(fn: TaskFn, args: unknown[], flags: number, signal: AbortSignal | undefined): Future<any> {
+  /** `naming`: how an uncloneable argument is named (`args[i]` unless given). */
+  #submit(fn: TaskFn, args: unknown[], flags: number, signal: AbortSignal | undefined, naming?: ArgNaming): Future<any> {
     if (this.#broken) throw this.#broken
     if (this.#shutdown) throw new Error('cannot schedule new futures after shutdown')
     const fnId = this.#intern(fn)
@@ -434,10 +489,10 @@ export abstract class Executor {
     } catch (err) {
       w.truncate(start)
       this.releaseMemory(this.#messageShared)
-      throw err
+      throw uncloneableArgument(err, naming ?? { values: args, name: (i) => `args[${i}]` })
     }
     w.endFrame(mark)
-    const f = new Future(this, id)
+    const f = Future._create<any>(this, id)
     if (this.#messageShared.length > 0) {
       const ids = this.#messageShared
       f._addWaiter(() => this.releaseMemory(ids))

@@ -7,7 +7,7 @@
  * `f.result()`. Waits (`result`, `exception`, `wait`, `asCompleted`) are hub
  * waits: inside a greenlet, kill and Timeout interrupt them.
  */
-import { checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { hub, suspendFresh } from './hub'
 import { wire } from './native'
 
@@ -68,6 +68,9 @@ export interface FutureOwner {
 
 type State = 'pending' | 'cancelled' | 'finished'
 
+/** The token that tells executors' `Future._create` from user code's `new Future()`. */
+const CREATE: unique symbol = Symbol('create a Future')
+
 /** The eventual result of a task submitted to an executor. */
 export class Future<T = unknown> {
   #state: State = 'pending'
@@ -82,10 +85,21 @@ export class Future<T = unknown> {
   /** @internal The executor's submission batch, to tell queued-in-JS from queued-in-Rust. */
   _batch = 0
 
-  /** @internal Executors create futures; a Future made by user code never completes. */
-  constructor(owner?: FutureOwner, taskId = 0) {
+  /**
+   * Executors create futures (`submit()`, `map()`): a Future made by user
+   * code could never complete, so constructing one is a TypeError.
+   */
+  private constructor(token: typeof CREATE, owner: FutureOwner, taskId: number) {
+    if (token !== CREATE) {
+      throw new TypeError('Future cannot be constructed directly: executors create futures (submit(), submitWith(), map()), and nothing else could ever complete one')
+    }
     this.#owner = owner
     this._taskId = taskId
+  }
+
+  /** @internal The future of task `taskId` of `owner`. */
+  static _create<T>(owner: FutureOwner, taskId: number): Future<T> {
+    return new Future<T>(CREATE, owner, taskId)
   }
 
   /** Cancelled, or finished with a result or an exception. */
@@ -219,7 +233,7 @@ function invokeCallback(fn: (f: any) => void, f: Future<any>): void {
   try {
     fn(f)
   } catch (err) {
-    const warning = new Error(`exception calling callback for ${Object.prototype.toString.call(f)}: ${String(err)}`, { cause: err })
+    const warning = new Error(`exception calling callback for ${Object.prototype.toString.call(f)}: ${safeString(err)}`, { cause: err })
     warning.name = 'FutureCallbackError'
     process.emitWarning(warning)
   }
@@ -275,7 +289,7 @@ export function wait<F extends Future<any>>(fs: Iterable<F>, options?: FuturesWa
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const returnWhen = o.returnWhen ?? 'ALL_COMPLETED'
     if (returnWhen !== 'FIRST_COMPLETED' && returnWhen !== 'FIRST_EXCEPTION' && returnWhen !== 'ALL_COMPLETED') {
-      throw new RangeError(`options.returnWhen must be 'FIRST_COMPLETED', 'FIRST_EXCEPTION' or 'ALL_COMPLETED', got ${String(returnWhen)}`)
+      throw new RangeError(`options.returnWhen must be 'FIRST_COMPLETED', 'FIRST_EXCEPTION' or 'ALL_COMPLETED', got ${safeString(returnWhen)}`)
     }
     const all = futureSet('fs', fs)
     const satisfied = (): boolean => {

@@ -3,7 +3,7 @@
  * (`src/greenlet.ts`) and the sync mode (`src/sync/greenlet.ts`): argument
  * checks, joinall's plan and hub commands, link callbacks. Internal.
  */
-import { GreenletExit, checkMs, checkOptions, invalidType } from './errors'
+import { GreenletExit, checkMs, checkOptions, invalidType, reportError } from './errors'
 import { hub } from './hub'
 import { wire } from './native'
 
@@ -17,7 +17,7 @@ export function callLinks<G>(g: G, links: readonly Link<G>[], failed: boolean): 
     try {
       callback(g)
     } catch (err) {
-      console.error(`greenthread: link callback of ${g} threw:`, err)
+      reportError(`greenthread: link callback of ${g} threw:`, err)
     }
   }
 }

@@ -76,6 +76,16 @@ const asyncMode: HandlerMode<Greenlet> = {
   },
 }
 
+/** The native servers listening now: see `start()`. */
+const listening = new Set<NativeServer>()
+
+/** serveForever's options, checked before anything starts. */
+export function checkServeForever(stop: unknown): StopOptions {
+  const o = checkOptions('stop', stop)
+  if (o.timeoutMs !== undefined && o.timeoutMs !== null) checkMs('stop.timeoutMs', o.timeoutMs, false)
+  return o as StopOptions
+}
+
 const DEFAULT_HOST = '127.0.0.1'
 const DEFAULT_BACKLOG = 511
 const DEFAULT_STOP_MS = 1000
@@ -169,6 +179,10 @@ export class StreamServer {
     }
     if (typeof made === 'number') throw socketError('listen', made, { address: this.#host, port: this.#port })
     this.#native = made
+    // Listening until stopped, referenced or not (as net.Server): nothing of
+    // a built-in handler's server holds it otherwise, and its collection
+    // would close the listener while `net.hold()` keeps the process waiting.
+    listening.add(made)
     this.#address = addressInfo(made.address()) ?? undefined
     net.hold()
     if (typeof this.#handler === 'function') {
@@ -194,8 +208,7 @@ export class StreamServer {
    * waiting greenlet is killed, the server is stopped.
    */
   async serveForever(stop?: StopOptions): Promise<void> {
-    const o = checkOptions('stop', stop)
-    if (o.timeoutMs !== undefined && o.timeoutMs !== null) checkMs('stop.timeoutMs', o.timeoutMs, false)
+    const o = checkServeForever(stop)
     if (this.#native === undefined) this.start()
     let waitId = 0
     try {
@@ -224,6 +237,7 @@ export class StreamServer {
     const current = this.#mode.current()
     this.#native = undefined
     this.#stopping = server
+    listening.delete(server)
     try {
       // Abandoned if this greenlet is killed meanwhile: the listener closes anyway.
       await nativeWait((id) => (server.close(id), 0), -1, () => true)

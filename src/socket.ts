@@ -30,6 +30,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import { getSystemErrorName } from 'node:util'
+import { isUint8Array } from 'node:util/types'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
@@ -308,7 +309,8 @@ function checkByteCount(name: string, value: unknown, min: number): number {
 
 function toBytes(data: unknown): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8')
-  if (data instanceof Uint8Array) return data
+  // An internal-slot check: it also takes a Uint8Array of another realm (vm, worker) and never runs Proxy traps.
+  if (isUint8Array(data)) return data
   throw invalidType('data', 'a Buffer, Uint8Array or string', data)
 }
 

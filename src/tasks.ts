@@ -19,6 +19,12 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   return x !== null && (typeof x === 'object' || typeof x === 'function') && typeof (x as any).then === 'function'
 }
 
+function isPlainObject(x: unknown): x is object {
+  if (x === null || typeof x !== 'object') return false
+  const proto = Object.getPrototypeOf(x)
+  return proto === Object.prototype || proto === null
+}
+
 function toPromise(name: string, x: unknown): Promise<unknown> {
   if (x instanceof Greenlet) return x.get()
   if (isThenable(x)) return Promise.resolve(x)
@@ -42,7 +48,8 @@ export function gather(...args: unknown[]): Promise<unknown[]> {
   return rejecting(async () => {
     let returnExceptions = false
     const last = args[args.length - 1]
-    if (last !== null && typeof last === 'object' && !isThenable(last) && !(last instanceof Greenlet)) {
+    // Options are a plain object: anything else (a sync Greenlet, a class instance) is an awaitable to check.
+    if (isPlainObject(last) && !isThenable(last)) {
       returnExceptions = checkOptions('options', args.pop()).returnExceptions === true
     }
     const promises = args.map((x, i) => toPromise(`awaitables[${i}]`, x))

@@ -15,6 +15,7 @@ import {
   type HandlerMode,
   type StopOptions,
   StreamServer as AsyncStreamServer,
+  checkServeForever,
   type StreamServerOptions,
 } from '../server'
 import type { AddressInfo, Socket as AsyncSocket } from '../socket'
@@ -140,6 +141,8 @@ export class StreamServer {
    * blocked greenlet is killed, the server is stopped (with `stop`).
    */
   serveForever(stop?: StopOptions): void {
+    // Bad options fail before the server starts, as in the async mode.
+    checkServeForever(stop)
     if (!this.started) this.start()
     blockOn('serveForever()', () => this.#server.serveForever(stop))
   }
