@@ -64,6 +64,7 @@ export {
   FIRST_COMPLETED,
   FIRST_EXCEPTION,
   Future,
+  InvalidStateError,
   TimeoutError,
   asCompleted,
   wait,

@@ -1391,8 +1391,13 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
   add(area, 'async', 'new Executor() (the abstract base) with bad options says it is abstract first', (_fx, env) => new (env.A.Executor as any)(5), state(/Executor is abstract/, 'throw', 'TypeError'))
   // Futures
   const fut = 'future'
-  add(fut, 'async', 'new Future() from user code says executors create futures', (_fx, env) => new (env.A.Future as any)(), state(/Future cannot be constructed directly/, 'throw', 'TypeError'))
-  add(fut, 'async', 'new Future({ _cancelTask: 5 }, 1) from user code is refused too', (_fx, env) => new (env.A.Future as any)({ _cancelTask: 5 }, 1), state(/Future cannot be constructed directly/, 'throw', 'TypeError'))
+  add(fut, 'async', 'new Future() from user code is a standalone future, pending', (_fx, env) => new (env.A.Future as any)(), ok('return', (f) => eq('done', f.done(), false)))
+  add(fut, 'async', "setResult() on a done standalone future is an InvalidStateError", (_fx, env) => {
+    const f = new (env.A.Future as any)()
+    f.setResult(1)
+    return f.setResult(2)
+  }, state(/setResult\(\) on a future that is finished/, 'throw', 'InvalidStateError'))
+  add(fut, 'async', "setResult() on an executor's future says its executor settles it", (f) => f.setResult(1), state(/its executor settles it/, 'throw', 'InvalidStateError'), { prep: (env) => env.doneFuture() })
   for (const method of ['result', 'exception'] as const) {
     for (const [text, v] of notOptions) add(fut, 'async', `f.${method}(options=${text})`, (f) => f[method](v), arg('TypeError', 'options', 'reject'), { prep: (env) => env.doneFuture() })
     for (const [text, v] of [...notNumbers, ...badMs] as [string, unknown][]) {

@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { CancelledError, Future, ThreadPoolExecutor, TimeoutError, asCompleted, wait } from '../index'
+import { CancelledError, Future, InvalidStateError, ThreadPoolExecutor, TimeoutError, asCompleted, wait } from '../index'
 
 // One pool, one test at a time: timings are overlaps with wide margins.
 const serial = test.serial
@@ -198,4 +198,52 @@ serial('the error classes carry their names and hierarchy', (t) => {
   t.is(new CancelledError().name, 'CancelledError')
   t.is(new TimeoutError().name, 'TimeoutError')
   t.true(new CancelledError() instanceof Error)
+})
+
+// CPython Lib/test/test_concurrent_futures/test_future.py (FutureTests:
+// test_set_running_or_notify_cancel, test_result_with_success,
+// test_exception_with_success, test_set_result/set_exception twice,
+// test_done_callback_*): a Future user code makes and settles.
+test('a standalone Future: running, then set; InvalidStateError when set twice; cancel only before running', async (t) => {
+  const f = new Future<number>()
+  t.false(f.done())
+  t.false(f.running())
+  const seen: string[] = []
+  f.addDoneCallback((done) => seen.push(`done ${done.done()}`))
+  t.true(f.setRunningOrNotifyCancel())
+  t.true(f.running())
+  t.false(f.cancel(), 'a running future cannot be cancelled')
+  t.throws(() => f.setRunningOrNotifyCancel(), { instanceOf: InvalidStateError })
+  f.setResult(42)
+  t.true(f.done())
+  t.is(await f.result(), 42)
+  t.is(await f.exception(), null)
+  t.deepEqual(seen, ['done true'])
+  t.throws(() => f.setResult(1), { instanceOf: InvalidStateError })
+  t.throws(() => f.setException(new Error('late')), { instanceOf: InvalidStateError })
+
+  const failed = new Future<number>()
+  failed.setException(new Error('boom'))
+  await t.throwsAsync(failed.result(), { message: 'boom' })
+
+  const cancelled = new Future<number>()
+  t.true(cancelled.cancel())
+  t.false(cancelled.setRunningOrNotifyCancel(), 'the cancellation is noticed')
+  await t.throwsAsync(cancelled.result(), { instanceOf: CancelledError })
+})
+
+test('standalone Futures work with wait() and asCompleted(), next to an executor future', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const mine = new Future<string>()
+  const theirs = pool.submit(() => 'from a worker')
+  setTimeout(() => mine.setResult('set by hand'), 30)
+  const order: string[] = []
+  for await (const f of asCompleted([mine, theirs], { timeoutMs: 5000 })) order.push(await f.result())
+  t.deepEqual(order.sort(), ['from a worker', 'set by hand'])
+  const pending = new Future<number>()
+  const { done, notDone } = await wait([mine, pending], { timeoutMs: 20 })
+  t.deepEqual([...done], [mine])
+  t.deepEqual([...notDone], [pending])
+  t.throws(() => theirs.setResult('x'), { instanceOf: InvalidStateError, message: /its executor settles it/ })
+  await pool.shutdown()
 })

@@ -68,38 +68,75 @@ export interface FutureOwner {
 
 type State = 'pending' | 'cancelled' | 'finished'
 
-/** The token that tells executors' `Future._create` from user code's `new Future()`. */
-const CREATE: unique symbol = Symbol('create a Future')
+/** A Future was set in a state that does not allow it (concurrent.futures' InvalidStateError). */
+export class InvalidStateError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'InvalidStateError'
+  }
+}
 
-/** The eventual result of a task submitted to an executor. */
+/**
+ * The eventual result of a task submitted to an executor; or, made with
+ * `new Future()`, one that user code settles (`setRunningOrNotifyCancel`,
+ * `setResult`, `setException`), as concurrent.futures allows for executor
+ * implementers and tests. Either kind works with `wait`, `asCompleted` and
+ * done callbacks.
+ */
 export class Future<T = unknown> {
   #state: State = 'pending'
   #value: T | undefined = undefined
   #exception: unknown = undefined
   #failed = false
+  /** A standalone future was marked running (`setRunningOrNotifyCancel`). */
+  #running = false
   // Typed loosely so that Future<T> stays assignable to Future<unknown>.
   #callbacks: ((f: any) => void)[] | undefined = undefined
   #waiters: Set<(f: any) => void> | undefined = undefined
-  #owner: FutureOwner | undefined
-  /** @internal */ readonly _taskId: number
+  #owner: FutureOwner | undefined = undefined
+  /** @internal The executor's task, -1 for a standalone future. */
+  _taskId = -1
   /** @internal The executor's submission batch, to tell queued-in-JS from queued-in-Rust. */
   _batch = 0
 
-  /**
-   * Executors create futures (`submit()`, `map()`): a Future made by user
-   * code could never complete, so constructing one is a TypeError.
-   */
-  private constructor(token: typeof CREATE, owner: FutureOwner, taskId: number) {
-    if (token !== CREATE) {
-      throw new TypeError('Future cannot be constructed directly: executors create futures (submit(), submitWith(), map()), and nothing else could ever complete one')
-    }
-    this.#owner = owner
-    this._taskId = taskId
-  }
-
   /** @internal The future of task `taskId` of `owner`. */
   static _create<T>(owner: FutureOwner, taskId: number): Future<T> {
-    return new Future<T>(CREATE, owner, taskId)
+    const f = new Future<T>()
+    f.#owner = owner
+    f._taskId = taskId
+    return f
+  }
+
+  /**
+   * A standalone future: pending until `setRunningOrNotifyCancel()` marks
+   * it running and `setResult()`/`setException()` settles it, or `cancel()`.
+   */
+  setRunningOrNotifyCancel(): boolean {
+    this.#checkStandalone('setRunningOrNotifyCancel')
+    if (this.#state === 'cancelled') return false
+    if (this.#state === 'finished' || this.#running) {
+      throw new InvalidStateError(`setRunningOrNotifyCancel() on a future that is ${this.#running && this.#state === 'pending' ? 'running' : 'finished'}`)
+    }
+    this.#running = true
+    return true
+  }
+
+  /** Settles a standalone future with `value`; InvalidStateError if it is done. */
+  setResult(value: T): void {
+    this.#checkStandalone('setResult')
+    if (this.#state !== 'pending') throw new InvalidStateError(`setResult() on a future that is ${this.#state}`)
+    this._settle('finished', value, undefined)
+  }
+
+  /** Settles a standalone future with `exception`; InvalidStateError if it is done. */
+  setException(exception: unknown): void {
+    this.#checkStandalone('setException')
+    if (this.#state !== 'pending') throw new InvalidStateError(`setException() on a future that is ${this.#state}`)
+    this._settle('finished', undefined, exception, true)
+  }
+
+  #checkStandalone(what: string): void {
+    if (this._taskId !== -1) throw new InvalidStateError(`${what}() on a future of an executor's task: its executor settles it`)
   }
 
   /** Cancelled, or finished with a result or an exception. */
@@ -111,9 +148,10 @@ export class Future<T = unknown> {
     return this.#state === 'cancelled'
   }
 
-  /** A worker has taken the task and it has not finished. */
+  /** A worker has taken the task (or a standalone one was marked running) and it has not finished. */
   running(): boolean {
-    return this.#state === 'pending' && this.#owner !== undefined && this.#owner._taskRunning(this)
+    if (this.#state !== 'pending') return false
+    return this.#owner !== undefined ? this.#owner._taskRunning(this) : this.#running
   }
 
   /**
@@ -123,7 +161,7 @@ export class Future<T = unknown> {
    */
   cancel(): boolean {
     if (this.#state === 'cancelled') return true
-    if (this.#state === 'finished') return false
+    if (this.#state === 'finished' || this.#running) return false
     if (this.#owner !== undefined && !this.#owner._cancelTask(this)) return false
     this._settle('cancelled', undefined, undefined)
     return true
