@@ -25,8 +25,8 @@ export declare class NativeExecutor {
   cancel(id: number): boolean
   cancelQueued(): Array<number>
   purge(): void
-  /** 0: not queued nor running (done, cancelled, unknown), 1: queued, 2: running. */
-  state(id: number): number
+  /** The task was handed to a worker and has not completed. */
+  isRunning(id: number): boolean
   drain(): Buffer | null
   define(id: number, definition: Buffer): void
 }

@@ -21,11 +21,12 @@
  *
  * A 1% warm-up of every workload first starts each subsystem once (the
  * runtime's threads and reactor hold a few descriptors for good). Then each
- * workload runs twice at full size. The first run reaches the
+ * workload runs three times at full size. The first runs reach the
  * allocators' high-water marks (glibc keeps freed memory in its per-thread
- * arenas; V8 keeps pages), which RSS does not give back; the second run,
- * doing the same work again, shows what is actually retained per run. Pass:
- * RSS growth over the second run below 64 MB after GC, the fd count back to
+ * arenas, and worker threads' arenas take a run or two to level off; V8
+ * keeps pages), which RSS does not give back; the third run, doing the same
+ * work again, shows what is actually retained per run. Pass:
+ * RSS growth over the third run below 64 MB after GC, the fd count back to
  * at most the baseline + 2 after each run, and (executors) nothing left alive.
  * Exits 1 if any workload fails.
  */
@@ -167,7 +168,9 @@ async function timeouts(n) {
 async function executorChurn(n) {
   const refs = []
   const threads = Math.round(n * 0.8)
-  for (let i = 0; i < n; i++) {
+  // One function call per pool: an async function's context keeps its last
+  // loop variable alive, which would hold the last pool.
+  const use = async (i) => {
     const pool = i < threads ? new G.ThreadPoolExecutor({ maxWorkers: 1 }) : new G.ProcessPoolExecutor({ maxWorkers: 1 })
     refs.push(new WeakRef(pool))
     const futures = []
@@ -175,6 +178,7 @@ async function executorChurn(n) {
     await G.wait(futures)
     await pool.shutdown()
   }
+  for (let i = 0; i < n; i++) await use(i)
   await settle()
   return { note: `${refs.filter((r) => r.deref() !== undefined).length} of ${n} executors still alive after GC`, left: refs.filter((r) => r.deref() !== undefined).length }
 }
@@ -215,15 +219,19 @@ async function main() {
     const seconds = (performance.now() - t0) / 1000
     const mid = await measure()
     const second = await run(n)
+    // A third run: the allocator's per-thread arenas (worker threads) keep
+    // growing for a run or two without anything leaking; a leak grows at every run.
+    const steady = await measure()
+    const third = await run(n)
     const after = await measure()
-    const grew = after.rss - mid.rss
-    const left = (first?.left ?? 0) + (second?.left ?? 0)
+    const grew = after.rss - steady.rss
+    const left = (first?.left ?? 0) + (second?.left ?? 0) + (third?.left ?? 0)
     const ok = grew < RSS_LIMIT_MB && mid.fds <= before.fds + FD_SLACK && after.fds <= before.fds + FD_SLACK && left === 0
-    const note = [first, second].map((x) => (typeof x === 'string' ? x : x?.note)).filter(Boolean).join('; then ')
+    const note = [first, second, third].map((x) => (typeof x === 'string' ? x : x?.note)).filter(Boolean).join('; then ')
     rows.push({ name, n, seconds, before, mid, after, grew, ok, note })
-    console.log(`  ${name}: ${n} twice, ${seconds.toFixed(1)} s per run${note ? ` (${note})` : ''}`)
+    console.log(`  ${name}: ${n} three times, ${seconds.toFixed(1)} s per run${note ? ` (${note})` : ''}`)
   }
-  const header = `| workload | count (×2 runs) | s per run | RSS before MB | after 1st run | after 2nd run | RSS Δ 2nd run MB | heap after MB | fds before | fds after 1st / 2nd | result |`
+  const header = `| workload | count (×3 runs) | s per run | RSS before MB | after 1st run | after 3rd run | RSS Δ 3rd run MB | heap after MB | fds before | fds after 1st / 3rd | result |`
   console.log()
   console.log(header)
   console.log(`|${header.split('|').slice(1, -1).map(() => '---').join('|')}|`)

@@ -26,6 +26,7 @@ import {
   rebuildError,
   writeThrown,
 } from './_codec'
+import { KEEP_ALIVE_MS } from './_keep-alive'
 
 /** What every worker needs to know before its first task. */
 export interface WorkerConfig {
@@ -334,7 +335,7 @@ function readReason(buf: Buffer, at: number): unknown {
 
 async function threadMain(data: ThreadWorkerData): Promise<void> {
   // Atomics.waitAsync does not keep a worker alive; this does, until we leave.
-  const keepAlive = setInterval(noop, 2 ** 30)
+  const keepAlive = setInterval(noop, KEEP_ALIVE_MS)
   const bell = new Int32Array(data.bell)
   const status = new Int32Array(data.status)
   const port = parentPort!
@@ -490,10 +491,7 @@ function processMain(): void {
   let batchStart = 0
   const send = (last: boolean): void => {
     if (out.length === 0 && !last) return
-    const head = Buffer.allocUnsafe(9)
-    head[0] = last ? 1 : 0
-    head.writeDoubleLE(last ? performance.now() - batchStart : 0, 1)
-    sendMessage(sock, Msg.RESULTS, Buffer.concat([head, out.view()]))
+    sendMessage(sock, Msg.RESULTS, Buffer.concat([resultsHead(last, last ? performance.now() - batchStart : 0), out.view()]))
     out.reset()
   }
   const flush = (): void => send(false)
@@ -554,6 +552,24 @@ function processMain(): void {
 }
 
 export const CHILD_FLAG = '--greenthread-executor-child'
+
+/**
+ * The head of a child's RESULTS message, before its result frames:
+ * `[last u8][ms f64 LE]`: whether the batch is done, and then how long it ran.
+ */
+const RESULTS_HEAD = 1 + 8
+
+export function resultsHead(last: boolean, ms: number): Buffer {
+  const head = Buffer.allocUnsafe(RESULTS_HEAD)
+  head[0] = last ? 1 : 0
+  head.writeDoubleLE(ms, 1)
+  return head
+}
+
+export function readResultsHead(body: Buffer): { last: boolean; ms: number; frames: Buffer } {
+  return { last: body[0] === 1, ms: body.readDoubleLE(1), frames: body.subarray(RESULTS_HEAD) }
+}
+
 export { ABORT_REASON }
 
 if (!isMainThread && (workerData as ThreadWorkerData | undefined)?.greenthreadExecutor === true) {

@@ -54,6 +54,7 @@ import {
   ABORT_REASON,
   SHARED_SEQ,
   nextBatchSize,
+  readResultsHead,
   sendMessage,
   type SharedMessage,
   type ThreadWorkerData,
@@ -612,7 +613,7 @@ export abstract class Executor {
 
   /** @internal */
   _taskRunning(f: Future<any>): boolean {
-    return this.#pending.get(f._taskId) === f && this.#native.state(f._taskId) === 2
+    return this.#pending.get(f._taskId) === f && this.#native.isRunning(f._taskId)
   }
 
   /** @internal Settles everything: the process is exiting. */
@@ -1040,14 +1041,13 @@ export class ProcessPoolExecutor extends Executor {
         for (const other of this.#children) if (other !== c) this.#feed(other)
         break
       case Msg.RESULTS: {
-        const last = body[0] === 1
-        const frames = body.subarray(9)
+        const { last, ms, frames } = readResultsHead(body)
         if (frames.length > 0) this.completeOn(c.slot, frames)
         if (last) {
           let ran = 0
           forEachFrame(frames, () => ran++)
           c.inFlight--
-          c.batchSize = nextBatchSize(c.batchSize, Math.max(ran, 1), body.readDoubleLE(1))
+          c.batchSize = nextBatchSize(c.batchSize, Math.max(ran, 1), ms)
           this.#feed(c)
         }
         break

@@ -13,6 +13,7 @@ import { getSystemErrorName } from 'node:util'
 import type { NativeHub } from 'native-binding'
 import { GreenletExit, checkMs, rejecting } from './errors'
 import { native, wire } from './native'
+import { KEEP_ALIVE_MS } from './_keep-alive'
 
 /** Something the hub can resume: a greenlet, a one-off wait, an alarm. */
 export interface Resumable {
@@ -53,8 +54,6 @@ export interface WaitOwner extends Resumable {
 const COMMANDS_PER_BATCH = 4096
 const READY_PER_BATCH = 8192
 const MAX_ID = 0xffff_ffff
-/** Longest delay a Node timer accepts without clamping it to 1 ms. */
-const KEEP_ALIVE_MS = 2 ** 30
 /**
  * Direct wake-ups (see `wakeHanded`) allowed between two hub turns. A hand-off
  * ping-pong could otherwise run on microtasks forever, starving timers, I/O

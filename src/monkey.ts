@@ -36,6 +36,7 @@ import { promisify } from 'node:util'
 import { checkOptions } from './errors'
 import { currentGreenlet } from './sync/scheduler'
 import { block } from './sync/waits'
+import { KEEP_ALIVE_MS } from './_keep-alive'
 
 export interface PatchOptions {
   /** Patch the sync functions of `node:fs`. @default true */
@@ -295,8 +296,6 @@ function patchChildProcess(): void {
   )
 }
 
-/** Longest delay a Node timer accepts without clamping it to 1 ms. */
-const KEEP_ALIVE_MS = 2 ** 30
 
 function noop(): void {}
 

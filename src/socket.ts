@@ -36,6 +36,7 @@ import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
 import { currentStorage, hub, suspendFresh } from './hub'
 import { native, wire } from './native'
+import { KEEP_ALIVE_MS } from './_keep-alive'
 
 const protocol = native.netProtocol()
 const ENTRY_WIDTH = protocol.ENTRY_WIDTH
@@ -47,8 +48,6 @@ const DRAIN_BYTES = 4 * MAX_DELIVERY
 const DEFAULT_RECV = 64 * 1024
 /** `sendall` waits while more than this many bytes are queued on the socket. */
 const SEND_HIGH_WATER = 64 * 1024
-/** Longest delay a Node timer accepts without clamping it to 1 ms. */
-const KEEP_ALIVE_MS = 2 ** 30
 /** How long a closed socket's unwritten queue keeps the process alive. */
 const CLOSE_LINGER_MS = 10_000
 const EMPTY = Buffer.alloc(0)

@@ -57,14 +57,10 @@ impl NativeExecutor {
         self.pool.purge()
     }
 
-    /// 0: not queued nor running (done, cancelled, unknown), 1: queued, 2: running.
+    /// The task was handed to a worker and has not completed.
     #[napi(catch_unwind)]
-    pub fn state(&self, id: u32) -> u32 {
-        match self.pool.state(id) {
-            None => 0,
-            Some(TaskState::Queued) => 1,
-            Some(TaskState::Running) => 2,
-        }
+    pub fn is_running(&self, id: u32) -> bool {
+        matches!(self.pool.state(id), Some(TaskState::Running))
     }
 
     #[napi(catch_unwind)]
