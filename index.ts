@@ -78,3 +78,4 @@ export { iwait, waitReady, type WaitReadyOptions, type Waitable } from './src/wa
 export { Local } from './src/local'
 export { IncompleteReadError, Socket, connect, type AddressInfo, type ConnectOptions, type SocketError } from './src/socket'
 export { StreamServer, type ConnectionHandler, type StopOptions, type StreamServerOptions } from './src/server'
+export { DistributedExecutor, DistributedWorker, runWorker, type DistributedExecutorOptions, type DistributedMapOptions, type DistributedShutdownOptions, type RedisConnectionOptions, type RunWorkerOptions, type TaskModule, type WorkerCloseOptions } from './src/distributed'

@@ -1,0 +1,74 @@
+/**
+ * The task module of `distributed.spec.ts`, served by the worker processes
+ * it starts. Tasks that need to say where they ran return or record the
+ * worker's pid: the parent of the pool child that runs them.
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+export class TaskError extends Error {
+  code = 'E_TASK'
+  constructor(message: string) {
+    super(message)
+    this.name = 'TaskError'
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+export function square(x: number): number {
+  return x * x
+}
+
+export function echo<T>(value: T): T {
+  return value
+}
+
+export function fail(message: string): never {
+  throw new TaskError(message)
+}
+
+export async function nap<T>(ms: number, value: T): Promise<T> {
+  await sleep(ms)
+  return value
+}
+
+/** `[value, the worker's pid]` after `ms`. */
+export async function where<T>(ms: number, value: T): Promise<[T, number]> {
+  await sleep(ms)
+  return [value, process.ppid]
+}
+
+/** Appends this run to `dir/key` and fails the first `failures` runs. */
+export function flaky(dir: string, key: string, failures: number): number {
+  const file = path.join(dir, key)
+  fs.appendFileSync(file, `${process.ppid}\n`)
+  const runs = fs.readFileSync(file, 'utf8').trim().split('\n').length
+  if (runs <= failures) throw new TaskError(`run ${runs} of ${key} fails`)
+  return runs
+}
+
+/** Records the run, then throws an Error named UnrecoverableError: bullmq's sign not to retry. */
+export function refuse(dir: string, key: string): never {
+  fs.appendFileSync(path.join(dir, key), `${process.ppid}\n`)
+  const err = new Error(`${key} refused`)
+  err.name = 'UnrecoverableError'
+  throw err
+}
+
+/** Records each run (`dir/key`, one worker pid a line), then sleeps `ms` and returns the worker's pid. */
+export async function marked(dir: string, key: string, ms: number): Promise<number> {
+  fs.appendFileSync(path.join(dir, key), `${process.ppid}\n`)
+  await sleep(ms)
+  return process.ppid
+}
+
+/** Ends the pool child that runs it: its worker's local pool breaks. */
+export function crash(): never {
+  process.exit(3)
+}
+
+/** A result that cannot be cloned. */
+export function unsendable(): () => void {
+  return () => {}
+}
