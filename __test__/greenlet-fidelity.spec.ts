@@ -167,3 +167,23 @@ both('parent can be reassigned: a finishing child returns to the new parent; a c
   t.is(result.adopted, 'child done')
   t.regex(result.cycle ?? '', /cyclic parent chain/)
 })
+
+// gevent src/gevent/tests/test__timeout.py (test_with_timeout: timeout_value;
+// Timeout(seconds, False) exits quietly) and src/gevent/timeout.py with_timeout.
+both('Timeout.run with a fallback returns it instead of raising; { fallback: undefined } is the silent form', function* (t, m) {
+  const fast = yield m.Timeout.run(1000, () => 'done', { fallback: 'late' })
+  t.is(fast, 'done')
+  const late = yield m.Timeout.run(20, m.fn(function* () {
+    yield m.sleep(5000)
+    return 'done'
+  }), { fallback: 'fallback' })
+  t.is(late, 'fallback')
+  const silent = yield m.Timeout.run(20, m.fn(function* () {
+    yield m.sleep(5000)
+  }), { fallback: undefined })
+  t.is(silent, undefined)
+  // Without it, the Timeout is raised.
+  yield* m.throws(t, () => m.Timeout.run(20, m.fn(function* () {
+    yield m.sleep(5000)
+  })), { instanceOf: m.Timeout })
+})

@@ -13,6 +13,17 @@ import { type Greenlet, getcurrent, spawn } from './greenlet'
 export interface TimeoutRunOptions {
   /** Raised instead of the Timeout itself. */
   exception?: unknown
+  /**
+   * Given (even as `undefined`): what `Timeout.run` returns instead of
+   * raising when the time is up, as gevent's `with_timeout(..., timeout_value=)`;
+   * `{ fallback: undefined }` is the silent form, gevent's `Timeout(s, False)`.
+   */
+  fallback?: unknown
+}
+
+/** @internal Whether `Timeout.run` returns a fallback on timeout, and which. */
+export function fallbackOf(o: TimeoutRunOptions): { value: unknown } | undefined {
+  return Object.hasOwn(o, 'fallback') ? { value: o.fallback } : undefined
 }
 
 /** Where a Timeout raises its exception: a greenlet of either mode. */
@@ -131,9 +142,12 @@ export class Timeout extends TimeoutBase {
    * Runs `fn` in a new greenlet and resolves with its result, or kills it and
    * rejects with a Timeout (or `options.exception`) after `ms` milliseconds,
    * at once: the greenlet dies at its next wait (its `signal` aborts at the
-   * deadline, so a foreign await handed it stops too).
+   * deadline, so a foreign await handed it stops too). With
+   * `options.fallback`, resolves with that instead of rejecting.
    */
-  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): Promise<R> {
+  static run<R, F>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options: TimeoutRunOptions & { fallback: F }): Promise<R | F>
+  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): Promise<R>
+  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): Promise<unknown> {
     return rejecting(async () => {
       const delay = checkMs('ms', ms, true)
       checkFunction('fn', fn)
@@ -145,7 +159,9 @@ export class Timeout extends TimeoutBase {
       // Settles at the deadline: the work dies at its next wait, or when a
       // foreign await it is in (told through g.signal) lets go.
       void g.kill(raised, { block: false })
-      void g.exception // observed: the caller gets it
+      void g.exception // observed: the caller gets it (or the fallback)
+      const fallback = fallbackOf(o)
+      if (fallback !== undefined) return fallback.value
       throw raised
     })
   }

@@ -3,7 +3,7 @@
  * exception and alarm; see src/timeout.ts) with a blocking `Timeout.run`.
  */
 import { checkFunction, checkMs, checkOptions } from '../errors'
-import { type TimeoutRunOptions, type TimeoutTarget, TimeoutBase } from '../timeout'
+import { type TimeoutRunOptions, type TimeoutTarget, TimeoutBase, fallbackOf } from '../timeout'
 import { type Greenlet, blockingGreenlet, getcurrent, spawn } from './greenlet'
 
 export class Timeout extends TimeoutBase {
@@ -14,10 +14,13 @@ export class Timeout extends TimeoutBase {
 
   /**
    * Runs `fn` in a new greenlet and returns its result, or kills it and
-   * throws a Timeout (or `options.exception`) after `ms` milliseconds.
-   * Blocks: call it inside a sync greenlet.
+   * throws a Timeout (or `options.exception`) after `ms` milliseconds; with
+   * `options.fallback`, returns that instead. Blocks: call it inside a sync
+   * greenlet.
    */
-  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): R {
+  static run<R, F>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options: TimeoutRunOptions & { fallback: F }): R | F
+  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): R
+  static run<R>(ms: number | null | undefined, fn: () => R | PromiseLike<R>, options?: TimeoutRunOptions): unknown {
     const delay = checkMs('ms', ms, true)
     checkFunction('fn', fn)
     const o = checkOptions('options', options)
@@ -27,7 +30,9 @@ export class Timeout extends TimeoutBase {
     if (g.dead) return g.get()
     const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
     g.kill(raised)
-    void g.exception // observed: the caller gets it
+    void g.exception // observed: the caller gets it (or the fallback)
+    const fallback = fallbackOf(o)
+    if (fallback !== undefined) return fallback.value
     throw raised
   }
 
