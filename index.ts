@@ -49,8 +49,11 @@ export {
 export {
   Executor,
   ProcessPoolExecutor,
+  TaskQueueFull,
   ThreadPoolExecutor,
   type ExecutorOptions,
+  type ExecutorStats,
+  type ThreadPoolExecutorOptions,
   type MapOptions,
   type ShutdownOptions,
   type SubmitOptions,

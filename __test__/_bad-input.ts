@@ -1234,7 +1234,8 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
     a('new ({ initializer: "init" }) without options.module says so', (_fx, env) => new env.A[ctor]({ initializer: 'init' }), state(/options\.module is not set/, 'throw', 'TypeError'))
     a('new ({ initializer: Math.max }) (native) says it cannot be sent', (_fx, env) => new env.A[ctor]({ initializer: Math.max }), arg('TypeError', 'options.initializer', 'throw'))
     for (const [text, v] of [['5', 5], ['""', ''], ['{}', {}], ['null', null]] as const) a(`new ({ module: ${text} })`, (_fx, env) => new env.A[ctor]({ module: v as any }), arg('TypeError', 'options.module', 'throw'))
-    a('a module that does not exist fails the task that needs it, clearly', (_fx, env) => env.newPool(kind, { maxWorkers: 1, module: '/nonexistent/greenthread-module.mjs' }).submit('f').result(), state(/nonexistent\/greenthread-module\.mjs|Cannot find module/, 'reject'))
+    a('a module path that does not exist is refused at construction, naming it', (_fx, env) => env.newPool(kind, { maxWorkers: 1, module: '/nonexistent/greenthread-module.mjs' }), arg('TypeError', 'options.module', 'throw'))
+    a('a module URL that does not exist fails the task that needs it, clearly', (_fx, env) => env.newPool(kind, { maxWorkers: 1, module: 'file:///nonexistent/greenthread-module.mjs' }).submit('f').result(), state(/nonexistent\/greenthread-module\.mjs|Cannot find module/, 'reject'))
 
     // submit / submitWith / map on a working pool
     for (const [text, v] of [...notFunctions.filter(([, x]) => typeof x !== 'string'), ['Math.max (native)', Math.max], ['a bound function', (() => 1).bind(null)]] as [string, unknown][]) {

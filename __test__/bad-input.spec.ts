@@ -196,6 +196,7 @@ const notSwept: Record<string, string> = {
   QueueShutDown: 'an error class',
   TimeoutError: 'an error class',
   PoolFull: 'an error class',
+  TaskQueueFull: 'an error class',
   getcurrent: 'takes no argument',
   currentTask: 'takes no argument',
   allTasks: 'takes no argument',

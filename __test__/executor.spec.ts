@@ -15,6 +15,7 @@ import {
   type Future,
   GreenletExit,
   ProcessPoolExecutor,
+  TaskQueueFull,
   ThreadPoolExecutor,
   spawn,
   wait,
@@ -402,4 +403,73 @@ serial('await using shuts the executor down and waits for its tasks', async (t) 
     f = pool.submit(nap, 50)
   }
   t.true(f.done())
+})
+
+// What piscina users look for (piscina's test/option-validation.ts, maxQueue,
+// resourceLimits, utilization): the same on both pools where they apply.
+
+serial('maxQueue: submit past the waiting tasks allowed throws TaskQueueFull; room comes back as tasks finish', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1, maxQueue: 2 })
+  const gate = new SharedArrayBuffer(4)
+  const held = [0, 1, 2].map(() =>
+    pool.submit((sab: SharedArrayBuffer) => {
+      Atomics.wait(new Int32Array(sab), 0, 0, 5000)
+      return 'ran'
+    }, gate),
+  )
+  const err = t.throws(() => pool.submit(() => 'one too many'), { instanceOf: TaskQueueFull })
+  t.regex(err!.message, /2 tasks wait for the 1 workers \(options.maxQueue\)/)
+  Atomics.store(new Int32Array(gate), 0, 1)
+  Atomics.notify(new Int32Array(gate), 0)
+  t.deepEqual(await Promise.all(held.map((f) => f.result())), ['ran', 'ran', 'ran'])
+  t.is(await pool.submit(() => 'room again').result(), 'room again')
+  t.throws(() => new ThreadPoolExecutor({ maxQueue: -1 }), { instanceOf: RangeError, message: /options.maxQueue/ })
+  t.throws(() => new ProcessPoolExecutor({ maxQueue: 'x' as any }), { instanceOf: TypeError, message: /options.maxQueue/ })
+  await pool.shutdown()
+})
+
+serial('resourceLimits: a thread worker past its heap limit dies and breaks the pool; bad limits are clear errors', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1, resourceLimits: { maxOldGenerationSizeMb: 32 } })
+  const hog = pool.submit(() => {
+    const keep: unknown[] = []
+    for (;;) keep.push(new Array(1e5).fill({ x: keep.length }))
+  })
+  await t.throwsAsync(hog.result({ timeoutMs: 30_000 }), { instanceOf: BrokenThreadPool })
+  t.throws(() => new ThreadPoolExecutor({ resourceLimits: { heapMb: 10 } as any }), { instanceOf: TypeError, message: /options.resourceLimits.heapMb is not a limit/ })
+  t.throws(() => new ThreadPoolExecutor({ resourceLimits: { stackSizeMb: -4 } }), { instanceOf: RangeError, message: /options.resourceLimits.stackSizeMb/ })
+  await pool.shutdown()
+})
+
+serial('options.module that does not exist is refused at construction, naming where it was looked for', (t) => {
+  const err = t.throws(() => new ThreadPoolExecutor({ module: './no-such-tasks.js' }), { instanceOf: TypeError })
+  t.regex(err!.message, /options.module names "\.\/no-such-tasks\.js", resolved against .* to .*no-such-tasks\.js, which does not exist/)
+})
+
+serial('stats() counts completed, failed, cancelled and pending tasks, and reports latencies', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  t.deepEqual(pool.stats(), { completed: 0, failed: 0, cancelled: 0, pending: 0, workers: 0, latencyMs: null })
+  const ok = [1, 2, 3].map((n) => pool.submit((x: number) => x * 2, n))
+  const bad = pool.submit(() => {
+    throw new Error('no')
+  })
+  const gate = new SharedArrayBuffer(4)
+  const blocker = pool.submit((sab: SharedArrayBuffer) => Atomics.wait(new Int32Array(sab), 0, 0, 5000), gate)
+  // Cancelled before it reached a worker (a worker may take queued tasks ahead in a batch).
+  const queued = pool.submit(() => 'never')
+  t.true(queued.cancel())
+  await Promise.all(ok.map((f) => f.result()))
+  await t.throwsAsync(bad.result())
+  const mid = pool.stats()
+  t.is(mid.pending, 1, 'the blocked task')
+  t.is(mid.cancelled, 1)
+  t.is(mid.workers, 1)
+  Atomics.store(new Int32Array(gate), 0, 1)
+  Atomics.notify(new Int32Array(gate), 0)
+  await blocker.result()
+  const end = pool.stats()
+  t.is(end.completed, 5)
+  t.is(end.failed, 1)
+  t.is(end.pending, 0)
+  t.true(end.latencyMs !== null && end.latencyMs.p50 > 0 && end.latencyMs.max >= end.latencyMs.p99)
+  await pool.shutdown()
 })

@@ -25,10 +25,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type * as net from 'node:net'
+import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort, type ResourceLimits } from 'node:worker_threads'
 
 import type { NativeExecutor, NativeExecutorSlot } from 'native-binding'
 import {
@@ -83,10 +84,49 @@ export interface ExecutorOptions {
   maxTasksPerChild?: number
   /**
    * A module (path, relative to the current directory, or URL) that workers
-   * import: `submit` and `initializer` may name its exports.
+   * import: `submit` and `initializer` may name its exports. A path is
+   * resolved, and must exist, when the executor is constructed.
    */
   module?: string | URL
+  /**
+   * Most tasks waiting for a worker (beyond the `maxWorkers` that may run):
+   * `submit` past it throws `TaskQueueFull` (piscina's `maxQueue`).
+   * @default no limit
+   */
+  maxQueue?: number
 }
+
+/** ThreadPoolExecutor's options: the executor's, and limits for each worker thread. */
+export interface ThreadPoolExecutorOptions extends ExecutorOptions {
+  /** Heap and stack limits of each worker thread (Node's `Worker` `resourceLimits`); a worker past them dies and breaks the pool. */
+  resourceLimits?: ResourceLimits
+}
+
+/** What an executor has done and holds now (`executor.stats()`). */
+export interface ExecutorStats {
+  /** Futures settled with a result or an exception. */
+  completed: number
+  /** Of those, with an exception. */
+  failed: number
+  cancelled: number
+  /** Submitted and not settled: waiting for a worker or running. */
+  pending: number
+  /** Workers alive now. */
+  workers: number
+  /** Time from submit to settle of the last (up to) 1,000 completed tasks, in ms. */
+  latencyMs: { p50: number; p99: number; max: number } | null
+}
+
+/** `submit` past `options.maxQueue`. */
+export class TaskQueueFull extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'TaskQueueFull'
+  }
+}
+
+/** Completed tasks whose latency `stats()` summarises. */
+const LATENCY_WINDOW = 1000
 
 export interface SubmitOptions {
   /**
@@ -137,11 +177,41 @@ function settleAllAtExit(): void {
   for (const e of [...busy]) e._abandon()
 }
 
+function checkNonNegativeInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number') throw invalidType(name, 'a non-negative integer', value)
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`)
+  return value
+}
+
+const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'] as const
+
+function checkResourceLimits(value: unknown): ResourceLimits | undefined {
+  if (value === undefined) return undefined
+  const o = checkOptions('options.resourceLimits', value) as Record<string, unknown>
+  const limits: ResourceLimits = {}
+  for (const key of Object.keys(o)) {
+    if (!(RESOURCE_LIMITS as readonly string[]).includes(key)) {
+      throw new TypeError(`options.resourceLimits.${key} is not a limit: use ${RESOURCE_LIMITS.join(', ')}`)
+    }
+    const v = o[key]
+    if (v === undefined) continue
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new RangeError(`options.resourceLimits.${key} must be a positive number of MB, got ${String(v)}`)
+    limits[key as (typeof RESOURCE_LIMITS)[number]] = v
+  }
+  return limits
+}
+
 function moduleUrl(value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (value instanceof URL) return value.href
   if (typeof value !== 'string' || value === '') throw invalidType('options.module', 'a path or a URL', value)
-  return /^[a-z][a-z0-9+.-]+:/i.test(value) && !path.isAbsolute(value) ? value : pathToFileURL(path.resolve(value)).href
+  if (/^[a-z][a-z0-9+.-]+:/i.test(value) && !path.isAbsolute(value)) return value
+  // Now, not at the first submit, which may run from another directory.
+  const file = path.resolve(value)
+  if (!fs.existsSync(file)) {
+    throw new TypeError(`options.module names ${JSON.stringify(value)}, resolved against ${process.cwd()} to ${file}, which does not exist`)
+  }
+  return pathToFileURL(file).href
 }
 
 function definition(kind: DefKind, text: string): Buffer {
@@ -212,6 +282,15 @@ function encodeReason(reason: unknown): Buffer {
 export abstract class Executor {
   readonly #native: NativeExecutor
   readonly #pending = new Map<number, Future<any>>()
+  /** `options.maxQueue`, or Infinity. */
+  readonly #maxQueue: number
+  #completed = 0
+  #failed = 0
+  #cancelled = 0
+  /** Submit times of pending tasks, and the latencies of the last completed ones (a ring). */
+  readonly #submittedAt = new Map<number, number>()
+  readonly #latencies: number[] = []
+  #latencyAt = 0
   readonly #writer = new Writer(16 * 1024, (sab, what) => {
     const id = this.shareMemory(sab, what)
     this.#messageShared.push(id)
@@ -251,6 +330,7 @@ export abstract class Executor {
     const o = checkOptions('options', options)
     this.maxWorkers = o.maxWorkers === undefined ? defaultWorkers : checkPositiveInteger('options.maxWorkers', o.maxWorkers)
     const maxTasks = o.maxTasksPerChild === undefined ? 0 : checkPositiveInteger('options.maxTasksPerChild', o.maxTasksPerChild)
+    this.#maxQueue = o.maxQueue === undefined ? Infinity : checkNonNegativeInteger('options.maxQueue', o.maxQueue)
     if (o.initargs !== undefined && !Array.isArray(o.initargs)) throw invalidType('options.initargs', 'an array', o.initargs)
     const url = moduleUrl(o.module)
     let initializer: Buffer | undefined
@@ -380,6 +460,35 @@ export abstract class Executor {
     })()
   }
 
+  /** Counts of what this executor has done and holds, and recent submit-to-settle latencies. */
+  stats(): ExecutorStats {
+    const sorted = [...this.#latencies].sort((a, b) => a - b)
+    const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+    return {
+      completed: this.#completed,
+      failed: this.#failed,
+      cancelled: this.#cancelled,
+      pending: this.#pending.size,
+      workers: this.workerCount(),
+      latencyMs: sorted.length === 0 ? null : { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] },
+    }
+  }
+
+  /** A future of this executor settled: counts it, and its latency if it completed. */
+  #count(f: Future<any>, id: number): void {
+    const submitted = this.#submittedAt.get(id)
+    this.#submittedAt.delete(id)
+    if (f.cancelled()) {
+      this.#cancelled++
+      return
+    }
+    this.#completed++
+    if (f._failed) this.#failed++
+    if (submitted === undefined) return
+    this.#latencies[this.#latencyAt] = performance.now() - submitted
+    this.#latencyAt = (this.#latencyAt + 1) % LATENCY_WINDOW
+  }
+
   /**
    * Stops accepting tasks. Queued tasks still run unless `cancelFutures`;
    * with `wait` (the default) it resolves once every future is done and the
@@ -477,6 +586,9 @@ export abstract class Executor {
   #submit(fn: TaskFn, args: unknown[], flags: number, signal: AbortSignal | undefined, naming?: ArgNaming): Future<any> {
     if (this.#broken) throw this.#broken
     if (this.#shutdown) throw new Error('cannot schedule new futures after shutdown')
+    if (this.#pending.size - this.maxWorkers >= this.#maxQueue) {
+      throw new TaskQueueFull(`the task queue is full: ${this.#maxQueue} tasks wait for the ${this.maxWorkers} workers (options.maxQueue)`)
+    }
     const fnId = this.#intern(fn)
     const id = this.#newId()
     const w = this.#writer
@@ -501,6 +613,8 @@ export abstract class Executor {
     }
     f._batch = this.#batch
     this.#pending.set(id, f)
+    this.#submittedAt.set(id, performance.now())
+    f._addWaiter(() => this.#count(f, id))
     if (!this.#refd) this.#updateRef()
     if (++this.#buffered >= FLUSH_EVERY) this.#flush()
     else if (!this.#flushQueued) {
@@ -753,8 +867,11 @@ export class ThreadPoolExecutor extends Executor {
   /** Shared memory of results, posted by the workers, by id; each is read once. */
   readonly #incoming = new Map<number, SharedArrayBuffer>()
 
-  constructor(options?: ExecutorOptions) {
+  readonly #resourceLimits: ResourceLimits | undefined
+
+  constructor(options?: ThreadPoolExecutorOptions) {
     super(options, Math.min(32, os.availableParallelism() + 4), false)
+    this.#resourceLimits = checkResourceLimits(options?.resourceLimits)
   }
 
   /** @internal */
@@ -784,7 +901,7 @@ export class ThreadPoolExecutor extends Executor {
     }
     let worker: Worker
     try {
-      worker = new Worker(WORKER_PATH, { workerData, transferList: [port2] })
+      worker = new Worker(WORKER_PATH, { workerData, transferList: [port2], resourceLimits: this.#resourceLimits })
     } catch (err) {
       port.close()
       this.breakWith(`a worker thread could not be started (${(err as Error)?.message}); the thread pool is not usable anymore`, err)
