@@ -473,3 +473,19 @@ serial('stats() counts completed, failed, cancelled and pending tasks, and repor
   t.true(end.latencyMs !== null && end.latencyMs.p50 > 0 && end.latencyMs.max >= end.latencyMs.p99)
   await pool.shutdown()
 })
+
+for (const [name, Pool] of [
+  ['ThreadPoolExecutor', ThreadPoolExecutor],
+  ['ProcessPoolExecutor', ProcessPoolExecutor],
+] as const) {
+  serial(`${name}: idleTimeout retires idle workers, and new ones start when work comes`, async (t) => {
+    const pool = new Pool({ maxWorkers: 2, idleTimeout: 100 })
+    t.deepEqual(await Promise.all([1, 2].map((n) => pool.submit((x: number) => x * 10, n).result())), [10, 20])
+    t.true(pool.stats().workers > 0)
+    for (let i = 0; i < 100 && pool.stats().workers > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    t.is(pool.stats().workers, 0, 'the idle workers left')
+    t.is(await pool.submit(() => 'again').result({ timeoutMs: 10_000 }), 'again')
+    t.throws(() => new Pool({ idleTimeout: 0 }), { instanceOf: RangeError, message: /options.idleTimeout/ })
+    await pool.shutdown()
+  })
+}

@@ -37,6 +37,8 @@ export interface WorkerConfig {
   initargs: unknown[]
   /** Tasks to run before retiring; 0: no limit. */
   maxTasks: number
+  /** Idle this long (ms), a worker retires; 0: never. */
+  idleMs: number
 }
 
 /** `workerData` of a thread worker. */
@@ -401,7 +403,8 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     Atomics.add(bell, BELL, 1)
     Atomics.notify(bell, BELL)
   }
-  const waitAsync = (Atomics as any).waitAsync as (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<unknown> | string }
+  const waitAsync = (Atomics as any).waitAsync as (a: Int32Array, i: number, v: number, ms?: number) => { async: boolean; value: Promise<unknown> | string }
+  const idleMs = data.config.idleMs > 0 ? data.config.idleMs : Infinity
   let size = 1
   let remaining = data.config.maxTasks > 0 ? data.config.maxTasks : Infinity
   while (remaining > 0) {
@@ -409,8 +412,9 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     const batch = slot.take(Math.min(size, remaining))
     if (batch === null) {
       if (Atomics.load(bell, CLOSED) !== 0) break
-      const w = waitAsync(bell, BELL, seen)
-      if (w.async) await w.value
+      const w = waitAsync(bell, BELL, seen, idleMs)
+      // Idle for options.idleTimeout: retire, as after maxTasksPerChild (the pool starts another when work comes).
+      if (w.async && (await w.value) === 'timed-out' && Atomics.load(bell, BELL) === seen) break
       continue
     }
     const t0 = performance.now()

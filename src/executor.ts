@@ -94,6 +94,11 @@ export interface ExecutorOptions {
    * @default no limit
    */
   maxQueue?: number
+  /**
+   * A worker idle this long (ms) exits; a new one starts when work comes
+   * (piscina's `idleTimeout`). @default never
+   */
+  idleTimeout?: number
 }
 
 /** ThreadPoolExecutor's options: the executor's, and limits for each worker thread. */
@@ -340,7 +345,8 @@ export abstract class Executor {
       else if (typeof o.initializer === 'string') throw new TypeError(`options.initializer names the export ${JSON.stringify(o.initializer)}, but options.module is not set`)
       else throw invalidType('options.initializer', 'a function or the name of an export of options.module', o.initializer)
     }
-    this.config = { moduleUrl: url, initializer, initargs: (o.initargs as unknown[]) ?? [], maxTasks }
+    const idleMs = o.idleTimeout === undefined ? 0 : checkPositiveInteger('options.idleTimeout', o.idleTimeout)
+    this.config = { moduleUrl: url, initializer, initargs: (o.initargs as unknown[]) ?? [], maxTasks, idleMs }
     // Clone initargs now: a failure while starting a worker would have nobody to report to.
     try {
       if (processes) {
@@ -1051,6 +1057,8 @@ interface Child {
   /** CLOSE was sent: its exit is not a crash. */
   closing: boolean
   error: unknown
+  /** Retires it if it stays idle (`options.idleTimeout`). */
+  idleTimer: NodeJS.Timeout | undefined
 }
 
 /**
@@ -1114,6 +1122,7 @@ export class ProcessPoolExecutor extends Executor {
       assigned: 0,
       defsSent: 0,
       closing: false,
+      idleTimer: undefined,
       error: undefined,
     }
     this.#children.add(c)
@@ -1199,6 +1208,7 @@ export class ProcessPoolExecutor extends Executor {
       sendMessage(c.sock, Msg.TASKS, batch)
       c.inFlight++
     }
+    if (c.inFlight > 0) clearTimeout(c.idleTimer)
     const retiring = maxTasks > 0 && c.assigned >= maxTasks
     if (c.inFlight === 0 && (retiring || (exhausted && this.isShutdown))) {
       c.closing = true
@@ -1206,7 +1216,19 @@ export class ProcessPoolExecutor extends Executor {
       c.slot.detach()
       sendMessage(c.sock, Msg.CLOSE)
       if (retiring) for (const other of this.#children) if (other !== c) this.#feed(other)
+    } else if (c.inFlight === 0 && exhausted && this.config.idleMs > 0 && c.idleTimer === undefined) {
+      c.idleTimer = setTimeout(() => this.#retireIfIdle(c), this.config.idleMs).unref()
     }
+  }
+
+  /** `options.idleTimeout` passed with nothing for `c`: it exits (a new child starts when work comes). */
+  #retireIfIdle(c: Child): void {
+    c.idleTimer = undefined
+    this.#feed(c)
+    if (c.inFlight > 0 || c.closing || this.isStopped) return
+    c.closing = true
+    c.slot.detach()
+    sendMessage(c.sock, Msg.CLOSE)
   }
 
   #unref(c: Child): void {
