@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Packs the main package and this platform's binary package, installs the
 # tarballs into a fresh project where no cargo, rustc or C++ compiler is on
-# PATH, and there runs the demo, a CommonJS and an ESM consumer (both modes)
-# and `tsc --noEmit --strict` on a consumer of the public types. Run after a
-# build (npm run build, with every sync ABI built for the tarball).
+# PATH, and there runs the demo, a CommonJS and an ESM consumer (both modes;
+# also on every Node in GREENTHREAD_NODE_DIRS) and `tsc --noEmit --strict`
+# on a consumer of the public types. Run after a build (npm run build, with
+# every sync ABI built for the tarball).
 set -euo pipefail
 export npm_config_loglevel=warn
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +46,14 @@ if [ -d "$app/node_modules/greenthread/target" ]; then echo 'the install built f
 cd "$app"
 PATH="$work/bin" node consumer.cjs
 PATH="$work/bin" node consumer.mjs
+# The other Node lines CI has (GREENTHREAD_NODE_DIRS): their prebuilt sync binaries, from the tarball.
+IFS=: read -r -a other_nodes <<<"${GREENTHREAD_NODE_DIRS:-}"
+for dir in "${other_nodes[@]}"; do
+  [ -n "$dir" ] || continue
+  echo "consumers on $("$dir/bin/node" --version)"
+  PATH="$work/bin" "$dir/bin/node" consumer.cjs
+  PATH="$work/bin" "$dir/bin/node" consumer.mjs
+done
 PATH="$work/bin" "$(command -v timeout)" 120 node node_modules/greenthread/dist/examples/demo.js >"$work/demo.log" 2>&1 || { tail -30 "$work/demo.log"; exit 1; }
 echo "demo ok ($(wc -l <"$work/demo.log") lines)"
 PATH="$work/bin" node "$root/node_modules/typescript/bin/tsc" --noEmit --strict --module nodenext --moduleResolution nodenext \
