@@ -268,3 +268,24 @@ both('a wait() that starts while set() is still notifying resumes after the wait
   t.false(looped, 'no turn of the event loop was needed')
   yield m.joinall(gs)
 })
+
+// gevent's AbstractLinkable serves AsyncResult too: src/gevent/tests/test__event.py
+// (TestAsyncResult; the notify order of test_wait_while_notifying).
+both('AsyncResult: a get() that starts while set() is still notifying resumes after the waiters already being notified', function* (t, m) {
+  const r = new m.AsyncResult<string>()
+  const results: string[] = []
+  const getThenAppend = m.fn(function* (n: number) {
+    results.push(`${n}:${yield r.get()}`)
+  })
+  const gs = [m.spawn(getThenAppend, 1), m.spawn(getThenAppend, 2)]
+  yield m.sleep(0)
+  let looped = false
+  setImmediate(() => {
+    looped = true
+  })
+  r.set('v')
+  yield getThenAppend(3)
+  t.deepEqual(results, ['1:v', '2:v', '3:v'])
+  t.false(looped, 'no turn of the event loop was needed')
+  yield m.joinall(gs)
+})

@@ -65,15 +65,50 @@ class Links {
   }
 }
 
+/**
+ * The waiters of something that becomes ready (Event, AsyncResult), woken in
+ * FIFO order; as gevent's AbstractLinkable (test__event.py
+ * `test_wait_while_notifying`), a wait that starts while they are still being
+ * notified resumes after them, without a hub turn: the last of them to run
+ * wakes it.
+ */
+class Notified {
+  readonly #waiters = new WaitList<true>()
+  /** Waiters woken by `notifyAll()` that have not run yet. */
+  #notifying = 0
+  /** Waits that came while `#notifying`: they resume after those waiters. */
+  readonly #late = new WaitList<true>()
+
+  /** Wakes every waiter. */
+  notifyAll(): void {
+    this.#notifying += this.#waiters.length
+    this.#waiters.handOffAll(true)
+  }
+
+  /**
+   * Waits until notified (`ready`: already so); true, or false on timeout.
+   * `mayBlock` false (sync-mode code outside greenlets) returns at once when ready.
+   */
+  *wait(ready: boolean, ms: number, signal: AbortSignal | undefined, mayBlock: boolean): Blocking<boolean> {
+    if (ready) {
+      if (this.#notifying > 0 && mayBlock) yield this.#late.request(-1, undefined, signal)
+      return true
+    }
+    const w = this.#waiters.request(ms, undefined, signal)
+    try {
+      return (yield w) !== TIMED_OUT
+    } finally {
+      // Handed by notifyAll(), it has run now (or its interrupt is being raised).
+      if (w.handed && --this.#notifying === 0) this.#late.handOffAll(true)
+    }
+  }
+}
+
 /** A flag that greenlets wait for. Starts cleared. The part of `Event` both modes share. */
 export class EventBase {
   #flag = false
   readonly #links = new Links()
-  readonly #waiters = new WaitList<true>()
-  /** Waiters woken by `set()` that have not run yet. */
-  #notifying = 0
-  /** `wait()` calls that came while `#notifying`: they resume after those waiters. */
-  readonly #late = new WaitList<true>()
+  readonly #notified = new Notified()
 
   isSet(): boolean {
     return this.#flag
@@ -83,8 +118,7 @@ export class EventBase {
   set(): void {
     if (this.#flag) return
     this.#flag = true
-    this.#notifying += this.#waiters.length
-    this.#waiters.handOffAll(true)
+    this.#notified.notifyAll()
     this.#links.notify()
   }
 
@@ -109,22 +143,7 @@ export class EventBase {
    *   greenlets, which then returns at once on a set flag).
    */
   *_wait(options: WaitOptions | undefined, mayBlock = true): Blocking<boolean> {
-    const ms = waitMs(options)
-    const signal = waitSignal(options)
-    if (this.#flag) {
-      // gevent (test__event.py test_wait_while_notifying): a wait that starts
-      // while set() is still notifying resumes after the waiters being
-      // notified, without a hub turn: the last of them to run wakes it.
-      if (this.#notifying > 0 && mayBlock) yield this.#late.request(-1, undefined, signal)
-      return true
-    }
-    const w = this.#waiters.request(ms, undefined, signal)
-    try {
-      return (yield w) !== TIMED_OUT
-    } finally {
-      // Handed by set(), it has run now (or its interrupt is being raised).
-      if (w.handed && --this.#notifying === 0) this.#late.handOffAll(true)
-    }
+    return yield* this.#notified.wait(this.#flag, waitMs(options), waitSignal(options), mayBlock)
   }
 }
 
@@ -145,7 +164,7 @@ export abstract class AsyncResultBase<T = unknown> {
   #state = PENDING
   #value: T | undefined = undefined
   #exception: unknown = undefined
-  readonly #waiters = new WaitList<true>()
+  readonly #notified = new Notified()
   readonly #links = new Links()
 
   /**
@@ -172,7 +191,7 @@ export abstract class AsyncResultBase<T = unknown> {
     this.#state = state
     this.#value = value
     this.#exception = exception
-    this.#waiters.handOffAll(true)
+    this.#notified.notifyAll()
     this.#links.notify()
   }
 
@@ -209,25 +228,26 @@ export abstract class AsyncResultBase<T = unknown> {
   /** @internal The mode's Timeout. */
   protected abstract _timeout(ms: number, message?: string): Error
 
-  /** @internal */
-  *_get(options: AsyncResultGetOptions | undefined): Blocking<T> {
+  /**
+   * @internal
+   * @param mayBlock as Event's `_wait`.
+   */
+  *_get(options: AsyncResultGetOptions | undefined, mayBlock = true): Blocking<T> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const signal = waitSignal(o)
-    if (this.#state === PENDING) {
-      if (o.block === false) throw this._timeout(0, 'AsyncResult is not ready')
-      if ((yield this.#waiters.request(ms, undefined, signal)) === TIMED_OUT) throw this._timeout(ms)
-    }
+    if (this.#state === PENDING && o.block === false) throw this._timeout(0, 'AsyncResult is not ready')
+    if (!(yield* this.#notified.wait(this.#state !== PENDING, ms, signal, mayBlock))) throw this._timeout(ms)
     if (this.#state === EXCEPTION) throw this.#exception
     return this.#value as T
   }
 
-  /** @internal */
-  *_wait(options: WaitOptions | undefined): Blocking<boolean> {
-    const ms = waitMs(options)
-    const signal = waitSignal(options)
-    if (this.#state !== PENDING) return true
-    return (yield this.#waiters.request(ms, undefined, signal)) !== TIMED_OUT
+  /**
+   * @internal
+   * @param mayBlock as Event's `_wait`.
+   */
+  *_wait(options: WaitOptions | undefined, mayBlock = true): Blocking<boolean> {
+    return yield* this.#notified.wait(this.#state !== PENDING, waitMs(options), waitSignal(options), mayBlock)
   }
 }
 

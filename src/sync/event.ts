@@ -27,12 +27,12 @@ export class AsyncResult<T = unknown> extends AsyncResultBase<T> {
    * if needed. Throws `Timeout` if none is set in time.
    */
   get(options?: AsyncResultGetOptions): T {
-    return blockOn(this._get(options), 'AsyncResult.get()')
+    return blockOn(this._get(options, getcurrent() !== null), 'AsyncResult.get()')
   }
 
   /** Blocks until a result is set (returns `true` at once if it is); `false` on timeout. Never throws the result's exception. */
   wait(options?: WaitOptions): boolean {
-    return blockOn(this._wait(options), 'AsyncResult.wait()')
+    return blockOn(this._wait(options, getcurrent() !== null), 'AsyncResult.wait()')
   }
 
   /** @internal */
