@@ -480,10 +480,10 @@ export abstract class Executor {
     }
   }
 
-  /** A future of this executor settled: counts it, and its latency if it completed. */
-  #count(f: Future<any>, id: number): void {
-    const submitted = this.#submittedAt.get(id)
-    this.#submittedAt.delete(id)
+  /** @internal A future of this executor settled: counts it, and its latency if it completed. */
+  _taskSettled(f: Future<any>): void {
+    const submitted = this.#submittedAt.get(f._taskId)
+    this.#submittedAt.delete(f._taskId)
     if (f.cancelled()) {
       this.#cancelled++
       return
@@ -620,7 +620,6 @@ export abstract class Executor {
     f._batch = this.#batch
     this.#pending.set(id, f)
     this.#submittedAt.set(id, performance.now())
-    f._addWaiter(() => this.#count(f, id))
     if (!this.#refd) this.#updateRef()
     if (++this.#buffered >= FLUSH_EVERY) this.#flush()
     else if (!this.#flushQueued) {

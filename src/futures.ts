@@ -64,6 +64,8 @@ export interface FutureOwner {
   _cancelTask(f: Future<any>): boolean
   /** The task has been handed to a worker. */
   _taskRunning(f: Future<any>): boolean
+  /** The future settled (any way): called once, before its waiters and callbacks. */
+  _taskSettled?(f: Future<any>): void
 }
 
 type State = 'pending' | 'cancelled' | 'finished'
@@ -238,6 +240,7 @@ export class Future<T = unknown> {
     this.#value = value
     this.#exception = exception
     this.#failed = failed
+    this.#owner?._taskSettled?.(this)
     this.#owner = undefined
     const waiters = this.#waiters
     const callbacks = this.#callbacks
