@@ -38,7 +38,7 @@ import {
   type RedisConnectionOptions,
 } from './_redis'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
-import { BrokenExecutor, Future, wait } from './futures'
+import { BrokenExecutor, Future, resultsInOrder, wait } from './futures'
 
 export { runWorker, DistributedWorker, type RunWorkerOptions, type WorkerCloseOptions } from './distributed-worker'
 export type { RedisConnectionOptions } from './_redis'
@@ -365,16 +365,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
       for (const f of futures) f.cancel()
       throw err
     }
-    return (async function* () {
-      try {
-        for (const f of futures) {
-          const timeoutMs = deadline < 0 ? undefined : Math.max(0, deadline - performance.now())
-          yield await f.result({ timeoutMs })
-        }
-      } finally {
-        for (const f of futures) f.cancel()
-      }
-    })()
+    return resultsInOrder(futures, deadline)
   }
 
   /**

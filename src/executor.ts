@@ -62,7 +62,7 @@ import {
   type WorkerConfig,
 } from './_worker'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
-import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future } from './futures'
+import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, resultsInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
 import { native, wire } from './native'
 
@@ -452,17 +452,10 @@ export abstract class Executor {
       for (const f of futures) f.cancel()
       throw err
     }
+    const results = resultsInOrder(futures, deadline)
+    if (chunksize === 1) return results
     return (async function* () {
-      try {
-        for (const f of futures) {
-          const timeoutMs = deadline < 0 ? undefined : Math.max(0, deadline - performance.now())
-          const value = await f.result({ timeoutMs })
-          if (chunksize === 1) yield value
-          else yield* value as Awaited<R>[]
-        }
-      } finally {
-        for (const f of futures) f.cancel()
-      }
+      for await (const chunk of results) yield* chunk as Awaited<R>[]
     })()
   }
 

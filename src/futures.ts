@@ -270,6 +270,22 @@ export class Future<T = unknown> {
   }
 }
 
+/**
+ * @internal The results of `futures` in their order, each due by `deadline`
+ * (`performance.now()` ms; -1: no limit, else TimeoutError): the iteration
+ * of an executor's `map`. The futures left are cancelled when it ends.
+ */
+export async function* resultsInOrder<T>(futures: Future<T>[], deadline: number): AsyncGenerator<T, void, undefined> {
+  try {
+    for (const f of futures) {
+      const timeoutMs = deadline < 0 ? undefined : Math.max(0, deadline - performance.now())
+      yield await f.result({ timeoutMs })
+    }
+  } finally {
+    for (const f of futures) f.cancel()
+  }
+}
+
 function invokeCallback(fn: (f: any) => void, f: Future<any>): void {
   try {
     fn(f)
