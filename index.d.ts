@@ -47,17 +47,20 @@ export declare class NativeExecutorSlot {
   detach(): void
 }
 
-/** The hub of one JS environment (main thread or a worker). */
+/**
+ * The native half of the hub of one JS environment (main thread or a
+ * worker): its timers and the waits other threads complete.
+ */
 export declare class NativeHub {
   /**
-   * `wake` is called (without arguments) when timers have expired and the
-   * hub should be flushed. It never keeps the event loop alive by itself.
+   * `wake` is called (without arguments) when timers have expired or waits
+   * were completed, and the hub should be flushed. It never keeps the event loop alive by itself.
    */
   constructor(wake: () => void)
   /**
    * Applies the first `count` commands of `commands` (quads of f64, their
    * deadlines on the JS clock whose current reading is `now`), then writes
-   * the header and as many ready entries as fit into `out`.
+   * the header and as many events as fit into `out`.
    */
   flush(commands: Float64Array, count: number, out: Float64Array, now: number): void
 }

@@ -24,19 +24,22 @@ test('configure validates workers and refuses changes after the runtime started'
   t.throws(() => configure({ workers: 100_000 }), { instanceOf: RangeError, message: /at most 256/ })
 })
 
-test('the runtime starts lazily with the configured worker count', async (t) => {
+test('the runtime starts lazily, at the first timer, with the configured worker count', async (t) => {
+  // Greenlets that only yield are scheduled on the JS thread: no runtime thread starts for them.
   const script = `
     const gt = require('./dist/index.js')
     const before = gt.runtimeInfo().started
     gt.configure({ workers: 3 })
-    gt.spawn(() => 1).join().then(() => {
+    gt.spawn(() => gt.sleep(0)).join().then(async () => {
+      const afterYield = gt.runtimeInfo().started
+      await gt.spawn(() => gt.sleep(1)).join()
       const info = gt.runtimeInfo()
       let late = ''
       try { gt.configure({ workers: 2 }) } catch (e) { late = e.constructor.name }
-      console.log(JSON.stringify({ before, started: info.started, workers: info.workers, late }))
+      console.log(JSON.stringify({ before, afterYield, started: info.started, workers: info.workers, late }))
     })`
   const { stdout } = await node(['-e', script])
-  t.deepEqual(JSON.parse(stdout), { before: false, started: true, workers: 3, late: 'RangeError' })
+  t.deepEqual(JSON.parse(stdout), { before: false, afterYield: false, started: true, workers: 3, late: 'RangeError' })
   t.true(typeof runtimeInfo().workers === 'number')
 })
 

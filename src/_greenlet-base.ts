@@ -6,9 +6,8 @@
  * the baton). Internal: import `Greenlet` from the mode's module.
  */
 import { GreenletExit, checkFunction, checkMs, invalidType, isGreenletExit, reportError } from './errors'
-import { type WokenWait, hub } from './hub'
+import { HubRecord, type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
-import { wire } from './native'
 
 /** @internal */
 export type State = 'new' | 'scheduled' | 'running' | 'dead'
@@ -49,9 +48,7 @@ function runDueLinks(): void {
  * The shared core of both modes' `Greenlet`. `G` is the mode's
  * `Greenlet<T>`, which link callbacks receive.
  */
-export abstract class GreenletBase<T, G> {
-  /** Unique for the life of the process. */
-  readonly id: number = hub.newId()
+export abstract class GreenletBase<T, G> extends HubRecord {
   #name: string | undefined = undefined
   /** @internal */ protected _fn: (...args: any[]) => unknown
   /** @internal */ protected _args: unknown[]
@@ -81,6 +78,7 @@ export abstract class GreenletBase<T, G> {
   #interrupt: unknown = NO_INTERRUPT
 
   protected constructor(fn: (...args: any[]) => T | PromiseLike<T>, args: unknown[]) {
+    super(false)
     checkFunction('fn', fn)
     this._fn = fn
     this._args = args
@@ -183,12 +181,9 @@ export abstract class GreenletBase<T, G> {
 
   #schedule(delay: number): void {
     this._state = 'scheduled'
-    hub.resumables.set(this.id, this)
-    hub.command(wire.SPAWN, this.id, delay)
+    hub.spawn(this, delay)
   }
 
-  /** @internal Called by the hub with the outcome of this greenlet's wait. */
-  abstract _resume(outcome: number): void
 
   /** @internal get()'s outcome once it has finished: the value, or throws the exception. */
   protected _result(): T {
@@ -290,12 +285,12 @@ export abstract class GreenletBase<T, G> {
   /** @internal Delivers `exception` at the current or next wait of this greenlet. */
   protected _raiseAt(exception: unknown, isKill: boolean): void {
     if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
-    hub.command(wire.INTERRUPT, this._interruptedId())
+    hub.interrupt(this._interruptedRecord())
   }
 
-  /** @internal The hub id an interrupt goes to: its own, or that of the wait it makes under another id. */
-  protected _interruptedId(): number {
-    return this.id
+  /** @internal The record an interrupt goes to: itself, or the wait it makes under another id. */
+  protected _interruptedRecord(): HubRecord {
+    return this
   }
 
   /** @internal Raises `exception` at this greenlet's current or next wait (Timeout). */
@@ -360,7 +355,7 @@ export abstract class GreenletBase<T, G> {
       parent._transfer = failed ? { error: err, failed: true } : { value: exited ?? value, failed: false }
       this._observed = true
     }
-    hub.command(wire.DIE, this.id, failed ? 1 : 0)
+    hub.die(this, failed)
     if (this.#links) this.#runLinks()
     if (failed) setImmediate(reportIfUnobserved, this)
   }

@@ -36,9 +36,8 @@
  * the logic of each primitive exists once, and each mode's class only says
  * how its methods return.
  */
-import { type WokenWait, hub, suspendWith } from './hub'
+import { type HubRecord, type WokenWait, hub, suspendWith } from './hub'
 import { invalidType } from './errors'
-import { wire } from './native'
 
 /** What a wait returns when its timer fired before anything was handed. */
 export const TIMED_OUT: unique symbol = Symbol('timed out')
@@ -52,7 +51,7 @@ export type Blocking<R> = Generator<Suspension, R, any>
 
 /** A sync greenlet, as far as waiting goes (see its `_wait`). */
 export interface BlockingWaiter {
-  _wait(issue: (waiterId: number) => void, expectLong: boolean): number
+  _wait(issue: (waiter: HubRecord) => void, expectLong: boolean): number
 }
 
 /**
@@ -60,8 +59,8 @@ export interface BlockingWaiter {
  * mode (linked into the list intrusively, so leaving it is O(1)).
  */
 export class Waiter<T, P> implements WokenWait {
-  /** The hub id it parks under: its greenlet's own, or a transient one. */
-  id = 0
+  /** The hub record it parks under: its greenlet, or a transient wait. */
+  waiter: HubRecord | undefined = undefined
   handed = false
   value: T | undefined = undefined
   listed = false
@@ -145,7 +144,7 @@ export class WaitList<T, P = undefined> {
     this.#remove(w)
     w.handed = true
     w.value = value
-    if (!hub.wakeHanded(w.id, w.parked, w) && !w.promised) hub.command(wire.UNPARK, w.id)
+    if (!hub.wakeHanded(w.waiter!, w.parked, w) && !w.promised) hub.unpark(w.waiter!)
     return w
   }
 
@@ -185,13 +184,13 @@ export class WaitList<T, P = undefined> {
     w.suspended = suspendWith(this, w)
   }
 
-  /** Called by `suspendWith` with the hub id the wait of `w` suspends under. */
-  _suspendedAs(w: Waiter<T, P>, id: number): void {
-    w.id = id
+  /** Called by `suspendWith` with the record the wait of `w` suspends under. */
+  _suspendedAs(w: Waiter<T, P>, waiter: HubRecord): void {
+    w.waiter = waiter
     this.#append(w)
     // Without a timer the hub need not know the wait: kills reach a
     // Promise-based wait directly, and so do hand-offs and aborts.
-    if (w.ms >= 0 || !hub.mayWaitUnparked(id)) this.#park(w)
+    if (w.ms >= 0 || !hub.mayWaitUnparked(waiter)) this.#park(w)
     if (w.signal !== undefined) this.#watch(w)
   }
 
@@ -219,8 +218,8 @@ export class WaitList<T, P = undefined> {
   /** Carries out `w` by blocking `waiter`, the current sync greenlet. */
   _waitBlocking(w: Waiter<T, P>, waiter: BlockingWaiter): T | TimedOut {
     try {
-      waiter._wait((id) => {
-        w.id = id
+      waiter._wait((record) => {
+        w.waiter = record
         this.#append(w)
         this.#park(w)
         if (w.signal !== undefined) this.#watch(w)
@@ -253,13 +252,13 @@ export class WaitList<T, P = undefined> {
     w.exception = w.signal!.reason
     if (w.handed || !w.listed) return
     this.#remove(w)
-    if (!hub.wakeHanded(w.id, w.parked, w) && !w.promised) hub.command(wire.UNPARK, w.id)
+    if (!hub.wakeHanded(w.waiter!, w.parked, w) && !w.promised) hub.unpark(w.waiter!)
   }
 
   #park(w: Waiter<T, P>): void {
     w.parked = true
-    if (w.yields) hub.command(wire.YIELD, w.id)
-    else hub.command(wire.PARK, w.id, w.ms)
+    if (w.yields) hub.yieldNow(w.waiter!)
+    else hub.park(w.waiter!, w.ms)
   }
 
   #interrupted(w: Waiter<T, P>): void {

@@ -64,7 +64,7 @@ import {
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
 import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, resultsInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
-import { native, wire } from './native'
+import { native } from './native'
 
 export interface ExecutorOptions {
   /**
@@ -515,9 +515,9 @@ export abstract class Executor {
         // A hub wait, as Future.result's: a greenlet kill or Timeout ends it.
         let wake: (() => void) | undefined
         try {
-          await suspendFresh((id) => {
-            hub.command(wire.PARK, id, -1)
-            wake = () => hub.command(wire.UNPARK, id)
+          await suspendFresh((waiter) => {
+            hub.park(waiter, -1)
+            wake = () => hub.unpark(waiter)
             this.#exited.push(wake)
             // Idle workers are unref'd; the caller is waiting for them to leave.
             this.#updateRef()

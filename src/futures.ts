@@ -8,8 +8,7 @@
  * waits: inside a greenlet, kill and Timeout interrupt them.
  */
 import { checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
-import { hub, suspendFresh } from './hub'
-import { wire } from './native'
+import { Outcome, hub, suspendFresh } from './hub'
 
 /** The future was cancelled: raised by `result()` and `exception()`. */
 export class CancelledError extends Error {
@@ -212,9 +211,9 @@ export class Future<T = unknown> {
     if (ms === 0) throw new TimeoutError('the future is not done')
     let wake: (() => void) | undefined
     try {
-      await suspendFresh((id) => {
-        hub.command(wire.PARK, id, ms)
-        wake = () => hub.command(wire.UNPARK, id)
+      await suspendFresh((waiter) => {
+        hub.park(waiter, ms)
+        wake = () => hub.unpark(waiter)
         this._addWaiter(wake)
       })
     } finally {
@@ -365,13 +364,13 @@ export function wait<F extends Future<any>>(fs: Iterable<F>, options?: FuturesWa
       const pending = [...all].filter((f) => !f.done())
       let check: (() => void) | undefined
       try {
-        await suspendFresh((id) => {
-          hub.command(wire.PARK, id, ms)
+        await suspendFresh((waiter) => {
+          hub.park(waiter, ms)
           let woken = false
           check = () => {
             if (!woken && satisfied()) {
               woken = true
-              hub.command(wire.UNPARK, id)
+              hub.unpark(waiter)
             }
           }
           for (const f of pending) f._addWaiter(check)
@@ -418,17 +417,17 @@ export function asCompleted<F extends Future<any>>(fs: Iterable<F>, options?: As
         if (left === 0) throw new TimeoutError(`${pending.size} (of ${all.size}) futures unfinished`)
         let outcome: number
         try {
-          outcome = await suspendFresh((id) => {
-            hub.command(wire.PARK, id, left)
+          outcome = await suspendFresh((waiter) => {
+            hub.park(waiter, left)
             wake = () => {
               wake = undefined
-              hub.command(wire.UNPARK, id)
+              hub.unpark(waiter)
             }
           })
         } finally {
           wake = undefined
         }
-        if (outcome === wire.TIMER && ready.length === 0) {
+        if (outcome === Outcome.TIMER && ready.length === 0) {
           throw new TimeoutError(`${pending.size} (of ${all.size}) futures unfinished`)
         }
       }

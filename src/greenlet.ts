@@ -13,9 +13,8 @@
  */
 import { GreenletBase, type Transfer } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
-import { type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
-import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
-import { wire } from './native'
+import { Outcome, type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
+import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
 export interface KillOptions {
@@ -81,7 +80,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       // It returns there when it finishes: the hub resumes that greenlet then.
       const to = parent ?? Greenlet.#mainGreenlet()
       this._switchParent = to
-      hub.command(wire.SET_PARENT, this.id, to.id)
+      hub.setParent(this, to.id)
     }
   }
   /** @internal */ _waiting = false
@@ -111,7 +110,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       const ms = checkMs('timeoutMs', timeoutMs, true)
       if (this._state === 'dead') return true
       if (getcurrent() === this) throw new Error(`${this} cannot join itself: it would wait forever`)
-      await suspend((waiter) => issueJoinAll(waiter, [this], 1, false, ms))
+      await suspend((waiter) => hub.joinWait(waiter, [this], 1, false, ms))
       return this.dead
     })
   }
@@ -235,7 +234,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     if (this.#switchParked) {
       // Live greenlets are registered already; the main greenlet is not.
       if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
-      hub.command(wire.PARK_SWITCH, this.id)
+      hub.parkSwitch(this)
     }
     return new Promise<unknown>((resolve, reject) => {
       this._resolve = resolve
@@ -248,12 +247,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const parent = this.parent ?? Greenlet.#mainGreenlet()
     this._switchParent = parent
     hub.resumables.set(this.id, this)
-    hub.command(wire.RESUMED, this.id, parent.id)
+    hub.resumed(this, parent.id)
     this.#run(args.length > 0 ? args : this._args)
   }
 
   #resumeFromSwitch(transfer: Transfer): void {
-    if (this.#switchParked) hub.command(wire.RESUMED, this.id, 0)
+    if (this.#switchParked) hub.resumed(this, 0)
     this.#settleSwitch(transfer)
   }
 
@@ -281,16 +280,16 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   /** @internal Called by the hub with the outcome of this greenlet's wait. */
   _resume(outcome: number): void {
-    if (outcome === wire.START) {
+    if (outcome === Outcome.START) {
       if (this._state === 'scheduled') this.#run(this._args)
       return
     }
     if (this._state === 'scheduled') {
       // Interrupted before it ran: it dies without running.
-      if (outcome === wire.INTERRUPTED) this._finish(undefined, this._takeInterrupt(), true)
+      if (outcome === Outcome.INTERRUPTED) this._finish(undefined, this._takeInterrupt(), true)
       return
     }
-    if (outcome === wire.INTERRUPTED) {
+    if (outcome === Outcome.INTERRUPTED) {
       const reject = this._reject
       this.#clearWait()
       this._inSwitch = false
@@ -305,23 +304,23 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     }
   }
 
-  /** @internal See Resumable (hub.ts). */
-  _inPlainWait(): boolean {
+  /** @internal See HubRecord (hub.ts). */
+  override _inPlainWait(): boolean {
     return this._waiting && !this._inSwitch && this._state === 'running'
   }
 
-  /** @internal See Resumable (hub.ts). */
-  _wakeNow(parked: boolean, woken: WokenWait): void {
+  /** @internal See HubRecord (hub.ts). */
+  override _wakeNow(parked: boolean, woken: WokenWait): void {
     const resolve = this._resolve
     this.#clearWait()
     this._keepWoken(woken)
     // Voids the wait in the hub, and anything it has queued for it.
-    if (parked) hub.command(wire.RESUMED, this.id, 0)
-    resolve?.(wire.WAKE)
+    if (parked) hub.resumed(this, 0)
+    resolve?.(Outcome.WAKE)
   }
 
-  /** @internal See Resumable (hub.ts). */
-  _mayWaitUnparked(): boolean {
+  /** @internal See HubRecord (hub.ts). */
+  override _mayWaitUnparked(): boolean {
     return !this._interruptPending()
   }
 
@@ -342,15 +341,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
-      if (inHub) hub.command(wire.RESUMED, this.id, 0)
+      if (inHub) hub.resumed(this, 0)
       reject?.(exception)
     } else {
       super._raiseAt(exception, isKill)
     }
     if (this._extraWaits) {
       for (const wait of this._extraWaits) {
-        hub.resumables.delete(wait.id)
-        hub.command(wire.DISCARD, wait.id)
+        hub.discard(wait)
         wait.reject(exception)
       }
       this._extraWaits.clear()
@@ -428,7 +426,7 @@ export function joinall<G extends Greenlet<any>>(greenlets: Iterable<G>, options
       if (current !== null && pending.includes(current as G)) {
         throw new Error(`joinall() in ${current} waits for ${current} itself: it would wait forever`)
       }
-      await suspend((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms))
+      await suspend((waiter) => hub.joinWait(waiter, pending, missing, raiseError, ms))
     }
     return joinAllResult(list, raiseError)
   })

@@ -1,11 +1,46 @@
 /**
- * The JS side of the hub: the command buffer, the tick that flushes it to the
- * Rust hub and resumes whatever the hub says is ready, and the suspension
- * primitive every library wait is built on. Internal.
+ * The hub: the scheduler that every greenlet, wait, primitive, socket and
+ * executor shares, in both modes. Internal.
  *
- * Crossing into Rust costs one call per tick, not one per event: commands are
- * written into a Float64Array and handed over in one `flush`, which returns
- * every ready greenlet in one batch.
+ * # Who owns what
+ * The JS thread owns scheduling: the state of every wait (`HubRecord`: the
+ * greenlets themselves, and waits made under an id of their own), the run
+ * queue, joins, parents, interrupts. Async greenlets run here, and a native
+ * call per event would cost more than the event. The Rust side
+ * (crates/runtime/src/hub.rs) owns what only it does well: timers (a
+ * deadline heap and a clock thread that wakes this thread once per batch of
+ * expired timers) and waits completed by other threads (sockets, executors).
+ * Timer commands are buffered and handed over in one native call per turn,
+ * which returns the expired timers and completions in the same call; a turn
+ * with no timer work makes no native call at all.
+ *
+ * # States of a record (`_hubState`)
+ * - `CREATED`: known, not started (a greenlet joined before it started).
+ * - `SCHEDULED`: its start is pending on a timer (`startLater`).
+ * - `READY`: in the run queue, to be resumed with `_readyOutcome`.
+ * - `RUNNING`: running, or awaiting something foreign (from the hub's view).
+ * - `PARKED`: suspended in a hub wait, possibly with a timer.
+ * - `GONE`: died or discarded; ignores everything.
+ *
+ * Transitions, one method each: `spawn` (CREATED -> SCHEDULED, or READY with
+ * START); `yieldNow` (-> READY with WAKE); `park` / `parkSwitch` (-> PARKED);
+ * `unpark` (PARKED -> READY with WAKE); a timer (PARKED -> READY with TIMER,
+ * SCHEDULED -> READY with START); `interrupt` (PARKED or SCHEDULED -> READY
+ * with INTERRUPTED; READY keeps its place with INTERRUPTED; RUNNING: raised
+ * at its next wait); `joinWait` (-> PARKED until enough targets `die`);
+ * `resumed` (the front end resumed it directly, a switch: -> RUNNING, voiding
+ * a queued resumption but keeping its interrupt); `die` / `discard` (-> GONE;
+ * a parent parked in switch() is resumed with WAKE). A turn (`tick`, a
+ * macrotask) takes the run queue as one batch: every entry becomes RUNNING,
+ * then each is resumed in order. So `sleep(0)` resumes after every other
+ * ready greenlet has run up to its next wait.
+ *
+ * # Invariants
+ * - A record is in the run queue at most once (`_queued`).
+ * - Every wait gets a new `_epoch`; a timer and a join registration carry the
+ *   epoch they were made for and are ignored once it has passed.
+ * - `liveTimers` counts records whose current wait has a timer: the process
+ *   is kept alive exactly while it is non-zero.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { getSystemErrorName } from 'node:util'
@@ -15,24 +50,24 @@ import { GreenletExit, checkMs, rejecting } from './errors'
 import { native, wire } from './native'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 
-/** Something the hub can resume: a greenlet, a one-off wait, an alarm. */
-export interface Resumable {
-  readonly id: number
-  _resume(outcome: number): void
-  /** In a plain wait (not a switch) that a hand-off may end directly now: see `wakeHanded`. */
-  _inPlainWait?(): boolean
-  /**
-   * Ends that wait at once, as if woken (`wire.WAKE`): settles its Promise,
-   * and voids the hub's wait if it was `parked` there. Until it has run, an
-   * interrupt is recorded in `woken`, for the wait to raise.
-   */
-  _wakeNow?(parked: boolean, woken: WokenWait): void
-  /**
-   * Its wait may skip the hub while it has no timer: no interrupt is
-   * pending in the hub, which only a PARK would deliver.
-   */
-  _mayWaitUnparked?(): boolean
-}
+/** How a resumed record's wait ended. */
+export const Outcome = {
+  /** Run the greenlet's function for the first time. */
+  START: 1,
+  /** Its wait ended normally: a yield came round, an unpark, a join, a child returned. */
+  WAKE: 2,
+  /** The timer of its wait (or its sleep) expired. */
+  TIMER: 3,
+  /** An exception (kill, Timeout) is to be raised at its wait. */
+  INTERRUPTED: 4,
+} as const
+
+const CREATED = 0
+const SCHEDULED = 1
+const READY = 2
+const RUNNING = 3
+const PARKED = 4
+const GONE = 5
 
 /** A wait woken directly whose greenlet has not run yet: an interrupt meanwhile is raised by it. */
 export interface WokenWait {
@@ -41,8 +76,50 @@ export interface WokenWait {
   holder: { _woken: WokenWait | undefined } | undefined
 }
 
+/**
+ * Something the hub schedules and resumes: a greenlet, a wait made under an
+ * id of its own, an alarm. The `_hub*` fields belong to the hub alone.
+ */
+export abstract class HubRecord {
+  /** Unique for the life of the process. */
+  readonly id: number = hub.newId()
+  /** @internal */ _hubState: number
+  /** @internal */ _epoch = 0
+  /** @internal */ _queued = false
+  /** @internal */ _readyOutcome = 0
+  /** @internal Its current wait has a timer. */ _timed = false
+  /** @internal An interrupt to deliver at its next wait. */ _interruptQueued = false
+  /** @internal Parked in switch(): a child that dies resumes it. */ _parkedInSwitch = false
+  /** @internal The id of the record it returns to when it dies (0: none). */ _hubParent = 0
+  /** @internal Waiters on its death, as pairs (record, epoch). */ _joiners: (HubRecord | number)[] | undefined = undefined
+  /** @internal Deaths its join wait still needs (0: not in a join wait). */ _joinRemaining = 0
+  /** @internal */ _joinRaise = false
+
+  /**
+   * `transient`: a wait made once under an id of its own (outside greenlets,
+   * a second concurrent wait, an alarm). The hub forgets it once it has been
+   * delivered: interrupts then no longer reach it.
+   */
+  constructor(readonly _transient: boolean) {
+    this._hubState = _transient ? RUNNING : CREATED
+  }
+
+  /** @internal Resumed by the hub with the outcome of its wait. */
+  abstract _resume(outcome: number): void
+  /** In a plain wait (not a switch) that a hand-off may end directly now: see `wakeHanded`. */
+  _inPlainWait?(): boolean
+  /**
+   * Ends that wait at once, as if woken: settles its Promise, and voids the
+   * hub's wait if it was `parked` there. Until it has run, an interrupt is
+   * recorded in `woken`, for the wait to raise.
+   */
+  _wakeNow?(parked: boolean, woken: WokenWait): void
+  /** Its wait may skip the hub while it has no timer: no interrupt is queued in the hub. */
+  _mayWaitUnparked?(): boolean
+}
+
 /** What a greenlet exposes to the suspension machinery. */
-export interface WaitOwner extends Resumable {
+export interface WaitOwner extends HubRecord {
   readonly dead: boolean
   /** Its own id is parked in a wait (a second concurrent wait gets a transient id). */
   _waiting: boolean
@@ -52,6 +129,8 @@ export interface WaitOwner extends Resumable {
 }
 
 const COMMANDS_PER_BATCH = 4096
+const EVENTS_PER_BATCH = 8192
+/** Records resumed per turn at most: the event loop gets a turn in between. */
 const READY_PER_BATCH = 8192
 const MAX_ID = 0xffff_ffff
 /**
@@ -65,25 +144,35 @@ const DIRECT_WAKES_PER_TURN = 1000
 
 function noop(): void {}
 
-/** A relative timeout as a deadline on `performance.now()`'s clock; 0 stays "due now", negative "none". */
+/** A relative timeout as a deadline on `performance.now()`'s clock; 0 stays "due now". */
 function deadline(ms: number): number {
-  return ms > 0 ? performance.now() + ms : ms
+  return ms > 0 ? performance.now() + ms : 0
 }
 
 class HubClient {
-  readonly resumables = new Map<number, Resumable>()
+  /** Records by id, for what names them by id: timers, completions, `allTasks`. */
+  readonly resumables = new Map<number, HubRecord>()
   private nativeHub: NativeHub | undefined
   private readonly commands = new Float64Array(COMMANDS_PER_BATCH * wire.COMMAND_WIDTH)
   private count = 0
-  private readonly out = new Float64Array(wire.OUT_HEADER + READY_PER_BATCH * wire.READY_WIDTH)
+  private readonly out = new Float64Array(wire.OUT_HEADER + EVENTS_PER_BATCH * wire.EVENT_WIDTH)
   private readonly headerOnly = new Float64Array(wire.OUT_HEADER)
+  /** The native side has something for us (it woke us, or its output was full). */
+  private nativeDue = false
+  /** When the earliest native timer is due, on `performance.now()`'s clock. */
+  private nextDeadline = Infinity
+  private liveTimers = 0
+  private runQueue: HubRecord[] = []
+  private runHead = 0
   private tickScheduled = false
   /** Ticks wait while this is set (`pauseTicksUntil`); one was due if `tickDeferred`. */
   private ticksPaused = false
   private tickDeferred = false
   private keepAlive: NodeJS.Timeout | undefined
   private lastId = 0
-  /** Next entry of the ready batch in `out`, and how many it has. */
+  /** The batch being resumed: records and outcomes, the next entry, how many. */
+  private readonly ready: (HubRecord | undefined)[] = []
+  private readonly readyOutcomes: number[] = []
   private cursor = 0
   private delivered = 0
   /** The outcome of the entry `takeReady` returned last. */
@@ -93,7 +182,7 @@ class HubClient {
   private directWakes = 0
   private directWakesBatch = -1
 
-  /** A fresh id (0 means "no parent" to the hub). */
+  /** A fresh id, never 0 (0 means "no parent"). */
   newId(): number {
     do {
       this.lastId = this.lastId === MAX_ID ? 1 : this.lastId + 1
@@ -101,17 +190,201 @@ class HubClient {
     return this.lastId
   }
 
+  // --- Transitions (see the state machine above) ---
+
+  /** Registers a greenlet and starts it on a later turn, or after `ms` (a timer). */
+  spawn(r: HubRecord, ms: number): void {
+    this.resumables.set(r.id, r)
+    if (r._hubState === GONE) return
+    r._hubState = SCHEDULED
+    if (ms > 0) this.#startTimer(r, deadline(ms))
+    else this.#makeReady(r, Outcome.START)
+  }
+
+  /** Goes to the back of the run queue (`sleep(0)`). */
+  yieldNow(r: HubRecord): void {
+    this.#endWait(r)
+    if (!this.#deliverQueuedInterrupt(r)) this.#makeReady(r, Outcome.WAKE)
+  }
+
+  /** Suspends until unparked, interrupted, or `ms` elapse (negative: no timer; 0: due now). */
+  park(r: HubRecord, ms: number): void {
+    this.#endWait(r)
+    if (this.#deliverQueuedInterrupt(r)) return
+    r._hubState = PARKED
+    if (ms >= 0) this.#startTimer(r, deadline(ms))
+  }
+
+  /** Suspends in a switch(): a child that dies resumes it. */
+  parkSwitch(r: HubRecord): void {
+    this.#endWait(r)
+    if (this.#deliverQueuedInterrupt(r)) return
+    r._hubState = PARKED
+    r._parkedInSwitch = true
+  }
+
+  /** Ends a park with WAKE; ignored unless parked. */
+  unpark(r: HubRecord): void {
+    if (r._hubState !== PARKED) return
+    this.#endWait(r)
+    this.#makeReady(r, Outcome.WAKE)
+  }
+
+  /** `unpark` for a record named by id (completions); ignored if nobody owns it. */
+  unparkId(id: number): void {
+    const r = this.resumables.get(id)
+    if (r !== undefined) this.unpark(r)
+  }
+
   /**
-   * Buffers one hub command. Timeouts are given in milliseconds from now
-   * (-1: none) and stored as deadlines, so a timer counts from this call even
-   * if the flush that delivers it comes late (after a busy greenlet).
+   * The front end resumed or started `r` directly (a switch): it is running
+   * now, and returns to `parent` (an id, if it has none yet) when it dies.
+   * A resumption still queued is void, but its interrupt reaches the next wait.
    */
-  command(op: number, id: number, a = 0, b = 0): void {
-    if (op === wire.PARK || op === wire.SPAWN) a = deadline(a)
-    else if (op === wire.JOIN_WAIT || op === wire.JOIN_WAIT_RAISE) b = deadline(b)
+  resumed(r: HubRecord, parent: number): void {
+    if (r._hubParent === 0) r._hubParent = parent
+    const state = r._hubState
+    if (state === CREATED) {
+      r._hubState = RUNNING
+    } else if (state === READY && r._readyOutcome !== Outcome.START) {
+      r._hubState = RUNNING
+      if (r._readyOutcome === Outcome.INTERRUPTED) r._interruptQueued = true
+    } else if (state === PARKED) {
+      this.#endWait(r)
+      r._hubState = RUNNING
+    }
+  }
+
+  /** `r` now returns to `parent` (an id; the caller checked that this makes no cycle). */
+  setParent(r: HubRecord, parent: number): void {
+    r._hubParent = parent
+  }
+
+  /**
+   * Suspends `waiter` until `count` of `targets` have died (or, with
+   * `raiseError`, one of them failed), or `ms` elapse (negative: no timer).
+   */
+  joinWait(waiter: HubRecord, targets: readonly HubRecord[], count: number, raiseError: boolean, ms: number): void {
+    this.#endWait(waiter)
+    if (this.#deliverQueuedInterrupt(waiter)) return
+    waiter._hubState = PARKED
+    if (ms >= 0) this.#startTimer(waiter, deadline(ms))
+    waiter._joinRemaining = Math.max(count, 1)
+    waiter._joinRaise = raiseError
+    for (const target of targets) {
+      if (target._hubState !== GONE) (target._joiners ??= []).push(waiter, waiter._epoch)
+    }
+  }
+
+  /** `r` died (`failed` if it raised): its joiners and a parent parked in switch() are resumed. */
+  die(r: HubRecord, failed: boolean): void {
+    if (r._hubState === GONE) return
+    this.#endWait(r)
+    r._hubState = GONE
+    const joiners = r._joiners
+    if (joiners !== undefined) {
+      r._joiners = undefined
+      for (let i = 0; i < joiners.length; i += 2) this.#joined(joiners[i] as HubRecord, joiners[i + 1] as number, failed)
+    }
+    if (r._hubParent !== 0) {
+      const parent = this.resumables.get(r._hubParent)
+      if (parent !== undefined && parent._hubState === PARKED && parent._parkedInSwitch) {
+        this.#endWait(parent)
+        this.#makeReady(parent, Outcome.WAKE)
+      }
+    }
+  }
+
+  /** Raises an exception (kill, Timeout) at the current or next wait of `r`. */
+  interrupt(r: HubRecord): void {
+    switch (r._hubState) {
+      case PARKED:
+      case SCHEDULED:
+        this.#endWait(r)
+        this.#makeReady(r, Outcome.INTERRUPTED)
+        break
+      case READY:
+        r._readyOutcome = Outcome.INTERRUPTED
+        break
+      case RUNNING:
+        // A transient wait is forgotten once delivered: nothing to raise at.
+        if (!r._transient) r._interruptQueued = true
+        break
+    }
+  }
+
+  /** Forgets a transient record (a cancelled alarm, an abandoned wait). */
+  discard(r: HubRecord): void {
+    if (!r._transient) return
+    this.#endWait(r)
+    r._hubState = GONE
+    this.resumables.delete(r.id)
+  }
+
+  #endWait(r: HubRecord): void {
+    r._epoch = (r._epoch + 1) | 0
+    r._joinRemaining = 0
+    r._parkedInSwitch = false
+    if (r._timed) {
+      r._timed = false
+      this.liveTimers--
+      this.#nativeCommand(wire.CANCEL_TIMER, r.id, 0, 0)
+    }
+  }
+
+  #deliverQueuedInterrupt(r: HubRecord): boolean {
+    if (!r._interruptQueued) return false
+    r._interruptQueued = false
+    this.#makeReady(r, Outcome.INTERRUPTED)
+    return true
+  }
+
+  #makeReady(r: HubRecord, outcome: number): void {
+    if (r._hubState === READY && r._readyOutcome === Outcome.INTERRUPTED) return
+    r._hubState = READY
+    r._readyOutcome = outcome
+    if (!r._queued) {
+      r._queued = true
+      this.runQueue.push(r)
+      if (!this.tickScheduled) this.schedule()
+    }
+  }
+
+  #joined(waiter: HubRecord, epoch: number, failed: boolean): void {
+    if (waiter._epoch !== epoch || waiter._hubState !== PARKED || waiter._joinRemaining === 0) return
+    waiter._joinRemaining = failed && waiter._joinRaise ? 0 : waiter._joinRemaining - 1
+    if (waiter._joinRemaining === 0) {
+      this.#endWait(waiter)
+      this.#makeReady(waiter, Outcome.WAKE)
+    }
+  }
+
+  /**
+   * A timer runs on the native side, keyed by id and epoch; the command is
+   * written as a deadline, so it counts from this call even if the flush
+   * that delivers it comes late (after a busy greenlet).
+   */
+  #startTimer(r: HubRecord, at: number): void {
+    r._timed = true
+    this.liveTimers++
+    this.#nativeCommand(wire.ADD_TIMER, r.id, at, r._epoch)
+  }
+
+  #timerExpired(r: HubRecord, epoch: number): void {
+    if (r._epoch !== epoch || !r._timed) return
+    // The native side has forgotten it already: no cancel.
+    r._timed = false
+    this.liveTimers--
+    const state = r._hubState
+    if (state !== SCHEDULED && state !== PARKED) return
+    this.#endWait(r)
+    this.#makeReady(r, state === SCHEDULED ? Outcome.START : Outcome.TIMER)
+  }
+
+  #nativeCommand(op: number, id: number, a: number, b: number): void {
     if (this.count === COMMANDS_PER_BATCH) this.applyCommands()
     const c = this.commands
-    const i = this.count++ * 4
+    const i = this.count++ * wire.COMMAND_WIDTH
     c[i] = op
     c[i + 1] = id
     c[i + 2] = a
@@ -119,46 +392,79 @@ class HubClient {
     if (!this.tickScheduled) this.schedule()
   }
 
+  // --- Direct wake-ups ---
+
   /**
-   * Ends the wait of `id`, which was handed what it waited for, without the
-   * hub if it can be woken directly (a Promise-based wait; a sync greenlet
+   * Ends the wait of `r`, which was handed what it waited for, without a hub
+   * turn if it can be woken directly (a Promise-based wait; a sync greenlet
    * blocked while another one runs): at once while the turn's budget lasts,
    * else at the hub's next turn (`parked`: the hub knows the wait). Returns
    * false if it cannot be woken directly: a Promise-based wait has ended
    * otherwise meanwhile (an interrupt: the hand-off is given back); a sync
    * greenlet must then be unparked through the hub.
    */
-  wakeHanded(id: number, parked: boolean, woken: WokenWait): boolean {
-    const waiting = this.resumables.get(id)
-    if (waiting?._inPlainWait?.() !== true) return false
+  wakeHanded(r: HubRecord, parked: boolean, woken: WokenWait): boolean {
+    if (r._inPlainWait?.() !== true) return false
     if (this.directWakesBatch !== this.batch) {
       this.directWakesBatch = this.batch
       this.directWakes = 0
     }
-    if (this.directWakes++ < DIRECT_WAKES_PER_TURN) waiting._wakeNow!(parked, woken)
-    else this.command(parked ? wire.UNPARK : wire.YIELD, id)
+    if (this.directWakes++ < DIRECT_WAKES_PER_TURN) r._wakeNow!(parked, woken)
+    else if (parked) this.unpark(r)
+    else this.yieldNow(r)
     return true
   }
 
-  /** Whether a wait of `id` without timer may skip the hub (see `Resumable._mayWaitUnparked`). */
-  mayWaitUnparked(id: number): boolean {
-    return this.resumables.get(id)?._mayWaitUnparked?.() === true
+  /** Whether a wait of `r` without timer may skip the hub (see `HubRecord._mayWaitUnparked`). */
+  mayWaitUnparked(r: HubRecord): boolean {
+    return r._mayWaitUnparked?.() === true
   }
 
+  // --- Turns ---
+
   /**
-   * Hands the buffered commands to Rust without resuming anybody: when the
-   * buffer is full mid-tick, and periodically during a long sync batch (so
-   * that timers start from deadlines that are not long past).
+   * Hands the buffered timer commands to Rust without taking its events:
+   * when the buffer is full, and periodically during a long sync batch (so
+   * that timers are armed while it lasts).
    */
   applyCommands(): void {
-    this.native().flush(this.commands, this.count, this.headerOnly, performance.now())
+    if (this.count === 0) return
+    const header = this.headerOnly
+    const now = performance.now()
+    this.native().flush(this.commands, this.count, header, now)
     this.count = 0
+    this.nextDeadline = header[2] < 0 ? Infinity : now + header[2]
+    if (header[1] > 0) this.nativeDue = true
   }
 
   /** @internal The native hub, for bindings that complete waits from runtime threads (`Remote`). */
   native(): NativeHub {
     // Created on first use: this is what starts the runtime lazily.
-    return (this.nativeHub ??= startNativeHub(this.tick))
+    return (this.nativeHub ??= startNativeHub(this.onNativeWake))
+  }
+
+  private readonly onNativeWake = (): void => {
+    this.nativeDue = true
+    this.tick()
+  }
+
+  /** Applies the timer commands and takes what happened natively: completions, expired timers. */
+  private pollNative(): void {
+    const out = this.out
+    const now = performance.now()
+    this.native().flush(this.commands, this.count, out, now)
+    this.count = 0
+    this.nativeDue = out[1] > 0
+    this.nextDeadline = out[2] < 0 ? Infinity : now + out[2]
+    const resumables = this.resumables
+    const end = wire.OUT_HEADER + out[0] * wire.EVENT_WIDTH
+    for (let at = wire.OUT_HEADER; at < end; at += wire.EVENT_WIDTH) {
+      const r = resumables.get(out[at])
+      if (r === undefined) continue
+      const epoch = out[at + 1]
+      if (epoch < 0) this.unpark(r)
+      else this.#timerExpired(r, epoch)
+    }
   }
 
   private schedule(): void {
@@ -180,10 +486,10 @@ class HubClient {
   }
 
   /**
-   * One turn of the hub: flush commands, resume the ready batch in run-queue
-   * order. It runs as a macrotask, so every greenlet resumed by the previous
-   * turn has run up to its next wait before this one starts: `sleep(0)`
-   * yields to every other ready greenlet.
+   * One turn of the hub: take what happened natively, then resume the run
+   * queue as one batch, in order. It runs as a macrotask, so every greenlet
+   * resumed by the previous turn has run up to its next wait before this one
+   * starts: `sleep(0)` yields to every other ready greenlet.
    */
   private readonly tick = (): void => {
     this.tickScheduled = false
@@ -191,51 +497,82 @@ class HubClient {
       this.tickDeferred = true
       return
     }
-    const out = this.out
-    this.native().flush(this.commands, this.count, out, performance.now())
-    this.count = 0
+    if (this.count > 0 || this.nativeDue || performance.now() >= this.nextDeadline) this.pollNative()
     this.batch++
-    this.cursor = 0
-    this.delivered = out[0]
-    const resumables = this.resumables
+    this.#takeBatch()
     // The cursor is a field: a sync greenlet that blocks mid-batch takes the
     // following entries itself (takeReady), before this loop sees them.
+    const ready = this.ready
+    const resumables = this.resumables
     while (this.cursor < this.delivered) {
-      const at = wire.OUT_HEADER + this.cursor++ * wire.READY_WIDTH
-      resumables.get(out[at])?._resume(out[at + 1])
+      const k = this.cursor++
+      const r = ready[k]!
+      ready[k] = undefined
+      // Skips a record its owner has given up meanwhile (a killed greenlet's extra wait).
+      if (resumables.get(r.id) === r) r._resume(this.readyOutcomes[k])
     }
-    this.holdProcess(out[2] > 0)
-    if ((out[1] > 0 || this.count > 0) && !this.tickScheduled) this.schedule()
+    this.holdProcess(this.liveTimers > 0)
+    if ((this.runHead < this.runQueue.length || this.nativeDue || this.count > 0) && !this.tickScheduled) this.schedule()
+  }
+
+  /** Moves up to a batch of the run queue into `ready`, each record RUNNING from here on. */
+  #takeBatch(): void {
+    const queue = this.runQueue
+    const ready = this.ready
+    const outcomes = this.readyOutcomes
+    let i = this.runHead
+    let n = 0
+    while (n < READY_PER_BATCH && i < queue.length) {
+      const r = queue[i++]
+      r._queued = false
+      if (r._hubState !== READY) continue
+      r._hubState = RUNNING
+      if (r._transient) r._interruptQueued = false
+      ready[n] = r
+      outcomes[n] = r._readyOutcome
+      n++
+    }
+    if (i === queue.length) {
+      queue.length = 0
+      this.runHead = 0
+    } else {
+      this.runHead = i
+    }
+    this.cursor = 0
+    this.delivered = n
   }
 
   /**
-   * Takes the next entry of the ready batch being resumed, skipping ids that
-   * nobody owns any more; `undefined` once the batch is done. Its outcome is
-   * left in `takenOutcome`. The tick takes entries in order; a sync greenlet
-   * that blocks mid-batch takes the next ones itself, to hand its thread's
-   * turn directly to the next greenlet instead of returning to the tick.
+   * Takes the next entry of the ready batch being resumed, skipping records
+   * their owners have given up; `undefined` once the batch is done. Its
+   * outcome is left in `takenOutcome`. The tick takes entries in order; a
+   * sync greenlet that blocks mid-batch takes the next ones itself, to hand
+   * its thread's turn directly to the next greenlet instead of returning to
+   * the tick.
    */
-  takeReady(): Resumable | undefined {
-    const out = this.out
+  takeReady(): HubRecord | undefined {
     while (this.cursor < this.delivered) {
-      const at = wire.OUT_HEADER + this.cursor++ * wire.READY_WIDTH
-      const resumable = this.resumables.get(out[at])
-      if (resumable !== undefined) {
-        this.takenOutcome = out[at + 1]
-        return resumable
+      const k = this.cursor++
+      const r = this.ready[k]!
+      this.ready[k] = undefined
+      if (this.resumables.get(r.id) === r) {
+        this.takenOutcome = this.readyOutcomes[k]
+        return r
       }
     }
     return undefined
   }
 
   /**
-   * The resumable `ahead` entries past the next one `takeReady` returns (0:
-   * that one), without taking anything; `undefined` past the batch or for an
-   * id nobody owns. Lets sync mode wake the thread that runs next early.
+   * The record `ahead` entries past the next one `takeReady` returns (0:
+   * that one), without taking anything; `undefined` past the batch or for a
+   * record given up. Lets sync mode wake the thread that runs next early.
    */
-  peekReady(ahead: number): Resumable | undefined {
+  peekReady(ahead: number): HubRecord | undefined {
     const index = this.cursor + ahead
-    return index < this.delivered ? this.resumables.get(this.out[wire.OUT_HEADER + index * wire.READY_WIDTH]) : undefined
+    if (index >= this.delivered) return undefined
+    const r = this.ready[index]!
+    return this.resumables.get(r.id) === r ? r : undefined
   }
 
   /** Keeps the event loop alive exactly while the hub has live timers. */
@@ -265,14 +602,14 @@ function startNativeHub(wake: () => void): NativeHub {
 export const currentStorage = new AsyncLocalStorage<WaitOwner>()
 
 /** A wait that is not a greenlet's own: code outside greenlets, or a second concurrent wait. */
-export class TransientWait implements Resumable {
-  readonly id = hub.newId()
+export class TransientWait extends HubRecord {
   resolve!: (outcome: number) => void
   reject!: (err: unknown) => void
   /** Set by whoever interrupts this wait. */
   exception: unknown
 
   constructor(readonly owner: WaitOwner | undefined) {
+    super(true)
     if (owner) (owner._extraWaits ??= new Set()).add(this)
     hub.resumables.set(this.id, this)
   }
@@ -280,63 +617,63 @@ export class TransientWait implements Resumable {
   _resume(outcome: number): void {
     hub.resumables.delete(this.id)
     this.owner?._extraWaits?.delete(this)
-    if (outcome === wire.INTERRUPTED) this.reject(this.exception ?? new GreenletExit())
+    if (outcome === Outcome.INTERRUPTED) this.reject(this.exception ?? new GreenletExit())
     else this.resolve(outcome)
   }
 
-  _inPlainWait(): boolean {
+  override _inPlainWait(): boolean {
     return true
   }
 
-  _wakeNow(parked: boolean, _woken: WokenWait): void {
-    if (parked) hub.command(wire.DISCARD, this.id)
-    this._resume(wire.WAKE)
+  override _wakeNow(parked: boolean, _woken: WokenWait): void {
+    if (parked) hub.discard(this)
+    this._resume(Outcome.WAKE)
   }
 
-  _mayWaitUnparked(): boolean {
+  override _mayWaitUnparked(): boolean {
     return true
   }
 }
 
 /**
- * Suspends the caller until the hub resumes it. `issue` writes the hub
- * commands that describe the wait, given the id that waits. Resolves with the
- * outcome (`wire.WAKE` or `wire.TIMER`); rejects with the exception of an
+ * Suspends the caller until the hub resumes it. `issue` starts the hub wait
+ * (`hub.park`...) of the record that waits. Resolves with the outcome
+ * (`Outcome.WAKE` or `Outcome.TIMER`); rejects with the exception of an
  * interrupt (kill, Timeout).
  */
-export function suspend(issue: (waiterId: number) => void): Promise<number> {
+export function suspend(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
     return new Promise<number>((resolve, reject) => {
       g._resolve = resolve
       g._reject = reject
-      issue(g.id)
+      issue(g)
     })
   }
   const wait = new TransientWait(g)
   return new Promise<number>((resolve, reject) => {
     wait.resolve = resolve
     wait.reject = reject
-    issue(wait.id)
+    issue(wait)
   })
 }
 
 /**
  * {@link suspend} without a closure per wait (the primitives' hot path):
- * calls `target._suspendedAs(arg, id)` to issue the wait.
+ * calls `target._suspendedAs(arg, waiter)` to issue the wait.
  */
-export function suspendWith<A>(target: { _suspendedAs(arg: A, waiterId: number): void }, arg: A): Promise<number> {
+export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord): void }, arg: A): Promise<number> {
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
-    target._suspendedAs(arg, g.id)
+    target._suspendedAs(arg, g)
     return new Promise<number>((resolve, reject) => {
       g._resolve = resolve
       g._reject = reject
     })
   }
-  return suspend((id) => target._suspendedAs(arg, id))
+  return suspend((waiter) => target._suspendedAs(arg, waiter))
 }
 
 /**
@@ -345,23 +682,22 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiterId: number):
  * Use it for waits that runtime threads end through the hub's `Remote`: a
  * completion that arrives after the wait was interrupted then wakes nobody.
  */
-export function suspendFresh(issue: (waiterId: number) => void): Promise<number> {
+export function suspendFresh(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
   const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
   return new Promise<number>((resolve, reject) => {
     wait.resolve = resolve
     wait.reject = reject
-    issue(wait.id)
+    issue(wait)
   })
 }
 
 /** A one-shot hub timer calling `onFire` on the JS thread. */
-export class Alarm implements Resumable {
-  readonly id = hub.newId()
-
+export class Alarm extends HubRecord {
   constructor(ms: number, private readonly onFire: () => void) {
+    super(true)
     hub.resumables.set(this.id, this)
-    hub.command(wire.PARK, this.id, ms)
+    hub.park(this, ms)
   }
 
   get pending(): boolean {
@@ -375,8 +711,7 @@ export class Alarm implements Resumable {
 
   cancel(): void {
     if (!this.pending) return
-    hub.resumables.delete(this.id)
-    hub.command(wire.DISCARD, this.id)
+    hub.discard(this)
   }
 }
 
@@ -393,19 +728,15 @@ export function sleep(ms: number = 0): Promise<void> {
   if (typeof ms !== 'number' || !(ms >= 0) || ms === Infinity) {
     return rejecting(() => Promise.resolve(void checkMs('ms', ms, false)))
   }
-  return park(ms === 0 ? wire.YIELD : wire.PARK, ms) as Promise<unknown> as Promise<void>
-}
-
-/** `suspend` for a wait that is a single `op` command with argument `a`. */
-export function park(op: number, a: number): Promise<number> {
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
-    hub.command(op, g.id, a)
-    return new Promise<number>((resolve, reject) => {
-      g._resolve = resolve
+    if (ms === 0) hub.yieldNow(g)
+    else hub.park(g, ms)
+    return new Promise<void>((resolve, reject) => {
+      g._resolve = resolve as unknown as (outcome: number) => void
       g._reject = reject
     })
   }
-  return suspend((id) => hub.command(op, id, a))
+  return suspend((waiter) => (ms === 0 ? hub.yieldNow(waiter) : hub.park(waiter, ms))) as Promise<unknown> as Promise<void>
 }

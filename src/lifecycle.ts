@@ -1,11 +1,9 @@
 /**
  * Pieces of the greenlet lifecycle shared by the async mode
  * (`src/greenlet.ts`) and the sync mode (`src/sync/greenlet.ts`): argument
- * checks, joinall's plan and hub commands, link callbacks. Internal.
+ * checks, joinall's plan, link callbacks. Internal.
  */
 import { GreenletExit, checkMs, checkOptions, invalidType, reportError } from './errors'
-import { hub } from './hub'
-import { wire } from './native'
 
 export type LinkKind = 'any' | 'value' | 'exception'
 export type Link<G> = { callback: (g: G) => void; kind: LinkKind }
@@ -95,16 +93,4 @@ export function planKillAll<G>(
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
   const exception = 'exception' in o ? o.exception : new GreenletExit()
   return { list, ms, exception, block: o.block !== false }
-}
-
-/** The hub commands of a wait by `waiter` until `missing` of `pending` have died (or one failed, with `raiseError`). */
-export function issueJoinAll(
-  waiter: number,
-  pending: readonly { readonly id: number }[],
-  missing: number,
-  raiseError: boolean,
-  ms: number,
-): void {
-  hub.command(raiseError ? wire.JOIN_WAIT_RAISE : wire.JOIN_WAIT, waiter, missing, ms)
-  for (const g of pending) hub.command(wire.JOIN, waiter, g.id)
 }

@@ -38,26 +38,11 @@ function constant(name: string): number {
   return value
 }
 
-/** @internal Hub command opcodes, outcome codes and buffer layout, as the runtime defines them. */
+/** @internal The native hub's timer commands and buffer layout, as the runtime defines them. */
 export const wire = {
-  SPAWN: constant('SPAWN'),
-  YIELD: constant('YIELD'),
-  PARK: constant('PARK'),
-  PARK_SWITCH: constant('PARK_SWITCH'),
-  UNPARK: constant('UNPARK'),
-  RESUMED: constant('RESUMED'),
-  JOIN_WAIT: constant('JOIN_WAIT'),
-  JOIN_WAIT_RAISE: constant('JOIN_WAIT_RAISE'),
-  JOIN: constant('JOIN'),
-  DIE: constant('DIE'),
-  INTERRUPT: constant('INTERRUPT'),
-  DISCARD: constant('DISCARD'),
-  SET_PARENT: constant('SET_PARENT'),
+  ADD_TIMER: constant('ADD_TIMER'),
+  CANCEL_TIMER: constant('CANCEL_TIMER'),
   COMMAND_WIDTH: constant('COMMAND_WIDTH'),
   OUT_HEADER: constant('OUT_HEADER'),
-  READY_WIDTH: constant('READY_WIDTH'),
-  START: constant('START'),
-  WAKE: constant('WAKE'),
-  TIMER: constant('TIMER'),
-  INTERRUPTED: constant('INTERRUPT_OUTCOME'),
+  EVENT_WIDTH: constant('EVENT_WIDTH'),
 } as const

@@ -20,8 +20,7 @@
 import type { NativeServer } from 'native-binding'
 import { checkFunction, checkMs, checkOptions, invalidType } from './errors'
 import { type Greenlet, getcurrent, joinall, killall, spawn } from './greenlet'
-import { currentStorage, hub, suspendFresh } from './hub'
-import { wire } from './native'
+import { type HubRecord, currentStorage, hub, suspendFresh } from './hub'
 import { type AddressInfo, Socket, TIMED_OUT, addressInfo, checkPort, nativeWait, net, socketError } from './socket'
 import { Timeout } from './timeout'
 
@@ -103,7 +102,7 @@ export class StreamServer {
   readonly #handlers = new Set<Greenlet>()
   #mode: HandlerMode<any> = asyncMode
   /** Hub waits of `serveForever()` callers, ended when the server stops. */
-  readonly #foreverWaits = new Set<number>()
+  readonly #foreverWaits = new Set<HubRecord>()
 
   /**
    * @param listener where to listen
@@ -210,15 +209,15 @@ export class StreamServer {
   async serveForever(stop?: StopOptions): Promise<void> {
     const o = checkServeForever(stop)
     if (this.#native === undefined) this.start()
-    let waitId = 0
+    let forever: HubRecord | undefined
     try {
-      await suspendFresh((id) => {
-        waitId = id
-        this.#foreverWaits.add(id)
-        hub.command(wire.PARK, id, -1)
+      await suspendFresh((waiter) => {
+        forever = waiter
+        this.#foreverWaits.add(waiter)
+        hub.park(waiter, -1)
       })
     } catch (err) {
-      this.#foreverWaits.delete(waitId)
+      if (forever !== undefined) this.#foreverWaits.delete(forever)
       await this.stop(o as StopOptions)
       throw err
     }
@@ -250,7 +249,7 @@ export class StreamServer {
     } finally {
       this.#stopping = undefined
     }
-    for (const id of this.#foreverWaits) hub.command(wire.UNPARK, id)
+    for (const waiter of this.#foreverWaits) hub.unpark(waiter)
     this.#foreverWaits.clear()
   }
 

@@ -34,8 +34,8 @@ import { isUint8Array } from 'node:util/types'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
-import { currentStorage, hub, suspendFresh } from './hub'
-import { native, wire } from './native'
+import { type HubRecord, Outcome, currentStorage, hub, suspendFresh } from './hub'
+import { native } from './native'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 
 const protocol = native.netProtocol()
@@ -221,7 +221,7 @@ class NetClient {
   registered(id: number, status: number): void {
     if (status < 0) {
       this.#results.set(id, status)
-      hub.command(wire.UNPARK, id)
+      hub.unparkId(id)
     }
   }
 
@@ -271,10 +271,10 @@ export async function nativeWait(
   let outcome: number
   net.hold()
   try {
-    outcome = await suspendFresh((waitId) => {
-      id = waitId
+    outcome = await suspendFresh((waiter) => {
+      id = waiter.id
       net.expect(id)
-      hub.command(wire.PARK, id, timeoutMs)
+      hub.park(waiter, timeoutMs)
       net.submit(id, op)
     })
   } catch (err) {
@@ -284,7 +284,7 @@ export async function nativeWait(
   } finally {
     net.release()
   }
-  if (outcome !== wire.TIMER) return net.take(id)
+  if (outcome !== Outcome.TIMER) return net.take(id)
   if (net.unsubmit(id)) {
     net.forget(id)
     return TIMED_OUT
@@ -442,7 +442,7 @@ export class Socket {
    * blocking `waiter`, the current sync greenlet: the same wait under a
    * fresh id, without Promises.
    */
-  _recvBlocking(waiter: { _waitFresh(issue: (id: number) => void, expectLong: boolean): number }): Buffer {
+  _recvBlocking(waiter: { _waitFresh(issue: (waiter: HubRecord) => void, expectLong: boolean): number }): Buffer {
     this.#reading = true
     net.hold()
     let outcome: number
@@ -458,10 +458,11 @@ export class Socket {
   #recvId = 0
   #recvMax = 0
 
-  readonly #issueRecv = (id: number): void => {
+  readonly #issueRecv = (waiter: HubRecord): void => {
+    const id = waiter.id
     this.#recvId = id
     net.expect(id)
-    hub.command(wire.PARK, id, this.#timeoutMs)
+    hub.park(waiter, this.#timeoutMs)
     // Registered at once, not through `net.submit`: no native object is
     // created, so any thread may do it, and the hot path saves a microtask.
     net.registered(id, this.#native.recvWait(id, this.#recvMax))
@@ -471,7 +472,7 @@ export class Socket {
     const id = this.#recvId
     this.#reading = false
     net.release()
-    if (outcome !== wire.TIMER) return this.#settle(net.take(id))
+    if (outcome !== Outcome.TIMER) return this.#settle(net.take(id))
     // Timed out, unless bytes arrived meanwhile: they win.
     const early = net.poll(id)
     if (early !== undefined) return this.#settle(early)

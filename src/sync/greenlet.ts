@@ -19,9 +19,8 @@
 import { GreenletBase, type Transfer } from '../_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
-import { type WokenWait, currentStorage, hub } from '../hub'
-import { checkGreenletList, issueJoinAll, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
-import { wire } from '../native'
+import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
+import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
 import { syncNative } from './native'
 import { type BatonResumable, NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
@@ -73,7 +72,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     if (this._switchParent !== undefined && !this.dead) {
       // It returns there when it finishes: the hub resumes that greenlet then.
       this._switchParent = parent ?? undefined
-      hub.command(wire.SET_PARENT, this.id, parent?.id ?? 0)
+      hub.setParent(this, parent?.id ?? 0)
     }
   }
   /** Its thread once started, until it finishes. */
@@ -110,7 +109,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     if (this._state === 'dead') return true
     const me = blockingGreenlet('join()')
     if (me === this) throw new Error(`${this} cannot join itself: it would wait forever`)
-    me._wait((waiter) => issueJoinAll(waiter, [this], 1, false, ms), false)
+    me._wait((waiter) => hub.joinWait(waiter, [this], 1, false, ms), false)
     return this.dead
   }
 
@@ -196,14 +195,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   #parkInSwitch(): void {
     this._inSwitch = true
-    hub.command(wire.PARK_SWITCH, this.id)
+    hub.parkSwitch(this)
   }
 
   #startBySwitch(slot: number, args: unknown[]): void {
     // As in greenlet, the parent is the creator, not the first switcher.
     this._switchParent = this.parent ?? undefined
     hub.resumables.set(this.id, this)
-    hub.command(wire.RESUMED, this.id, this.parent?.id ?? 0)
+    hub.resumed(this, this.parent?.id ?? 0)
     this.#launchOn(slot, args.length > 0 ? args : this._args)
   }
 
@@ -219,9 +218,9 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * its slot, to hand over to.
    */
   #resumeDirectly(): number {
-    hub.command(wire.RESUMED, this.id, 0)
+    hub.resumed(this, 0)
     this.#resumedIn = hub.batch
-    this.#outcome = wire.WAKE
+    this.#outcome = Outcome.WAKE
     return this.#slot
   }
 
@@ -232,7 +231,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const transfer = this._transfer
     this._inSwitch = false
     this._transfer = undefined
-    if (outcome === wire.INTERRUPTED) throw this._takeInterrupt()
+    if (outcome === Outcome.INTERRUPTED) throw this._takeInterrupt()
     if (transfer?.failed) throw transfer.error
     return transfer?.value
   }
@@ -240,17 +239,17 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /**
    * @internal Blocks this greenlet, which must be the current one, in the
    * hub wait that `issue` describes (given the id that waits). Returns the
-   * outcome (`wire.WAKE` or `wire.TIMER`); throws the exception of an
+   * outcome (`Outcome.WAKE` or `Outcome.TIMER`); throws the exception of an
    * interrupt (kill, Timeout). `expectLong`: not resumed for a while (a
    * timed sleep), so its thread sleeps at once instead of spinning.
    */
-  _wait(issue: (waiterId: number) => void, expectLong: boolean): number {
-    issue(this.id)
+  _wait(issue: (waiter: HubRecord) => void, expectLong: boolean): number {
+    issue(this)
     this.#wakeable = true
     handOver(nextSlot(), this, expectLong)
     this.#wakeable = false
     const outcome = this.#outcome
-    if (outcome === wire.INTERRUPTED) throw this._takeInterrupt()
+    if (outcome === Outcome.INTERRUPTED) throw this._takeInterrupt()
     return outcome
   }
 
@@ -260,13 +259,13 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * operations): a completion that arrives after the wait was interrupted
    * then wakes nobody. Interrupts go to that id meanwhile.
    */
-  _waitFresh(issue: (waiterId: number) => void, expectLong: boolean): number {
+  _waitFresh(issue: (waiter: HubRecord) => void, expectLong: boolean): number {
     // An interrupt already pending in the hub waits on this greenlet's own id: deliver it there.
-    if (this._interruptPending()) this._wait((id) => hub.command(wire.YIELD, id), false)
+    if (this._interruptPending()) this._wait((waiter) => hub.yieldNow(waiter), false)
     const fresh = new FreshWait(this)
     this.#freshWait = fresh
     try {
-      return this._wait(() => issue(fresh.id), expectLong)
+      return this._wait(() => issue(fresh), expectLong)
     } finally {
       this.#freshWait = undefined
       hub.resumables.delete(fresh.id)
@@ -274,8 +273,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   }
 
   /** @internal */
-  protected override _interruptedId(): number {
-    return this.#freshWait?.id ?? this.id
+  protected override _interruptedRecord(): HubRecord {
+    return this.#freshWait ?? this
   }
 
   /**
@@ -288,7 +287,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const wake = (): void => {
       // Settlements run on the main thread between ticks; a wait that was
       // interrupted meanwhile has moved on, and must not be woken.
-      if (this.#awaiting === call) hub.command(wire.UNPARK, this.id)
+      if (this.#awaiting === call) hub.unpark(this)
     }
     Promise.resolve(thenable).then(
       (value) => {
@@ -302,7 +301,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     )
     this.#awaiting = call
     try {
-      while (settled === undefined) this._wait((id) => hub.command(wire.PARK, id, -1), true)
+      while (settled === undefined) this._wait((waiter) => hub.park(waiter, -1), true)
     } finally {
       this.#awaiting = 0
     }
@@ -312,17 +311,17 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   }
 
   /**
-   * @internal See Resumable (hub.ts): only while another sync greenlet runs,
+   * @internal See HubRecord (hub.ts): only while another sync greenlet runs,
    * which will hand it the baton when it blocks or finishes (the main
    * thread's hand-offs go through the hub).
    */
-  _inPlainWait(): boolean {
+  override _inPlainWait(): boolean {
     const running = currentGreenlet()
     return this.#wakeable && running !== null && running !== this
   }
 
-  /** @internal See Resumable (hub.ts). */
-  _wakeNow(_parked: boolean, woken: WokenWait): void {
+  /** @internal See HubRecord (hub.ts). */
+  override _wakeNow(_parked: boolean, woken: WokenWait): void {
     this.#wakeable = false
     this.#resumeDirectly()
     this._keepWoken(woken)
@@ -353,7 +352,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   /** @internal See SyncGreenlet._prepare (scheduler.ts). */
   _prepare(outcome: number): number {
-    if (outcome === wire.START) {
+    if (outcome === Outcome.START) {
       if (this._state !== 'scheduled') return NO_SLOT
       let slot: number
       try {
@@ -367,14 +366,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     }
     if (this._state === 'scheduled') {
       // Interrupted before it ran: it dies without running.
-      if (outcome === wire.INTERRUPTED) this._finish(undefined, this._takeInterrupt(), true)
+      if (outcome === Outcome.INTERRUPTED) this._finish(undefined, this._takeInterrupt(), true)
       return NO_SLOT
     }
     if (this._state !== 'running') return NO_SLOT
     if (this.#resumedIn === hub.batch) {
       // Resumed directly after this batch was made: its entry is void, but
       // an interrupt must still reach the current or next wait.
-      if (outcome === wire.INTERRUPTED) hub.command(wire.INTERRUPT, this.id)
+      if (outcome === Outcome.INTERRUPTED) hub.interrupt(this)
       return NO_SLOT
     }
     this.#outcome = outcome
@@ -433,15 +432,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
  * in the same batch) would be lost: the greenlet then ends its wait with the
  * interrupt instead.
  */
-class FreshWait implements BatonResumable {
-  readonly id = hub.newId()
-
+class FreshWait extends HubRecord implements BatonResumable {
   constructor(private readonly greenlet: Greenlet) {
+    super(true)
     hub.resumables.set(this.id, this)
   }
 
   #outcome(outcome: number): number {
-    return this.greenlet._interruptPending() ? wire.INTERRUPTED : outcome
+    return this.greenlet._interruptPending() ? Outcome.INTERRUPTED : outcome
   }
 
   _resume(outcome: number): void {
@@ -486,7 +484,7 @@ export function joinall<G extends Greenlet<any>>(greenlets: Iterable<G>, options
     if (pending.includes(me as G)) {
       throw new Error(`joinall() in ${me} waits for ${me} itself: it would wait forever`)
     }
-    me._wait((waiter) => issueJoinAll(waiter, pending, missing, raiseError, ms), false)
+    me._wait((waiter) => hub.joinWait(waiter, pending, missing, raiseError, ms), false)
   }
   return joinAllResult(list, raiseError)
 }

@@ -30,7 +30,7 @@
  *   context, and must not see one; on AsyncContextFrame each keeps its own
  *   (the shim saves it across hand-overs).
  */
-import { type Resumable, hub } from '../hub'
+import { type HubRecord, hub } from '../hub'
 import { syncNative } from './native'
 
 /** The main thread's slot. */
@@ -42,7 +42,7 @@ export const NO_SLOT = -1
  * What the hub resumes by handing the baton to a thread: a sync greenlet, or
  * a wait one of them makes under another id (`_waitFresh`).
  */
-export interface BatonResumable extends Resumable {
+export interface BatonResumable extends HubRecord {
   /**
    * Gets ready to run on its thread, resumed with the hub `outcome` (starting
    * it needs a thread). Returns its slot, or `NO_SLOT` if it has nothing to
@@ -59,7 +59,7 @@ export interface SyncGreenlet extends BatonResumable {
   _threadMain(): number
 }
 
-function isBatonResumable(r: Resumable): r is BatonResumable {
+function isBatonResumable(r: HubRecord): r is BatonResumable {
   return typeof (r as Partial<BatonResumable>)._prepare === 'function'
 }
 

@@ -8,8 +8,8 @@
  * connections served at once; a connection whose greenlet cannot start is
  * closed, and its greenlet fails with the Error.
  */
-import { joinAllResult, issueJoinAll, planJoinAll } from '../lifecycle'
-import { suspend } from '../hub'
+import { joinAllResult, planJoinAll } from '../lifecycle'
+import { hub, suspend } from '../hub'
 import {
   type ConnectionHandler as AsyncConnectionHandler,
   type HandlerMode,
@@ -40,7 +40,7 @@ function serve(sock: Socket, handler: ConnectionHandler, handlers: Set<Greenlet>
 /** Waits (async, for the server's stop()) until `list` has finished or `ms` (-1: no limit) has passed. */
 async function joinFromAsync(list: Greenlet[], ms: number): Promise<void> {
   const { pending, missing } = planJoinAll(list, { timeoutMs: ms < 0 ? undefined : ms })
-  if (missing > 0) await suspend((waiter) => issueJoinAll(waiter, pending, missing, false, ms))
+  if (missing > 0) await suspend((waiter) => hub.joinWait(waiter, pending, missing, false, ms))
   joinAllResult(list, false)
 }
 

@@ -15,8 +15,7 @@
  */
 import type { Buffer } from 'node:buffer'
 
-import { type TransientWait, type WaitOwner, currentStorage, hub } from '../hub'
-import { wire } from '../native'
+import { HubRecord, type TransientWait, type WaitOwner, currentStorage, hub } from '../hub'
 import {
   type AddressInfo,
   type ConnectOptions,
@@ -39,8 +38,7 @@ const DEFAULT_RECV = 64 * 1024
  * none (as an async greenlet's interrupt is raised once: a wait made while
  * handling it, such as stopping a server, is not interrupted).
  */
-class Delegate implements WaitOwner {
-  readonly id = 0
+class Delegate extends HubRecord implements WaitOwner {
   readonly dead = false
   /** Always "busy", so that every wait of the operation is a transient one, owned here. */
   _waiting = true
@@ -49,6 +47,10 @@ class Delegate implements WaitOwner {
   _extraWaits: Set<TransientWait> | undefined = new DelegateWaits(this)
   /** An interrupt for the next wait, if it came between waits. */
   pending: unknown = NONE
+
+  constructor() {
+    super(true)
+  }
 
   _resume(): void {}
 
@@ -80,7 +82,7 @@ class DelegateWaits extends Set<TransientWait> {
 function interruptWait(wait: TransientWait, exception: unknown): boolean {
   if (hub.resumables.get(wait.id) !== wait) return false
   wait.exception = exception
-  hub.command(wire.INTERRUPT, wait.id)
+  hub.interrupt(wait)
   return true
 }
 

@@ -7,7 +7,6 @@
 import { type Blocking, Waiter } from '../_waiters'
 import { checkMs } from '../errors'
 import { hub } from '../hub'
-import { wire } from '../native'
 import { blockingGreenlet } from './greenlet'
 
 /**
@@ -43,7 +42,7 @@ export function blockOn<R>(op: Blocking<R>, what: string): R {
 export function sleep(ms: number = 0): void {
   const delay = checkMs('ms', ms, false)
   const g = blockingGreenlet('sleep()')
-  g._wait((id) => hub.command(delay === 0 ? wire.YIELD : wire.PARK, id, delay), delay > 0)
+  g._wait((waiter) => (delay === 0 ? hub.yieldNow(waiter) : hub.park(waiter, delay)), delay > 0)
 }
 
 /**

@@ -1,10 +1,11 @@
-use greenthread_runtime::hub::{wire, Command, Hub, Remote};
+use greenthread_runtime::hub::{wire, Command, Event, Hub, Remote};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::wake::js_wake;
 
-/// The hub of one JS environment (main thread or a worker).
+/// The native half of the hub of one JS environment (main thread or a
+/// worker): its timers and the waits other threads complete.
 #[napi]
 pub struct NativeHub {
     hub: Hub,
@@ -20,8 +21,8 @@ impl NativeHub {
 
 #[napi]
 impl NativeHub {
-    /// `wake` is called (without arguments) when timers have expired and the
-    /// hub should be flushed. It never keeps the event loop alive by itself.
+    /// `wake` is called (without arguments) when timers have expired or waits
+    /// were completed, and the hub should be flushed. It never keeps the event loop alive by itself.
     #[napi(constructor, catch_unwind)]
     pub fn new(wake: Function<(), ()>) -> Result<Self> {
         let hub = Hub::new(js_wake(wake)?).map_err(|e| {
@@ -35,7 +36,7 @@ impl NativeHub {
 
     /// Applies the first `count` commands of `commands` (quads of f64, their
     /// deadlines on the JS clock whose current reading is `now`), then writes
-    /// the header and as many ready entries as fit into `out`.
+    /// the header and as many events as fit into `out`.
     #[napi(catch_unwind)]
     pub fn flush(
         &mut self,
@@ -59,18 +60,22 @@ impl NativeHub {
         if out.len() < wire::OUT_HEADER {
             return Err(Error::new(Status::InvalidArg, "output buffer too small"));
         }
-        let capacity = (out.len() - wire::OUT_HEADER) / wire::READY_WIDTH;
+        let capacity = (out.len() - wire::OUT_HEADER) / wire::EVENT_WIDTH;
         let (header, entries) = out.split_at_mut(wire::OUT_HEADER);
-        let mut slot = entries.chunks_exact_mut(wire::READY_WIDTH);
-        let stats = self.hub.flush(decoded, capacity, &mut |ready| {
+        let mut slot = entries.chunks_exact_mut(wire::EVENT_WIDTH);
+        let stats = self.hub.flush(decoded, capacity, &mut |event| {
             if let Some(s) = slot.next() {
-                s[0] = ready.id as f64;
-                s[1] = ready.outcome as u8 as f64;
+                (s[0], s[1]) = match event {
+                    Event::Completed { id } => (id as f64, wire::COMPLETED),
+                    Event::Expired { id, epoch } => (id as f64, epoch as f64),
+                };
             }
         });
         header[0] = stats.delivered as f64;
-        header[1] = stats.still_queued as f64;
-        header[2] = stats.live_timers as f64;
+        header[1] = if stats.more { 1.0 } else { 0.0 };
+        header[2] = stats
+            .next_deadline
+            .map_or(-1.0, |left| left.as_secs_f64() * 1000.0);
         Ok(())
     }
 }
@@ -79,42 +84,13 @@ impl NativeHub {
 #[napi(catch_unwind)]
 pub fn hub_protocol() -> std::collections::HashMap<String, u32> {
     [
-        ("SPAWN", wire::SPAWN),
-        ("YIELD", wire::YIELD),
-        ("PARK", wire::PARK),
-        ("PARK_SWITCH", wire::PARK_SWITCH),
-        ("UNPARK", wire::UNPARK),
-        ("RESUMED", wire::RESUMED),
-        ("JOIN_WAIT", wire::JOIN_WAIT),
-        ("JOIN_WAIT_RAISE", wire::JOIN_WAIT_RAISE),
-        ("JOIN", wire::JOIN),
-        ("DIE", wire::DIE),
-        ("INTERRUPT", wire::INTERRUPT),
-        ("DISCARD", wire::DISCARD),
-        ("SET_PARENT", wire::SET_PARENT),
+        ("ADD_TIMER", wire::ADD_TIMER as u32),
+        ("CANCEL_TIMER", wire::CANCEL_TIMER as u32),
+        ("COMMAND_WIDTH", wire::COMMAND_WIDTH as u32),
+        ("OUT_HEADER", wire::OUT_HEADER as u32),
+        ("EVENT_WIDTH", wire::EVENT_WIDTH as u32),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v as u32))
-    .chain([
-        ("COMMAND_WIDTH".to_string(), wire::COMMAND_WIDTH as u32),
-        ("OUT_HEADER".to_string(), wire::OUT_HEADER as u32),
-        ("READY_WIDTH".to_string(), wire::READY_WIDTH as u32),
-        (
-            "START".to_string(),
-            greenthread_runtime::Outcome::Start as u32,
-        ),
-        (
-            "WAKE".to_string(),
-            greenthread_runtime::Outcome::Wake as u32,
-        ),
-        (
-            "TIMER".to_string(),
-            greenthread_runtime::Outcome::Timer as u32,
-        ),
-        (
-            "INTERRUPT_OUTCOME".to_string(),
-            greenthread_runtime::Outcome::Interrupt as u32,
-        ),
-    ])
+    .map(|(k, v)| (k.to_string(), v))
     .collect()
 }

@@ -1,10 +1,10 @@
 //! The greenthread runtime: pure Rust, no Node types.
 //!
-//! - [`hub`]: the greenlet table, parent links, run queue, timers, joins and
-//!   kills that both the async (Promise) mode and the sync (baton) mode share.
-//!   Front ends talk to it in batches of [`hub::Command`]s and receive batches
-//!   of [`hub::Ready`] entries, so a boundary crossing is paid per batch, not
-//!   per event.
+//! - [`hub`]: the native half of the hub: timers (a deadline heap and a clock
+//!   thread) and waits completed by other threads. The scheduler itself lives
+//!   on the JS thread (`src/hub.ts`); it hands timer commands over in one
+//!   buffer per turn and receives expired timers and completions in the same
+//!   call, so a boundary crossing is paid per batch, not per event.
 //! - [`runtime`]: lazy start of the `may` coroutine scheduler (work-stealing
 //!   workers, epoll/kqueue reactor) and its configuration.
 //! - [`net`]: cooperative sockets and stream servers as `may` coroutines;
@@ -17,8 +17,6 @@
 //!   batched completions with one wake-up of the front end per batch.
 //! - [`parent`]: a child process that dies with its parent (executor
 //!   children).
-//! - A clock thread per hub turns the earliest pending deadline into one
-//!   wake-up of the front end per batch of expired timers.
 
 mod alarm;
 pub mod baton;
@@ -30,4 +28,4 @@ pub mod runtime;
 mod timers;
 
 pub use alarm::Wake;
-pub use hub::{Command, Hub, Outcome, Ready, Remote};
+pub use hub::{Command, Event, Hub, Remote};
