@@ -317,12 +317,25 @@ mod tests {
     #[test]
     fn timers_expire_in_deadline_order_then_fifo() {
         let mut hub = Hub::without_alarm();
-        assert!(flush(&mut hub, &[add(1, 0, 5.0), add(2, 0, -3.0), add(3, 0, -3.0)]).len() == 2);
+        assert!(
+            flush(
+                &mut hub,
+                &[add(1, 0, 5.0), add(2, 0, -3.0), add(3, 0, -3.0)]
+            )
+            .len()
+                == 2
+        );
         std::thread::sleep(Duration::from_millis(8));
-        assert_eq!(flush(&mut hub, &[]), vec![Event::Expired { id: 1, epoch: 0 }]);
+        assert_eq!(
+            flush(&mut hub, &[]),
+            vec![Event::Expired { id: 1, epoch: 0 }]
+        );
         let mut hub = Hub::without_alarm();
         assert_eq!(
-            flush(&mut hub, &[add(4, 0, -1.0), add(2, 0, -3.0), add(3, 0, -3.0)]),
+            flush(
+                &mut hub,
+                &[add(4, 0, -1.0), add(2, 0, -3.0), add(3, 0, -3.0)]
+            ),
             vec![
                 Event::Expired { id: 2, epoch: 0 },
                 Event::Expired { id: 3, epoch: 0 },
@@ -338,7 +351,10 @@ mod tests {
         flush(&mut hub, &[add(1, 0, 1.0), add(2, 0, 1.0)]);
         flush(&mut hub, &[Command::CancelTimer { id: 1 }, add(2, 1, 1.0)]);
         std::thread::sleep(Duration::from_millis(3));
-        assert_eq!(flush(&mut hub, &[]), vec![Event::Expired { id: 2, epoch: 1 }]);
+        assert_eq!(
+            flush(&mut hub, &[]),
+            vec![Event::Expired { id: 2, epoch: 1 }]
+        );
     }
 
     #[test]
@@ -357,7 +373,10 @@ mod tests {
             ]
         );
         assert!(stats.more);
-        assert_eq!(flush(&mut hub, &[]), vec![Event::Expired { id: 2, epoch: 0 }]);
+        assert_eq!(
+            flush(&mut hub, &[]),
+            vec![Event::Expired { id: 2, epoch: 0 }]
+        );
     }
 
     #[test]
