@@ -58,6 +58,7 @@ export {
   type ShutdownOptions,
   type SubmitOptions,
 } from './src/executor'
+export { move, type TransferListItem } from './src/transfer'
 export {
   ALL_COMPLETED,
   BrokenExecutor,

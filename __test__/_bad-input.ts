@@ -20,6 +20,7 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import * as vm from 'node:vm'
+import { MessageChannel } from 'node:worker_threads'
 
 type AsyncApi = typeof import('../index')
 type SyncApi = typeof import('../sync')
@@ -1321,6 +1322,33 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
     for (const [text, v] of notOptions) a(`submitWith(options=${text}, fn)`, (_fx, env) => env.pool(kind).submitWith(v, () => 1), arg('TypeError', 'options', 'throw'))
     for (const [text, v] of notSignals) a(`submitWith({ signal: ${text} }, fn)`, (_fx, env) => env.pool(kind).submitWith({ signal: v }, () => 1), arg('TypeError', 'options.signal', 'throw'))
     a('submitWith({ signal: aborted }, fn) is cancelled at once', (_fx, env) => env.pool(kind).submitWith({ signal: AbortSignal.abort() }, () => 1).cancelled(), ok('return', (r) => eq('cancelled', r, true)))
+    for (const [text, v] of [['5', 5], ['"x"', 'x'], ['an ArrayBuffer', new ArrayBuffer(1)], ['{ length: 0 }', { length: 0 }], ['null', null], ...Object.entries(hostile)] as [string, unknown][]) {
+      a(`submitWith({ transferList: ${text} }, fn)`, (_fx, env) => env.pool(kind).submitWith({ transferList: v as any }, () => 1), arg('TypeError', 'options.transferList', 'throw'))
+    }
+    for (const [text, v] of [['5', 5], ['{}', {}], ['a Uint8Array', new Uint8Array(2)], ['a SharedArrayBuffer', new SharedArrayBuffer(2)], ['a function', () => 1], ...Object.entries(hostile)] as [string, unknown][]) {
+      a(`submitWith({ transferList: [${text}] }, fn)`, (_fx, env) => env.pool(kind).submitWith({ transferList: [v as any] }, () => 1), arg('TypeError', 'options.transferList[0]', 'throw'))
+    }
+    a('submitWith({ transferList: [ab, ab] }, fn) names the repeated item', (_fx, env) => {
+      const ab = new ArrayBuffer(4)
+      return env.pool(kind).submitWith({ transferList: [ab, ab] }, (b: ArrayBuffer) => b.byteLength, ab)
+    }, arg('TypeError', 'options.transferList[1]', 'throw'))
+    a('submitWith({ transferList: [a detached ArrayBuffer] }, fn) says it is detached', (_fx, env) => {
+      const ab = new ArrayBuffer(4)
+      structuredClone(ab, { transfer: [ab] })
+      return env.pool(kind).submitWith({ transferList: [ab] }, () => 1)
+    }, arg('TypeError', 'options.transferList[0]', 'throw'))
+    a('submitWith({ transferList: [ab] }, fn, ab) moves it and resolves', async (_fx, env) => {
+      const ab = new ArrayBuffer(4)
+      const f = env.pool(kind).submitWith({ transferList: [ab] }, (b: ArrayBuffer) => b.byteLength, ab)
+      return [ab.byteLength, await f.result({ timeoutMs: 20_000 })].join(',')
+    }, ok('resolve', (r) => eq('detached here, size there', r, '0,4')))
+    if (kind === 'process') {
+      a('submitWith({ transferList: [a MessagePort] }, fn) says a child process cannot receive it', (_fx, env) => {
+        const { port1, port2 } = new MessageChannel()
+        env.defer(() => port1.close())
+        return env.pool(kind).submitWith({ transferList: [port2] }, () => 1)
+      }, arg('TypeError', 'options.transferList[0]', 'throw'))
+    }
     a('submitWith({ signal } aborted with a revoked Proxy reason) reaches a running task', async (_fx, env) => {
       const pool = env.pool(kind)
       const c = new AbortController()
@@ -1388,6 +1416,14 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
     })
     a('broken pool: shutdown() resolves', (pool) => pool.shutdown(), ok('resolve'), { prep: (env) => env.brokenPool(kind) })
   }
+  for (const [text, v] of [['5', 5], ['"x"', 'x'], ['{}', {}], ['null', null], ['undefined', undefined], ['a SharedArrayBuffer', new SharedArrayBuffer(2)], ['a DataView on a SharedArrayBuffer', new DataView(new SharedArrayBuffer(2))], ...Object.entries(hostile)] as [string, unknown][]) {
+    add(area, 'async', `move(value=${text})`, (_fx, env) => env.A.move(v as any), arg('TypeError', 'value', 'throw'))
+  }
+  add(area, 'async', 'move(a detached ArrayBuffer) says it is detached', (_fx, env) => {
+    const ab = new ArrayBuffer(4)
+    structuredClone(ab, { transfer: [ab] })
+    return env.A.move(ab)
+  }, arg('TypeError', 'value', 'throw'))
   add(area, 'async', 'new Executor() (the abstract base) says which classes to use', (_fx, env) => new (env.A.Executor as any)({ maxWorkers: 1 }), state(/Executor is abstract/, 'throw', 'TypeError'))
   add(area, 'async', 'new Executor() (the abstract base) with bad options says it is abstract first', (_fx, env) => new (env.A.Executor as any)(5), state(/Executor is abstract/, 'throw', 'TypeError'))
   // Futures

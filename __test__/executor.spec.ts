@@ -4,6 +4,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
 
 import test from 'ava'
 
@@ -17,6 +18,7 @@ import {
   ProcessPoolExecutor,
   TaskQueueFull,
   ThreadPoolExecutor,
+  move,
   spawn,
   wait,
 } from '../index'
@@ -489,3 +491,145 @@ for (const [name, Pool] of [
     await pool.shutdown()
   })
 }
+
+// transferList and move(): piscina's `run(task, { transferList })` and
+// `Piscina.move(value)`, with Node's `postMessage(value, transferList)`
+// semantics (a listed ArrayBuffer is detached at the sender and arrives with
+// its memory; a listed MessagePort moves).
+
+serial('ThreadPoolExecutor: submitWith({ transferList }) moves the ArrayBuffers to the worker: detached here at submit, the same bytes and views there', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const buf = new ArrayBuffer(1 << 20)
+  new Uint8Array(buf).fill(7)
+  const view = new Uint16Array(buf, 8, 4)
+  view[0] = 513
+  const f = pool.submitWith(
+    { transferList: [buf] },
+    (b: ArrayBuffer, v: Uint16Array) => ({ length: b.byteLength, last: new Uint8Array(b)[b.byteLength - 1], first: v[0], sameMemory: v.buffer === b }),
+    buf,
+    view,
+  )
+  // postMessage's semantics, as piscina's transferList: the sender's buffer and its views are detached at once.
+  t.is(buf.byteLength, 0)
+  t.is(view.length, 0)
+  t.deepEqual(await f.result(), { length: 1 << 20, last: 7, first: 513, sameMemory: true })
+  // Many at once, across batches and the worker's given-back tasks: each task gets its own buffer.
+  const bufs = Array.from({ length: 40 }, (_, i) => new Uint32Array([i, i * 2]).buffer)
+  const futures = bufs.map((b) => pool.submitWith({ transferList: [b] }, (x: ArrayBuffer) => new Uint32Array(x)[0] + new Uint32Array(x)[1], b))
+  t.true(bufs.every((b) => b.byteLength === 0))
+  t.deepEqual(await Promise.all(futures.map((x) => x.result())), bufs.map((_, i) => i * 3))
+  // Not moved unless listed: a plain argument is still a copy.
+  const kept = new Uint8Array([1, 2, 3]).buffer
+  t.is(await pool.submit((b: ArrayBuffer) => b.byteLength, kept).result(), 3)
+  t.is(kept.byteLength, 3)
+  await pool.shutdown()
+})
+
+serial('ThreadPoolExecutor: a MessagePort in transferList moves to the worker with the messages queued on it', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const { port1, port2 } = new MessageChannel()
+  port1.postMessage(20)
+  const f = pool.submitWith(
+    { transferList: [port2] },
+    (port: MessagePort) =>
+      new Promise((resolve) =>
+        port.once('message', (n: number) => {
+          port.postMessage(n + 1)
+          port.close()
+          resolve('answered')
+        }),
+      ),
+    port2,
+  )
+  t.is(await new Promise((resolve) => port1.once('message', resolve)), 21)
+  t.is(await f.result(), 'answered')
+  port1.close()
+  // Unlisted, a port cannot cross (as postMessage without transferList).
+  const { port1: lone } = new MessageChannel()
+  t.throws(() => pool.submit((p: unknown) => p, lone), { instanceOf: TypeError, message: /^args\[0\] cannot be sent to a worker: .*MessagePort.*options\.transferList/ })
+  lone.close()
+  await pool.shutdown()
+})
+
+for (const kind of kinds) {
+  const threads = kind.name === 'ThreadPoolExecutor'
+  serial(`${kind.name}: move() marks a whole argument or a task's return value to be moved (Piscina.move)`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    // Piscina.move(value) as what a task returns: a thread worker transfers it back (its buffer is detached there).
+    const made = await pool
+      .submit((n: number) => {
+        // A task sent by source requires from the current directory: here, the package itself.
+        const { move } = require('greenthread')
+        const bytes = new Uint8Array(n).fill(9)
+        ;(globalThis as any).__moved = bytes
+        return move(bytes)
+      }, 4096)
+      .result()
+    t.true(made instanceof Uint8Array)
+    t.is(made.length, 4096)
+    t.is(made[4095], 9)
+    const leftInWorker = await pool.submit(() => (globalThis as any).__moved.byteLength).result()
+    // A child process copies: its bytes stay there.
+    t.is(leftInWorker, threads ? 0 : 4096)
+    // Piscina.move(value) as the task's input: the caller's buffer is detached, the task receives the value itself.
+    const input = new Float64Array([1.5, 2.5])
+    const sum = pool.submit((xs: Float64Array) => xs[0] + xs[1], move(input))
+    t.is(input.length, 0)
+    t.is(await sum.result(), 4)
+    // map: moved items, each task its own, one chunk or many; a chunk's results may be moved too.
+    for (const chunksize of [1, 3]) {
+      const items = [0, 1, 2, 3].map((i) => move(new Uint8Array([i, 10])))
+      const out: number[] = []
+      for await (const v of pool.map((b: Uint8Array) => b[0] + b[1], items, { chunksize })) out.push(v)
+      t.deepEqual(out, [10, 11, 12, 13])
+    }
+    const back: number[] = []
+    for await (const b of pool.map((n: number) => require('greenthread').move(new ArrayBuffer(n)), [1, 2, 3], { chunksize: 3 })) back.push((b as ArrayBuffer).byteLength)
+    t.deepEqual(back, [1, 2, 3])
+    // A marker only works as a whole argument: nested, it is refused rather than arriving as {}.
+    t.throws(() => pool.submit((o: unknown) => o, { inner: move(new ArrayBuffer(1)) }), { instanceOf: TypeError, message: /^args\[0\] cannot be sent to a worker: .*could not be cloned/ })
+    await pool.shutdown()
+  })
+}
+
+serial('ProcessPoolExecutor: transferList is accepted and copies to the child (detaching the listed buffers all the same); a MessagePort is refused', async (t) => {
+  const pool = new ProcessPoolExecutor({ maxWorkers: 1 })
+  const buf = new Uint8Array([4, 5, 6]).buffer
+  const f = pool.submitWith({ transferList: [buf] }, (b: ArrayBuffer) => [...new Uint8Array(b)], buf)
+  // The same contract as a thread pool: the caller gave the buffer away.
+  t.is(buf.byteLength, 0)
+  t.deepEqual(await f.result(), [4, 5, 6])
+  const { port1, port2 } = new MessageChannel()
+  t.throws(() => pool.submitWith({ transferList: [port2] }, (p: unknown) => p, port2), {
+    instanceOf: TypeError,
+    message: /^options\.transferList\[0\] is a MessagePort, which ProcessPoolExecutor cannot send/,
+  })
+  t.throws(() => pool.submit((p: unknown) => p, move(port2)), { instanceOf: TypeError, message: /^args\[0\] is a MessagePort, which ProcessPoolExecutor cannot send/ })
+  port1.close()
+  port2.close()
+  await pool.shutdown()
+})
+
+serial('transferList and move(): bad input is a TypeError naming it, nothing is detached, and the pool goes on', async (t) => {
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1 })
+  const buf = new ArrayBuffer(8)
+  const fn = (b: unknown) => b
+  // piscina: "transferList argument must be an Array".
+  for (const bad of [buf, 'x', 5, { length: 1, 0: buf }, null]) {
+    t.throws(() => pool.submitWith({ transferList: bad as any }, fn, buf), { instanceOf: TypeError, message: /^options\.transferList must be an array of ArrayBuffers and MessagePorts/ })
+  }
+  t.throws(() => pool.submitWith({ transferList: [buf, 5 as any] }, fn, buf), { instanceOf: TypeError, message: /^options\.transferList\[1\] must be an ArrayBuffer or a MessagePort, got number 5/ })
+  t.throws(() => pool.submitWith({ transferList: [new Uint8Array(buf) as any] }, fn, buf), { instanceOf: TypeError, message: /^options\.transferList\[0\] .*view \(Uint8Array\): list its \.buffer/ })
+  t.throws(() => pool.submitWith({ transferList: [new SharedArrayBuffer(4) as any] }, fn), { instanceOf: TypeError, message: /^options\.transferList\[0\] is a SharedArrayBuffer, which is not moved/ })
+  t.throws(() => pool.submitWith({ transferList: [buf, buf] }, fn, buf), { instanceOf: TypeError, message: /^options\.transferList\[1\] is listed twice: it is options\.transferList\[0\] too/ })
+  // An uncloneable argument fails the submit before anything moves.
+  t.throws(() => pool.submitWith({ transferList: [buf] }, (...xs: unknown[]) => xs.length, buf, () => 1), { instanceOf: TypeError, message: /^args\[1\] cannot be sent/ })
+  t.is(buf.byteLength, 8, 'a refused submit moves nothing')
+  for (const bad of [5, 'x', {}, null, new SharedArrayBuffer(2)]) t.throws(() => move(bad as any), { instanceOf: TypeError, message: /^value (must be|is a SharedArrayBuffer)/ })
+  // Moved once, a buffer has nothing left to move.
+  t.is(await pool.submitWith({ transferList: [buf] }, (b: ArrayBuffer) => b.byteLength, buf).result(), 8)
+  t.throws(() => pool.submitWith({ transferList: [buf] }, fn), { instanceOf: TypeError, message: /^options\.transferList\[0\] is a detached ArrayBuffer/ })
+  t.throws(() => move(buf), { instanceOf: TypeError, message: /^value is a detached ArrayBuffer/ })
+  t.is(await pool.submit(() => 'still working').result(), 'still working')
+  await pool.shutdown()
+})

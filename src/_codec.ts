@@ -28,8 +28,19 @@
  * shared-buffer record, so the writer precedes it with the host-object tag:
  * the reader then sees a host object whose body is that record (`'u'` and the
  * id as a varint) and reads it itself.
+ *
+ * Transferred values (`transferList`, `move()`): the serializer is given the
+ * list; a listed ArrayBuffer is written as V8's transfer record (its index in
+ * the list, no bytes) and a listed MessagePort as a host object (`'p'` and
+ * its index). The list itself travels beside the bytes, by `postMessage`
+ * (which moves the memory), and the deserializer is given the received list.
+ * A task's list is fetched by its worker (`TaskFlag.TRANSFER`); a result's
+ * list is posted under an id that its value carries (`Tag.TRANSFER`:
+ * `[id u32]` and the v8 bytes).
  */
+import { types } from 'node:util'
 import * as v8 from 'node:v8'
+import { MessagePort } from 'node:worker_threads'
 import { safeString } from './errors'
 
 export const FRAME_HEADER = 8
@@ -39,6 +50,8 @@ export const enum TaskFlag {
   SIGNAL = 1,
   /** The single argument is an array of items; the result is the array of `fn(item)`. */
   CHUNK = 2,
+  /** Values move with the task (`options.transferList`, `move()`): the worker fetches them before reading the arguments. */
+  TRANSFER = 4,
 }
 
 export const enum Status {
@@ -60,6 +73,8 @@ const enum Tag {
   NUMBER = 4,
   STRING = 5,
   V8 = 6,
+  /** `[transfer id u32]` and v8 bytes written with that transfer list. */
+  TRANSFER = 7,
 }
 
 const CLONED_ARGS = 0xffff
@@ -67,11 +82,15 @@ const CLONED_ARGS = 0xffff
 /** V8's serialization tags around a SharedArrayBuffer (see the module comment). */
 const HOST_OBJECT_TAG = Buffer.from([0x5c]) // '\\'
 const SHARED_ARRAY_BUFFER_TAG = 0x75 // 'u'
+/** Our host-object record of a transferred MessagePort: `'p'` and its index in the transfer list. */
+const PORT_TAG = Buffer.from([0x70]) // 'p'
 
 /** Gives a SharedArrayBuffer met while writing `what` the id its reader will resolve. */
 export type ShareHook = (sab: SharedArrayBuffer, what: string) => number
 /** The SharedArrayBuffer of an id from a {@link ShareHook}. */
 export type ResolveHook = (id: number) => SharedArrayBuffer
+/** The transfer list posted under the id of a `Tag.TRANSFER` value. */
+export type TransferHook = (id: number) => readonly unknown[]
 
 const NOT_SHARED =
   'contains a SharedArrayBuffer, which ProcessPoolExecutor cannot send: a child process does not share memory with this one' +
@@ -95,6 +114,7 @@ class MessageSerializer extends v8.Serializer {
   constructor(
     private readonly share: ShareHook,
     private readonly what: string,
+    private readonly transfer: readonly unknown[] | undefined,
   ) {
     super()
   }
@@ -104,18 +124,33 @@ class MessageSerializer extends v8.Serializer {
     this.writeRawBytes(HOST_OBJECT_TAG)
     return id
   }
+
+  /** Host objects: only a MessagePort of the transfer list crosses (V8's message for the others). */
+  _writeHostObject(object: object): void {
+    if (!(object instanceof MessagePort)) throw new Error(`#<${object.constructor?.name ?? 'Object'}> could not be cloned.`)
+    const at = this.transfer === undefined ? -1 : this.transfer.indexOf(object)
+    if (at < 0) throw new Error('#<MessagePort> could not be cloned: a MessagePort reaches a thread worker only when listed in options.transferList (or moved with move())')
+    this.writeRawBytes(PORT_TAG)
+    this.writeUint32(at)
+  }
 }
 
 class MessageDeserializer extends v8.Deserializer {
   constructor(
     buf: Buffer,
     private readonly resolve: ResolveHook | undefined,
+    private readonly transferred: readonly unknown[] | undefined,
   ) {
     super(buf)
   }
 
   _readHostObject(): unknown {
     const tag = (this.readRawBytes(1) as unknown as Buffer)[0]
+    if (tag === PORT_TAG[0]) {
+      const port = this.transferred?.[this.readUint32()]
+      if (!(port instanceof MessagePort)) throw new Error('greenthread: a transferred MessagePort of an executor frame did not arrive')
+      return port
+    }
     if (tag !== SHARED_ARRAY_BUFFER_TAG) throw new Error('greenthread: corrupt shared memory record in executor frame')
     const id = this.readUint32()
     if (this.resolve === undefined) throw new Error('greenthread: a SharedArrayBuffer reached a worker that cannot share memory')
@@ -223,13 +258,18 @@ export class Writer {
    * A V8 clone of `value`, written by a serializer of its own (see the module
    * comment); throws DataCloneError for uncloneable values, and the
    * {@link ShareHook}'s error (naming `value` as `what`) if it refuses a
-   * SharedArrayBuffer.
+   * SharedArrayBuffer. The ArrayBuffers and MessagePorts of `transfer` are
+   * written as references into it (see the module comment); the caller
+   * moves them.
    */
-  cloned(value: unknown, what = 'the value'): void {
-    const s = new MessageSerializer(this.share, what)
+  cloned(value: unknown, what = 'the value', transfer?: readonly unknown[]): void {
+    const s = new MessageSerializer(this.share, what, transfer)
     let bytes: Buffer
     try {
       s.writeHeader()
+      if (transfer !== undefined) {
+        for (let i = 0; i < transfer.length; i++) if (types.isArrayBuffer(transfer[i])) s.transferArrayBuffer(i, transfer[i] as ArrayBuffer)
+      }
       s.writeValue(value)
       bytes = s.releaseBuffer()
     } catch (err) {
@@ -267,8 +307,23 @@ export class Writer {
     }
   }
 
-  /** A task's arguments; a refused SharedArrayBuffer is reported as `args[i]`. */
-  args(args: readonly unknown[]): void {
+  /**
+   * `x` written with the ArrayBuffers and MessagePorts of `transfer` as
+   * references (`Tag.TRANSFER`): the reader's {@link TransferHook} gives the
+   * list posted under `id`.
+   */
+  transferred(x: unknown, what: string, id: number, transfer: readonly unknown[]): void {
+    this.u8(Tag.TRANSFER)
+    this.u32(id)
+    this.cloned(x, what, transfer)
+  }
+
+  /**
+   * A task's arguments; a refused SharedArrayBuffer is reported as
+   * `args[i]`. With `transfer`, what it lists is written as references (the
+   * worker is given the list beside the task).
+   */
+  args(args: readonly unknown[], transfer?: readonly unknown[]): void {
     if (args.every(isPrimitive) && args.length < CLONED_ARGS) {
       this.u16(args.length)
       for (const a of args) this.value(a)
@@ -276,7 +331,7 @@ export class Writer {
     }
     this.u16(CLONED_ARGS)
     try {
-      this.cloned(args, 'args')
+      this.cloned(args, 'args', transfer)
     } catch (err) {
       if (!isSharingRefused(err)) throw err
       // Name the argument: clone them one by one (refusing has no side effects).
@@ -320,11 +375,16 @@ export class Reader {
   readonly view: DataView
   at: number
 
-  /** `resolve` turns the ids of shared memory back into SharedArrayBuffers (see {@link ShareHook}). */
+  /**
+   * `resolve` turns the ids of shared memory back into SharedArrayBuffers
+   * (see {@link ShareHook}), `resolveTransfer` those of `Tag.TRANSFER`
+   * values into their transfer lists.
+   */
   constructor(
     readonly buf: Buffer,
     at = 0,
     private readonly resolve?: ResolveHook,
+    private readonly resolveTransfer?: TransferHook,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     this.at = at
@@ -363,10 +423,14 @@ export class Reader {
     return s
   }
 
-  cloned(): unknown {
+  /** A value of {@link Writer.cloned}; `transferred`: the list it was written with, as received. */
+  cloned(transferred?: readonly unknown[]): unknown {
     const n = this.u32()
-    const d = new MessageDeserializer(this.buf.subarray(this.at, this.at + n), this.resolve)
+    const d = new MessageDeserializer(this.buf.subarray(this.at, this.at + n), this.resolve, transferred)
     d.readHeader()
+    if (transferred !== undefined) {
+      for (let i = 0; i < transferred.length; i++) if (types.isArrayBuffer(transferred[i])) d.transferArrayBuffer(i, transferred[i] as ArrayBuffer)
+    }
     const v = d.readValue()
     this.at += n
     return v
@@ -388,14 +452,20 @@ export class Reader {
         return this.utf16()
       case Tag.V8:
         return this.cloned()
+      case Tag.TRANSFER: {
+        const id = this.u32()
+        if (this.resolveTransfer === undefined) throw new Error('greenthread: moved values reached a side that cannot receive them')
+        return this.cloned(this.resolveTransfer(id))
+      }
       default:
         throw new Error('greenthread: corrupt value in executor frame')
     }
   }
 
-  args(): unknown[] {
+  /** A task's arguments; `transferred`: the task's transfer list, as received. */
+  args(transferred?: readonly unknown[]): unknown[] {
     const argc = this.u16()
-    if (argc === CLONED_ARGS) return this.cloned() as unknown[]
+    if (argc === CLONED_ARGS) return this.cloned(transferred) as unknown[]
     const args = new Array<unknown>(argc)
     for (let i = 0; i < argc; i++) args[i] = this.value()
     return args

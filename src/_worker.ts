@@ -27,6 +27,7 @@ import {
   writeThrown,
 } from './_codec'
 import { KEEP_ALIVE_MS } from './_keep-alive'
+import { movedOf, type TransferListItem } from './transfer'
 
 /** What every worker needs to know before its first task. */
 export interface WorkerConfig {
@@ -65,6 +66,21 @@ export interface ThreadWorkerData {
 export interface SharedMessage {
   id: number
   sab?: SharedArrayBuffer
+  /** Worker → executor: the values a result moves (`move()`), under the id its value carries. */
+  moved?: unknown[]
+}
+
+/**
+ * Over a thread worker's own port, for a task that moves values
+ * (`TaskFlag.TRANSFER`). Worker → executor: `{ type, id }`, it took task
+ * `id`; executor → worker: the task's transfer list (moved, not copied), or
+ * `list` unset and `error`.
+ */
+export interface TransferMessage {
+  type: typeof TRANSFER_REQUEST
+  id: number
+  list?: TransferListItem[]
+  error?: string
 }
 
 export const BELL = 0
@@ -103,6 +119,7 @@ export const enum Msg {
 export const MSG_HEADER = 5
 
 const ABORT_REASON = 'greenthread:abort'
+export const TRANSFER_REQUEST = 'greenthread:transfer'
 /** Batches aim to take about this long, so that workers share slow tasks fairly. */
 const BATCH_TARGET_MS = 2
 /** A batch still running after this long gives its unstarted tasks back to the queue. */
@@ -155,6 +172,34 @@ export function nextBatchSize(size: number, ran: number, ms: number): number {
   return Math.max(1, Math.min(fit, size * 2, MAX_BATCH))
 }
 
+/** How a thread worker receives the values a task moves, and moves a result's back. */
+interface Transfers {
+  /** The transfer list of task `id`, from the executor. */
+  fetch(id: number): Promise<readonly unknown[]>
+  /** A new id for the values of a result. */
+  next(): number
+  /** Moves `list` to the executor under `id` (posted before the result). */
+  post(id: number, list: readonly unknown[]): void
+}
+
+/** `value` without its `move()` marker, and what the marker moves (the results of a chunk: each's). */
+function unwrapMoved(value: unknown, chunk: boolean): [unknown, TransferListItem[] | undefined] {
+  if (!chunk) {
+    const m = movedOf(value)
+    return m === undefined ? [value, undefined] : [m.value, m.transfer]
+  }
+  let list: TransferListItem[] | undefined
+  const items = value as unknown[]
+  for (let i = 0; i < items.length; i++) {
+    const m = movedOf(items[i])
+    if (m === undefined) continue
+    items[i] = m.value
+    list ??= []
+    for (const t of m.transfer) if (!list.includes(t)) list.push(t)
+  }
+  return [value, list]
+}
+
 type Fn = (this: unknown, ...args: unknown[]) => unknown
 interface Entry {
   fn: Fn
@@ -203,6 +248,8 @@ class Runner {
     private readonly definition: (fnId: number) => Uint8Array | undefined,
     /** Shared memory of arguments: thread workers only. */
     private readonly resolveShared?: ResolveHook,
+    /** Moved values: thread workers only (a child process receives and returns copies). */
+    private readonly transfers?: Transfers,
   ) {}
 
   async init(): Promise<void> {
@@ -264,7 +311,18 @@ class Runner {
           entry = await this.#fn(fnId)
         }
         try {
-          const args = r.args()
+          let transferred: readonly unknown[] | undefined
+          if (flags & TaskFlag.TRANSFER) {
+            if (this.transfers === undefined) throw new Error('greenthread: a task that moves values reached a worker that cannot receive them')
+            // The executor hands them over on request: let the rest of the batch go meanwhile.
+            if (end < batch.length) {
+              giveBack(batch.subarray(end))
+              stop = true
+            }
+            flush()
+            transferred = await this.transfers.fetch(id)
+          }
+          const args = r.args(transferred)
           if (flags & TaskFlag.CHUNK) {
             const results: unknown[] = []
             for (const item of args[0] as unknown[]) {
@@ -308,7 +366,15 @@ class Runner {
         const start = out.length
         try {
           out.u8(Status.OK)
-          out.value(value, 'the result')
+          const [v, moved] = unwrapMoved(value, (flags & TaskFlag.CHUNK) !== 0)
+          if (moved !== undefined && this.transfers !== undefined) {
+            const tid = this.transfers.next()
+            out.transferred(v, 'the result', tid, moved)
+            this.transfers.post(tid, moved)
+          } else {
+            // A child process copies what the task moves.
+            out.value(v, 'the result')
+          }
         } catch (err) {
           out.truncate(start)
           writeThrown(out, err)
@@ -368,9 +434,27 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     sharePort.postMessage({ id, sab } satisfies SharedMessage)
     return id
   }
-  const runner = new Runner(data.config, (id) => slot.definition(id) ?? undefined, resolveShared)
-  port.on('message', (m: { type: string; id: number; reason: Uint8Array }) => {
-    if (m?.type === ABORT_REASON) runner.abort(m.id, readReason(Buffer.from(m.reason), 0))
+  // Moved values: a task's are asked for when the task is taken (whichever worker takes it).
+  const fetching = new Map<number, { resolve: (list: readonly unknown[]) => void; reject: (err: Error) => void }>()
+  const transfers: Transfers = {
+    fetch: (id) =>
+      new Promise((resolve, reject) => {
+        fetching.set(id, { resolve, reject })
+        port.postMessage({ type: TRANSFER_REQUEST, id } satisfies TransferMessage)
+      }),
+    next: () => Atomics.add(bell, SHARED_SEQ, 1) + 1,
+    post: (id, list) => sharePort.postMessage({ id, moved: list as unknown[] } satisfies SharedMessage, list as TransferListItem[]),
+  }
+  const runner = new Runner(data.config, (id) => slot.definition(id) ?? undefined, resolveShared, transfers)
+  port.on('message', (m: { type: string; id: number; reason: Uint8Array } | TransferMessage) => {
+    if (m?.type === ABORT_REASON) runner.abort(m.id, readReason(Buffer.from((m as { reason: Uint8Array }).reason), 0))
+    else if (m?.type === TRANSFER_REQUEST) {
+      const waiting = fetching.get(m.id)
+      fetching.delete(m.id)
+      const { list, error } = m as TransferMessage
+      if (list !== undefined) waiting?.resolve(list)
+      else waiting?.reject(new Error(`greenthread: the values moved with the task never reached its worker${error ? `: ${error}` : ''}`))
+    }
   })
   port.unref()
   const leave = (how: ExitStatus): void => {

@@ -17,7 +17,9 @@
  *
  * Functions are sent by source (they must not use variables from outside
  * their own body; they may `require` from the current directory) or named as
- * exports of `options.module`. Arguments and results are structured clones.
+ * exports of `options.module`. Arguments and results are structured clones,
+ * but for what `options.transferList` lists or `move()` marks: a thread pool
+ * moves it (see `./transfer`), a process pool copies it.
  *
  * An executor with no pending futures does not keep the process alive; one
  * with pending futures does. If the process exits anyway (`process.exit`),
@@ -29,6 +31,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { types } from 'node:util'
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort, type ResourceLimits } from 'node:worker_threads'
 
 import type { NativeExecutor, NativeExecutorSlot } from 'native-binding'
@@ -43,6 +46,7 @@ import {
   refuseSharing,
   writeThrown,
   type ResolveHook,
+  type TransferHook,
 } from './_codec'
 import {
   BELL,
@@ -54,17 +58,20 @@ import {
   Msg,
   ABORT_REASON,
   SHARED_SEQ,
+  TRANSFER_REQUEST,
   nextBatchSize,
   readResultsHead,
   sendMessage,
   type SharedMessage,
   type ThreadWorkerData,
+  type TransferMessage,
   type WorkerConfig,
 } from './_worker'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
 import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, resultsInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
 import { native } from './native'
+import { checkTransferList, takeMoved, type NamedTransfer, type TransferListItem } from './transfer'
 
 export interface ExecutorOptions {
   /**
@@ -139,6 +146,15 @@ export interface SubmitOptions {
    * receives an AbortSignal, as an extra last argument, that aborts too.
    */
   signal?: AbortSignal
+  /**
+   * ArrayBuffers and MessagePorts (of the arguments) to move to the worker
+   * instead of copying, as `postMessage(value, transferList)` and piscina's
+   * `run(task, { transferList })`: at `submitWith` they are detached here
+   * (a view's buffer is listed, not the view), and a thread worker receives
+   * the same memory. A process pool copies the ArrayBuffers (detaching them
+   * all the same) and refuses MessagePorts.
+   */
+  transferList?: readonly TransferListItem[]
 }
 
 export interface MapOptions {
@@ -241,6 +257,9 @@ function sourceOf(name: string, fn: (...args: any[]) => unknown): string {
   return source
 }
 
+/** How messages name the arguments of `submit`. */
+const argName = (i: number): string => `args[${i}]`
+
 /** Which values a task's arguments came from, and their names in messages. */
 interface ArgNaming {
   values: readonly unknown[]
@@ -253,15 +272,18 @@ interface ArgNaming {
  * `options.initargs`; other errors (refused shared memory names it already)
  * as they are.
  */
-function uncloneableArgument(err: unknown, naming: ArgNaming): unknown {
+function uncloneableArgument(err: unknown, naming: ArgNaming, transfer: readonly unknown[] | undefined): unknown {
   if (!(err instanceof DOMException) || err.name !== 'DataCloneError') return err
+  // No side effects: shared memory gets no id, transferred memory is neither copied nor moved.
+  const probe = new Writer(64, () => 0)
   const at = naming.values.findIndex((value) => {
     try {
-      // No side effects: shared memory is shared, not registered.
-      structuredClone(value)
+      probe.cloned(value, 'it', transfer)
       return false
     } catch {
       return true
+    } finally {
+      probe.reset()
     }
   })
   const what = at < 0 ? 'the arguments' : naming.name(at)
@@ -303,6 +325,10 @@ export abstract class Executor {
   })
   /** Shared-memory ids of the task being written: released when its future settles. */
   #messageShared: number[] = []
+  /** What moves with each pending task of a thread pool, by task id, until its worker asks for it. */
+  readonly #held = new Map<number, TransferListItem[]>()
+  /** Workers are child processes: moved values are copied, MessagePorts refused. */
+  readonly #processes: boolean
   #buffered = 0
   /** Counts flushes; a future whose `_batch` equals it has not reached the Rust queue yet. */
   #batch = 1
@@ -332,6 +358,7 @@ export abstract class Executor {
   constructor(options: ExecutorOptions | undefined, defaultWorkers: number, processes: boolean) {
     // Exported for instanceof: from plain JS it could be constructed, and would fail later, out of reach.
     if (new.target === Executor) throw new TypeError('Executor is abstract: construct a ThreadPoolExecutor or a ProcessPoolExecutor')
+    this.#processes = processes
     const o = checkOptions('options', options)
     this.maxWorkers = o.maxWorkers === undefined ? defaultWorkers : checkPositiveInteger('options.maxWorkers', o.maxWorkers)
     const maxTasks = o.maxTasksPerChild === undefined ? 0 : checkPositiveInteger('options.maxTasksPerChild', o.maxTasksPerChild)
@@ -390,7 +417,8 @@ export abstract class Executor {
    * Schedules `fn(...args)` and returns its Future. `fn` is a self-contained
    * function (sent by source) or the name of an export of `options.module`.
    * Throws if the executor is shut down or broken, or if an argument cannot
-   * be cloned.
+   * be cloned. An argument wrapped in `move()` is moved, not copied (see
+   * `SubmitOptions.transferList`).
    */
   submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Future<Awaited<R>>
   submit<R = unknown>(fn: string, ...args: unknown[]): Future<R>
@@ -402,6 +430,7 @@ export abstract class Executor {
    * `submit` with options. With `signal`, the function receives an
    * AbortSignal as an extra last argument, and aborting `signal` cancels the
    * task if it is queued or aborts the worker-side signal if it is running.
+   * What `transferList` lists is moved to a thread worker, not copied.
    */
   submitWith<A extends unknown[], R>(options: SubmitOptions, fn: (...args: [...A, AbortSignal]) => R, ...args: A): Future<Awaited<R>>
   submitWith<A extends unknown[], R>(options: SubmitOptions, fn: (...args: A) => R, ...args: A): Future<Awaited<R>>
@@ -410,7 +439,8 @@ export abstract class Executor {
     const o = checkOptions('options', options)
     const signal = o.signal
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an AbortSignal', signal)
-    return this.#submit(fn, args, signal ? TaskFlag.SIGNAL : 0, signal)
+    const transfer = checkTransferList(o.transferList)
+    return this.#submit(fn, args, signal ? TaskFlag.SIGNAL : 0, signal, undefined, transfer)
   }
 
   /**
@@ -431,7 +461,8 @@ export abstract class Executor {
       if (chunksize === 1) {
         for (const item of iterable) {
           const at = index++
-          futures.push(this.#submit(fn, [item], 0, undefined, { values: [item], name: () => `iterable[${at}]` }))
+          const args: unknown[] = [item]
+          futures.push(this.#submit(fn, args, 0, undefined, { values: args, name: () => `iterable[${at}]` }))
         }
       } else {
         let chunk: T[] = []
@@ -475,6 +506,8 @@ export abstract class Executor {
 
   /** @internal A future of this executor settled: counts it, and its latency if it completed. */
   _taskSettled(f: Future<any>): void {
+    // Moved values its worker never asked for (cancelled, broken, destroyed).
+    if (this.#held.size > 0) this.#held.delete(f._taskId)
     const submitted = this.#submittedAt.get(f._taskId)
     this.#submittedAt.delete(f._taskId)
     if (f.cancelled()) {
@@ -568,6 +601,7 @@ export abstract class Executor {
       destroyed()
     })
     this.#updateRef()
+    this.#held.clear()
     const error = this.brokenError('the executor was destroyed while the task was running', undefined)
     for (const [f, queued] of settle) {
       if (queued) f._settle('cancelled', undefined, undefined)
@@ -581,12 +615,29 @@ export abstract class Executor {
     return this.shutdown({ wait: true })
   }
 
-  /** `naming`: how an uncloneable argument is named (`args[i]` unless given). */
-  #submit(fn: TaskFn, args: unknown[], flags: number, signal: AbortSignal | undefined, naming?: ArgNaming): Future<any> {
+  /**
+   * `naming`: how an uncloneable argument is named (`args[i]` unless given);
+   * `transfer`: `options.transferList`, checked. The `move()` markers among
+   * the arguments (the items of a chunk) are replaced by their values, and
+   * what they move joins `transfer`.
+   */
+  #submit(fn: TaskFn, args: unknown[], flags: number, signal: AbortSignal | undefined, naming?: ArgNaming, transfer?: NamedTransfer[]): Future<any> {
     if (this.#broken) throw this.#broken
     if (this.#shutdown) throw new Error('cannot schedule new futures after shutdown')
     if (this.#pending.size - this.maxWorkers >= this.#maxQueue) {
       throw new TaskQueueFull(`the task queue is full: ${this.#maxQueue} tasks wait for the ${this.maxWorkers} workers (options.maxQueue)`)
+    }
+    transfer = takeMoved(flags & TaskFlag.CHUNK ? (args[0] as unknown[]) : args, naming?.name ?? argName, transfer)
+    let list: TransferListItem[] | undefined
+    if (transfer !== undefined && transfer.length > 0) {
+      list = transfer.map((t) => t.item)
+      if (!this.#processes) flags |= TaskFlag.TRANSFER
+      else {
+        const port = transfer.find((t) => !types.isArrayBuffer(t.item))
+        if (port !== undefined) {
+          throw new TypeError(`${port.name} is a MessagePort, which ProcessPoolExecutor cannot send: a child process gets copies, and a port cannot be copied (use ThreadPoolExecutor)`)
+        }
+      }
     }
     const fnId = this.#intern(fn)
     const id = this.#newId()
@@ -596,14 +647,29 @@ export abstract class Executor {
     w.u32(fnId)
     w.u8(flags)
     this.#messageShared = []
+    // A process pool copies what it would move: its ArrayBuffers are cloned like the rest.
+    const moving = this.#processes ? undefined : list
     try {
-      w.args(args)
+      w.args(args, moving)
     } catch (err) {
       w.truncate(start)
       this.releaseMemory(this.#messageShared)
-      throw uncloneableArgument(err, naming ?? { values: args, name: (i) => `args[${i}]` })
+      throw uncloneableArgument(err, naming ?? { values: args, name: argName }, moving)
     }
     w.endFrame(mark)
+    if (list !== undefined) {
+      // Detached now, as postMessage does: the memory is held here (no copy) until the worker asks for it.
+      let held: TransferListItem[]
+      try {
+        held = structuredClone(list, { transfer: list })
+      } catch (err) {
+        w.truncate(start)
+        this.releaseMemory(this.#messageShared)
+        throw new TypeError(`${transfer!.map((t) => t.name).join(', ')} could not be moved: ${(err as Error)?.message}`, { cause: err })
+      }
+      // A process pool has copied the bytes: dropping them frees the memory.
+      if (!this.#processes) this.#held.set(id, held)
+    }
     const f = Future._create<any>(this, id)
     if (this.#messageShared.length > 0) {
       const ids = this.#messageShared
@@ -688,7 +754,7 @@ export abstract class Executor {
   readonly #drain = (): void => {
     const buf = this.#native.drain()
     if (buf === null) return
-    const r = new Reader(buf, 0, this.resolveShared)
+    const r = new Reader(buf, 0, this.resolveShared, this.resolveTransfer)
     const pending = this.#pending
     forEachFrame(buf, (id, start) => {
       const f = pending.get(id)
@@ -781,6 +847,7 @@ export abstract class Executor {
     this.#native.purge()
     this.#writer.reset()
     this.#buffered = 0
+    this.#held.clear()
     const futures = [...this.#pending.values()]
     this.#pending.clear()
     void this.terminateWorkers()
@@ -814,6 +881,18 @@ export abstract class Executor {
   /** Resolves the shared-memory ids of results. */
   /** @internal */
   protected resolveShared: ResolveHook | undefined = undefined
+
+  /** Resolves the transfer ids of results (values a thread worker moved back). */
+  /** @internal */
+  protected resolveTransfer: TransferHook | undefined = undefined
+
+  /** What moves with task `id`, handed over once (its worker asks for it). */
+  /** @internal */
+  protected takeHeld(id: number): TransferListItem[] | undefined {
+    const held = this.#held.get(id)
+    this.#held.delete(id)
+    return held
+  }
 
   /** Results were read and no future is pending: nothing that is still unread will be. */
   /** @internal */
@@ -864,6 +943,8 @@ export class ThreadPoolExecutor extends Executor {
   readonly #sharedById = new Map<number, SharedArrayBuffer>()
   /** Shared memory of results, posted by the workers, by id; each is read once. */
   readonly #incoming = new Map<number, SharedArrayBuffer>()
+  /** Values moved back with results (`move()`), posted by the workers, by id; each is read once. */
+  readonly #incomingMoved = new Map<number, unknown[]>()
 
   readonly #resourceLimits: ResourceLimits | undefined
 
@@ -909,8 +990,9 @@ export class ThreadPoolExecutor extends Executor {
     const record: ThreadWorker = { worker, status, port, error: undefined }
     this.#workers.add(record)
     if (!this.#refd) worker.unref()
-    worker.on('message', (m: { type: string; error: Uint8Array }) => {
+    worker.on('message', (m: { type: string; error: Uint8Array; id: number }) => {
       if (m?.type === 'init-failed') record.error = readThrown(Buffer.from(m.error))
+      else if (m?.type === TRANSFER_REQUEST) this.#handOver(worker, m.id)
     })
     worker.on('error', (err) => {
       record.error = err
@@ -932,6 +1014,16 @@ export class ThreadPoolExecutor extends Executor {
       }
     })
     return true
+  }
+
+  /** A worker took task `id`, which moves values: they go to that worker (moved, not copied). */
+  #handOver(worker: Worker, id: number): void {
+    const list = this.takeHeld(id)
+    try {
+      worker.postMessage({ type: TRANSFER_REQUEST, id, list } satisfies TransferMessage, list ?? [])
+    } catch (err) {
+      worker.postMessage({ type: TRANSFER_REQUEST, id, list: undefined, error: (err as Error)?.message } satisfies TransferMessage)
+    }
   }
 
   /** @internal */
@@ -974,15 +1066,29 @@ export class ThreadPoolExecutor extends Executor {
   }
 
   /** @internal */
+  protected override resolveTransfer: TransferHook = (id) => {
+    let list = this.#incomingMoved.get(id)
+    if (list === undefined) {
+      for (const { port } of this.#workers) this.#receiveShared(port)
+      list = this.#incomingMoved.get(id)
+      if (list === undefined) throw new Error(`greenthread: the values ${id} moved with a result never arrived`)
+    }
+    this.#incomingMoved.delete(id)
+    return list
+  }
+
+  /** @internal */
   protected override allSettled(): void {
     // Memory of results never read (a result that failed to clone after its memory was posted).
     this.#incoming.clear()
+    this.#incomingMoved.clear()
   }
 
   #receiveShared(port: MessagePort): void {
     for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
-      const { id, sab } = m.message as SharedMessage
+      const { id, sab, moved } = m.message as SharedMessage
       if (sab !== undefined) this.#incoming.set(id, sab)
+      else if (moved !== undefined) this.#incomingMoved.set(id, moved)
     }
   }
 
@@ -1024,6 +1130,7 @@ export class ThreadPoolExecutor extends Executor {
     }
     this.#workers.clear()
     this.#incoming.clear()
+    this.#incomingMoved.clear()
     return Promise.all(exits).then(noop)
   }
 }
