@@ -15,6 +15,8 @@ export type State = 'new' | 'scheduled' | 'running' | 'dead'
 export type Transfer = { value: unknown; error?: undefined; failed: false } | { error: unknown; failed: true }
 
 const NO_INTERRUPT = Symbol('no interrupt')
+/** @internal The arguments of a greenlet called without any: shared, never written. */
+export const NO_ARGS: unknown[] = []
 
 /** What `link` accepts: a callback, or an object with one (an `AsyncResult`). */
 export type LinkTarget<G> = ((g: G) => void) | { readonly callback: (g: G) => void }
@@ -81,7 +83,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     super(false)
     checkFunction('fn', fn)
     this._fn = fn
-    this._args = args
+    this._args = args.length === 0 ? NO_ARGS : args
   }
 
   /** Its name in messages; `Greenlet-<id>` unless set. */

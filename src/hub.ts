@@ -36,7 +36,7 @@
  * ready greenlet has run up to its next wait.
  *
  * # Invariants
- * - A record is in the run queue at most once (`_queued`).
+ * - A record is in the run queue at most once (`QUEUED`).
  * - Every wait gets a new `_epoch`; a timer and a join registration carry the
  *   epoch they were made for and are ignored once it has passed.
  * - `liveTimers` counts records whose current wait has a timer: the process
@@ -69,6 +69,21 @@ const RUNNING = 3
 const PARKED = 4
 const GONE = 5
 
+// Flags of a record (`_hubFlags`), one word rather than a field each: a
+// greenlet carries them all its life.
+/** In the run queue. */
+const QUEUED = 1
+/** Its current wait has a timer. */
+const TIMED = 2
+/** An interrupt waits to be delivered at its next wait. */
+const INTERRUPT_QUEUED = 4
+/** Parked in switch(): a child that dies resumes it. */
+const PARKED_IN_SWITCH = 8
+/** Its join wait ends at the first failure. */
+const JOIN_RAISE = 16
+/** A wait made once under an id of its own: forgotten once delivered. */
+const TRANSIENT = 32
+
 /** A wait woken directly whose greenlet has not run yet: an interrupt meanwhile is raised by it. */
 export interface WokenWait {
   interrupted: boolean
@@ -84,24 +99,21 @@ export abstract class HubRecord {
   /** Unique for the life of the process. */
   readonly id: number = hub.newId()
   /** @internal */ _hubState: number
+  /** @internal `QUEUED`, `TIMED`... */ _hubFlags: number
   /** @internal */ _epoch = 0
-  /** @internal */ _queued = false
   /** @internal */ _readyOutcome = 0
-  /** @internal Its current wait has a timer. */ _timed = false
-  /** @internal An interrupt to deliver at its next wait. */ _interruptQueued = false
-  /** @internal Parked in switch(): a child that dies resumes it. */ _parkedInSwitch = false
   /** @internal The id of the record it returns to when it dies (0: none). */ _hubParent = 0
   /** @internal Waiters on its death, as pairs (record, epoch). */ _joiners: (HubRecord | number)[] | undefined = undefined
   /** @internal Deaths its join wait still needs (0: not in a join wait). */ _joinRemaining = 0
-  /** @internal */ _joinRaise = false
 
   /**
    * `transient`: a wait made once under an id of its own (outside greenlets,
    * a second concurrent wait, an alarm). The hub forgets it once it has been
    * delivered: interrupts then no longer reach it.
    */
-  constructor(readonly _transient: boolean) {
-    this._hubState = _transient ? RUNNING : CREATED
+  constructor(transient: boolean) {
+    this._hubState = transient ? RUNNING : CREATED
+    this._hubFlags = transient ? TRANSIENT : 0
   }
 
   /** @internal Resumed by the hub with the outcome of its wait. */
@@ -220,7 +232,7 @@ class HubClient {
     this.#endWait(r)
     if (this.#deliverQueuedInterrupt(r)) return
     r._hubState = PARKED
-    r._parkedInSwitch = true
+    r._hubFlags |= PARKED_IN_SWITCH
   }
 
   /** Ends a park with WAKE; ignored unless parked. */
@@ -248,7 +260,7 @@ class HubClient {
       r._hubState = RUNNING
     } else if (state === READY && r._readyOutcome !== Outcome.START) {
       r._hubState = RUNNING
-      if (r._readyOutcome === Outcome.INTERRUPTED) r._interruptQueued = true
+      if (r._readyOutcome === Outcome.INTERRUPTED) r._hubFlags |= INTERRUPT_QUEUED
     } else if (state === PARKED) {
       this.#endWait(r)
       r._hubState = RUNNING
@@ -270,9 +282,13 @@ class HubClient {
     waiter._hubState = PARKED
     if (ms >= 0) this.#startTimer(waiter, deadline(ms))
     waiter._joinRemaining = Math.max(count, 1)
-    waiter._joinRaise = raiseError
+    if (raiseError) waiter._hubFlags |= JOIN_RAISE
+    const epoch = waiter._epoch
     for (const target of targets) {
-      if (target._hubState !== GONE) (target._joiners ??= []).push(waiter, waiter._epoch)
+      if (target._hubState === GONE) continue
+      // Most greenlets are joined once: a pair, not an array grown by push.
+      if (target._joiners === undefined) target._joiners = [waiter, epoch]
+      else target._joiners.push(waiter, epoch)
     }
   }
 
@@ -288,7 +304,7 @@ class HubClient {
     }
     if (r._hubParent !== 0) {
       const parent = this.resumables.get(r._hubParent)
-      if (parent !== undefined && parent._hubState === PARKED && parent._parkedInSwitch) {
+      if (parent !== undefined && parent._hubState === PARKED && (parent._hubFlags & PARKED_IN_SWITCH) !== 0) {
         this.#endWait(parent)
         this.#makeReady(parent, Outcome.WAKE)
       }
@@ -308,33 +324,33 @@ class HubClient {
         break
       case RUNNING:
         // A transient wait is forgotten once delivered: nothing to raise at.
-        if (!r._transient) r._interruptQueued = true
+        if ((r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
         break
     }
   }
 
   /** Forgets a transient record (a cancelled alarm, an abandoned wait). */
   discard(r: HubRecord): void {
-    if (!r._transient) return
+    if ((r._hubFlags & TRANSIENT) === 0) return
     this.#endWait(r)
     r._hubState = GONE
     this.resumables.delete(r.id)
   }
 
   #endWait(r: HubRecord): void {
-    r._epoch = (r._epoch + 1) | 0
+    r._epoch = (r._epoch + 1) & 0x3fff_ffff
     r._joinRemaining = 0
-    r._parkedInSwitch = false
-    if (r._timed) {
-      r._timed = false
+    const flags = r._hubFlags
+    r._hubFlags = flags & ~(PARKED_IN_SWITCH | JOIN_RAISE | TIMED)
+    if ((flags & TIMED) !== 0) {
       this.liveTimers--
       this.#nativeCommand(wire.CANCEL_TIMER, r.id, 0, 0)
     }
   }
 
   #deliverQueuedInterrupt(r: HubRecord): boolean {
-    if (!r._interruptQueued) return false
-    r._interruptQueued = false
+    if ((r._hubFlags & INTERRUPT_QUEUED) === 0) return false
+    r._hubFlags &= ~INTERRUPT_QUEUED
     this.#makeReady(r, Outcome.INTERRUPTED)
     return true
   }
@@ -343,8 +359,8 @@ class HubClient {
     if (r._hubState === READY && r._readyOutcome === Outcome.INTERRUPTED) return
     r._hubState = READY
     r._readyOutcome = outcome
-    if (!r._queued) {
-      r._queued = true
+    if ((r._hubFlags & QUEUED) === 0) {
+      r._hubFlags |= QUEUED
       this.runQueue.push(r)
       if (!this.tickScheduled) this.schedule()
     }
@@ -352,7 +368,7 @@ class HubClient {
 
   #joined(waiter: HubRecord, epoch: number, failed: boolean): void {
     if (waiter._epoch !== epoch || waiter._hubState !== PARKED || waiter._joinRemaining === 0) return
-    waiter._joinRemaining = failed && waiter._joinRaise ? 0 : waiter._joinRemaining - 1
+    waiter._joinRemaining = failed && (waiter._hubFlags & JOIN_RAISE) !== 0 ? 0 : waiter._joinRemaining - 1
     if (waiter._joinRemaining === 0) {
       this.#endWait(waiter)
       this.#makeReady(waiter, Outcome.WAKE)
@@ -365,15 +381,15 @@ class HubClient {
    * that delivers it comes late (after a busy greenlet).
    */
   #startTimer(r: HubRecord, at: number): void {
-    r._timed = true
+    r._hubFlags |= TIMED
     this.liveTimers++
     this.#nativeCommand(wire.ADD_TIMER, r.id, at, r._epoch)
   }
 
   #timerExpired(r: HubRecord, epoch: number): void {
-    if (r._epoch !== epoch || !r._timed) return
+    if (r._epoch !== epoch || (r._hubFlags & TIMED) === 0) return
     // The native side has forgotten it already: no cancel.
-    r._timed = false
+    r._hubFlags &= ~TIMED
     this.liveTimers--
     const state = r._hubState
     if (state !== SCHEDULED && state !== PARKED) return
@@ -524,10 +540,10 @@ class HubClient {
     let n = 0
     while (n < READY_PER_BATCH && i < queue.length) {
       const r = queue[i++]
-      r._queued = false
+      r._hubFlags &= ~QUEUED
       if (r._hubState !== READY) continue
       r._hubState = RUNNING
-      if (r._transient) r._interruptQueued = false
+      if ((r._hubFlags & TRANSIENT) !== 0) r._hubFlags &= ~INTERRUPT_QUEUED
       ready[n] = r
       outcomes[n] = r._readyOutcome
       n++

@@ -16,7 +16,7 @@
  * Killing is cooperative, as in the async mode: the kill exception is raised
  * at the greenlet's current wait, or at its next one if it is busy.
  */
-import { GreenletBase, type Transfer } from '../_greenlet-base'
+import { GreenletBase, NO_ARGS, type Transfer } from '../_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
@@ -400,7 +400,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /** @internal Runs the greenlet on its new thread; returns the slot that runs next. */
   _threadMain(): number {
     const args = this._args
-    this._args = []
+    this._args = NO_ARGS
     let value: T | undefined
     let error: unknown
     let failed = false

@@ -1,0 +1,274 @@
+/**
+ * The hub's state machine (src/hub.ts), transition by transition, on bare
+ * records: what each method does to a wait and what the next turn resumes.
+ * Serial: every test reads the order of one turn.
+ */
+import test from 'ava'
+
+import { HubRecord, Outcome, hub } from '../src/hub'
+
+const { START, WAKE, TIMER, INTERRUPTED } = Outcome
+
+/** Every resumption of the probes of one test, in order: [name, outcome]. */
+type Log = [string, number][]
+
+class Probe extends HubRecord {
+  constructor(
+    readonly name: string,
+    private readonly log: Log,
+    transient = false,
+  ) {
+    super(transient)
+    hub.resumables.set(this.id, this)
+  }
+
+  _resume(outcome: number): void {
+    this.log.push([this.name, outcome])
+  }
+}
+
+/** One macrotask: the hub turn scheduled before it has run. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+function probes(log: Log, ...names: string[]): Probe[] {
+  return names.map((name) => new Probe(name, log))
+}
+
+test.serial('spawn starts on the next turn; yields come round in the order they were made', async (t) => {
+  const log: Log = []
+  const [a, b, c] = probes(log, 'a', 'b', 'c')
+  hub.spawn(a, 0)
+  hub.spawn(b, 0)
+  t.deepEqual(log, [], 'nothing runs inside the call')
+  await turn()
+  t.deepEqual(log, [
+    ['a', START],
+    ['b', START],
+  ])
+  log.length = 0
+  hub.spawn(c, 0)
+  hub.yieldNow(b)
+  hub.yieldNow(a)
+  await turn()
+  t.deepEqual(log, [
+    ['c', START],
+    ['b', WAKE],
+    ['a', WAKE],
+  ])
+})
+
+test.serial('a park ends with its timer, or earlier with unpark, whose timer then never fires', async (t) => {
+  const log: Log = []
+  const [a, b] = probes(log, 'a', 'b')
+  hub.spawn(a, 0)
+  hub.spawn(b, 0)
+  await turn()
+  log.length = 0
+  hub.park(a, 20)
+  hub.park(b, 20)
+  hub.unpark(b)
+  await turn()
+  t.deepEqual(log, [['b', WAKE]])
+  await delay(60)
+  await turn()
+  t.deepEqual(log, [
+    ['b', WAKE],
+    ['a', TIMER],
+  ])
+  // A new wait of the same record is not ended by an old timer.
+  log.length = 0
+  hub.park(a, 10)
+  hub.unpark(a)
+  await turn()
+  hub.park(a, -1)
+  await delay(40)
+  await turn()
+  t.deepEqual(log, [['a', WAKE]], 'only the unpark; the parked wait without timer goes on')
+  hub.unpark(a)
+  await turn()
+  t.deepEqual(log, [
+    ['a', WAKE],
+    ['a', WAKE],
+  ])
+  hub.unpark(a)
+  await turn()
+  t.is(log.length, 2, 'unpark of a record that is not parked does nothing')
+})
+
+test.serial('startLater: a spawn with a delay starts on its timer; an interrupt before that resumes it at once', async (t) => {
+  const log: Log = []
+  const [a, b] = probes(log, 'a', 'b')
+  hub.spawn(a, 15)
+  hub.spawn(b, 15)
+  hub.interrupt(b)
+  await turn()
+  t.deepEqual(log, [['b', INTERRUPTED]])
+  await delay(50)
+  await turn()
+  t.deepEqual(log, [
+    ['b', INTERRUPTED],
+    ['a', START],
+  ])
+})
+
+test.serial('interrupt: a parked record is resumed with it; a running one gets it at its next wait; a queued one keeps its place', async (t) => {
+  const log: Log = []
+  const [a, b, c] = probes(log, 'a', 'b', 'c')
+  for (const p of [a, b, c]) hub.spawn(p, 0)
+  await turn()
+  log.length = 0
+  hub.park(a, -1)
+  hub.interrupt(a)
+  // b is running: the interrupt waits for its next wait, which ends at once.
+  hub.interrupt(b)
+  await turn()
+  t.deepEqual(log, [['a', INTERRUPTED]])
+  hub.park(b, 1000)
+  await turn()
+  t.deepEqual(log.slice(1), [['b', INTERRUPTED]])
+  log.length = 0
+  // Queued with WAKE, then interrupted: same place in the queue, new outcome.
+  hub.yieldNow(c)
+  hub.yieldNow(a)
+  hub.interrupt(c)
+  await turn()
+  t.deepEqual(log, [
+    ['c', INTERRUPTED],
+    ['a', WAKE],
+  ])
+})
+
+test.serial('joinWait: woken once `count` targets died, or at the first failure with raiseError; targets not started yet count too', async (t) => {
+  const log: Log = []
+  const [w, x, y, z, notStarted] = probes(log, 'w', 'x', 'y', 'z', 'notStarted')
+  for (const p of [w, x, y, z]) hub.spawn(p, 0)
+  await turn()
+  log.length = 0
+  hub.joinWait(w, [x, y, z], 2, false, -1)
+  hub.die(x, true)
+  await turn()
+  t.deepEqual(log, [], 'one of two')
+  hub.die(y, false)
+  await turn()
+  t.deepEqual(log, [['w', WAKE]])
+  log.length = 0
+  hub.joinWait(w, [z], 1, true, -1)
+  hub.die(z, true)
+  await turn()
+  t.deepEqual(log, [['w', WAKE]])
+  log.length = 0
+  hub.joinWait(w, [notStarted], 1, false, -1)
+  hub.spawn(notStarted, 0)
+  await turn()
+  t.deepEqual(log, [['notStarted', START]])
+  hub.die(notStarted, false)
+  await turn()
+  t.deepEqual(log, [
+    ['notStarted', START],
+    ['w', WAKE],
+  ])
+})
+
+test.serial('a join wait with a timer ends with TIMER; a death after that does not resume it again', async (t) => {
+  const log: Log = []
+  const [w, x] = probes(log, 'w', 'x')
+  hub.spawn(w, 0)
+  hub.spawn(x, 0)
+  await turn()
+  log.length = 0
+  hub.joinWait(w, [x], 1, false, 10)
+  await delay(40)
+  await turn()
+  t.deepEqual(log, [['w', TIMER]])
+  hub.die(x, false)
+  await turn()
+  t.deepEqual(log, [['w', TIMER]])
+})
+
+test.serial('a record that dies resumes the parent parked in switch(), the one set last', async (t) => {
+  const log: Log = []
+  const [p1, p2, child] = probes(log, 'p1', 'p2', 'child')
+  hub.resumed(p1, 0)
+  hub.resumed(p2, 0)
+  hub.parkSwitch(p1)
+  hub.parkSwitch(p2)
+  hub.resumed(child, p1.id)
+  hub.setParent(child, p2.id)
+  hub.die(child, false)
+  await turn()
+  t.deepEqual(log, [['p2', WAKE]])
+  hub.die(p2, false)
+  hub.unpark(p2)
+  hub.interrupt(p2)
+  await turn()
+  t.deepEqual(log, [['p2', WAKE]], 'a dead record ignores everything')
+})
+
+test.serial('resumed: resuming directly voids a queued resumption but keeps its interrupt for the next wait', async (t) => {
+  const log: Log = []
+  const [a, b] = probes(log, 'a', 'b')
+  hub.resumed(a, 0)
+  hub.resumed(b, 0)
+  hub.parkSwitch(a)
+  hub.parkSwitch(b)
+  hub.unpark(a)
+  hub.interrupt(b)
+  hub.resumed(a, 0)
+  hub.resumed(b, 0)
+  await turn()
+  t.deepEqual(log, [], 'the queued resumptions are void')
+  hub.park(a, -1)
+  hub.park(b, -1)
+  await turn()
+  t.deepEqual(log, [['b', INTERRUPTED]])
+})
+
+test.serial('transient records: discard means never resumed; once delivered, interrupts no longer reach them', async (t) => {
+  const log: Log = []
+  const gone = new Probe('gone', log, true)
+  const once = new Probe('once', log, true)
+  hub.park(gone, 5)
+  hub.discard(gone)
+  hub.park(once, -1)
+  hub.unpark(once)
+  await delay(30)
+  await turn()
+  t.deepEqual(log, [['once', WAKE]])
+  hub.interrupt(once)
+  hub.park(once, -1)
+  await turn()
+  t.deepEqual(log, [['once', WAKE]], 'no interrupt was kept for it')
+  hub.unpark(once)
+  await turn()
+  t.deepEqual(log, [
+    ['once', WAKE],
+    ['once', WAKE],
+  ])
+})
+
+test.serial('a record that waits again before its resumption ran is not resumed for the old wait', async (t) => {
+  const log: Log = []
+  const [a] = probes(log, 'a')
+  hub.spawn(a, 0)
+  await turn()
+  log.length = 0
+  hub.park(a, -1)
+  hub.unpark(a)
+  hub.park(a, -1)
+  await turn()
+  t.deepEqual(log, [])
+  hub.unpark(a)
+  await turn()
+  t.deepEqual(log, [['a', WAKE]])
+})
+
+test.serial('a record its owner gave up (no longer registered) is skipped by the turn', async (t) => {
+  const log: Log = []
+  const [a, b] = probes(log, 'a', 'b')
+  hub.spawn(a, 0)
+  hub.spawn(b, 0)
+  hub.resumables.delete(a.id)
+  await turn()
+  t.deepEqual(log, [['b', START]])
+})
