@@ -50,34 +50,45 @@ function runDueLinks(): void {
  * The shared core of both modes' `Greenlet`. `G` is the mode's
  * `Greenlet<T>`, which link callbacks receive.
  */
+/**
+ * What few greenlets need (a name, links, a signal, Timeouts, a kill, a
+ * switch): made on first use, so that the many plain ones stay small.
+ */
+class Rare {
+  name: string | undefined = undefined
+  woken: WokenWait | undefined = undefined
+  transfer: Transfer | undefined = undefined
+  switchParent: GreenletBase<unknown, unknown> | undefined = undefined
+  links: Link<any>[] | undefined = undefined
+  controller: AbortController | undefined = undefined
+  /** Timeouts armed for it and not fired or cancelled, innermost last. */
+  timeouts: ArmedTimeout[] | undefined = undefined
+  /** `signal` while Timeouts are armed: the kill's and theirs. */
+  combined: AbortSignal | undefined = undefined
+  killedWith: unknown = NO_INTERRUPT
+  interrupt: unknown = NO_INTERRUPT
+}
+
+// Flags of a greenlet (`_flags`), one word rather than a field each.
+const FAILED = 1
+const RETURNED = 2
+const OBSERVED = 4
+const IN_SWITCH = 8
+/** @internal Bits from here on are the mode's own. */
+export const FIRST_MODE_FLAG = 16
+
+/**
+ * The shared core of both modes' `Greenlet`. `G` is the mode's
+ * `Greenlet<T>`, which link callbacks receive.
+ */
 export abstract class GreenletBase<T, G> extends HubRecord {
-  #name: string | undefined = undefined
   /** @internal */ protected _fn: (...args: any[]) => unknown
   /** @internal */ protected _args: unknown[]
   /** @internal */ protected _state: State = 'new'
-  /** @internal */ protected _failed = false
-  /** @internal Its function returned (rather than raised, or never ran). */
-  _returned = false
-  /**
-   * @internal Its wait was woken directly (a hand-off, see src/_waiters.ts)
-   * and it has not run since: an interrupt now is raised by that wait.
-   */
-  _woken: WokenWait | undefined = undefined
-  /** @internal */ protected _observed = false
-  /** @internal Suspended in switch(). */ protected _inSwitch = false
-  /** @internal What the next return from switch() delivers. */ protected _transfer: Transfer | undefined = undefined
-  /** @internal Who gets the result when it finishes, if suspended in switch() then. */
-  protected _switchParent: GreenletBase<unknown, unknown> | undefined = undefined
-  #value: T | undefined = undefined
-  #exception: unknown = undefined
-  #links: Link<any>[] | undefined = undefined
-  #controller: AbortController | undefined = undefined
-  /** Timeouts armed for it and not fired or cancelled, innermost last. */
-  #timeouts: ArmedTimeout[] | undefined = undefined
-  /** `signal` while Timeouts are armed: the kill's and theirs. */
-  #combined: AbortSignal | undefined = undefined
-  #killedWith: unknown = NO_INTERRUPT
-  #interrupt: unknown = NO_INTERRUPT
+  /** @internal `FAILED`, `RETURNED`..., then the mode's own bits. */ protected _flags = 0
+  /** The return value, or the exception if it failed. */
+  #outcome: unknown = undefined
+  #rare: Rare | undefined = undefined
 
   protected constructor(fn: (...args: any[]) => T | PromiseLike<T>, args: unknown[]) {
     super(false)
@@ -86,16 +97,79 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this._args = args.length === 0 ? NO_ARGS : args
   }
 
+  #flag(bit: number, on: boolean): void {
+    this._flags = on ? this._flags | bit : this._flags & ~bit
+  }
+
+  #extra(): Rare {
+    return (this.#rare ??= new Rare())
+  }
+
+  /** @internal */ protected get _failed(): boolean {
+    return (this._flags & FAILED) !== 0
+  }
+  /** @internal */ protected set _failed(on: boolean) {
+    this.#flag(FAILED, on)
+  }
+
+  /** @internal Its function returned (rather than raised, or never ran). */
+  get _returned(): boolean {
+    return (this._flags & RETURNED) !== 0
+  }
+  /** @internal */ set _returned(on: boolean) {
+    this.#flag(RETURNED, on)
+  }
+
+  /** @internal */ protected get _observed(): boolean {
+    return (this._flags & OBSERVED) !== 0
+  }
+  /** @internal */ protected set _observed(on: boolean) {
+    this.#flag(OBSERVED, on)
+  }
+
+  /** @internal Suspended in switch(). */ protected get _inSwitch(): boolean {
+    return (this._flags & IN_SWITCH) !== 0
+  }
+  /** @internal */ protected set _inSwitch(on: boolean) {
+    this.#flag(IN_SWITCH, on)
+  }
+
+  /**
+   * @internal Its wait was woken directly (a hand-off, see src/_waiters.ts)
+   * and it has not run since: an interrupt now is raised by that wait.
+   */
+  get _woken(): WokenWait | undefined {
+    return this.#rare?.woken
+  }
+  /** @internal */ set _woken(woken: WokenWait | undefined) {
+    if (woken !== undefined || this.#rare !== undefined) this.#extra().woken = woken
+  }
+
+  /** @internal What the next return from switch() delivers. */ protected get _transfer(): Transfer | undefined {
+    return this.#rare?.transfer
+  }
+  /** @internal */ protected set _transfer(transfer: Transfer | undefined) {
+    if (transfer !== undefined || this.#rare !== undefined) this.#extra().transfer = transfer
+  }
+
+  /** @internal Who gets the result when it finishes, if suspended in switch() then. */
+  protected get _switchParent(): GreenletBase<unknown, unknown> | undefined {
+    return this.#rare?.switchParent
+  }
+  /** @internal */ protected set _switchParent(parent: GreenletBase<unknown, unknown> | undefined) {
+    if (parent !== undefined || this.#rare !== undefined) this.#extra().switchParent = parent
+  }
+
   /** Its name in messages; `Greenlet-<id>` unless set. */
   get name(): string {
-    // Made on first use: most greenlets never need one.
-    return (this.#name ??= `Greenlet-${this.id}`)
+    // Made when asked for: most greenlets never need one.
+    return this.#rare?.name ?? `Greenlet-${this.id}`
   }
 
   set name(name: string) {
     // It goes into every message about the greenlet: a non-string would make them throw.
     if (typeof name !== 'string') throw invalidType('name', 'a string', name)
-    this.#name = name
+    this.#extra().name = name
   }
 
   /** Finished: returned, raised, or killed. */
@@ -121,13 +195,13 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** The return value once it has finished successfully, else `undefined`. */
   get value(): T | undefined {
-    return this.#value
+    return this._failed ? undefined : (this.#outcome as T | undefined)
   }
 
   /** The exception it failed with, else `undefined`. */
   get exception(): unknown {
     this._observed = true
-    return this.#exception
+    return this._failed ? this.#outcome : undefined
   }
 
   /**
@@ -138,31 +212,33 @@ export abstract class GreenletBase<T, G> extends HubRecord {
    * cancelled, a new one is returned, not aborted by it.
    */
   get signal(): AbortSignal {
-    this.#controller ??= new AbortController()
-    if (this.#killedWith !== NO_INTERRUPT && !this.#controller.signal.aborted) this.#controller.abort(this.#killedWith)
-    const timeouts = this.#timeouts
-    if (timeouts === undefined || timeouts.length === 0) return this.#controller.signal
-    return (this.#combined ??= AbortSignal.any([this.#controller.signal, ...timeouts.map((t) => t.signal)]))
+    const rare = this.#extra()
+    const controller = (rare.controller ??= new AbortController())
+    if (rare.killedWith !== NO_INTERRUPT && !controller.signal.aborted) controller.abort(rare.killedWith)
+    const timeouts = rare.timeouts
+    if (timeouts === undefined || timeouts.length === 0) return controller.signal
+    return (rare.combined ??= AbortSignal.any([controller.signal, ...timeouts.map((t) => t.signal)]))
   }
 
   /** @internal A Timeout was armed for it. */
   _armTimeout(t: ArmedTimeout): void {
-    ;(this.#timeouts ??= []).push(t)
-    this.#combined = undefined
+    const rare = this.#extra()
+    ;(rare.timeouts ??= []).push(t)
+    rare.combined = undefined
   }
 
   /** @internal A Timeout armed for it fired or was cancelled. */
   _disarmTimeout(t: ArmedTimeout): void {
-    const timeouts = this.#timeouts
+    const timeouts = this.#rare?.timeouts
     const at = timeouts?.lastIndexOf(t) ?? -1
     if (at < 0) return
     timeouts!.splice(at, 1)
-    this.#combined = undefined
+    this.#rare!.combined = undefined
   }
 
   /** @internal Killed and not dead yet (killall and Group.kill raise in it once). */
   _dying(): boolean {
-    return this.#killedWith !== NO_INTERRUPT && this._state !== 'dead'
+    return this.#rare !== undefined && this.#rare.killedWith !== NO_INTERRUPT && this._state !== 'dead'
   }
 
   /** @internal Suspended in something other than a wait of this library (a foreign await). */
@@ -189,8 +265,8 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** @internal get()'s outcome once it has finished: the value, or throws the exception. */
   protected _result(): T {
-    if (this._failed) throw this.#exception
-    return this.#value as T
+    if (this._failed) throw this.#outcome
+    return this.#outcome as T
   }
 
   /**
@@ -198,8 +274,9 @@ export abstract class GreenletBase<T, G> extends HubRecord {
    * `signal`); a greenlet that has not started dies at once (returns true).
    */
   protected _markKilled(exception: unknown): boolean {
-    this.#killedWith = exception
-    this.#controller?.abort(exception)
+    const rare = this.#extra()
+    rare.killedWith = exception
+    rare.controller?.abort(exception)
     if (this._state === 'new') {
       this._finish(undefined, exception, true)
       return true
@@ -228,7 +305,8 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** Removes every registration of `callback`. */
   unlink(callback: (g: G) => void): void {
-    if (this.#links) this.#links = this.#links.filter((l) => l.callback !== callback)
+    const rare = this.#rare
+    if (rare?.links) rare.links = rare.links.filter((l) => l.callback !== callback)
   }
 
   /**
@@ -246,7 +324,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   }
 
   #pushLink(callback: (g: G) => void, kind: LinkKind): void {
-    ;(this.#links ??= []).push({ callback, kind })
+    ;(this.#extra().links ??= []).push({ callback, kind })
     if (this._state === 'dead') this.#runLinks()
   }
 
@@ -286,7 +364,8 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** @internal Delivers `exception` at the current or next wait of this greenlet. */
   protected _raiseAt(exception: unknown, isKill: boolean): void {
-    if (isKill || this.#interrupt === NO_INTERRUPT) this.#interrupt = exception
+    const rare = this.#extra()
+    if (isKill || rare.interrupt === NO_INTERRUPT) rare.interrupt = exception
     hub.interrupt(this._interruptedRecord())
   }
 
@@ -318,13 +397,15 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** @internal An interrupt waits to be raised at its next wait. */
   _interruptPending(): boolean {
-    return this.#interrupt !== NO_INTERRUPT
+    return this.#rare !== undefined && this.#rare.interrupt !== NO_INTERRUPT
   }
 
   /** @internal The exception its interrupted wait raises (consumed). */
   protected _takeInterrupt(): unknown {
-    const exception = this.#interrupt === NO_INTERRUPT ? new GreenletExit() : this.#interrupt
-    this.#interrupt = NO_INTERRUPT
+    const rare = this.#rare
+    if (rare === undefined || rare.interrupt === NO_INTERRUPT) return new GreenletExit()
+    const exception = rare.interrupt
+    rare.interrupt = NO_INTERRUPT
     return exception
   }
 
@@ -333,7 +414,8 @@ export abstract class GreenletBase<T, G> extends HubRecord {
    * (it came during a foreign await) wins: it dies of it, the value dropped.
    */
   protected _finishReturned(value: T): void {
-    if (this.#killedWith !== NO_INTERRUPT && this.#interrupt !== NO_INTERRUPT) this._finish(undefined, this._takeInterrupt(), true)
+    const rare = this.#rare
+    if (rare !== undefined && rare.killedWith !== NO_INTERRUPT && rare.interrupt !== NO_INTERRUPT) this._finish(undefined, this._takeInterrupt(), true)
     else this._finish(value, undefined, false)
   }
 
@@ -347,8 +429,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
       value = undefined
     }
     this._state = 'dead'
-    this.#value = value
-    this.#exception = failed ? err : undefined
+    this.#outcome = failed ? err : value
     this._failed = failed
     hub.resumables.delete(this.id)
     const parent = this._switchParent
@@ -358,7 +439,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
       this._observed = true
     }
     hub.die(this, failed)
-    if (this.#links) this.#runLinks()
+    if (this.#rare?.links) this.#runLinks()
     if (failed) setImmediate(reportIfUnobserved, this)
   }
 
@@ -369,15 +450,16 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** @internal Calls the links registered so far, once. */
   _callLinks(): void {
-    const links = this.#links
-    this.#links = undefined
+    const rare = this.#rare
+    const links = rare?.links
+    if (rare !== undefined) rare.links = undefined
     if (links) callLinks(this, links, this._failed)
   }
 
   /** @internal */
   _reportIfUnobserved(): void {
     // Like gevent's hub, which prints failures: here only those nobody looked at.
-    if (!this._observed) reportError(`greenthread: ${this} failed:`, this.#exception)
+    if (!this._observed) reportError(`greenthread: ${this} failed:`, this.#outcome)
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {

@@ -11,7 +11,7 @@
  * its next one if it is busy. Code awaiting something foreign can watch
  * `g.signal`, which aborts at once.
  */
-import { GreenletBase, type Transfer } from './_greenlet-base'
+import { FIRST_MODE_FLAG, GreenletBase, type Transfer } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
 import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
@@ -50,9 +50,14 @@ export function getcurrent(): Greenlet | null {
   return (currentStorage.getStore() as Greenlet | undefined) ?? null
 }
 
+// The async mode's flags of a greenlet (`_flags`).
+const WAITING = FIRST_MODE_FLAG
+const SWITCH_PARKED = FIRST_MODE_FLAG << 1
+
 // Structurally a WaitOwner (not declared: its members are internal, and
 // stripped from the published declarations). This comment must not spell
 // the at-internal tag itself: stripInternal would drop the whole class.
+
 /**
  * `A` is the argument list of the function, checked at `new Greenlet(fn, ...args)`
  * (or none there: a greenlet started by `switch(...args)` gets them then); it
@@ -83,12 +88,23 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       hub.setParent(this, to.id)
     }
   }
-  /** @internal */ _waiting = false
+  /** @internal Its own record is in a wait (a second concurrent wait gets a transient one). */
+  get _waiting(): boolean {
+    return (this._flags & WAITING) !== 0
+  }
+  /** @internal */ set _waiting(on: boolean) {
+    this._flags = on ? this._flags | WAITING : this._flags & ~WAITING
+  }
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
-  /** Its current switch() wait is known to the hub (PARK_SWITCH was issued). */
-  #switchParked = false
+  /** Its current switch() wait is known to the hub (`hub.parkSwitch`). */
+  get #switchParked(): boolean {
+    return (this._flags & SWITCH_PARKED) !== 0
+  }
+  set #switchParked(on: boolean) {
+    this._flags = on ? this._flags | SWITCH_PARKED : this._flags & ~SWITCH_PARKED
+  }
 
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
