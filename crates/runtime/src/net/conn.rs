@@ -41,7 +41,8 @@ use may::io::{WaitIo, WaitIoWaker};
 use may::net::TcpStream;
 use socket2::{Domain, SockRef, Socket, Type};
 
-use super::{go, last_status, status_of, Inbox, Net, HANG_UP, MAX_DELIVERY, READ_AHEAD};
+use super::sys::{self, MAY_HANG_UP};
+use super::{go, last_status, status_of, Inbox, Net, MAX_DELIVERY, READ_AHEAD};
 
 /// Spare room ensured before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -157,7 +158,7 @@ impl Conn {
     pub fn connect(addr: SocketAddr, wait_id: u32, net: &Net) -> Result<Arc<Conn>, i32> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
             .map_err(|e| status_of(&e))?;
-        socket.set_nodelay(true).map_err(|e| status_of(&e))?;
+        sys::prepare(socket.as_raw_fd());
         // SAFETY: the fd comes from `into_raw_fd` of a socket we own; the
         // stream takes over its ownership (and makes it non-blocking).
         let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
@@ -379,18 +380,12 @@ impl Conn {
         while let Some(front) = st.out.front() {
             let (data, from) = (front.data.clone(), front.written);
             drop(st);
-            let rest = &data[from..];
-            // SAFETY: the fd stays open while `writing` is set (the
-            // coroutine closes it only after); `rest` is valid for its length.
-            let n = unsafe {
-                libc::send(
-                    self.fd,
-                    rest.as_ptr().cast(),
-                    rest.len(),
-                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                )
+            // The fd stays open while `writing` is set (the coroutine closes
+            // it only after).
+            let (n, status) = match sys::send(self.fd, &data[from..]) {
+                Ok(n) => (n as isize, 0),
+                Err(status) => (-1, status),
             };
-            let status = if n < 0 { last_status() } else { 0 };
             st = self.lock();
             if n >= 0 {
                 // Only the writer removes chunks, so the front is still `data`.
@@ -599,7 +594,7 @@ impl Conn {
             self.write_out(&mut woken);
             self.inbox.wake(woken.drain(..));
             if !unread {
-                hung_up |= stream.wait_io() & HANG_UP != 0;
+                hung_up |= stream.wait_io() & MAY_HANG_UP != 0;
             }
         }
         drop(stream);

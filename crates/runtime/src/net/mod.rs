@@ -40,6 +40,8 @@ mod conn;
 mod inbox;
 mod listener;
 mod server;
+pub mod state;
+pub mod sys;
 #[cfg(test)]
 mod tests;
 
@@ -55,11 +57,6 @@ pub const READ_AHEAD: usize = 64 * 1024;
 
 /// Largest recv result delivered at once, whatever the caller asked for.
 pub const MAX_DELIVERY: usize = 256 * 1024;
-
-/// Readiness bits (as `wait_io` returns them) saying the peer hung up or the
-/// socket failed. Edge-triggered: reported once, so a reader that sees them
-/// must read on to the end rather than stop at a short read.
-pub(crate) const HANG_UP: usize = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as usize;
 
 /// The socket side of one hub: where completions go.
 pub struct Net {
@@ -97,7 +94,4 @@ pub(crate) fn status_of(err: &std::io::Error) -> i32 {
     -err.raw_os_error().unwrap_or(libc::EIO)
 }
 
-/// The errno of the last failed libc call, as a status.
-pub(crate) fn last_status() -> i32 {
-    status_of(&std::io::Error::last_os_error())
-}
+pub(crate) use sys::last_status;

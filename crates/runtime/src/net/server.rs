@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -25,7 +25,7 @@ use std::time::Duration;
 use may::io::{WaitIo, WaitIoWaker};
 use may::net::{TcpListener, TcpStream};
 
-use super::{builtin, go, listener, status_of, Conn, Net};
+use super::{builtin, go, listener, status_of, sys, Conn, Net};
 
 /// Accepted connections queued for the front end before accepting pauses.
 const MAX_QUEUED: usize = 1024;
@@ -259,8 +259,7 @@ impl Server {
     }
 
     fn admit(self: &Arc<Self>, stream: std::net::TcpStream) {
-        // Replies are small and latency matters more than packet count.
-        let _ = stream.set_nodelay(true);
+        sys::prepare(stream.as_raw_fd());
         // SAFETY: the fd comes from `into_raw_fd` of a stream we own; the
         // runtime stream takes over its ownership.
         let stream = unsafe { TcpStream::from_raw_fd(stream.into_raw_fd()) };
