@@ -404,3 +404,25 @@ serial('a greenlet joining itself gets an error instead of hanging', async (t) =
   })
   await t.throwsAsync(h.get(), { message: /wait forever/ })
 })
+
+test('a greenlet whose function returns without waiting is dead before the next one of the turn runs, as in gevent', async (t) => {
+  const first = spawn(() => 'done')
+  const seen = spawn(() => ({ dead: first.dead, value: first.value }))
+  const failing = spawn(() => {
+    throw new Error('at once')
+  })
+  const afterFailure = spawn(() => failing.dead && !failing.successful())
+  t.deepEqual(await seen.get(), { dead: true, value: 'done' })
+  t.true(await afterFailure.get())
+})
+
+test('a greenlet follows a thenable its function returns, and fails if reading `then` throws, as await does', async (t) => {
+  const thenable: PromiseLike<number> = { then: ((resolve: (v: number) => void) => void setTimeout(() => resolve(7), 5)) as any }
+  t.is(await spawn(() => thenable).get(), 7)
+  const hostile = {
+    get then(): never {
+      throw new Error('no then for you')
+    },
+  }
+  await t.throwsAsync(spawn(() => hostile).get(), { message: 'no then for you' })
+})

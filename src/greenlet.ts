@@ -376,16 +376,32 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     currentStorage.run(this, runBody, this, args)
   }
 
-  /** @internal */
-  async _body(args: unknown[]): Promise<void> {
-    let value: T
+  /**
+   * @internal Runs its function, in its own async context: one that returns
+   * (or throws) at once finishes it here; a Promise finishes it when it
+   * settles. Two callbacks rather than an async function: half the memory
+   * of a suspended greenlet, and no extra turn of the microtask queue.
+   */
+  _body(args: unknown[]): void {
+    let result: unknown
+    let then: unknown
     try {
-      value = (await this._fn(...args)) as T
+      result = args.length === 0 ? this._fn() : this._fn(...args)
+      // As `await` does: a thenable is followed, and reading its `then` may throw.
+      then = result !== null && (typeof result === 'object' || typeof result === 'function') ? (result as PromiseLike<T>).then : undefined
     } catch (err) {
       this._finish(undefined, err, true)
       return
     }
-    this._finishReturned(value)
+    if (typeof then !== 'function') {
+      this._finishReturned(result as T)
+      return
+    }
+    const settled = result instanceof Promise && then === promiseThen ? result : Promise.resolve(result)
+    settled.then(
+      (value: T) => this._finishReturned(value),
+      (err: unknown) => this._finish(undefined, err, true),
+    )
   }
 
   /** @internal */
@@ -408,8 +424,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   }
 }
 
-function runBody(g: Greenlet, args: unknown[]): Promise<void> {
-  return g._body(args)
+const promiseThen = Promise.prototype.then
+
+function runBody(g: Greenlet, args: unknown[]): void {
+  g._body(args)
 }
 
 /** Creates a greenlet and schedules it to run on a later turn of the hub. */

@@ -42,7 +42,7 @@
  * - `liveTimers` counts records whose current wait has a timer: the process
  *   is kept alive exactly while it is non-zero.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
 import { getSystemErrorName } from 'node:util'
 
 import type { NativeHub } from 'native-binding'
@@ -160,6 +160,16 @@ function noop(): void {}
 function deadline(ms: number): number {
   return ms > 0 ? performance.now() + ms : 0
 }
+
+/**
+ * Schedules a turn in the async context the hub was loaded in (normally
+ * none), not in the one of whoever made something ready (a greenlet):
+ * every greenlet the turn starts makes its own context, and on
+ * AsyncContextFrame making one copies the context it starts from.
+ */
+const scheduleInHubContext = AsyncResource.bind((tick: () => void): void => {
+  setImmediate(tick)
+})
 
 class HubClient {
   /** Records by id, for what names them by id: timers, completions, `allTasks`. */
@@ -485,7 +495,7 @@ class HubClient {
 
   private schedule(): void {
     this.tickScheduled = true
-    setImmediate(this.tick)
+    scheduleInHubContext(this.tick)
   }
 
   /**
