@@ -1,27 +1,26 @@
 /**
- * Coordination primitives against p-limit and p-queue, each case in its own
- * process (greenthread turns on AsyncLocalStorage, which would tax the peers'
- * promises too), several rounds interleaved, medians printed as a table.
+ * Coordination primitives (Queue hand-off, bounded map) against p-limit,
+ * p-queue and Effect, cases of `npm run bench` (bench/run.ts), each in its
+ * own process (greenthread turns on AsyncLocalStorage, which would tax the
+ * peers' promises too).
  *
- *   node dist/bench/primitives.js [rounds]      the table
- *   node dist/bench/primitives.js --case <name> one JSON line
+ *   node dist/bench/primitives.js <case>      prints one JSON line
  *
  * Workloads:
  * - hand-off round trip: 100,000 items go to a consumer and a reply comes
  *   back before the next. Ours: put/get ping-pong between two greenlets over
  *   two Queues. Peers: `await limit(fn)` with p-limit(1), `await queue.add(fn)`
- *   with p-queue (concurrency 1): their one-item-at-a-time hand-off.
+ *   with p-queue (concurrency 1): their one-item-at-a-time hand-off; two
+ *   Effect fibers doing the same put/take ping-pong over two Effect Queues.
  * - bounded map: an async function over 100,000 items, at most 100 at once,
- *   all results collected. Ours: Pool(100).imapUnordered. Peers: p-limit(100)
- *   and p-queue (concurrency 100).
+ *   all results collected. Ours: Pool(100).imapUnordered. Peers: p-limit(100),
+ *   p-queue (concurrency 100) and Effect.forEach (concurrency 100).
  *
  * Also measured: the same workloads in greenthread/sync (blocking calls in
  * sync greenlets), and p-limit with an AsyncLocalStorage active, the tax
  * that greenthread's getcurrent() puts on every Promise of the process
  * (Node 20's AsyncLocalStorage runs on promise hooks).
  */
-import { execFileSync } from 'node:child_process'
-
 import { AsyncLocalStorage } from 'node:async_hooks'
 
 import { joinall, spawn } from '../index'
@@ -132,6 +131,32 @@ const cases: Record<string, () => Promise<Result>> = {
     })
   },
 
+  'pingpong-effect': async () => {
+    const { Effect, Fiber, Queue } = await dynamicImport('effect')
+    const program = Effect.gen(function* () {
+      const ping = yield* Queue.unbounded()
+      const pong = yield* Queue.unbounded()
+      const echo = yield* Effect.forkChild(
+        Effect.gen(function* () {
+          for (;;) {
+            const x: number = yield* Queue.take(ping)
+            if (x < 0) return
+            yield* Queue.offer(pong, x * 2)
+          }
+        }),
+      )
+      let sum = 0
+      for (let i = 0; i < ITEMS; i++) {
+        yield* Queue.offer(ping, i)
+        sum += yield* Queue.take(pong)
+      }
+      yield* Queue.offer(ping, -1)
+      yield* Fiber.join(echo)
+      check(sum)
+    })
+    return timed(ITEMS, () => Effect.runPromise(program))
+  },
+
   'map-greenthread': () =>
     timed(ITEMS, async () => {
       const pool = new Pool(CONCURRENCY)
@@ -162,50 +187,26 @@ const cases: Record<string, () => Promise<Result>> = {
       check(sum)
     })
   },
-}
-
-const workloads = [
-  { title: `hand-off round trip, ${ITEMS.toLocaleString('en')} items`, prefix: 'pingpong' },
-  { title: `bounded map, ${ITEMS.toLocaleString('en')} items, ${CONCURRENCY} at once`, prefix: 'map' },
-]
-const libraries = ['greenthread', 'greenthread/sync', 'p-limit', 'p-queue', 'p-limit+ALS']
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}
-
-function runCase(name: string): Result {
-  const out = execFileSync(process.execPath, [__filename, '--case', name], { encoding: 'utf8', timeout: 300_000 })
-  return JSON.parse(out.trim().split('\n').pop()!)
+  'map-effect': async () => {
+    const { Effect } = await dynamicImport('effect')
+    const program = Effect.forEach(Array.from(range(ITEMS)), (i: number) => Effect.promise(() => double(i)), {
+      concurrency: CONCURRENCY,
+    })
+    return timed(ITEMS, async () => {
+      const results: number[] = await Effect.runPromise(program)
+      check(results.reduce((a, b) => a + b, 0))
+    })
+  },
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--case') {
-    const run = cases[process.argv[3]]
-    if (run === undefined) throw new Error(`unknown case ${process.argv[3]}; one of ${Object.keys(cases).join(', ')}`)
-    console.log(JSON.stringify(await run()))
-    return
-  }
-  const rounds = Number(process.argv[2] ?? 3)
-  const opsPerSec = new Map<string, number[]>()
-  for (let r = 0; r < rounds; r++) {
-    for (const name of Object.keys(cases)) {
-      const { ops, ms } = runCase(name)
-      opsPerSec.set(name, [...(opsPerSec.get(name) ?? []), (ops / ms) * 1000])
-    }
-  }
-  const fmt = (x: number) => `${Math.round(x).toLocaleString('en')}/s`
-  console.log(`node ${process.version}, ${rounds} rounds, median ops/s; each case in its own process\n`)
-  console.log('| workload | greenthread | greenthread/sync | p-limit | p-queue | p-limit, ALS on | ours / p-limit | ours / p-queue | ours / p-limit, ALS on |')
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-  for (const w of workloads) {
-    const [ours, sync, limit, queue, limitAls] = libraries.map((lib) => median(opsPerSec.get(`${w.prefix}-${lib}`)!))
-    const ratio = (x: number) => `${(ours / x).toFixed(2)}x`
-    console.log(
-      `| ${w.title} | ${fmt(ours)} | ${fmt(sync)} | ${fmt(limit)} | ${fmt(queue)} | ${fmt(limitAls)} | ${ratio(limit)} | ${ratio(queue)} | ${ratio(limitAls)} |`,
-    )
-  }
+  // `--case <name>` (the old form) or just `<name>`.
+  const name = process.argv[2] === '--case' ? process.argv[3] : process.argv[2]
+  const run = cases[name]
+  if (run === undefined) throw new Error(`unknown case ${name}; one of ${Object.keys(cases).join(', ')}`)
+  const r = await run()
+  console.log(JSON.stringify({ case: name, ...r, maxRssKiB: process.resourceUsage().maxRSS }))
+  process.exit(0)
 }
 
 main().catch((err) => {
