@@ -4,6 +4,11 @@
  * server (built with `cc -O2` into target/bench/ when missing or older than
  * their source), the CPUs the echo servers and the load generator are
  * pinned to, and a Python with gevent for the seeds' own programs.
+ *
+ * GREENTHREAD_BENCH_LOADGEN names another load generator with the same
+ * options and output (e.g. crates/loadgen's, target/release/loadgen);
+ * GREENTHREAD_BENCH_PIN=0 turns pinning off; GEVENT_PYTHON names a Python
+ * with gevent; GREENTHREAD_BENCH_VENV where the venv goes.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'

@@ -5,6 +5,7 @@
  * executors.ts, echo.ts, python_peers.py). The workloads carry the targets
  * from the issues.
  */
+import { availableParallelism } from 'node:os'
 import * as path from 'node:path'
 
 import { root } from './_setup'
@@ -200,19 +201,20 @@ for (const clients of [500, 50, 5000]) {
       quick: main,
     },
     [
-      { id: `w4-js@${clients}`, label: 'greenthread StreamServer, JS handler', ours: true, runtime: 'node', quick: main, command: echoCase('js', clients) },
-      { id: `w4-native@${clients}`, label: "greenthread StreamServer, native 'upper'", ours: true, runtime: 'node', quick: main, command: echoCase('native', clients) },
+      { id: `w4-js@${clients}`, label: 'greenthread, JS handler', ours: true, runtime: 'node', quick: main, command: echoCase('js', clients) },
+      { id: `w4-native@${clients}`, label: `greenthread, native 'upper'${main ? ` (default: ${availableParallelism()} workers)` : ''}`, ours: true, runtime: 'node', quick: main, command: echoCase('native', clients) },
+      // The default is one worker per core: with 2 CPUs, the 2-worker case is `native`.
       ...(main
-        ? [1, 2].map((workers) => ({
+        ? [1, 2].filter((workers) => workers !== availableParallelism()).map((workers) => ({
             id: `w4-native-${workers}w@${clients}`,
-            label: `greenthread native 'upper', ${workers} worker${workers > 1 ? 's' : ''}`,
+            label: `greenthread, native 'upper', ${workers} worker${workers > 1 ? 's' : ''}`,
             ours: true,
             runtime: 'node' as const,
             quick: false,
             command: echoCase('native', clients, workers),
           }))
         : []),
-      { id: `w4-sync@${clients}`, label: 'greenthread/sync StreamServer, sync handler', ours: true, runtime: 'node', quick: main, command: echoCase('sync', clients) },
+      { id: `w4-sync@${clients}`, label: 'greenthread/sync, sync handler', ours: true, runtime: 'node', quick: main, command: echoCase('sync', clients) },
       { id: `w4-node@${clients}`, label: 'Node net', ours: false, runtime: 'node', quick: main, command: echoCase('node', clients) },
       { id: `w4-gevent@${clients}`, label: 'gevent (the seed server, CPython)', ours: false, runtime: 'python', quick: main, command: echoCase('gevent', clients) },
       { id: `w4-c@${clients}`, label: 'C epoll (the limit)', ours: false, runtime: 'native', quick: main, command: echoCase('c', clients) },
@@ -230,8 +232,8 @@ const pools: Array<{ pool: string; label: string; ours: boolean; python?: boolea
   { pool: 'piscina', label: 'piscina', ours: false },
   { pool: 'tinypool', label: 'tinypool', ours: false },
   { pool: 'workerpool', label: 'workerpool', ours: false },
-  { pool: 'thread', label: 'concurrent.futures ThreadPoolExecutor (CPython)', ours: false, python: true },
-  { pool: 'process', label: 'concurrent.futures ProcessPoolExecutor (CPython)', ours: false, python: true },
+  { pool: 'thread', label: 'concurrent.futures threads (CPython)', ours: false, python: true },
+  { pool: 'process', label: 'concurrent.futures processes (CPython)', ours: false, python: true },
 ]
 for (const workers of [2, 1]) {
   const main = workers === 2

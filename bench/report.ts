@@ -42,6 +42,7 @@ export interface Results {
   version: 1
   date: string
   quick: boolean
+  only?: string[]
   command: string
   fullCommand: string
   durationS: number
@@ -91,7 +92,9 @@ function stats(xs: number[]): Stats | undefined {
   if (xs.length === 0) return undefined
   const s = [...xs].sort((a, b) => a - b)
   const mid = s.length >> 1
-  const median = s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+  // Even counts: the geometric mean of the middle two, so that the median of
+  // inverted values (wall vs throughput ratios) is the inverted median.
+  const median = s.length % 2 === 1 ? s[mid] : Math.sqrt(s[mid - 1] * s[mid])
   return { median, min: s[0], max: s[s.length - 1] }
 }
 
@@ -263,15 +266,19 @@ function fmtShown(w: Workload, s: Stats, withRange: boolean): string {
   return `${main} (${fmtNumber(s.min)}-${fmtNumber(s.max)})`
 }
 
-function fmtRatio(w: Workload, r: Stats): string {
+function fmtRatio(w: Workload, r: Stats, withRange: boolean): string {
   // Shown the way the workload is read: throughput ratios for rates,
   // wall-time ratios for wall times (lower is better there).
-  if (w.display === 'rate') return `${fmtX(r.median)}x`
-  return `${fmtX(1 / r.median)}x wall`
+  const range = (lo: number, hi: number) => (withRange && lo !== hi ? ` (${fmtX(lo)}-${fmtX(hi)})` : '')
+  if (w.display === 'rate') return `${fmtX(r.median)}x${range(r.min, r.max)}`
+  return `${fmtX(1 / r.median)}x wall${range(1 / r.max, 1 / r.min)}`
 }
 
+/** The label of a case, or of its namesake at another size (`w1-bare@100k` for `w1-bare@1M`). */
 function caseLabel(summary: Summary, id: string): string {
-  return summary.results.cases.find((c) => c.id === id)?.label ?? id
+  const cases = summary.results.cases
+  const stem = id.replace(/(@.*|-1w)$/, '')
+  return (cases.find((c) => c.id === id) ?? cases.find((c) => c.id.replace(/(@.*|-1w)$/, '') === stem))?.label ?? id
 }
 
 /** Markdown tables, one per workload, a column pair per Node. */
@@ -290,7 +297,7 @@ export function workloadTables(summary: Summary, opts: { descriptions: boolean }
     const ref = caseLabel(summary, w.reference)
     const head = ['case']
     for (const n of results.nodes) {
-      head.push(`${n.label}: ${valueHead}${multi ? ' (min-max)' : ''}`, `vs ${ref}`)
+      head.push(`${n.label}: ${valueHead}${multi ? ' (min-max)' : ''}`, `vs ${ref}${multi ? ' (min-max)' : ''}`)
       if (w.id.startsWith('W1')) head.push('peak RSS')
     }
     lines.push(`| ${head.join(' | ')} |`, `| --- |${' ---: |'.repeat(head.length - 1)}`)
@@ -303,7 +310,7 @@ export function workloadTables(summary: Summary, opts: { descriptions: boolean }
           if (w.id.startsWith('W1')) row.push('')
           continue
         }
-        row.push(fmtShown(w, s.shown, multi), c.id === w.reference ? '1' : s.ratio ? fmtRatio(w, s.ratio) : '')
+        row.push(fmtShown(w, s.shown, multi), c.id === w.reference ? '1' : s.ratio ? fmtRatio(w, s.ratio, multi) : '')
         if (w.id.startsWith('W1')) row.push(s.rssMiB === undefined ? '' : `${Math.round(s.rssMiB)} MiB`)
       }
       lines.push(`| ${row.join(' | ')} |`)
@@ -383,7 +390,9 @@ export function scalingTables(summary: Summary): string {
           return [a === undefined ? '-' : fmt(a), b === undefined ? '-' : fmt(b), a && b ? `${(b / a).toFixed(2)}x` : '-']
         },
       })
-    pair("W4 native 'upper', 500 clients (msgs/s)", 'w4-native-1w@500', 'w4-native-2w@500', (s) => s.score!.median, fmtNumber)
+    // With 2 CPUs, the default (one worker per core) is the 2-worker case.
+    const twoWorkers = results.cases.some((c) => c.id === 'w4-native-2w@500') ? 'w4-native-2w@500' : 'w4-native@500'
+    pair("W4 native 'upper', 500 clients (msgs/s)", 'w4-native-1w@500', twoWorkers, (s) => s.score!.median, fmtNumber)
     for (const p of ['thread', 'process', 'piscina']) {
       pair(`W5a ${caseLabel(summary, `w5a-${p}`)} (tasks/s)`, `w5a-${p}-1w`, `w5a-${p}`, (s) => s.score!.median, fmtNumber)
     }
@@ -391,7 +400,8 @@ export function scalingTables(summary: Summary): string {
       // W5b in tasks/s rather than x ideal, so that the speed-up reads directly.
       pair(`W5b ${caseLabel(summary, `w5b-${p}`)} (tasks/s)`, `w5b-${p}-1w`, `w5b-${p}`, (s) => s.rate!.median, fmtNumber)
     }
-    perNode('With cores: 1 worker and 2 workers', rows, ['1 worker', '2 workers', 'speed-up'])
+    const where = results.pinning.pinned ? `; the echo servers run on CPU ${results.pinning.serverCpus}, so that their workers share what the load generator leaves` : ''
+    perNode(`With cores: 1 worker and 2 workers (executors unpinned${where})`, rows, ['1 worker', '2 workers', 'speed-up'])
   }
   return out.join('\n')
 }

