@@ -186,36 +186,61 @@ test.serial('a join wait with a timer ends with TIMER; a death after that does n
   t.deepEqual(log, [['w', TIMER]])
 })
 
-test.serial('a record that dies resumes the parent parked in switch(), the one set last', async (t) => {
+test.serial('a record that died is no longer unparked or interrupted; dying does not resume anybody but joiners (parents are the greenlets\' own)', async (t) => {
   const log: Log = []
-  const [p1, p2, child] = probes(log, 'p1', 'p2', 'child')
-  hub.resumed(p1, 0)
-  hub.resumed(p2, 0)
-  hub.parkSwitch(p1)
-  hub.parkSwitch(p2)
-  hub.resumed(child, p1.id)
-  hub.setParent(child, p2.id)
+  const [parent, child] = probes(log, 'parent', 'child')
+  hub.resumed(parent)
+  hub.resumed(child)
+  hub.park(parent, -1)
   hub.die(child, false)
   await turn()
-  t.deepEqual(log, [['p2', WAKE]])
-  hub.die(p2, false)
-  hub.unpark(p2)
-  hub.interrupt(p2)
+  t.deepEqual(log, [])
+  hub.die(parent, false)
+  hub.unpark(parent)
+  hub.interrupt(parent)
+  hub.die(parent, true)
   await turn()
-  t.deepEqual(log, [['p2', WAKE]], 'a dead record ignores everything')
+  t.deepEqual(log, [])
+})
+
+test.serial('an entry of the batch being resumed is skipped if resumed directly or killed before its turn; a delivered interrupt goes to the next wait', async (t) => {
+  const log: Log = []
+  const [late, killed] = probes(log, 'late', 'killed')
+  const early = new (class extends Probe {
+    override _resume(outcome: number): void {
+      super._resume(outcome)
+      hub.resumed(late)
+      hub.die(killed, true)
+    }
+  })('early', log)
+  for (const p of [early, late, killed]) hub.spawn(p, 0)
+  await turn()
+  log.length = 0
+  hub.yieldNow(early)
+  hub.park(late, -1)
+  hub.interrupt(late)
+  hub.yieldNow(killed)
+  await turn()
+  t.deepEqual(log, [['early', WAKE]], 'late and killed were in the batch, skipped')
+  hub.park(late, -1)
+  await turn()
+  t.deepEqual(log, [
+    ['early', WAKE],
+    ['late', INTERRUPTED],
+  ])
 })
 
 test.serial('resumed: resuming directly voids a queued resumption but keeps its interrupt for the next wait', async (t) => {
   const log: Log = []
   const [a, b] = probes(log, 'a', 'b')
-  hub.resumed(a, 0)
-  hub.resumed(b, 0)
-  hub.parkSwitch(a)
-  hub.parkSwitch(b)
+  hub.resumed(a)
+  hub.resumed(b)
+  hub.park(a, -1)
+  hub.park(b, -1)
   hub.unpark(a)
   hub.interrupt(b)
-  hub.resumed(a, 0)
-  hub.resumed(b, 0)
+  hub.resumed(a)
+  hub.resumed(b)
   await turn()
   t.deepEqual(log, [], 'the queued resumptions are void')
   hub.park(a, -1)
@@ -263,12 +288,13 @@ test.serial('a record that waits again before its resumption ran is not resumed 
   t.deepEqual(log, [['a', WAKE]])
 })
 
-test.serial('a record its owner gave up (no longer registered) is skipped by the turn', async (t) => {
+test.serial('a transient record discarded while queued is skipped by the turn', async (t) => {
   const log: Log = []
-  const [a, b] = probes(log, 'a', 'b')
-  hub.spawn(a, 0)
-  hub.spawn(b, 0)
-  hub.resumables.delete(a.id)
+  const a = new Probe('a', log, true)
+  const b = new Probe('b', log, true)
+  hub.yieldNow(a)
+  hub.yieldNow(b)
+  hub.discard(a)
   await turn()
-  t.deepEqual(log, [['b', START]])
+  t.deepEqual(log, [['b', WAKE]])
 })

@@ -52,7 +52,6 @@ export function getcurrent(): Greenlet | null {
 
 // The async mode's flags of a greenlet (`_flags`).
 const WAITING = FIRST_MODE_FLAG
-const SWITCH_PARKED = FIRST_MODE_FLAG << 1
 
 // Structurally a WaitOwner (not declared: its members are internal, and
 // stripped from the published declarations). This comment must not spell
@@ -85,7 +84,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       // It returns there when it finishes: the hub resumes that greenlet then.
       const to = parent ?? Greenlet.#mainGreenlet()
       this._switchParent = to
-      hub.setParent(this, to.id)
     }
   }
   /** @internal Its own record is in a wait (a second concurrent wait gets a transient one). */
@@ -98,13 +96,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
-  /** Its current switch() wait is known to the hub (`hub.parkSwitch`). */
-  get #switchParked(): boolean {
-    return (this._flags & SWITCH_PARKED) !== 0
-  }
-  set #switchParked(on: boolean) {
-    this._flags = on ? this._flags | SWITCH_PARKED : this._flags & ~SWITCH_PARKED
-  }
 
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
@@ -244,13 +235,13 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this._waiting = true
     this._inSwitch = true
     // Only an interrupt pending in the hub needs the hub to know this wait
-    // (a PARK delivers it): kills reach a switch() wait directly, a switch
-    // resumes it directly, and so does a child that finishes (#resumeParent).
-    this.#switchParked = this._interruptPending()
-    if (this.#switchParked) {
+    // (its park delivers it on the next turn): kills reach a switch() wait
+    // directly, a switch resumes it directly, and so does a child that
+    // finishes (#resumeParent).
+    if (this._interruptPending()) {
       // Live greenlets are registered already; the main greenlet is not.
       if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
-      hub.parkSwitch(this)
+      hub.park(this, -1)
     }
     return new Promise<unknown>((resolve, reject) => {
       this._resolve = resolve
@@ -263,19 +254,26 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const parent = this.parent ?? Greenlet.#mainGreenlet()
     this._switchParent = parent
     hub.resumables.set(this.id, this)
-    hub.resumed(this, parent.id)
+    hub.resumed(this)
     this.#run(args.length > 0 ? args : this._args)
   }
 
   #resumeFromSwitch(transfer: Transfer): void {
-    if (this.#switchParked) hub.resumed(this, 0)
+    // Voids whatever the hub had queued for it (an interrupt goes to its next wait).
+    hub.resumed(this)
     this.#settleSwitch(transfer)
   }
 
-  /** Resumes the parent suspended in switch() that this greenlet, finishing, returns to, unless the hub does. */
+  /**
+   * Resumes the parent suspended in switch() that this greenlet, finishing,
+   * returns to, unless the hub has its wait queued already (an interrupt that
+   * was pending when it switched: that wins).
+   */
   #resumeParent(): void {
     const parent = this._switchParent
-    if (parent instanceof Greenlet && parent._inSwitch && !parent.#switchParked) parent.#settleSwitch(parent._transfer)
+    if (!(parent instanceof Greenlet) || !parent._inSwitch || hub.isQueued(parent)) return
+    hub.resumed(parent)
+    parent.#settleSwitch(parent._transfer)
   }
 
   #settleSwitch(transfer: Transfer | undefined): void {
@@ -331,7 +329,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this.#clearWait()
     this._keepWoken(woken)
     // Voids the wait in the hub, and anything it has queued for it.
-    if (parked) hub.resumed(this, 0)
+    if (parked) hub.resumed(this)
     resolve?.(Outcome.WAKE)
   }
 
@@ -353,11 +351,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       // Taken by the woken wait.
     } else if (this._waiting && this._state === 'running') {
       const reject = this._reject
-      const inHub = !this._inSwitch || this.#switchParked
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
-      if (inHub) hub.resumed(this, 0)
+      hub.resumed(this)
       reject?.(exception)
     } else {
       super._raiseAt(exception, isKill)

@@ -18,22 +18,28 @@
  * - `CREATED`: known, not started (a greenlet joined before it started).
  * - `SCHEDULED`: its start is pending on a timer (`startLater`).
  * - `READY`: in the run queue, to be resumed with `_readyOutcome`.
+ * - `DELIVERED`: taken into the batch of the current turn, not resumed yet.
  * - `RUNNING`: running, or awaiting something foreign (from the hub's view).
  * - `PARKED`: suspended in a hub wait, possibly with a timer.
- * - `GONE`: died or discarded; ignores everything.
+ * - `GONE`: died or discarded: unparks, interrupts, joins and its death
+ *   again no longer reach it.
  *
  * Transitions, one method each: `spawn` (CREATED -> SCHEDULED, or READY with
- * START); `yieldNow` (-> READY with WAKE); `park` / `parkSwitch` (-> PARKED);
- * `unpark` (PARKED -> READY with WAKE); a timer (PARKED -> READY with TIMER,
+ * START); `yieldNow` (-> READY with WAKE); `park` (-> PARKED); `unpark`
+ * (PARKED -> READY with WAKE); a timer (PARKED -> READY with TIMER,
  * SCHEDULED -> READY with START); `interrupt` (PARKED or SCHEDULED -> READY
- * with INTERRUPTED; READY keeps its place with INTERRUPTED; RUNNING: raised
- * at its next wait); `joinWait` (-> PARKED until enough targets `die`);
- * `resumed` (the front end resumed it directly, a switch: -> RUNNING, voiding
- * a queued resumption but keeping its interrupt); `die` / `discard` (-> GONE;
- * a parent parked in switch() is resumed with WAKE). A turn (`tick`, a
- * macrotask) takes the run queue as one batch: every entry becomes RUNNING,
- * then each is resumed in order. So `sleep(0)` resumes after every other
- * ready greenlet has run up to its next wait.
+ * with INTERRUPTED; READY keeps its place with INTERRUPTED; RUNNING or
+ * DELIVERED: raised at its next wait); `joinWait` (-> PARKED until enough
+ * targets `die`); `resumed` (the front end resumed it directly: a switch, a
+ * child returning to its parent, a hand-off: -> RUNNING, voiding a queued or
+ * delivered resumption but keeping its interrupt for the next wait); `die` /
+ * `discard` (-> GONE). A turn (`tick`, a macrotask) takes the run queue as
+ * one batch (READY -> DELIVERED), then resumes its entries in order, each
+ * that is still DELIVERED then (-> RUNNING). So `sleep(0)` resumes after
+ * every other ready greenlet has run up to its next wait.
+ *
+ * Parents are not the hub's: a greenlet that finishes resumes the parent
+ * waiting in its switch() itself (`resumed`).
  *
  * # Invariants
  * - A record is in the run queue at most once (`QUEUED`).
@@ -67,7 +73,8 @@ const SCHEDULED = 1
 const READY = 2
 const RUNNING = 3
 const PARKED = 4
-const GONE = 5
+const DELIVERED = 5
+const GONE = 6
 
 // Flags of a record (`_hubFlags`), one word rather than a field each: a
 // greenlet carries them all its life.
@@ -77,12 +84,10 @@ const QUEUED = 1
 const TIMED = 2
 /** An interrupt waits to be delivered at its next wait. */
 const INTERRUPT_QUEUED = 4
-/** Parked in switch(): a child that dies resumes it. */
-const PARKED_IN_SWITCH = 8
 /** Its join wait ends at the first failure. */
-const JOIN_RAISE = 16
+const JOIN_RAISE = 8
 /** A wait made once under an id of its own: forgotten once delivered. */
-const TRANSIENT = 32
+const TRANSIENT = 16
 
 /** A wait woken directly whose greenlet has not run yet: an interrupt meanwhile is raised by it. */
 export interface WokenWait {
@@ -102,7 +107,6 @@ export abstract class HubRecord {
   /** @internal `QUEUED`, `TIMED`... */ _hubFlags: number
   /** @internal */ _epoch = 0
   /** @internal */ _readyOutcome = 0
-  /** @internal The id of the record it returns to when it dies (0: none). */ _hubParent = 0
   /** @internal Waiters on its death, as pairs (record, epoch). */ _joiners: (HubRecord | number)[] | undefined = undefined
   /** @internal Deaths its join wait still needs (0: not in a join wait). */ _joinRemaining = 0
 
@@ -237,14 +241,6 @@ class HubClient {
     if (ms >= 0) this.#startTimer(r, deadline(ms))
   }
 
-  /** Suspends in a switch(): a child that dies resumes it. */
-  parkSwitch(r: HubRecord): void {
-    this.#endWait(r)
-    if (this.#deliverQueuedInterrupt(r)) return
-    r._hubState = PARKED
-    r._hubFlags |= PARKED_IN_SWITCH
-  }
-
   /** Ends a park with WAKE; ignored unless parked. */
   unpark(r: HubRecord): void {
     if (r._hubState !== PARKED) return
@@ -259,27 +255,21 @@ class HubClient {
   }
 
   /**
-   * The front end resumed or started `r` directly (a switch): it is running
-   * now, and returns to `parent` (an id, if it has none yet) when it dies.
-   * A resumption still queued is void, but its interrupt reaches the next wait.
+   * The front end resumed or started `r` directly (a switch, a child
+   * returning to its parent): it is running now. A resumption still queued
+   * is void, but its interrupt reaches the next wait.
    */
-  resumed(r: HubRecord, parent: number): void {
-    if (r._hubParent === 0) r._hubParent = parent
+  resumed(r: HubRecord): void {
     const state = r._hubState
     if (state === CREATED) {
       r._hubState = RUNNING
-    } else if (state === READY && r._readyOutcome !== Outcome.START) {
+    } else if ((state === READY || state === DELIVERED) && r._readyOutcome !== Outcome.START) {
       r._hubState = RUNNING
-      if (r._readyOutcome === Outcome.INTERRUPTED) r._hubFlags |= INTERRUPT_QUEUED
+      if (r._readyOutcome === Outcome.INTERRUPTED && (r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
     } else if (state === PARKED) {
       this.#endWait(r)
       r._hubState = RUNNING
     }
-  }
-
-  /** `r` now returns to `parent` (an id; the caller checked that this makes no cycle). */
-  setParent(r: HubRecord, parent: number): void {
-    r._hubParent = parent
   }
 
   /**
@@ -302,7 +292,7 @@ class HubClient {
     }
   }
 
-  /** `r` died (`failed` if it raised): its joiners and a parent parked in switch() are resumed. */
+  /** `r` died (`failed` if it raised): its joiners are resumed. */
   die(r: HubRecord, failed: boolean): void {
     if (r._hubState === GONE) return
     this.#endWait(r)
@@ -311,13 +301,6 @@ class HubClient {
     if (joiners !== undefined) {
       r._joiners = undefined
       for (let i = 0; i < joiners.length; i += 2) this.#joined(joiners[i] as HubRecord, joiners[i + 1] as number, failed)
-    }
-    if (r._hubParent !== 0) {
-      const parent = this.resumables.get(r._hubParent)
-      if (parent !== undefined && parent._hubState === PARKED && (parent._hubFlags & PARKED_IN_SWITCH) !== 0) {
-        this.#endWait(parent)
-        this.#makeReady(parent, Outcome.WAKE)
-      }
     }
   }
 
@@ -333,10 +316,16 @@ class HubClient {
         r._readyOutcome = Outcome.INTERRUPTED
         break
       case RUNNING:
+      case DELIVERED:
         // A transient wait is forgotten once delivered: nothing to raise at.
         if ((r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
         break
     }
+  }
+
+  /** Whether `r` is in the run queue or the batch being resumed, waiting for its turn. */
+  isQueued(r: HubRecord): boolean {
+    return r._hubState === READY || r._hubState === DELIVERED
   }
 
   /** Forgets a transient record (a cancelled alarm, an abandoned wait). */
@@ -351,7 +340,7 @@ class HubClient {
     r._epoch = (r._epoch + 1) & 0x3fff_ffff
     r._joinRemaining = 0
     const flags = r._hubFlags
-    r._hubFlags = flags & ~(PARKED_IN_SWITCH | JOIN_RAISE | TIMED)
+    r._hubFlags = flags & ~(JOIN_RAISE | TIMED)
     if ((flags & TIMED) !== 0) {
       this.liveTimers--
       this.#nativeCommand(wire.CANCEL_TIMER, r.id, 0, 0)
@@ -529,19 +518,20 @@ class HubClient {
     // The cursor is a field: a sync greenlet that blocks mid-batch takes the
     // following entries itself (takeReady), before this loop sees them.
     const ready = this.ready
-    const resumables = this.resumables
     while (this.cursor < this.delivered) {
       const k = this.cursor++
       const r = ready[k]!
       ready[k] = undefined
-      // Skips a record its owner has given up meanwhile (a killed greenlet's extra wait).
-      if (resumables.get(r.id) === r) r._resume(this.readyOutcomes[k])
+      // Skips a record resumed directly, died or given up since the batch was taken.
+      if (r._hubState !== DELIVERED) continue
+      r._hubState = RUNNING
+      r._resume(this.readyOutcomes[k])
     }
     this.holdProcess(this.liveTimers > 0)
     if ((this.runHead < this.runQueue.length || this.nativeDue || this.count > 0) && !this.tickScheduled) this.schedule()
   }
 
-  /** Moves up to a batch of the run queue into `ready`, each record RUNNING from here on. */
+  /** Moves up to a batch of the run queue into `ready`, each record DELIVERED from here on. */
   #takeBatch(): void {
     const queue = this.runQueue
     const ready = this.ready
@@ -552,7 +542,7 @@ class HubClient {
       const r = queue[i++]
       r._hubFlags &= ~QUEUED
       if (r._hubState !== READY) continue
-      r._hubState = RUNNING
+      r._hubState = DELIVERED
       if ((r._hubFlags & TRANSIENT) !== 0) r._hubFlags &= ~INTERRUPT_QUEUED
       ready[n] = r
       outcomes[n] = r._readyOutcome
@@ -569,8 +559,9 @@ class HubClient {
   }
 
   /**
-   * Takes the next entry of the ready batch being resumed, skipping records
-   * their owners have given up; `undefined` once the batch is done. Its
+   * Takes the next entry of the ready batch being resumed, skipping those
+   * resumed directly, died or given up since; `undefined` once the batch is
+   * done. Its
    * outcome is left in `takenOutcome`. The tick takes entries in order; a
    * sync greenlet that blocks mid-batch takes the next ones itself, to hand
    * its thread's turn directly to the next greenlet instead of returning to
@@ -581,7 +572,8 @@ class HubClient {
       const k = this.cursor++
       const r = this.ready[k]!
       this.ready[k] = undefined
-      if (this.resumables.get(r.id) === r) {
+      if (r._hubState === DELIVERED) {
+        r._hubState = RUNNING
         this.takenOutcome = this.readyOutcomes[k]
         return r
       }
@@ -592,13 +584,14 @@ class HubClient {
   /**
    * The record `ahead` entries past the next one `takeReady` returns (0:
    * that one), without taking anything; `undefined` past the batch or for a
-   * record given up. Lets sync mode wake the thread that runs next early.
+   * record that will be skipped. Lets sync mode wake the thread that runs
+   * next early.
    */
   peekReady(ahead: number): HubRecord | undefined {
     const index = this.cursor + ahead
     if (index >= this.delivered) return undefined
     const r = this.ready[index]!
-    return this.resumables.get(r.id) === r ? r : undefined
+    return r._hubState === DELIVERED ? r : undefined
   }
 
   /** Keeps the event loop alive exactly while the hub has live timers. */

@@ -72,15 +72,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     if (this._switchParent !== undefined && !this.dead) {
       // It returns there when it finishes: the hub resumes that greenlet then.
       this._switchParent = parent ?? undefined
-      hub.setParent(this, parent?.id ?? 0)
     }
   }
   /** Its thread once started, until it finishes. */
   #slot = NO_SLOT
   /** How its current wait ended (a hub outcome), set by whoever resumes it. */
   #outcome = 0
-  /** The hub batch during which it was last resumed directly (switch, return to parent). */
-  #resumedIn = -1
   /** Non-zero while blocked in `_await`: which call, so a late settlement wakes nobody. */
   #awaiting = 0
   #awaits = 0
@@ -195,14 +192,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   #parkInSwitch(): void {
     this._inSwitch = true
-    hub.parkSwitch(this)
+    hub.park(this, -1)
   }
 
   #startBySwitch(slot: number, args: unknown[]): void {
     // As in greenlet, the parent is the creator, not the first switcher.
     this._switchParent = this.parent ?? undefined
     hub.resumables.set(this.id, this)
-    hub.resumed(this, this.parent?.id ?? 0)
+    hub.resumed(this)
     this.#launchOn(slot, args.length > 0 ? args : this._args)
   }
 
@@ -218,8 +215,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * its slot, to hand over to.
    */
   #resumeDirectly(): number {
-    hub.resumed(this, 0)
-    this.#resumedIn = hub.batch
+    hub.resumed(this)
     this.#outcome = Outcome.WAKE
     return this.#slot
   }
@@ -268,7 +264,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       return this._wait(() => issue(fresh), expectLong)
     } finally {
       this.#freshWait = undefined
-      hub.resumables.delete(fresh.id)
+      hub.discard(fresh)
     }
   }
 
@@ -370,12 +366,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       return NO_SLOT
     }
     if (this._state !== 'running') return NO_SLOT
-    if (this.#resumedIn === hub.batch) {
-      // Resumed directly after this batch was made: its entry is void, but
-      // an interrupt must still reach the current or next wait.
-      if (outcome === Outcome.INTERRUPTED) hub.interrupt(this)
-      return NO_SLOT
-    }
     this.#outcome = outcome
     return this.#slot
   }
