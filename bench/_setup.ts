@@ -6,8 +6,7 @@
  * pinned to, and a Python with gevent for the seeds' own programs.
  *
  * GREENTHREAD_BENCH_LOADGEN names another load generator with the same
- * options and output (e.g. crates/loadgen's, target/release/loadgen);
- * GREENTHREAD_BENCH_PIN=0 turns pinning off; GEVENT_PYTHON names a Python
+ * options and output; GREENTHREAD_BENCH_PIN=0 turns pinning off; GEVENT_PYTHON names a Python
  * with gevent; GREENTHREAD_BENCH_VENV where the venv goes.
  */
 import { execFileSync, spawnSync } from 'node:child_process'

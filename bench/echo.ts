@@ -10,8 +10,7 @@
  *   - c: a C epoll server (bench/c/echo_epoll.c, cc -O2): the limit
  *   - gevent: the seed's own gevent server (bench/gevent_echo_server.py),
  *     with GEVENT_PYTHON naming a Python that has gevent
- * The load comes from bench/c/loadgen.c (one thread, epoll; a port of
- * crates/loadgen), a separate process that stops by itself. With taskset
+ * The load comes from bench/c/loadgen.c (one thread, epoll), a separate process that stops by itself. With taskset
  * and two CPUs or more, the load generator runs on CPU 0 and the server on
  * the others (see _setup.ts), so that the two never share a core.
  *
