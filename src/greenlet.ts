@@ -13,7 +13,7 @@
  */
 import { FIRST_MODE_FLAG, GreenletBase, type Transfer } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
-import { Outcome, type TransientWait, type WokenWait, currentStorage, hub, suspend } from './hub'
+import { Outcome, type TransientWait, type WokenWait, currentStorage, hub, ownWait, suspend } from './hub'
 import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
@@ -243,10 +243,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
       hub.park(this, -1)
     }
-    return new Promise<unknown>((resolve, reject) => {
-      this._resolve = resolve
-      this._reject = reject
-    })
+    return ownWait<unknown>(this)
   }
 
   #startBySwitch(args: unknown[]): void {

@@ -654,6 +654,30 @@ export class TransientWait extends HubRecord {
   }
 }
 
+/** Whose wait `ownWait` is making: read by `takeSettlers`, the one executor they all share. */
+let settling: Settleable | undefined
+
+interface Settleable {
+  _resolve: ((outcome: number) => void) | undefined
+  _reject: ((err: unknown) => void) | undefined
+}
+
+function takeSettlers(resolve: (outcome: number) => void, reject: (err: unknown) => void): void {
+  settling!._resolve = resolve
+  settling!._reject = reject
+}
+
+/**
+ * A Promise that `g` settles through its `_resolve` / `_reject`: the hot
+ * waits' one allocation, without a closure per wait for the executor.
+ */
+export function ownWait<T = number>(g: Settleable): Promise<T> {
+  settling = g
+  const waited = new Promise<number>(takeSettlers)
+  settling = undefined
+  return waited as Promise<unknown> as Promise<T>
+}
+
 /**
  * Suspends the caller until the hub resumes it. `issue` starts the hub wait
  * (`hub.park`...) of the record that waits. Resolves with the outcome
@@ -687,10 +711,7 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord)
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
     target._suspendedAs(arg, g)
-    return new Promise<number>((resolve, reject) => {
-      g._resolve = resolve
-      g._reject = reject
-    })
+    return ownWait(g)
   }
   return suspend((waiter) => target._suspendedAs(arg, waiter))
 }
@@ -743,7 +764,7 @@ export class Alarm extends HubRecord {
  * exception.
  */
 export function sleep(ms: number = 0): Promise<void> {
-  // Hot path (W1/W3): no closure beyond the Promise executor.
+  // Hot path (W1/W3): one Promise, no closure.
   if (typeof ms !== 'number' || !(ms >= 0) || ms === Infinity) {
     return rejecting(() => Promise.resolve(void checkMs('ms', ms, false)))
   }
@@ -752,10 +773,7 @@ export function sleep(ms: number = 0): Promise<void> {
     g._waiting = true
     if (ms === 0) hub.yieldNow(g)
     else hub.park(g, ms)
-    return new Promise<void>((resolve, reject) => {
-      g._resolve = resolve as unknown as (outcome: number) => void
-      g._reject = reject
-    })
+    return ownWait<void>(g)
   }
   return suspend((waiter) => (ms === 0 ? hub.yieldNow(waiter) : hub.park(waiter, ms))) as Promise<unknown> as Promise<void>
 }
