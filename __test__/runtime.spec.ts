@@ -24,22 +24,24 @@ test('configure validates workers and refuses changes after the runtime started'
   t.throws(() => configure({ workers: 100_000 }), { instanceOf: RangeError, message: /at most 256/ })
 })
 
-test('the runtime starts lazily, at the first timer, with the configured worker count', async (t) => {
-  // Greenlets that only yield are scheduled on the JS thread: no runtime thread starts for them.
+test('the runtime starts lazily, at the first built-in server, with the configured worker count', async (t) => {
+  // Greenlets, yields and timers are the JS thread's and the hub's clock's: no runtime worker starts for them.
   const script = `
     const gt = require('./dist/index.js')
     const before = gt.runtimeInfo().started
     gt.configure({ workers: 3 })
-    gt.spawn(() => gt.sleep(0)).join().then(async () => {
-      const afterYield = gt.runtimeInfo().started
-      await gt.spawn(() => gt.sleep(1)).join()
+    gt.spawn(() => gt.sleep(1)).join().then(async () => {
+      const afterTimers = gt.runtimeInfo().started
+      const server = new gt.StreamServer({ port: 0, host: '127.0.0.1' }, 'echo')
+      server.start()
+      await server.stop()
       const info = gt.runtimeInfo()
       let late = ''
       try { gt.configure({ workers: 2 }) } catch (e) { late = e.constructor.name }
-      console.log(JSON.stringify({ before, afterYield, started: info.started, workers: info.workers, late }))
+      console.log(JSON.stringify({ before, afterTimers, started: info.started, workers: info.workers, late }))
     })`
   const { stdout } = await node(['-e', script])
-  t.deepEqual(JSON.parse(stdout), { before: false, afterYield: false, started: true, workers: 3, late: 'RangeError' })
+  t.deepEqual(JSON.parse(stdout), { before: false, afterTimers: false, started: true, workers: 3, late: 'RangeError' })
   t.true(typeof runtimeInfo().workers === 'number')
 })
 

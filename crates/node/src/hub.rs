@@ -28,7 +28,7 @@ impl NativeHub {
         let hub = Hub::new(js_wake(wake)?).map_err(|e| {
             Error::new(
                 Status::GenericFailure,
-                format!("greenthread: the runtime cannot start: {e}"),
+                format!("greenthread: the hub's clock cannot start: {e}"),
             )
         })?;
         Ok(NativeHub { hub })

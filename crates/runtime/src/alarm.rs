@@ -43,15 +43,15 @@ pub(crate) struct Alarm {
 }
 
 impl Alarm {
-    pub(crate) fn new(wake: Wake) -> Alarm {
+    /// Starts the clock thread (fails if the OS has no thread to give).
+    pub(crate) fn new(wake: Wake) -> std::io::Result<Alarm> {
         let shared = Arc::new(Shared::default());
         let inner = shared.clone();
         std::thread::Builder::new()
             .name("greenthread-clock".into())
             .stack_size(CLOCK_STACK_BYTES)
-            .spawn(move || run(&inner, &wake))
-            .expect("cannot start the greenthread clock thread");
-        Alarm { shared }
+            .spawn(move || run(&inner, &wake))?;
+        Ok(Alarm { shared })
     }
 
     /// Makes sure a wake-up happens no later than `deadline`. An alarm armed

@@ -192,13 +192,12 @@ const STALE_TIMER_SLACK: usize = 4096;
 
 impl Hub {
     /// A hub whose expired timers and completions are announced through
-    /// `wake`. Starts the runtime if it is not running yet (and fails if it
-    /// cannot).
+    /// `wake`. Its clock is a thread of its own: the `may` runtime starts
+    /// only with the first socket.
     pub fn new(wake: Wake) -> std::io::Result<Hub> {
-        crate::runtime::ensure_started()?;
         let mut hub = Hub::without_alarm();
         hub.remote.wake = Some(wake.clone());
-        hub.alarm = Some(Alarm::new(wake));
+        hub.alarm = Some(Alarm::new(wake)?);
         Ok(hub)
     }
 
