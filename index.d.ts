@@ -65,26 +65,56 @@ export declare class NativeHub {
   flush(commands: Float64Array, count: number, out: Float64Array, now: number): void
 }
 
-/** The socket side of one hub. */
-export declare class NativeNet {
-  constructor(hub: NativeHub)
+/** A listener in the reactor, for a JS handler. */
+export declare class NativeListener {
+  address(): SocketAddress | null
   /**
-   * Moves completed results into `meta` (4 f64s each: wait id, status,
-   * offset, length) and `bytes`; returns how many.
+   * `wait_id` completes once connections are accepted: `DONE` if some
+   * are waiting now, 0 if registered, `-EBADF` once closed.
    */
-  drain(meta: Float64Array, bytes: Uint8Array): number
-  /** Starts connecting to an IP literal; `wait_id` completes with the outcome. */
-  connect(host: string, portNumber: number, waitId: number): NativeSocket | number
-  /** Binds and listens. `handler`: "front", "echo" or "upper". */
-  listen(host: string, portNumber: number, backlog: number, handler: string): NativeServer | number
-}
-
-export declare class NativeServer {
-  address(): SocketAddress
-  /** 0, or `-errno` (`-EBADF` once closed). */
   acceptWait(waitId: number): number
   cancelAccept(): boolean
+  /** The connections accepted since the last call. */
   takeAccepted(): Array<NativeSocket>
+  /**
+   * Stops listening now (the port is free); the accept wait fails with
+   * `EBADF` at the next poll.
+   */
+  close(): void
+}
+
+/** The socket side of one hub. */
+export declare class NativeNet {
+  /**
+   * `onReady` is called (without arguments, from Node's loop) whenever
+   * sockets are ready: it should call `poll` until no `MORE` is flagged.
+   */
+  constructor(hub: NativeHub, onReady: () => void)
+  /**
+   * Moves the built-in servers' completed waits into `meta` (4 f64s each:
+   * wait id, status, offset, length) and `bytes`; returns how many.
+   */
+  drain(meta: Float64Array, bytes: Uint8Array): number
+  /**
+   * Reads every ready socket: writes the header (entries, flags) and the
+   * entries into `meta`, the delivered bytes into `bytes` (see the
+   * runtime's `reactor::wire`). 0, or `-errno` if polling failed.
+   */
+  poll(meta: Float64Array, bytes: Uint8Array): number
+  /** Starts connecting to an IP literal; `wait_id` completes with the outcome. */
+  connect(host: string, portNumber: number, waitId: number): NativeSocket | number
+  /** Binds and listens for a JS handler: connections come to JS. */
+  listen(host: string, portNumber: number, backlog: number): NativeListener | number
+  /**
+   * Binds and serves with a built-in handler ("echo" or "upper") on the
+   * runtime's workers.
+   */
+  serve(host: string, portNumber: number, backlog: number, handler: string): NativeServer | number
+}
+
+/** A server with a built-in handler, on the runtime's workers. */
+export declare class NativeServer {
+  address(): SocketAddress
   /** Stops accepting; `wait_id` (if any) completes once the listener is closed. */
   close(waitId?: number | undefined | null): void
   liveConnections(): number
@@ -93,24 +123,36 @@ export declare class NativeServer {
   killConnections(): void
 }
 
+/** A connection in the reactor. */
 export declare class NativeSocket {
+  /** Its slot: the key of its recv deliveries in a poll. */
+  get slot(): number
   /**
-   * Bytes read ahead (an empty Buffer at EOF), or a number: `NOTHING_YET`
+   * The frame (`kind`: 0 any, at most `n` bytes; 1 exactly `n`; 2 a line
+   * of at most `n`) if it is complete: its bytes (fewer than asked, or
+   * none, at the end of the stream); else `WAITING` (the recv is armed)
    * or `-errno`.
    */
-  tryRecv(max: number): Buffer | number
-  /** 0, or `-errno` if the wait could not be registered. */
-  recvWait(waitId: number, max: number): number
-  cancelRecv(): boolean
+  recv(kind: number, n: number): Buffer | number
+  /** Disarms the recv (bytes stay for the next one). */
+  cancelRecv(): void
+  /** The bytes of a delivery announced with `TAKE`. */
+  takeBytes(n: number): Buffer
   /**
-   * Queues a copy of `data`, writing at once what the kernel takes;
-   * returns the bytes queued and not yet written, or `-errno` of an
-   * earlier write failure.
+   * Puts back a delivery its recv did not take: bytes (first again), or
+   * an error `status` (< 0).
+   */
+  giveBack(data: Uint8Array, status: number): void
+  /**
+   * Writes what the kernel takes and queues what fits; returns how many
+   * bytes of `data` that was, or `-errno` of an earlier write failure.
    */
   send(data: Uint8Array): number
+  /** Bytes queued, not yet in the kernel. */
+  queued(): number
   /**
-   * `wait_id` completes once at most `threshold` bytes are queued; 0 or
-   * `-errno` if the wait could not be registered.
+   * `wait_id` completes once at most `threshold` bytes are queued: `DONE`
+   * if that is so now, 0 if registered, or `-errno`.
    */
   drainWait(waitId: number, threshold: number): number
   cancelDrain(waitId: number): boolean
@@ -118,8 +160,8 @@ export declare class NativeSocket {
   shutdown(how: number): number
   /** Closes; queued bytes are still written. Returns how many are queued. */
   close(): number
-  /** `wait_id` completes once the socket is really closed. */
-  closeWait(waitId: number): void
+  /** `wait_id` completes once the socket is really closed: `DONE` if it is. */
+  closeWait(waitId: number): number
   localAddress(): SocketAddress | null
   remoteAddress(): SocketAddress | null
 }

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeExecutor = nativeBinding.NativeExecutor
 module.exports.NativeExecutorSlot = nativeBinding.NativeExecutorSlot
 module.exports.NativeHub = nativeBinding.NativeHub
+module.exports.NativeListener = nativeBinding.NativeListener
 module.exports.NativeNet = nativeBinding.NativeNet
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.NativeSocket = nativeBinding.NativeSocket

@@ -80,6 +80,6 @@ export {
 } from './src/futures'
 export { iwait, waitReady, type WaitReadyOptions, type Waitable } from './src/wait'
 export { Local } from './src/local'
-export { IncompleteReadError, Socket, connect, type AddressInfo, type ConnectOptions, type SocketError } from './src/socket'
+export { IncompleteReadError, Socket, connect, type AddressInfo, type ConnectOptions, type RecvLineOptions, type SocketError } from './src/socket'
 export { StreamServer, type ConnectionHandler, type StopOptions, type StreamServerOptions } from './src/server'
 export { DistributedExecutor, DistributedWorker, runWorker, type DistributedExecutorOptions, type DistributedMapOptions, type DistributedShutdownOptions, type RedisConnectionOptions, type RunWorkerOptions, type TaskModule, type WorkerCloseOptions } from './src/distributed'

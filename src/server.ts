@@ -2,8 +2,9 @@
  * gevent's `StreamServer`: accepts TCP connections and runs
  * `handler(socket, address)` for each in its own greenlet.
  *
- * Accepting runs on the Rust runtime; connections reach JS in batches and
- * each handler greenlet talks to its {@link Socket}. When the handler
+ * Accepting runs on this thread, in the sockets' reactor (see socket.ts):
+ * connections reach JS in batches and each handler greenlet talks to its
+ * {@link Socket}. When the handler
  * returns or fails, its socket is closed; a failing handler (a peer that
  * resets mid-message...) ends only its own greenlet, whose failure is
  * reported like any unobserved greenlet failure, and the server keeps
@@ -17,7 +18,7 @@
  * A started server keeps the process alive until it is stopped, like Node's
  * `net.Server`.
  */
-import type { NativeServer } from 'native-binding'
+import type { NativeListener, NativeServer } from 'native-binding'
 import { checkFunction, checkMs, checkOptions, invalidType } from './errors'
 import { type Greenlet, getcurrent, joinall, killall, spawn } from './greenlet'
 import { type HubRecord, currentStorage, hub, suspendFresh } from './hub'
@@ -76,7 +77,7 @@ const asyncMode: HandlerMode<Greenlet> = {
 }
 
 /** The native servers listening now: see `start()`. */
-const listening = new Set<NativeServer>()
+const listening = new Set<NativeServer | NativeListener>()
 
 /** serveForever's options, checked before anything starts. */
 export function checkServeForever(stop: unknown): StopOptions {
@@ -95,9 +96,9 @@ export class StreamServer {
   readonly #port: number
   readonly #backlog: number
   readonly #handler: ConnectionHandler | 'echo' | 'upper'
-  #native: NativeServer | undefined = undefined
+  #native: NativeServer | NativeListener | undefined = undefined
   /** The native server being stopped, whose built-in connections may still run. */
-  #stopping: NativeServer | undefined = undefined
+  #stopping: NativeServer | NativeListener | undefined = undefined
   #address: AddressInfo | undefined = undefined
   readonly #handlers = new Set<Greenlet>()
   #mode: HandlerMode<any> = asyncMode
@@ -167,11 +168,14 @@ export class StreamServer {
    */
   start(): void {
     if (this.#native !== undefined) throw new Error('the server has already started')
-    const handler = typeof this.#handler === 'string' ? this.#handler : 'front'
+    const handler = this.#handler
     const client = net.native()
-    let made: NativeServer | number
+    let made: NativeServer | NativeListener | number
     try {
-      made = client.listen(this.#host, this.#port, this.#backlog, handler)
+      made =
+        typeof handler === 'string'
+          ? client.serve(this.#host, this.#port, this.#backlog, handler)
+          : client.listen(this.#host, this.#port, this.#backlog)
     } catch (err) {
       // The runtime rejects hosts that are not IP addresses.
       throw Object.assign(new TypeError(`listener.host must be an IP address or 'localhost', got '${this.#host}'`), { cause: err })
@@ -184,21 +188,26 @@ export class StreamServer {
     listening.add(made)
     this.#address = addressInfo(made.address()) ?? undefined
     net.hold()
-    if (typeof this.#handler === 'function') {
+    if (typeof handler === 'function') {
       // Outside any greenlet's context: killing the greenlet that started the
       // server must not stop accepting, and handlers have no parent, as in gevent.
-      currentStorage.exit(() => void this.#accept(made, this.#handler as ConnectionHandler))
+      currentStorage.exit(() => void this.#accept(made as NativeListener, handler))
     }
   }
 
-  async #accept(server: NativeServer, handler: ConnectionHandler): Promise<void> {
+  async #accept(listener: NativeListener, handler: ConnectionHandler): Promise<void> {
     for (;;) {
-      const result = await nativeWait((id) => server.acceptWait(id), -1, () => server.cancelAccept())
-      if (result !== 0) return // EBADF: closed
-      for (const handle of server.takeAccepted()) {
+      for (const handle of listener.takeAccepted()) {
         const g = this.#mode.serve(Socket._adopt(handle), handler, this.#handlers)
         this.#handlers.add(g)
       }
+      const result = await nativeWait(
+        (id) => listener.acceptWait(id),
+        -1,
+        () => listener.cancelAccept(),
+        true,
+      )
+      if (result !== 0) return // EBADF: closed
     }
   }
 
@@ -238,13 +247,19 @@ export class StreamServer {
     this.#stopping = server
     listening.delete(server)
     try {
-      // Abandoned if this greenlet is killed meanwhile: the listener closes anyway.
-      await nativeWait((id) => (server.close(id), 0), -1, () => true)
+      if (typeof this.#handler === 'string') {
+        // Abandoned if this greenlet is killed meanwhile: the listener closes anyway.
+        await nativeWait((id) => ((server as NativeServer).close(id), 0), -1, () => true)
+      } else {
+        // Closed at once (the port is free); the accept loop ends.
+        ;(server as NativeListener).close()
+        net.pollNow()
+      }
     } finally {
       net.release()
     }
     try {
-      if (typeof this.#handler === 'string') await this.#stopBuiltin(server, timeoutMs)
+      if (typeof this.#handler === 'string') await this.#stopBuiltin(server as NativeServer, timeoutMs)
       else await this.#mode.stopHandlers([...this.#handlers].filter((g) => g !== current), timeoutMs)
     } finally {
       this.#stopping = undefined
@@ -267,7 +282,8 @@ export class StreamServer {
 
   /** Connections being served by the built-in handler. */
   get liveConnections(): number {
-    return (this.#native ?? this.#stopping)?.liveConnections() ?? 0
+    if (typeof this.#handler !== 'string') return 0
+    return ((this.#native ?? this.#stopping) as NativeServer | undefined)?.liveConnections() ?? 0
   }
 
   toString(): string {

@@ -1,29 +1,30 @@
 /**
  * Cooperative TCP sockets, gevent style: `await sock.recv(1024)` suspends
- * only the calling greenlet, while the socket's I/O runs on the Rust runtime
- * (one `may` coroutine per socket on the epoll reactor). Node's `net` is not
- * involved.
+ * only the calling greenlet. Node's `net` is not involved: the sockets live
+ * in a Rust reactor (one epoll or kqueue set) that this thread drives itself.
+ * Node's event loop watches the reactor's fd; when anything is ready, one
+ * native call reads every socket whose recv waits and hands back a batch,
+ * and the greenlets waiting on them resume in one hub turn.
  *
  * Semantics:
  * - `recv(n)` resolves with 1 to `n` bytes as soon as any are available, and
- *   with an empty Buffer at EOF. Bytes arriving after a recv timed out or
- *   was killed are kept for the next recv.
- * - `sendall(data)` writes what the kernel takes at once and queues a copy
- *   of the rest on the socket, to be written in order by the runtime, and
- *   resolves at once while at most 64 KiB are queued (otherwise once the queue has drained to that): the queue works
- *   like a larger kernel send buffer. A write that fails later makes the
- *   next `sendall` reject with its error; `close()` still writes out what is
- *   queued before closing, and keeps the process alive until it has.
+ *   with an empty Buffer at EOF. `recvExactly(n)` resolves with `n` bytes;
+ *   `recvLine()` with the bytes through the next `\n`. Framing is native:
+ *   the greenlet is woken once its frame is complete. Bytes that arrive
+ *   after a recv timed out or was killed are kept for the next recv.
+ * - `sendall(data)` writes what the kernel takes at once, queues what fits
+ *   in the socket's bounded queue (64 KiB), and resolves once every byte is
+ *   in one or the other; past that it waits for room (back-pressure a
+ *   caller sees: a peer that stops reading makes `sendall` wait, and memory
+ *   stays bounded). A write that fails later makes the next `sendall`
+ *   reject with its error; `close()` still writes out what is queued (and
+ *   what a `sendall` in progress still has) before closing, and keeps the
+ *   process alive until it has, 10 s at most.
  * - Waits are hub waits: inside a greenlet, kill and Timeout interrupt them
  *   at once; with `setTimeout(ms)` each recv/sendall rejects with ETIMEDOUT.
  * - Failures are Errors with Node's fields: `code` (ECONNREFUSED,
  *   ECONNRESET, ETIMEDOUT, EBADF...), `errno`, `syscall`.
  * - A socket with a pending operation keeps the process alive.
- *
- * Crossing into Rust is batched: completions are copied out of the hub's
- * inbox with one call per hub turn. `sendall` writes at once on this thread
- * when the socket has nothing queued (non-blocking, like Node's first try at
- * a write); the runtime only finishes writes that meet a full kernel buffer.
  */
 import { Buffer } from 'node:buffer'
 import { lookup } from 'node:dns/promises'
@@ -39,17 +40,45 @@ import { native } from './native'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 
 const protocol = native.netProtocol()
-const ENTRY_WIDTH = protocol.ENTRY_WIDTH
-const MAX_DELIVERY = protocol.MAX_DELIVERY
-const NOTHING_YET = protocol.NOTHING_YET
-const ENTRIES_PER_DRAIN = 4096
-/** Room for several full deliveries per drain. */
-const DRAIN_BYTES = 4 * MAX_DELIVERY
+
+function constant(name: string): number {
+  const value = protocol[name]
+  if (value === undefined) throw new Error(`greenthread: native binding lacks net constant ${name}; rebuild it`)
+  return value
+}
+
+const ENTRY_WIDTH = constant('ENTRY_WIDTH')
+const POLL_HEADER = constant('POLL_HEADER')
+const POLL_ENTRY_WIDTH = constant('POLL_ENTRY_WIDTH')
+const KIND_RECV = constant('KIND_RECV')
+const TAKE = constant('TAKE')
+const MORE = constant('MORE')
+const ACCEPT_STALLED = constant('ACCEPT_STALLED')
+const WAITING = constant('WAITING')
+const DONE = constant('DONE')
+const SEND_QUEUE_LIMIT = constant('SEND_QUEUE_LIMIT')
+/** @internal Frame kinds of a recv. */
+export const FRAME_ANY = constant('FRAME_ANY')
+/** @internal */
+export const FRAME_EXACTLY = constant('FRAME_EXACTLY')
+/** @internal */
+export const FRAME_LINE = constant('FRAME_LINE')
+
+/** Entries of one poll. */
+const ENTRIES_PER_POLL = 4096
+/** The bytes of one poll's deliveries (larger frames are taken one by one). */
+const POLL_BYTES = 1 << 20
+const ENTRIES_PER_DRAIN = 256
+const DRAIN_BYTES = 64 * 1024
 const DEFAULT_RECV = 64 * 1024
-/** `sendall` waits while more than this many bytes are queued on the socket. */
-const SEND_HIGH_WATER = 64 * 1024
+/** `recvLine`'s default limit, as asyncio's StreamReader. */
+const DEFAULT_LINE = 64 * 1024
+/** A `sendall` that waits for room resumes once the queue is down to this. */
+const SEND_LOW_WATER = SEND_QUEUE_LIMIT / 2
 /** How long a closed socket's unwritten queue keeps the process alive. */
 const CLOSE_LINGER_MS = 10_000
+/** How long after running out of descriptors accepting is tried again. */
+const ACCEPT_RETRY_MS = 50
 const EMPTY = Buffer.alloc(0)
 /** @internal What `sendall` returns when it need not wait: one settled Promise serves all. */
 export const SENT: Promise<void> = Promise.resolve()
@@ -116,39 +145,125 @@ interface Submission {
 }
 
 /**
- * @internal The socket side of this thread's hub: completed results by wait
- * id, and the process keep-alive.
+ * @internal The socket side of this thread's hub: the reactor's batches
+ * (recv deliveries to the sockets waiting for them, completed waits by id),
+ * the built-in servers' inbox, and the process keep-alive.
  */
 class NetClient {
   #native: NativeNet | undefined
   readonly #results = new Map<number, Result>()
   /** Waits whose completion is still to be taken; completions of others are dropped. */
   readonly #expected = new Set<number>()
-  readonly #meta = new Float64Array(ENTRIES_PER_DRAIN * ENTRY_WIDTH)
-  readonly #bytes = Buffer.allocUnsafeSlow(DRAIN_BYTES)
+  readonly #meta = new Float64Array(POLL_HEADER + ENTRIES_PER_POLL * POLL_ENTRY_WIDTH)
+  readonly #bytes = Buffer.allocUnsafeSlow(POLL_BYTES)
+  readonly #drainMeta = new Float64Array(ENTRIES_PER_DRAIN * ENTRY_WIDTH)
+  readonly #drainBytes = Buffer.allocUnsafeSlow(DRAIN_BYTES)
+  /** The sockets whose recv waits, by their reactor slot. */
+  readonly readers: (Socket | undefined)[] = []
   readonly #submissions = new Map<number, Submission>()
   /** Submissions still to run. */
   #open: Submission[] = []
   #holds = 0
   #keepAlive: NodeJS.Timeout | undefined
+  #acceptRetry: NodeJS.Timeout | undefined
 
   native(): NativeNet {
-    return (this.#native ??= new native.NativeNet(hub.native()))
+    return (this.#native ??= this.#start())
+  }
+
+  /**
+   * The reactor (created on first use), or the Error that says why it
+   * cannot be, with the OS error's `code` (EMFILE...): it is tried again at
+   * the next use.
+   */
+  #start(): NativeNet {
+    const nativeHub = hub.native()
+    try {
+      return new native.NativeNet(nativeHub, this.#onReady)
+    } catch (err) {
+      const errno = /\(os error (\d+)\)/.exec((err as Error).message)?.[1]
+      if (errno !== undefined) (err as NodeJS.ErrnoException).code = getSystemErrorName(-Number(errno))
+      throw err
+    }
+  }
+
+  /**
+   * Called by Node's loop when the reactor has events (and after calls that
+   * complete waits at once): polls until nothing more is pending. Every
+   * recv delivered goes to its socket, every completed wait to the results,
+   * and their waiters are unparked: they resume in the hub's next turn, all
+   * in one batch.
+   */
+  readonly #onReady = (): void => {
+    const client = this.#native
+    if (client === undefined) return
+    const meta = this.#meta
+    const bytes = this.#bytes
+    for (;;) {
+      if (client.poll(meta, bytes) < 0) return
+      const count = meta[0]
+      const flags = meta[1]
+      for (let i = 0, at = POLL_HEADER; i < count; i++, at += POLL_ENTRY_WIDTH) {
+        const key = meta[at + 1]
+        const status = meta[at + 2]
+        if (meta[at] === KIND_RECV) {
+          const sock = this.readers[key]
+          if (sock === undefined) continue
+          let result: Result
+          if (status < 0) {
+            result = status
+          } else {
+            const len = meta[at + 4]
+            if (status === TAKE) {
+              result = sock._takeBytes(len)
+            } else if (len === 0) {
+              result = EMPTY
+            } else {
+              const offset = meta[at + 3]
+              result = Buffer.allocUnsafe(len)
+              bytes.copy(result, 0, offset, offset + len)
+            }
+          }
+          sock._delivered(result)
+        } else if (this.#expected.has(key)) {
+          this.#results.set(key, status)
+          hub.unparkId(key)
+        }
+      }
+      if ((flags & MORE) === 0) {
+        if ((flags & ACCEPT_STALLED) !== 0 && this.#acceptRetry === undefined) {
+          this.#acceptRetry = setTimeout(() => {
+            this.#acceptRetry = undefined
+            this.#onReady()
+          }, ACCEPT_RETRY_MS).unref()
+        }
+        return
+      }
+    }
+  }
+
+  /** Hands over, now, what a call completed at once (closing a listener ends its accept wait). */
+  pollNow(): void {
+    this.#onReady()
   }
 
   expect(id: number): void {
     this.#expected.add(id)
   }
 
-  /** The completion of `id`, copying out the inbox if it is not here yet; `undefined` if it has not completed. */
+  /** The completion of `id`, polling if it is not here yet; `undefined` if it has not completed. */
   poll(id: number): Result | undefined {
     let result = this.#results.get(id)
-    while (result === undefined && this.#drain() > 0) result = this.#results.get(id)
+    if (result === undefined) {
+      this.pollNow()
+      result = this.#results.get(id)
+      while (result === undefined && this.#drain() > 0) result = this.#results.get(id)
+    }
     if (result !== undefined) this.forget(id)
     return result
   }
 
-  /** The completion of a wait the hub has ended with WAKE: it is in the inbox or here. */
+  /** The completion of a wait the hub has ended with WAKE: it is here, or in the reactor or inbox. */
   take(id: number): Result {
     const result = this.poll(id)
     if (result === undefined) throw new Error(`greenthread: the completion of socket wait ${id} is missing`)
@@ -160,36 +275,31 @@ class NetClient {
     this.#expected.delete(id)
   }
 
-  /** One napi call copies out every completed result that fits. */
+  /** Ends the wait `id` with `status`, now (its operation was dropped, or completed at once). */
+  complete(id: number, status: number): void {
+    if (!this.#expected.has(id)) return
+    this.#results.set(id, status)
+    hub.unparkId(id)
+  }
+
+  /** One napi call copies out the built-in servers' completed waits. */
   #drain(): number {
-    const meta = this.#meta
-    const bytes = this.#bytes
-    const count = this.native().drain(meta, bytes)
+    const meta = this.#drainMeta
+    const count = this.native().drain(meta, this.#drainBytes)
     for (let i = 0, at = 0; i < count; i++, at += ENTRY_WIDTH) {
       const id = meta[at]
-      if (!this.#expected.has(id)) continue
-      const len = meta[at + 3]
-      if (len === 0) {
-        this.#results.set(id, meta[at + 1])
-      } else {
-        const data = Buffer.allocUnsafe(len)
-        bytes.copy(data, 0, meta[at + 2], meta[at + 2] + len)
-        this.#results.set(id, data)
-      }
+      if (this.#expected.has(id)) this.#results.set(id, meta[at + 1])
     }
     return count
   }
 
   /**
    * Registers the native operation `op` of the wait `id`, whose PARK the
-   * caller has just issued, in a microtask. `op` returns 0, or -errno if it
-   * could not register (the wait then ends with that status).
-   *
-   * It may complete at once, from a runtime thread: the hub applies the
-   * commands of a turn (this PARK) before the unparks of runtime threads,
-   * so the completion still finds its wait. The microtask runs on the main
-   * thread even when a sync greenlet's thread submits, and the runtime can
-   * only create native objects (connect's socket) on the main thread.
+   * caller has just issued, in a microtask. `op` returns 0 (registered),
+   * `DONE` (satisfied already) or -errno (the wait then ends with it). The
+   * microtask runs on the main thread even when a sync greenlet's thread
+   * submits: only there can the bindings create native objects (connect's
+   * socket).
    */
   submit(id: number, op: (id: number) => number): void {
     const submission: Submission = { id, op, cancelled: false }
@@ -217,23 +327,21 @@ class NetClient {
     }
   }
 
-  /** Ends the wait `id` with `status` if its operation could not register (`status < 0`). */
+  /** Ends the wait `id` now if its operation did not register: `DONE` (with 0) or -errno. */
   registered(id: number, status: number): void {
-    if (status < 0) {
-      this.#results.set(id, status)
-      hub.unparkId(id)
-    }
+    if (status === DONE) this.complete(id, 0)
+    else if (status < 0) this.complete(id, status)
   }
 
   /**
    * Keeps the process alive until a closed socket has written out its
    * queue, for `CLOSE_LINGER_MS` at most: a peer that stops reading must
-   * not keep it alive forever (the runtime goes on writing meanwhile).
+   * not keep it alive forever (the reactor goes on writing meanwhile).
    */
   holdUntilClosed(handle: NativeSocket): void {
     // Outside any greenlet: killing the one that closed must not end the wait.
     currentStorage.exit(() => {
-      void nativeWait((id) => (handle.closeWait(id), 0), CLOSE_LINGER_MS, () => true)
+      void nativeWait((id) => handle.closeWait(id), CLOSE_LINGER_MS, () => true)
     })
   }
 
@@ -255,17 +363,18 @@ export const TIMED_OUT = Symbol('timed out')
 
 /**
  * @internal Suspends until the native operation `op` (registered by
- * `net.submit`) completes, and resolves with its result; or with
- * {@link TIMED_OUT} once `timeoutMs` has passed (-1: never), unless it
- * completed meanwhile. On timeout or kill the operation is withdrawn with
- * `cancel(id)`, which returns `false` only if the operation has completed
- * (its result is then in the inbox); a killed wait drops such a result and
- * rejects with the kill exception.
+ * `net.submit`, or at once with `direct`) completes, and resolves with its
+ * result; or with {@link TIMED_OUT} once `timeoutMs` has passed (-1: never),
+ * unless it completed meanwhile. On timeout or kill the operation is
+ * withdrawn with `cancel(id)`, which returns `false` only if the operation
+ * has completed (its result is then at hand); a killed wait drops such a
+ * result and rejects with the kill exception.
  */
 export async function nativeWait(
   op: (id: number) => number,
   timeoutMs: number,
   cancel: (id: number) => boolean,
+  direct = false,
 ): Promise<Result | typeof TIMED_OUT> {
   let id = 0
   let outcome: number
@@ -275,7 +384,8 @@ export async function nativeWait(
       id = waiter.id
       net.expect(id)
       hub.park(waiter, timeoutMs)
-      net.submit(id, op)
+      if (direct) net.registered(id, op(id))
+      else net.submit(id, op)
     })
   } catch (err) {
     if (net.unsubmit(id) || cancel(id)) net.forget(id)
@@ -322,8 +432,8 @@ function checkShutdown(how: unknown): number {
   throw invalidType('how', "'read', 'write', 'both' or 0, 1, 2", how)
 }
 
-function addressInfo(a: { address: string; family: string; port: number } | null): AddressInfo | null {
-  return a === null ? null : { address: a.address, family: a.family as AddressInfo['family'], port: a.port }
+function addressInfo(a: { address: string; family: string; port: number } | null | undefined): AddressInfo | null {
+  return a == null ? null : { address: a.address, family: a.family as AddressInfo['family'], port: a.port }
 }
 
 function checkPort(name: string, port: unknown, min: number): number {
@@ -342,26 +452,46 @@ export interface ConnectOptions {
   timeoutMs?: number
 }
 
+export interface RecvLineOptions {
+  /**
+   * The longest line returned: a line longer than this comes in pieces of
+   * `maxBytes` (the first without its `\n`), as Python's `readline(size)`.
+   * @default 65536
+   */
+  maxBytes?: number
+}
+
+/** What the internal constructor calls pass, so that `new Socket()` from outside throws. */
+const ADOPT = Symbol('adopt')
+
 /**
  * A connected TCP socket. Obtained from {@link connect} or handed to a
  * {@link StreamServer} handler.
  */
-/** What the internal constructor calls pass, so that `new Socket()` from outside throws. */
-const ADOPT = Symbol('adopt')
-
 export class Socket {
   #native: NativeSocket
+  /** Its reactor slot: the key of its recv deliveries. */
+  readonly #slot: number
   #timeoutMs = -1
   #closed = false
+  /** A recv waits (one at a time). */
   #reading = false
-  /** Bytes (or an end) that came back from an interrupted recv or recvExactly. */
-  #unread: Result | undefined = undefined
+  /** The hub record of the waiting recv, while it waits. */
+  #waiter: HubRecord | undefined = undefined
+  /** What the reactor delivered to the waiting recv, until it takes it. */
+  #delivered: Result | undefined = undefined
+  /** The frame the waiting recv asked for. */
+  #frame = FRAME_ANY
+  #frameSize = 0
+  /** A `sendall` still waiting for room: later ones go after it. */
+  #sending: Promise<void> | undefined = undefined
   #local: AddressInfo | null | undefined = undefined
   #remote: AddressInfo | null | undefined = undefined
 
   private constructor(token: typeof ADOPT, handle: NativeSocket) {
     if (token !== ADOPT) throw new TypeError('Socket cannot be constructed directly: use connect(), or the socket a StreamServer handler receives')
     this.#native = handle
+    this.#slot = handle.slot
   }
 
   /** @internal */
@@ -394,6 +524,11 @@ export class Socket {
     this.#timeoutMs = checkMs('ms', ms, true)
   }
 
+  /** Bytes that `sendall` has queued on the socket and the kernel has not taken yet (at most 64 KiB). */
+  get queuedBytes(): number {
+    return this.#closed ? 0 : this.#native.queued()
+  }
+
   #check(syscall: string): void {
     if (this.#closed) throw socketError(syscall, EBADF)
   }
@@ -403,9 +538,9 @@ export class Socket {
    * available; with an empty Buffer at EOF. One recv at a time per socket.
    */
   recv(maxBytes: number = DEFAULT_RECV): Promise<Buffer> {
-    // The hot path of every server: one hub wait, no async layers.
+    // The hot path of every server: one native call, one hub wait if nothing is there.
     try {
-      const now = this._recvNow(maxBytes)
+      const now = this._recvNow(FRAME_ANY, checkByteCount('maxBytes', maxBytes, 1))
       return now !== undefined ? Promise.resolve(now) : this._recvWait()
     } catch (err) {
       return Promise.reject(err)
@@ -413,24 +548,52 @@ export class Socket {
   }
 
   /**
-   * @internal recv's checks, and its result if it need not wait (bytes kept
-   * from an interrupted recv, or already received); `undefined` if it must
-   * wait: `_recvWait()` then waits for up to `maxBytes` bytes. Throws what
-   * recv rejects with. Shared by the sync mode's blocking recv.
+   * Resolves with exactly `n` bytes; rejects with {@link IncompleteReadError}
+   * if the stream ends first. If it fails otherwise (timeout, kill), the
+   * bytes that had arrived are returned by the next recv.
    */
-  _recvNow(maxBytes: number): Buffer | undefined {
-    const max = Math.min(checkByteCount('maxBytes', maxBytes, 1), MAX_DELIVERY)
+  recvExactly(n: number): Promise<Buffer> {
+    try {
+      const now = this._recvNow(FRAME_EXACTLY, checkByteCount('n', n, 0))
+      return now !== undefined ? Promise.resolve(now) : this._recvWait()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * Resolves with the bytes through the next `\n` (included), as gevent
+   * code reads lines through `sock.makefile().readline()`; at EOF with what
+   * is left (no `\n`), then an empty Buffer. A line longer than
+   * `options.maxBytes` comes in pieces of that size.
+   */
+  recvLine(options?: RecvLineOptions): Promise<Buffer> {
+    try {
+      const now = this._recvNow(FRAME_LINE, lineLimit(options))
+      return now !== undefined ? Promise.resolve(now) : this._recvWait()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * @internal A recv's checks, and its frame if it need not wait (complete
+   * already, or the end); `undefined` if it must wait: `_recvWait()` (or
+   * the sync mode's `_recvBlocking`) then waits for it. Throws what the
+   * recv rejects with.
+   */
+  _recvNow(frame: number, size: number): Buffer | undefined {
     this.#check('recv')
     if (this.#reading) throw Object.assign(new Error('another recv is already waiting on this socket'), { code: 'EALREADY' })
-    if (this.#unread !== undefined) return this.#takeUnread(max)
-    const now = this.#native.tryRecv(max)
-    if (typeof now !== 'number') return now
-    if (now !== NOTHING_YET) throw socketError('recv', now)
-    this.#recvMax = max
+    const now = this.#native.recv(frame, size)
+    if (typeof now !== 'number') return frame === FRAME_EXACTLY && now.length < size ? this.#incomplete(now, size) : now
+    if (now !== WAITING) throw socketError('recv', now)
+    this.#frame = frame
+    this.#frameSize = size
     return undefined
   }
 
-  /** @internal The wait of a recv that `_recvNow` found nothing for. */
+  /** @internal The wait of a recv that `_recvNow` armed. */
   _recvWait(): Promise<Buffer> {
     this.#reading = true
     net.hold()
@@ -438,9 +601,8 @@ export class Socket {
   }
 
   /**
-   * @internal The wait of a recv that `_recvNow` found nothing for, made by
-   * blocking `waiter`, the current sync greenlet: the same wait under a
-   * fresh id, without Promises.
+   * @internal The wait of a recv that `_recvNow` armed, made by blocking
+   * `waiter`, the current sync greenlet: the same wait, without Promises.
    */
   _recvBlocking(waiter: { _waitFresh(issue: (waiter: HubRecord) => void, expectLong: boolean): number }): Buffer {
     this.#reading = true
@@ -454,133 +616,178 @@ export class Socket {
     return this.#recvWoken(outcome)
   }
 
-  /** The wait id and size of the recv waiting for data. */
-  #recvId = 0
-  #recvMax = 0
-
   readonly #issueRecv = (waiter: HubRecord): void => {
-    const id = waiter.id
-    this.#recvId = id
-    net.expect(id)
+    this.#waiter = waiter
+    net.readers[this.#slot] = this
     hub.park(waiter, this.#timeoutMs)
-    // Registered at once, not through `net.submit`: no native object is
-    // created, so any thread may do it, and the hot path saves a microtask.
-    net.registered(id, this.#native.recvWait(id, this.#recvMax))
+  }
+
+  /** @internal The reactor completed the armed recv: bytes, or a status. */
+  _delivered(result: Result): void {
+    const waiter = this.#waiter
+    if (waiter === undefined) {
+      // Nobody takes it any more: it goes back, first in line.
+      this.#giveBack(result)
+      return
+    }
+    this.#delivered = result
+    hub.unpark(waiter)
+  }
+
+  /** @internal The bytes of a delivery too large for the poll's buffer. */
+  _takeBytes(len: number): Buffer {
+    return this.#native.takeBytes(len)
   }
 
   readonly #recvWoken = (outcome: number): Buffer => {
-    const id = this.#recvId
-    this.#reading = false
-    net.release()
-    if (outcome !== Outcome.TIMER) return this.#settle(net.take(id))
-    // Timed out, unless bytes arrived meanwhile: they win.
-    const early = net.poll(id)
-    if (early !== undefined) return this.#settle(early)
-    if (!this.#native.cancelRecv()) return this.#settle(net.take(id))
-    net.forget(id)
+    const result = this.#endRecv()
+    // Delivered (even if its timer fired in the same turn: the bytes win).
+    if (result !== undefined) return this.#settle(result)
+    if (this.#closed) throw socketError('recv', EBADF)
+    this.#native.cancelRecv()
+    if (outcome !== Outcome.TIMER) throw new Error('greenthread: a recv was woken without its bytes')
     throw socketError('recv', ETIMEDOUT)
   }
 
   readonly #recvKilled = (err: unknown): never => {
-    const id = this.#recvId
-    this.#reading = false
-    net.release()
-    // Withdraw the recv; bytes it had already received go to the next one.
-    if (this.#native.cancelRecv()) net.forget(id)
-    else this.#unread = net.take(id)
+    // Withdraw the recv; bytes it had been handed go to the next one.
+    const result = this.#endRecv()
+    if (result !== undefined) this.#giveBack(result)
+    else if (!this.#closed) this.#native.cancelRecv()
     throw err
   }
 
+  /** The recv's wait is over: what it was delivered, if anything. */
+  #endRecv(): Result | undefined {
+    this.#reading = false
+    this.#waiter = undefined
+    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    net.release()
+    const result = this.#delivered
+    this.#delivered = undefined
+    return result
+  }
+
+  #giveBack(result: Result): void {
+    if (this.#closed) return
+    if (typeof result === 'number') this.#native.giveBack(EMPTY, result)
+    else this.#native.giveBack(result, 0)
+  }
+
   #settle(result: Result): Buffer {
-    if (typeof result !== 'number') return result
-    if (result < 0) throw socketError('recv', result)
-    return EMPTY
+    if (typeof result === 'number') throw socketError('recv', result)
+    if (this.#frame === FRAME_EXACTLY && result.length < this.#frameSize) return this.#incomplete(result, this.#frameSize)
+    return result
   }
 
-  #takeUnread(max: number): Buffer {
-    const unread = this.#unread as Result
-    if (typeof unread === 'number' || unread.length <= max) {
-      // An end stays: Rust reports EOF again at the next recv anyway.
-      this.#unread = undefined
-      return this.#settle(unread)
-    }
-    this.#unread = unread.subarray(max)
-    return unread.subarray(0, max)
+  #incomplete(partial: Buffer, expected: number): never {
+    throw new IncompleteReadError(partial, expected)
   }
 
   /**
-   * Resolves with exactly `n` bytes; rejects with {@link IncompleteReadError}
-   * if the stream ends first. If it fails otherwise (timeout, kill), the
-   * bytes it had received are returned by the next recv.
-   */
-  async recvExactly(n: number): Promise<Buffer> {
-    const size = checkByteCount('n', n, 0)
-    const chunks: Buffer[] = []
-    let got = 0
-    try {
-      while (got < size) {
-        const chunk = await this.recv(Math.min(size - got, MAX_DELIVERY))
-        if (chunk.length === 0) throw new IncompleteReadError(Buffer.concat(chunks, got), size)
-        chunks.push(chunk)
-        got += chunk.length
-      }
-    } catch (err) {
-      if (got > 0 && !(err instanceof IncompleteReadError) && !this.#closed) this.#unshift(Buffer.concat(chunks, got))
-      throw err
-    }
-    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)
-  }
-
-  #unshift(data: Buffer): void {
-    const unread = this.#unread
-    this.#unread = unread === undefined ? data : typeof unread === 'number' ? data : Buffer.concat([data, unread])
-  }
-
-  /**
-   * Sends all of `data` (a string as UTF-8): queues it, and resolves once at
-   * most 64 KiB are left queued on the socket. Rejects with the error of an
-   * earlier queued write that failed (EPIPE, ECONNRESET...), or ETIMEDOUT if
-   * the queue does not drain within the socket's timeout.
+   * Sends all of `data` (a string as UTF-8): writes what the kernel takes,
+   * queues what fits in the socket's 64 KiB queue, and resolves once every
+   * byte is written or queued; otherwise waits for room (a peer that stops
+   * reading makes it wait). Sends are made in call order. Rejects with the
+   * error of an earlier queued write that failed (EPIPE, ECONNRESET...), or
+   * ETIMEDOUT if no room comes within the socket's timeout. A kill or
+   * Timeout while it waits leaves the bytes sent so far sent, and the rest
+   * unsent.
    */
   sendall(data: Buffer | Uint8Array | string): Promise<void> {
     try {
       const bytes = toBytes(data)
       this.#check('send')
-      const queued = this.#native.send(bytes)
-      if (queued < 0) throw socketError('send', queued)
-      return queued <= SEND_HIGH_WATER ? SENT : this.#drainQueue()
+      const ahead = this.#sending
+      if (ahead !== undefined) return this.#track(ahead.then(noop, noop).then(() => this.#send(bytes)))
+      return this.#send(bytes)
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  async #drainQueue(): Promise<void> {
+  /** Sends what the socket takes now; the rest after waiting for room. */
+  #send(bytes: Uint8Array): Promise<void> {
+    this.#check('send')
+    const taken = this.#native.send(bytes)
+    if (taken < 0) throw socketError('send', taken)
+    return taken === bytes.length ? SENT : this.#track(this.#sendRest(bytes, taken))
+  }
+
+  /** `sending` is the send in progress until it settles (later sends wait for it). */
+  #track(sending: Promise<void>): Promise<void> {
+    this.#sending = sending
+    const done = (): void => {
+      if (this.#sending === sending) this.#sending = undefined
+    }
+    sending.then(done, done)
+    return sending
+  }
+
+  async #sendRest(bytes: Uint8Array, from: number): Promise<void> {
     const handle = this.#native
-    const result = await nativeWait(
-      (id) => handle.drainWait(id, SEND_HIGH_WATER),
-      this.#timeoutMs,
-      (id) => handle.cancelDrain(id),
-    )
-    if (result === TIMED_OUT) throw socketError('send', ETIMEDOUT)
-    if (typeof result === 'number' && result < 0) throw socketError('send', result)
+    while (from < bytes.length) {
+      const result = await nativeWait(
+        (id) => handle.drainWait(id, SEND_LOW_WATER),
+        this.#timeoutMs,
+        (id) => handle.cancelDrain(id),
+        true,
+      )
+      if (result === TIMED_OUT) throw socketError('send', ETIMEDOUT)
+      if (typeof result === 'number' && result < 0) throw socketError('send', result)
+      const taken = handle.send(bytes.subarray(from))
+      if (taken < 0) throw socketError('send', taken)
+      from += taken
+    }
   }
 
   /** Shuts down reading (`'read'`/0), writing (`'write'`/1) or both (`'both'`/2). */
   shutdown(how: 'read' | 'write' | 'both' | 0 | 1 | 2): void {
     const mode = checkShutdown(how)
     this.#check('shutdown')
+    if (mode !== 0 && this.#sending !== undefined) {
+      // Writing ends once the sendall in progress has queued its last byte.
+      if (mode === 2) this.#shutdownNow(0)
+      const handle = this.#native
+      const later = (): void => void handle.shutdown(1)
+      this.#sending.then(later, later)
+      return
+    }
+    this.#shutdownNow(mode)
+  }
+
+  #shutdownNow(mode: number): void {
     const status = this.#native.shutdown(mode)
     if (status < 0) throw socketError('shutdown', status)
   }
 
   /**
-   * Closes the socket: waits of other greenlets on it reject with EBADF;
-   * bytes still queued by `sendall` are written first. Idempotent.
+   * Closes the socket: a recv waiting in another greenlet rejects with
+   * EBADF, and so do later calls; bytes still queued by `sendall` (and the
+   * rest of a `sendall` in progress) are written first. Idempotent.
    */
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.#unread = undefined
+    // Still known once closed.
+    void this.localAddress
+    void this.remoteAddress
+    const waiter = this.#waiter
+    if (waiter !== undefined) {
+      this.#delivered = EBADF
+      hub.unpark(waiter)
+    }
+    const sending = this.#sending
+    if (sending !== undefined) {
+      // The sendall in progress goes on; the socket closes once it is done.
+      const later = (): void => this.#closeNative()
+      sending.then(later, later)
+      return
+    }
+    this.#closeNative()
+  }
+
+  #closeNative(): void {
     if (this.#native.close() > 0) net.holdUntilClosed(this.#native)
   }
 
@@ -598,6 +805,15 @@ export class Socket {
     return `<Socket ${r ? `${r.address}:${r.port}` : 'unconnected'}${this.#closed ? ' closed' : ''}>`
   }
 }
+
+/** @internal `recvLine`'s limit, checked. */
+export function lineLimit(options: RecvLineOptions | undefined): number {
+  const o = checkOptions('options', options)
+  return o.maxBytes === undefined ? DEFAULT_LINE : checkByteCount('options.maxBytes', o.maxBytes, 1)
+}
+
+/** @internal The byte-count checks of the recv calls. */
+export { checkByteCount, DEFAULT_RECV }
 
 /**
  * Connects to `host:port` (an IP address or a name, resolved with the

@@ -1,11 +1,13 @@
 /**
  * Blocking TCP sockets for sync greenlets: `sock.recv(1024)` blocks only
  * the calling greenlet. A thin layer over the async sockets (socket.ts), so
- * the semantics (partial recv, EOF as an empty Buffer, the sendall queue,
- * timeouts, errors with `code`) are the async ones: `recv`, every server's
- * hot path, makes the async recv's own hub wait, blocking (one hub turn, no
- * Promise); the other calls run the async operation and block until its
- * Promise settles.
+ * the semantics (partial recv, EOF as an empty Buffer, framing, the sendall
+ * queue, timeouts, errors with `code`) are the async ones: `recv`,
+ * `recvExactly` and `recvLine` take their frame from the reactor's batch at
+ * once when it is there, else make the async recv's own hub wait, blocking
+ * (the greenlet's thread gets the baton back when the frame comes: one
+ * hand-off, no Promise); the other calls run the async operation and block
+ * until its Promise settles.
  *
  * Kill and Timeout interrupt a blocked call at once, as any sync wait, and
  * are passed on to the async operation's own hub waits, which withdraw it
@@ -19,17 +21,22 @@ import { HubRecord, type TransientWait, type WaitOwner, currentStorage, hub } fr
 import {
   type AddressInfo,
   type ConnectOptions,
+  DEFAULT_RECV,
+  FRAME_ANY,
+  FRAME_EXACTLY,
+  FRAME_LINE,
+  type RecvLineOptions,
   SENT,
   type Socket as AsyncSocket,
+  checkByteCount,
   connect as asyncConnect,
+  lineLimit,
 } from '../socket'
 import { type Greenlet, blockingGreenlet } from './greenlet'
 
 function noop(): void {}
 
 const NONE = Symbol('none')
-/** The async recv's default size. */
-const DEFAULT_RECV = 64 * 1024
 
 /**
  * The owner of the hub waits of an async operation run on behalf of a sync
@@ -184,12 +191,8 @@ export class Socket {
    * after the socket's timeout, and the exception of a kill or Timeout (bytes
    * are then kept for the next recv).
    */
-  recv(maxBytes?: number): Buffer {
-    const g = blockingGreenlet('recv()')
-    const socket = this.#socket
-    const now = socket._recvNow(maxBytes === undefined ? DEFAULT_RECV : maxBytes)
-    // The hot path of every sync server: one hub wait, no Promise.
-    return now !== undefined ? now : socket._recvBlocking(g)
+  recv(maxBytes: number = DEFAULT_RECV): Buffer {
+    return this.#recv('recv()', FRAME_ANY, checkByteCount('maxBytes', maxBytes, 1))
   }
 
   /**
@@ -198,7 +201,31 @@ export class Socket {
    * bytes it had received are returned by the next recv.
    */
   recvExactly(n: number): Buffer {
-    return blockOn('recvExactly()', () => this.#socket.recvExactly(n))
+    return this.#recv('recvExactly()', FRAME_EXACTLY, checkByteCount('n', n, 0))
+  }
+
+  /**
+   * Returns the bytes through the next `\n` (included), blocking until it
+   * has arrived; at EOF what is left (no `\n`), then an empty Buffer. A line
+   * longer than `options.maxBytes` (default 64 KiB) comes in pieces of that
+   * size. gevent code reads lines with `sock.makefile().readline()`.
+   */
+  recvLine(options?: RecvLineOptions): Buffer {
+    return this.#recv('recvLine()', FRAME_LINE, lineLimit(options))
+  }
+
+  #recv(what: string, frame: number, size: number): Buffer {
+    const g = blockingGreenlet(what)
+    const socket = this.#socket
+    // The hot path of every sync server: the frame at once if it is there,
+    // else one hub wait, no Promise.
+    const now = socket._recvNow(frame, size)
+    return now !== undefined ? now : socket._recvBlocking(g)
+  }
+
+  /** Bytes that `sendall` has queued on the socket and the kernel has not taken yet. */
+  get queuedBytes(): number {
+    return this.#socket.queuedBytes
   }
 
   /**

@@ -5,4 +5,5 @@ mod executor;
 mod hub;
 mod net;
 mod runtime;
+mod uv;
 mod wake;

@@ -28,6 +28,15 @@ pub fn parse_addr(host: &str, port: u16) -> Option<SocketAddr> {
 
 /// A non-blocking listening socket registered with the runtime.
 pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, i32> {
+    let socket = socket(addr, backlog)?;
+    crate::runtime::ensure_started().map_err(|e| status_of(&e))?;
+    // SAFETY: the fd comes from `into_raw_fd` of a socket we own; the
+    // listener takes over its ownership (and makes it non-blocking).
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// A listening socket bound to `addr`.
+pub(crate) fn socket(addr: SocketAddr, backlog: u32) -> Result<Socket, i32> {
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(|e| status_of(&e))?;
     socket.set_reuse_address(true).map_err(|e| status_of(&e))?;
@@ -39,10 +48,7 @@ pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, i32> {
     socket
         .listen(backlog.min(i32::MAX as u32) as i32)
         .map_err(|e| status_of(&e))?;
-    crate::runtime::ensure_started().map_err(|e| status_of(&e))?;
-    // SAFETY: the fd comes from `into_raw_fd` of a socket we own; the
-    // listener takes over its ownership (and makes it non-blocking).
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    Ok(socket)
 }
 
 #[cfg(test)]

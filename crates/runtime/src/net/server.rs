@@ -1,21 +1,19 @@
-//! A listening socket and the coroutine that accepts on it.
+//! A server with a built-in handler: a listening socket and the `may`
+//! coroutine that accepts on it, on the runtime's workers.
 //!
-//! With [`Handler::Front`], accepted connections are queued for the front
-//! end, which takes them in batches ([`Server::take_accepted`]) after an
-//! accept wait completes. With a built-in handler every connection is served
-//! by its own coroutine ([`builtin`](super::builtin)) and never reaches the
-//! front end; the server counts them so that `stop` can wait for them
-//! ([`Server::idle_wait`]) and end them ([`Server::kill_connections`]).
+//! Every connection is served by its own coroutine ([`builtin`](super::builtin))
+//! and never reaches the front end; the server counts them so that `stop`
+//! can wait for them ([`Server::idle_wait`]) and end them
+//! ([`Server::kill_connections`]). (Servers with JS handlers live in the
+//! front end's [`Reactor`](super::Reactor) instead.)
 //!
 //! # Invariants
-//! - Results of accept, idle and close waits are pushed under the server's
-//!   lock ([`Inbox`](super::Inbox) invariants).
+//! - Results of idle and close waits are pushed under the server's lock
+//!   ([`Inbox`](super::Inbox) invariants).
 //! - The accept coroutine alone closes the listener; `listening` turns false
-//!   before, under the lock, so no connection is queued after `close`.
-//! - At most [`MAX_QUEUED`] accepted connections wait for the front end;
-//!   beyond that the kernel's backlog holds them.
+//!   before, under the lock, so no connection is served after `close`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,23 +23,14 @@ use std::time::Duration;
 use may::io::{WaitIo, WaitIoWaker};
 use may::net::{TcpListener, TcpStream};
 
-use super::{builtin, go, listener, status_of, sys, Conn, Net};
-
-/// Accepted connections queued for the front end before accepting pauses.
-const MAX_QUEUED: usize = 1024;
-
-/// Accepts in a row after which the front end hears of them even if more
-/// are pending.
-const ANNOUNCE_EVERY: usize = 64;
+use super::{builtin, go, listener, status_of, sys, Net};
 
 /// Pause after running out of file descriptors (or memory) before retrying.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Who serves the accepted connections.
+/// How the accepted connections are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handler {
-    /// The front end, through [`Server::take_accepted`].
-    Front,
     /// Sends back what it receives (recv up to 1024 bytes, send, close at EOF).
     Echo,
     /// Like `Echo`, upper-casing ASCII letters.
@@ -53,9 +42,6 @@ struct State {
     listening: bool,
     listener_closed: bool,
     close_waits: Vec<u32>,
-    accepted: VecDeque<Arc<Conn>>,
-    accept_wait: Option<u32>,
-    accept_paused: bool,
     /// Built-in connections alive, by key, with the wakers that end them.
     live: HashMap<u64, WaitIoWaker>,
     next_key: u64,
@@ -110,62 +96,19 @@ impl Server {
         self.local
     }
 
-    /// Waits until connections are queued for [`Server::take_accepted`].
-    /// Fails with `-EBADF` once closed.
-    pub fn accept_wait(&self, wait_id: u32) -> Result<(), i32> {
-        let mut st = self.lock();
-        if !st.listening {
-            return Err(-libc::EBADF);
-        }
-        if st.accept_wait.is_some() {
-            return Err(-libc::EALREADY);
-        }
-        if st.accepted.is_empty() {
-            st.accept_wait = Some(wait_id);
-        } else {
-            self.net.inbox.complete(wait_id, 0, &[]);
-        }
-        Ok(())
-    }
-
-    /// Withdraws the accept wait; `false` if it has completed.
-    pub fn cancel_accept(&self) -> bool {
-        self.lock().accept_wait.take().is_some()
-    }
-
-    /// The connections accepted since the last call.
-    pub fn take_accepted(&self) -> Vec<Arc<Conn>> {
-        let mut st = self.lock();
-        let taken = st.accepted.drain(..).collect();
-        if std::mem::take(&mut st.accept_paused) {
-            self.waker.wakeup();
-        }
-        taken
-    }
-
     /// Stops accepting. The listener is closed by the accept coroutine;
-    /// `wait_id`, if given, is completed once it is. Connections accepted
-    /// but not taken are closed; others are left running.
+    /// `wait_id`, if given, is completed once it is. Connections are left
+    /// running.
     pub fn close(&self, wait_id: Option<u32>) {
         let mut st = self.lock();
         st.listening = false;
-        let untaken: Vec<_> = st.accepted.drain(..).collect();
-        let mut done: Vec<(u32, i32)> = st
-            .accept_wait
-            .take()
-            .map(|id| (id, -libc::EBADF))
-            .into_iter()
-            .collect();
         match wait_id {
-            Some(id) if st.listener_closed => done.push((id, 0)),
+            Some(id) if st.listener_closed => {
+                drop(st);
+                self.net.inbox.complete(id, 0, &[]);
+            }
             Some(id) => st.close_waits.push(id),
             None => {}
-        }
-        self.net.inbox.push_all(&done);
-        drop(st);
-        self.net.inbox.wake(done.iter().map(|&(id, _)| id));
-        for conn in untaken {
-            conn.close();
         }
         self.waker.wakeup();
     }
@@ -206,33 +149,11 @@ impl Server {
     }
 
     fn run(self: Arc<Self>, listener: TcpListener) {
-        let mut unannounced = 0;
-        loop {
-            let mut st = self.lock();
-            if !st.listening {
-                break;
-            }
-            if st.accepted.len() >= MAX_QUEUED {
-                st.accept_paused = true;
-                drop(st);
-                self.announce();
-                listener.wait_io();
-                continue;
-            }
-            drop(st);
+        while self.lock().listening {
             match listener.inner().accept() {
-                Ok((stream, _)) => {
-                    self.admit(stream);
-                    unannounced += 1;
-                    if unannounced == ANNOUNCE_EVERY {
-                        unannounced = 0;
-                        self.announce();
-                    }
-                }
+                Ok((stream, _)) => self.admit(stream),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => {
-                        unannounced = 0;
-                        self.announce();
                         listener.wait_io();
                     }
                     // The connection failed before we took it: next one.
@@ -240,10 +161,7 @@ impl Server {
                     // Out of descriptors or memory: the pending connection
                     // stays in the backlog (and the edge is spent), so retry
                     // after a pause rather than wait for the next arrival.
-                    _ => {
-                        self.announce();
-                        may::coroutine::sleep(ACCEPT_BACKOFF);
-                    }
+                    _ => may::coroutine::sleep(ACCEPT_BACKOFF),
                 },
             }
         }
@@ -263,52 +181,26 @@ impl Server {
         // SAFETY: the fd comes from `into_raw_fd` of a stream we own; the
         // runtime stream takes over its ownership.
         let stream = unsafe { TcpStream::from_raw_fd(stream.into_raw_fd()) };
-        match self.handler {
-            Handler::Front => {
-                let conn = Conn::accepted(stream, &self.net);
-                let mut st = self.lock();
-                if st.listening {
-                    st.accepted.push_back(conn);
-                } else {
-                    drop(st);
-                    conn.close();
-                }
-            }
-            Handler::Echo | Handler::Upper => {
-                let mut st = self.lock();
-                let key = st.next_key;
-                st.next_key += 1;
-                st.live.insert(key, stream.waker());
-                drop(st);
-                let server = self.clone();
-                let upper = self.handler == Handler::Upper;
-                // SAFETY: `builtin::serve` does non-blocking I/O into a
-                // 1 KiB stack buffer, waits through `wait_io`, and uses no
-                // thread-local storage.
-                let serving = unsafe {
-                    go(move || {
-                        builtin::serve(&stream, upper, &server);
-                        drop(stream);
-                        server.retire(key);
-                    })
-                };
-                // The runtime runs this accept loop: it cannot fail to start.
-                // Were it to, the connection (dropped with the closure)
-                // would just be closed, and stay listed until the server stops.
-                drop(serving);
-            }
-        }
-    }
-
-    /// Completes the accept wait if connections are queued.
-    fn announce(&self) {
         let mut st = self.lock();
-        if st.accepted.is_empty() {
-            return;
-        }
-        if let Some(id) = st.accept_wait.take() {
-            self.net.inbox.complete(id, 0, &[]);
-        }
+        let key = st.next_key;
+        st.next_key += 1;
+        st.live.insert(key, stream.waker());
+        drop(st);
+        let server = self.clone();
+        let upper = self.handler == Handler::Upper;
+        // SAFETY: `builtin::serve` does non-blocking I/O into a heap buffer,
+        // waits through `wait_io`, and uses no thread-local storage.
+        let serving = unsafe {
+            go(move || {
+                builtin::serve(&stream, upper, &server);
+                drop(stream);
+                server.retire(key);
+            })
+        };
+        // The runtime runs this accept loop: it cannot fail to start. Were
+        // it to, the connection (dropped with the closure) would just be
+        // closed, and stay listed until the server stops.
+        drop(serving);
     }
 
     /// A built-in connection has ended.

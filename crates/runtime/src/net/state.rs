@@ -130,12 +130,14 @@ impl Reader {
         self.pos += n;
     }
 
-    /// The end, once every byte before it is taken: `Some(0)` at EOF,
-    /// `Some(-errno)` once for an error (EOF after that).
-    pub fn take_end(&mut self) -> Option<i32> {
-        if !self.is_empty() {
-            return None;
-        }
+    /// The end once reached, bytes buffered or not: `Some(0)` at EOF,
+    /// `Some(-errno)` for an error.
+    pub fn end(&self) -> Option<i32> {
+        self.end
+    }
+
+    /// [`Reader::end`], reporting an error once (EOF after that).
+    pub fn end_status(&mut self) -> Option<i32> {
         let end = self.end?;
         self.end = Some(0);
         Some(end)
@@ -388,9 +390,11 @@ mod tests {
         assert_eq!(conn.rx.len(), 5);
         assert_eq!(&conn.rx.bytes()[..2], &[9, 9]);
         assert_eq!(taken, 3 * READ_CHUNK + 1);
-        assert_eq!(conn.rx.take_end(), None, "bytes come before the end");
         conn.rx.consume(5);
-        assert_eq!(conn.rx.take_end(), Some(0));
+        assert_eq!(conn.rx.end_status(), Some(0));
+        conn.rx.unshift(&[], -libc::ECONNRESET);
+        assert_eq!(conn.rx.end_status(), Some(-libc::ECONNRESET));
+        assert_eq!(conn.rx.end_status(), Some(0), "an error is reported once");
     }
 
     #[test]

@@ -141,10 +141,6 @@ impl Events {
         self.list.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     /// Whether the last wait filled the buffer (more may be pending).
     pub fn full(&self) -> bool {
         self.list.len() == CAPACITY
