@@ -285,3 +285,55 @@ serial('a listening server keeps the process alive; a stopped one and an idle cl
   t.true(listening.timedOut, 'a process with a listening server stays alive')
   t.regex(listening.stdout, /listening/)
 })
+
+serial('5,000 concurrent connections are served by one JS-handler server, each with every reply', (t) => {
+  const clients = 5000
+  // Both ends of every connection live in the child: about 10,000 descriptors.
+  const hard = spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()
+  if (hard !== 'unlimited' && Number(hard) < 2 * clients + 200) {
+    t.log(`skipped: the descriptor limit is ${hard}`)
+    t.pass()
+    return
+  }
+  const dist = path.join(__dirname, '..')
+  const script = `
+    const { StreamServer, connect, spawn, joinall, sleep } = require(${JSON.stringify(path.join(dist, 'index.js'))})
+    ;(async () => {
+      const N = ${clients}
+      const server = new StreamServer({ port: 0, backlog: 4096 }, async (sock) => {
+        for (;;) {
+          const data = await sock.recv(1024)
+          if (data.length === 0) break
+          await sock.sendall(data.toString('latin1').toUpperCase())
+        }
+      })
+      server.start()
+      const port = server.address.port
+      const socks = []
+      for (let i = 0; i < N; i += 500) {
+        const wave = Array.from({ length: Math.min(500, N - i) }, () => connect('127.0.0.1', port, { timeoutMs: 20000 }))
+        socks.push(...(await Promise.all(wave)))
+      }
+      for (let i = 0; i < 2000 && server.handlers.size < N; i++) await sleep(10)
+      const concurrent = server.handlers.size
+      const gs = socks.map((s, i) => spawn(async () => {
+        for (let r = 0; r < 3; r++) {
+          const m = 'client ' + i + ' round ' + r
+          await s.sendall(m)
+          const reply = (await s.recvExactly(m.length)).toString()
+          if (reply !== m.toUpperCase()) throw new Error('client ' + i + ' got ' + reply)
+        }
+        s.close()
+      }))
+      await joinall(gs, { raiseError: true, timeoutMs: 60000 })
+      const ok = gs.filter((g) => g.successful()).length
+      await server.stop()
+      console.log(JSON.stringify({ concurrent, ok }))
+    })()`
+  const r = spawnSync('bash', ['-c', `ulimit -n ${2 * clients + 1000} && exec "$0" -e "$1"`, process.execPath, script], {
+    encoding: 'utf8',
+    timeout: 110_000,
+  })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), { concurrent: clients, ok: clients })
+})

@@ -288,6 +288,107 @@ serial('a second concurrent recv() on one socket rejects with EALREADY', async (
   await done()
 })
 
+serial('recvLine() returns whole lines across chunk boundaries, what is left at EOF, then an empty Buffer', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.write('hel')
+  const first = sock.recvLine()
+  await sleep(20)
+  remote.write('lo\nwor')
+  t.is((await first).toString(), 'hello\n')
+  setTimeout(() => remote.write('ld\n'), 20)
+  t.is((await sock.recvLine()).toString(), 'world\n')
+  remote.end('tail')
+  t.is((await sock.recvLine()).toString(), 'tail')
+  t.is((await sock.recvLine()).length, 0)
+  t.is((await sock.recvLine()).length, 0)
+  await done()
+})
+
+serial('recvLine({ maxBytes }) returns a longer line in pieces; lines, exact counts and recv share one stream', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.write('abcdefgh\nxyz12')
+  t.is((await sock.recvLine({ maxBytes: 3 })).toString(), 'abc')
+  t.is((await sock.recvLine({ maxBytes: 3 })).toString(), 'def')
+  t.is((await sock.recvLine({ maxBytes: 3 })).toString(), 'gh\n')
+  t.is((await sock.recvExactly(2)).toString(), 'xy')
+  t.is((await sock.recv(10)).toString(), 'z12')
+  await t.throwsAsync(sock.recvLine({ maxBytes: 0 }), { instanceOf: RangeError, message: /options\.maxBytes/ })
+  await t.throwsAsync(sock.recvLine('x' as unknown as {}), { instanceOf: TypeError, message: /options/ })
+  await done()
+})
+
+serial('a recvLine() killed while waiting keeps the partial line for the next one', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.write('half a ')
+  const g = spawn(() => sock.recvLine())
+  await sleep(30)
+  await g.kill(new GreenletExit(), { timeoutMs: 2000 })
+  remote.write('line\n')
+  t.is((await sock.recvLine()).toString(), 'half a line\n')
+  await done()
+})
+
+serial('sendall() to a peer that stops reading waits once the kernel buffers and the 64 KiB queue are full: memory stays bounded', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.pause()
+  const data = Buffer.alloc(8 << 20)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 11)) & 0xff
+  let resolved = false
+  const sending = sock.sendall(data).then(() => (resolved = true))
+  let mostQueued = 0
+  for (let i = 0; i < 20; i++) {
+    await sleep(10)
+    mostQueued = Math.max(mostQueued, sock.queuedBytes)
+  }
+  t.false(resolved, 'sendall waits for room')
+  t.true(mostQueued > 0, 'the queue was used')
+  t.true(mostQueued <= 64 * 1024, `${mostQueued} bytes queued`)
+  const received: Buffer[] = []
+  let got = 0
+  remote.on('data', (d: Buffer) => {
+    received.push(d)
+    got += d.length
+  })
+  remote.resume()
+  await sending
+  for (let i = 0; i < 500 && got < data.length; i++) await sleep(10)
+  t.true(Buffer.concat(received).equals(data), 'the peer got every byte, in order')
+  t.is(sock.queuedBytes, 0)
+  await done()
+})
+
+serial('killing a greenlet blocked in sendall() rejects at once; what was taken is sent, the rest is not, and the socket goes on', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.pause()
+  const data = Buffer.alloc(8 << 20, 0x61)
+  let raised: unknown
+  const g = spawn(async () => {
+    try {
+      await sock.sendall(data)
+    } catch (err) {
+      raised = err
+      throw err
+    }
+  })
+  await sleep(100)
+  t.false(g.dead, 'blocked in sendall')
+  const started = Date.now()
+  await g.kill(new GreenletExit('stop sending'), { timeoutMs: 2000 })
+  t.true(Date.now() - started < 1000)
+  t.true(raised instanceof GreenletExit)
+  const received: Buffer[] = []
+  remote.on('data', (d: Buffer) => received.push(d))
+  remote.resume()
+  await sock.sendall('THE END')
+  sock.shutdown('write')
+  await once(remote, 'end')
+  const all = Buffer.concat(received)
+  t.true(all.length > 7 && all.length < data.length, `${all.length} bytes arrived`)
+  t.is(all.subarray(all.length - 7).toString(), 'THE END')
+  t.true(all.subarray(0, all.length - 7).every((b) => b === 0x61), 'a prefix of the killed sendall, then the next one')
+  await done()
+})
+
 serial('bad arguments reject or throw TypeError or RangeError naming the argument', async (t) => {
   await t.throwsAsync(connect(42 as unknown as string, 80), { instanceOf: TypeError, message: /host/ })
   await t.throwsAsync(connect('127.0.0.1', 70000), { instanceOf: RangeError, message: /port/ })

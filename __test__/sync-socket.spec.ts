@@ -200,6 +200,78 @@ serial('killing a greenlet in serveForever stops the server: listener closed, ha
   })
 })
 
+serial('recvLine and recvExactly block for their whole frame; a line longer than maxBytes comes in pieces; EOF gives the rest', async (t) => {
+  const result = await run(() => {
+    const server = new StreamServer({ port: 0 }, (sock: Socket) => {
+      sock.sendall('hel')
+      sleep(20)
+      sock.sendall('lo\nwor')
+      sleep(20)
+      sock.sendall('ld\nabcdefgh\nxyz12tail')
+    })
+    server.start()
+    const sock = connect('127.0.0.1', server.address.port)
+    const lines = [sock.recvLine(), sock.recvLine(), sock.recvLine({ maxBytes: 3 }), sock.recvLine({ maxBytes: 3 }), sock.recvLine({ maxBytes: 3 })]
+    const exact = sock.recvExactly(5).toString()
+    const rest = sock.recvLine().toString()
+    const eof = sock.recvLine().length
+    sock.close()
+    server.stop()
+    return { lines: lines.map(String), exact, rest, eof }
+  })
+  t.deepEqual(result, { lines: ['hello\n', 'world\n', 'abc', 'def', 'gh\n'], exact: 'xyz12', rest: 'tail', eof: 0 })
+})
+
+serial('a kill of a greenlet blocked in sendall raises at once; the queue stays bounded and the socket goes on', async (t) => {
+  const result = await run(() => {
+    let peer: Socket | undefined
+    const server = new StreamServer({ port: 0 }, (sock: Socket) => {
+      peer = sock
+      sleep(10_000) // reads nothing until told
+    })
+    server.start()
+    const sock = connect('127.0.0.1', server.address.port)
+    while (peer === undefined) sleep(1)
+    let raised: unknown
+    const writer = spawn(() => {
+      try {
+        sock.sendall(Buffer.alloc(8 << 20, 0x61))
+      } catch (err) {
+        raised = err
+        throw err
+      }
+    })
+    sleep(100)
+    const blocked = !writer.dead
+    const queued = sock.queuedBytes
+    const started = performance.now()
+    writer.kill()
+    const killMs = performance.now() - started
+    const p = peer
+    const reader = spawn(() => {
+      const chunks: Buffer[] = []
+      for (;;) {
+        const chunk = p.recv(1 << 16)
+        if (chunk.length === 0) return Buffer.concat(chunks)
+        chunks.push(chunk)
+      }
+    })
+    sock.sendall('THE END')
+    sock.shutdown('write')
+    const all = reader.get()
+    sock.close()
+    server.stop({ timeoutMs: 0 })
+    return {
+      blocked,
+      bounded: queued > 0 && queued <= 64 * 1024,
+      killed: raised instanceof GreenletExit && killMs < 1000,
+      prefix: all.length > 7 && all.length < 8 << 20 && all.subarray(0, all.length - 7).every((b) => b === 0x61),
+      end: all.subarray(all.length - 7).toString(),
+    }
+  })
+  t.deepEqual(result, { blocked: true, bounded: true, killed: true, prefix: true, end: 'THE END' })
+})
+
 serial('blocking socket calls outside sync greenlets throw the sync module’s Error', async (t) => {
   const message = /blocks, and only code running in a sync greenlet can block/
   t.throws(() => connect('127.0.0.1', 1), { message })

@@ -374,3 +374,19 @@ fn reactor_connects_reports_refusal_and_closing_a_listener_fails_its_accept_wait
         "the port is free"
     );
 }
+
+#[test]
+fn reactor_reports_a_reset_to_an_armed_recv_once_then_eof() {
+    let (mut reactor, _listener, c, conn) = reactor_pair();
+    assert_eq!(reactor.recv(conn, Frame::Any(16)), Ok(Recv::Waiting));
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    let p = poll_until(&mut reactor, |p| !p.recvs.is_empty());
+    assert_eq!(p.recvs, vec![(conn.index, -libc::ECONNRESET, Vec::new())]);
+    assert_eq!(
+        reactor.recv(conn, Frame::Any(16)),
+        Ok(Recv::Bytes(Vec::new()))
+    );
+}
