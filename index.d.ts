@@ -127,6 +127,8 @@ export declare class NativeServer {
 export declare class NativeSocket {
   /** Its slot: the key of its recv deliveries in a poll. */
   get slot(): number
+  /** Its slot's generation: with `slot`, what `sendFunction`'s send takes. */
+  get generation(): number
   /**
    * The frame (`kind`: 0 any, at most `n` bytes; 1 exactly `n`; 2 a line
    * of at most `n`) if it is complete: its bytes (fewer than asked, or
@@ -140,14 +142,9 @@ export declare class NativeSocket {
   takeBytes(n: number): Buffer
   /**
    * Puts back a delivery its recv did not take: bytes (first again), or
-   * an error `status` (< 0).
+   * an error `status` (< 0). Disarms the recv.
    */
   giveBack(data: Uint8Array, status: number): void
-  /**
-   * Writes what the kernel takes and queues what fits; returns how many
-   * bytes of `data` that was, or `-errno` of an earlier write failure.
-   */
-  send(data: Uint8Array): number
   /** Bytes queued, not yet in the kernel. */
   queued(): number
   /**
@@ -187,6 +184,14 @@ export interface RuntimeInfo {
   started: boolean
   workers: number
 }
+
+/**
+ * `send(slot, generation, data)` for the sockets of `net`: as
+ * `NativeSocket.send`, without napi-rs's bookkeeping of every call on a
+ * class instance (a receiver unwrap and a borrow registered in a global
+ * table), which costs as much as the rest of a small send's user time.
+ */
+export declare function sendFunction(net: NativeNet): (slot: number, generation: number, data: Uint8Array) => number
 
 export interface SocketAddress {
   address: string

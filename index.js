@@ -847,3 +847,4 @@ module.exports.dieWithParent = nativeBinding.dieWithParent
 module.exports.hubProtocol = nativeBinding.hubProtocol
 module.exports.netProtocol = nativeBinding.netProtocol
 module.exports.runtimeInfo = nativeBinding.runtimeInfo
+module.exports.sendFunction = nativeBinding.sendFunction

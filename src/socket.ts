@@ -35,7 +35,7 @@ import { isUint8Array } from 'node:util/types'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
-import { type HubRecord, Outcome, currentStorage, hub, suspendFresh } from './hub'
+import { type HubRecord, Outcome, TransientWait, currentStorage, hub, ownWait, suspendFresh } from './hub'
 import { native } from './native'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 
@@ -52,6 +52,7 @@ const POLL_HEADER = constant('POLL_HEADER')
 const POLL_ENTRY_WIDTH = constant('POLL_ENTRY_WIDTH')
 const KIND_RECV = constant('KIND_RECV')
 const TAKE = constant('TAKE')
+const ARMED = constant('ARMED')
 const MORE = constant('MORE')
 const ACCEPT_STALLED = constant('ACCEPT_STALLED')
 const WAITING = constant('WAITING')
@@ -66,8 +67,13 @@ export const FRAME_LINE = constant('FRAME_LINE')
 
 /** Entries of one poll. */
 const ENTRIES_PER_POLL = 4096
-/** The bytes of one poll's deliveries (larger frames are taken one by one). */
-const POLL_BYTES = 1 << 20
+/**
+ * Delivered bytes are views into an arena, not copies: a new one is made
+ * once less than `POLL_ROOM` is left (frames over 64 KiB are taken one by
+ * one). Small, as Node's Buffer pool: a view kept alive keeps its arena.
+ */
+const ARENA_BYTES = 256 * 1024
+const POLL_ROOM = 64 * 1024
 const ENTRIES_PER_DRAIN = 256
 const DRAIN_BYTES = 64 * 1024
 const DEFAULT_RECV = 64 * 1024
@@ -155,7 +161,8 @@ class NetClient {
   /** Waits whose completion is still to be taken; completions of others are dropped. */
   readonly #expected = new Set<number>()
   readonly #meta = new Float64Array(POLL_HEADER + ENTRIES_PER_POLL * POLL_ENTRY_WIDTH)
-  readonly #bytes = Buffer.allocUnsafeSlow(POLL_BYTES)
+  #arena = Buffer.allocUnsafeSlow(ARENA_BYTES)
+  #arenaUsed = 0
   readonly #drainMeta = new Float64Array(ENTRIES_PER_DRAIN * ENTRY_WIDTH)
   readonly #drainBytes = Buffer.allocUnsafeSlow(DRAIN_BYTES)
   /** The sockets whose recv waits, by their reactor slot. */
@@ -165,6 +172,8 @@ class NetClient {
   #open: Submission[] = []
   #holds = 0
   #keepAlive: NodeJS.Timeout | undefined
+  /** `send(slot, generation, data)`: the per-message send, without napi-rs's per-call bookkeeping. */
+  send: (slot: number, generation: number, data: Uint8Array) => number = () => EBADF
   #acceptRetry: NodeJS.Timeout | undefined
 
   native(): NativeNet {
@@ -179,7 +188,9 @@ class NetClient {
   #start(): NativeNet {
     const nativeHub = hub.native()
     try {
-      return new native.NativeNet(nativeHub, this.#onReady)
+      const made = new native.NativeNet(nativeHub, this.#onReady)
+      this.send = native.sendFunction(made)
+      return made
     } catch (err) {
       const errno = /\(os error (\d+)\)/.exec((err as Error).message)?.[1]
       if (errno !== undefined) (err as NodeJS.ErrnoException).code = getSystemErrorName(-Number(errno))
@@ -198,9 +209,14 @@ class NetClient {
     const client = this.#native
     if (client === undefined) return
     const meta = this.#meta
-    const bytes = this.#bytes
     for (;;) {
-      if (client.poll(meta, bytes) < 0) return
+      if (ARENA_BYTES - this.#arenaUsed < POLL_ROOM) {
+        this.#arena = Buffer.allocUnsafeSlow(ARENA_BYTES)
+        this.#arenaUsed = 0
+      }
+      const arena = this.#arena
+      const base = this.#arenaUsed
+      if (client.poll(meta, arena.subarray(base)) < 0) return
       const count = meta[0]
       const flags = meta[1]
       for (let i = 0, at = POLL_HEADER; i < count; i++, at += POLL_ENTRY_WIDTH) {
@@ -209,22 +225,20 @@ class NetClient {
         if (meta[at] === KIND_RECV) {
           const sock = this.readers[key]
           if (sock === undefined) continue
+          const len = meta[at + 4]
           let result: Result
           if (status < 0) {
             result = status
+          } else if (status === TAKE) {
+            result = sock._takeBytes(len)
+          } else if (len === 0) {
+            result = EMPTY
           } else {
-            const len = meta[at + 4]
-            if (status === TAKE) {
-              result = sock._takeBytes(len)
-            } else if (len === 0) {
-              result = EMPTY
-            } else {
-              const offset = meta[at + 3]
-              result = Buffer.allocUnsafe(len)
-              bytes.copy(result, 0, offset, offset + len)
-            }
+            const start = base + meta[at + 3]
+            result = arena.subarray(start, start + len)
+            this.#arenaUsed = start + len
           }
-          sock._delivered(result)
+          sock._delivered(result, status === ARMED)
         } else if (this.#expected.has(key)) {
           this.#results.set(key, status)
           hub.unparkId(key)
@@ -470,8 +484,9 @@ const ADOPT = Symbol('adopt')
  */
 export class Socket {
   #native: NativeSocket
-  /** Its reactor slot: the key of its recv deliveries. */
+  /** Its reactor slot: the key of its recv deliveries; with the generation, its name for `net.send`. */
   readonly #slot: number
+  readonly #generation: number
   #timeoutMs = -1
   #closed = false
   /** A recv waits (one at a time). */
@@ -480,9 +495,20 @@ export class Socket {
   #waiter: HubRecord | undefined = undefined
   /** What the reactor delivered to the waiting recv, until it takes it. */
   #delivered: Result | undefined = undefined
-  /** The frame the waiting recv asked for. */
+  /** The frame the waiting (or armed) recv asked for. */
   #frame = FRAME_ANY
   #frameSize = 0
+  /**
+   * The reactor has a recv of `#frame` armed: set by a recv that waits, and
+   * kept after a delivery marked ARMED (the socket is drained), so that the
+   * next recv of the same frame waits without calling in.
+   */
+  #armed = false
+  /** Settles the waiting recv's Promise. */
+  readonly #settler: { _resolve: ((value: any) => void) | undefined; _reject: ((err: unknown) => void) | undefined } = {
+    _resolve: undefined,
+    _reject: undefined,
+  }
   /** A `sendall` still waiting for room: later ones go after it. */
   #sending: Promise<void> | undefined = undefined
   #local: AddressInfo | null | undefined = undefined
@@ -492,6 +518,7 @@ export class Socket {
     if (token !== ADOPT) throw new TypeError('Socket cannot be constructed directly: use connect(), or the socket a StreamServer handler receives')
     this.#native = handle
     this.#slot = handle.slot
+    this.#generation = handle.generation
   }
 
   /** @internal */
@@ -585,19 +612,61 @@ export class Socket {
   _recvNow(frame: number, size: number): Buffer | undefined {
     this.#check('recv')
     if (this.#reading) throw Object.assign(new Error('another recv is already waiting on this socket'), { code: 'EALREADY' })
+    if (this.#armed) {
+      // Armed already for this frame: its bytes come with a poll.
+      if (frame === this.#frame && size === this.#frameSize) return undefined
+      this.#disarm()
+    }
     const now = this.#native.recv(frame, size)
     if (typeof now !== 'number') return frame === FRAME_EXACTLY && now.length < size ? this.#incomplete(now, size) : now
     if (now !== WAITING) throw socketError('recv', now)
     this.#frame = frame
     this.#frameSize = size
+    this.#armed = true
+    net.readers[this.#slot] = this
     return undefined
   }
 
-  /** @internal The wait of a recv that `_recvNow` armed. */
+  #disarm(): void {
+    this.#armed = false
+    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    if (!this.#closed) this.#native.cancelRecv()
+  }
+
+  /**
+   * @internal The wait of a recv that `_recvNow` armed: one Promise, settled
+   * by the wait itself with the bytes (a hub wait under a fresh id, as
+   * `suspendFresh` makes, owned by the current greenlet).
+   */
   _recvWait(): Promise<Buffer> {
     this.#reading = true
     net.hold()
-    return suspendFresh(this.#issueRecv).then(this.#recvWoken, this.#recvKilled)
+    const g = currentStorage.getStore()
+    const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
+    wait.resolve = this.#recvSettle
+    wait.reject = this.#recvFail
+    this.#issueRecv(wait)
+    return ownWait<Buffer>(this.#settler)
+  }
+
+  readonly #recvSettle = (outcome: number): void => {
+    const settler = this.#settler
+    let data: Buffer
+    try {
+      data = this.#recvWoken(outcome)
+    } catch (err) {
+      settler._reject!(err)
+      return
+    }
+    settler._resolve!(data)
+  }
+
+  readonly #recvFail = (err: unknown): void => {
+    try {
+      this.#recvKilled(err)
+    } catch (raised) {
+      this.#settler._reject!(raised)
+    }
   }
 
   /**
@@ -618,15 +687,20 @@ export class Socket {
 
   readonly #issueRecv = (waiter: HubRecord): void => {
     this.#waiter = waiter
-    net.readers[this.#slot] = this
     hub.park(waiter, this.#timeoutMs)
   }
 
-  /** @internal The reactor completed the armed recv: bytes, or a status. */
-  _delivered(result: Result): void {
+  /**
+   * @internal The reactor completed the armed recv: bytes, or a status;
+   * `armed`: its recv stays armed.
+   */
+  _delivered(result: Result, armed: boolean): void {
+    this.#armed = armed
     const waiter = this.#waiter
-    if (waiter === undefined) {
-      // Nobody takes it any more: it goes back, first in line.
+    if (waiter === undefined || this.#delivered !== undefined) {
+      // Nobody waits (an armed recv got bytes between two recvs), or the
+      // waiter has not taken its delivery yet: they go back, next in line,
+      // and the recv is disarmed.
       this.#giveBack(result)
       return
     }
@@ -644,7 +718,7 @@ export class Socket {
     // Delivered (even if its timer fired in the same turn: the bytes win).
     if (result !== undefined) return this.#settle(result)
     if (this.#closed) throw socketError('recv', EBADF)
-    this.#native.cancelRecv()
+    this.#disarm()
     if (outcome !== Outcome.TIMER) throw new Error('greenthread: a recv was woken without its bytes')
     throw socketError('recv', ETIMEDOUT)
   }
@@ -653,7 +727,7 @@ export class Socket {
     // Withdraw the recv; bytes it had been handed go to the next one.
     const result = this.#endRecv()
     if (result !== undefined) this.#giveBack(result)
-    else if (!this.#closed) this.#native.cancelRecv()
+    else this.#disarm()
     throw err
   }
 
@@ -661,14 +735,17 @@ export class Socket {
   #endRecv(): Result | undefined {
     this.#reading = false
     this.#waiter = undefined
-    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    if (!this.#armed && net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
     net.release()
     const result = this.#delivered
     this.#delivered = undefined
     return result
   }
 
+  /** Puts back bytes (or a status) delivered but not taken, and disarms. */
   #giveBack(result: Result): void {
+    this.#armed = false
+    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
     if (this.#closed) return
     if (typeof result === 'number') this.#native.giveBack(EMPTY, result)
     else this.#native.giveBack(result, 0)
@@ -709,7 +786,7 @@ export class Socket {
   /** Sends what the socket takes now; the rest after waiting for room. */
   #send(bytes: Uint8Array): Promise<void> {
     this.#check('send')
-    const taken = this.#native.send(bytes)
+    const taken = net.send(this.#slot, this.#generation, bytes)
     if (taken < 0) throw socketError('send', taken)
     return taken === bytes.length ? SENT : this.#track(this.#sendRest(bytes, taken))
   }
@@ -735,7 +812,7 @@ export class Socket {
       )
       if (result === TIMED_OUT) throw socketError('send', ETIMEDOUT)
       if (typeof result === 'number' && result < 0) throw socketError('send', result)
-      const taken = handle.send(bytes.subarray(from))
+      const taken = net.send(this.#slot, this.#generation, bytes.subarray(from))
       if (taken < 0) throw socketError('send', taken)
       from += taken
     }
@@ -777,6 +854,8 @@ export class Socket {
       this.#delivered = EBADF
       hub.unpark(waiter)
     }
+    this.#armed = false
+    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
     const sending = this.#sending
     if (sending !== undefined) {
       // The sendall in progress goes on; the socket closes once it is done.

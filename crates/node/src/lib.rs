@@ -2,6 +2,7 @@
 //! lives in `greenthread-runtime`.
 
 mod executor;
+mod hot;
 mod hub;
 mod net;
 mod runtime;

@@ -70,7 +70,7 @@ fn wait_status(result: std::result::Result<bool, i32>) -> i32 {
 /// thread running JS, so the lock is never contended; it makes the sharing
 /// sound whichever thread that is (a sync greenlet's, holding the baton).
 #[derive(Clone)]
-struct Shared(Arc<Mutex<Reactor>>);
+pub(crate) struct Shared(pub(crate) Arc<Mutex<Reactor>>);
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Reactor> {
@@ -196,6 +196,18 @@ impl NativeNet {
     }
 }
 
+/// `send(slot, generation, data)` for the sockets of `net`: as
+/// `NativeSocket.send`, without napi-rs's bookkeeping of every call on a
+/// class instance (a receiver unwrap and a borrow registered in a global
+/// table), which costs as much as the rest of a small send's user time.
+#[napi(
+    catch_unwind,
+    ts_return_type = "(slot: number, generation: number, data: Uint8Array) => number"
+)]
+pub fn send_function<'env>(env: &'env Env, net: &NativeNet) -> Result<Unknown<'env>> {
+    crate::hot::send_function(env, net.reactor.0.clone())
+}
+
 /// Protocol constants, so the TypeScript side never restates them.
 #[napi(catch_unwind)]
 pub fn net_protocol() -> std::collections::HashMap<String, u32> {
@@ -207,6 +219,7 @@ pub fn net_protocol() -> std::collections::HashMap<String, u32> {
         ("KIND_WAIT", wire::KIND_WAIT as u32),
         ("KIND_RECV", wire::KIND_RECV as u32),
         ("TAKE", wire::TAKE as u32),
+        ("ARMED", wire::ARMED as u32),
         ("MORE", wire::MORE),
         ("ACCEPT_STALLED", wire::ACCEPT_STALLED),
         ("WAITING", WAITING as u32),
@@ -249,6 +262,12 @@ impl NativeSocket {
         self.token.index
     }
 
+    /// Its slot's generation: with `slot`, what `sendFunction`'s send takes.
+    #[napi(getter)]
+    pub fn generation(&self) -> u32 {
+        self.token.generation()
+    }
+
     /// The frame (`kind`: 0 any, at most `n` bytes; 1 exactly `n`; 2 a line
     /// of at most `n`) if it is complete: its bytes (fewer than asked, or
     /// none, at the end of the stream); else `WAITING` (the recv is armed)
@@ -277,20 +296,10 @@ impl NativeSocket {
     }
 
     /// Puts back a delivery its recv did not take: bytes (first again), or
-    /// an error `status` (< 0).
+    /// an error `status` (< 0). Disarms the recv.
     #[napi(catch_unwind)]
     pub fn give_back(&self, data: &[u8], status: i32) {
         self.reactor().give_back(self.token, data, status);
-    }
-
-    /// Writes what the kernel takes and queues what fits; returns how many
-    /// bytes of `data` that was, or `-errno` of an earlier write failure.
-    #[napi(catch_unwind)]
-    pub fn send(&self, data: &[u8]) -> i64 {
-        match self.reactor().send(self.token, data) {
-            Ok(taken) => taken as i64,
-            Err(status) => i64::from(status),
-        }
     }
 
     /// Bytes queued, not yet in the kernel.

@@ -58,6 +58,10 @@ pub mod wire {
     pub const KIND_RECV: f64 = 1.0;
     /// Recv status: the frame is too large for the batch buffer.
     pub const TAKE: i32 = 1;
+    /// Recv status: bytes delivered as with 0, and the recv (any bytes, the
+    /// same `n`) stays armed: the socket is drained, its next bytes come with
+    /// a poll, and the front end's next such recv need not call in.
+    pub const ARMED: i32 = 2;
     /// Poll flag: more is pending, call again.
     pub const MORE: u32 = 1;
     /// Poll flag: a listener is out of descriptors; poll again in a while.
@@ -124,6 +128,15 @@ pub struct Token {
 }
 
 impl Token {
+    /// The token of slot `index` in its generation `generation`.
+    pub fn new(index: u32, generation: u32) -> Token {
+        Token { index, generation }
+    }
+
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+
     fn key(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.index)
     }
@@ -156,6 +169,8 @@ struct Sock {
     peer: Option<SocketAddr>,
     /// The recv waiting for its frame.
     recv: Option<Frame>,
+    /// In the reactor's `ready` queue.
+    ready: bool,
     /// Waits for the queue to fall to a threshold: wait id, threshold.
     drain_waits: Vec<(u32, usize)>,
     /// Waits for the fd to be closed, once closing.
@@ -310,6 +325,7 @@ impl Reactor {
             local: None,
             peer: None,
             recv: None,
+            ready: false,
             drain_waits: Vec::new(),
             close_waits: Vec::new(),
         });
@@ -532,9 +548,10 @@ impl Reactor {
     }
 
     /// Puts back what a recv delivered but its caller did not take (it was
-    /// interrupted meanwhile): bytes, or an error status.
+    /// interrupted meanwhile): bytes, or an error status. Disarms the recv.
     pub fn give_back(&mut self, token: Token, data: &[u8], status: i32) {
         if let Some(sock) = self.sock(token) {
+            sock.recv = None;
             sock.conn.rx.unshift(data, status);
         }
     }
@@ -698,6 +715,7 @@ impl Reactor {
         let Some(sock) = self.sock(token) else {
             return true;
         };
+        sock.ready = false;
         let Some(frame) = sock.recv else {
             return true;
         };
@@ -714,14 +732,26 @@ impl Reactor {
             }
             Some(Outcome::Bytes(n)) => {
                 if out.used + n > out.bytes.len() {
+                    sock.ready = true;
                     return false;
                 }
-                sock.recv = None;
                 let at = out.used;
                 out.bytes[at..at + n].copy_from_slice(&sock.conn.rx.bytes()[..n]);
                 sock.conn.rx.consume(n);
                 out.used += n;
-                out.push(KIND_RECV, token.index, 0, at, n);
+                // A recv of whatever comes stays armed while the socket is
+                // drained (its next bytes raise an edge): a request/response
+                // loop then arms once, not once per message.
+                let rx = &sock.conn.rx;
+                let armed = matches!(frame, Frame::Any(_))
+                    && n > 0
+                    && rx.is_empty()
+                    && !rx.may_read()
+                    && !rx.ended();
+                if !armed {
+                    sock.recv = None;
+                }
+                out.push(KIND_RECV, token.index, if armed { ARMED } else { 0 }, at, n);
             }
         }
         true
@@ -761,7 +791,8 @@ impl Reactor {
             }
         }
         if let Some(frame) = sock.recv {
-            if sock.complete(frame).is_some() {
+            if !sock.ready && sock.complete(frame).is_some() {
+                sock.ready = true;
                 self.ready.push_back(token);
             }
         }

@@ -88,9 +88,14 @@ fn data_and_eof_arriving_together_are_both_seen() {
         loop {
             let data = match reactor.recv(conn, Frame::Any(1024)).unwrap() {
                 Recv::Bytes(data) => data,
-                Recv::Waiting => poll_until(&mut reactor, |p| !p.recvs.is_empty()).recvs[0]
-                    .2
-                    .clone(),
+                Recv::Waiting => {
+                    let data = poll_until(&mut reactor, |p| !p.recvs.is_empty()).recvs[0]
+                        .2
+                        .clone();
+                    // A recv of any bytes may stay armed (ARMED): withdraw it.
+                    reactor.cancel_recv(conn);
+                    data
+                }
                 Recv::Failed(status) => panic!("failed with {status}"),
             };
             if data.is_empty() {
@@ -211,7 +216,13 @@ fn reactor_delivers_bytes_to_an_armed_recv_and_takes_them_at_once_when_buffered(
     );
     c.write_all(b"ping").unwrap();
     let p = poll_until(&mut reactor, |p| !p.recvs.is_empty());
-    assert_eq!(p.recvs, vec![(conn.index, 0, b"ping".to_vec())]);
+    assert_eq!(
+        p.recvs,
+        vec![(conn.index, ARMED, b"ping".to_vec())],
+        "drained: the recv stays armed"
+    );
+    assert_eq!(reactor.recv(conn, Frame::Any(1024)), Err(-libc::EALREADY));
+    reactor.cancel_recv(conn);
     assert_eq!(reactor.send(conn, b"pong"), Ok(4));
     let mut reply = [0u8; 4];
     c.read_exact(&mut reply).unwrap();
