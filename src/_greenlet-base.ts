@@ -40,6 +40,18 @@ export interface ArmedTimeout {
  */
 let linksDue: GreenletBase<unknown, unknown>[] = []
 
+/**
+ * Greenlets started and not finished, oldest first: an intrusive list (two
+ * fields per greenlet, no hashing), for `allTasks`.
+ */
+let liveHead: GreenletBase<unknown, unknown> | undefined
+let liveTail: GreenletBase<unknown, unknown> | undefined
+
+/** @internal Greenlets of both modes started and not finished, oldest first. */
+export function* liveGreenlets(): Generator<GreenletBase<unknown, unknown>> {
+  for (let g = liveHead; g !== undefined; g = g._liveNext) yield g
+}
+
 function runDueLinks(): void {
   const due = linksDue
   linksDue = []
@@ -88,6 +100,9 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   /** @internal `FAILED`, `RETURNED`..., then the mode's own bits. */ protected _flags = 0
   /** The return value, or the exception if it failed. */
   #outcome: unknown = undefined
+  /** @internal Neighbours in the list of live greenlets (`liveGreenlets`). */
+  _livePrev: GreenletBase<unknown, unknown> | undefined = undefined
+  /** @internal */ _liveNext: GreenletBase<unknown, unknown> | undefined = undefined
   #rare: Rare | undefined = undefined
 
   protected constructor(fn: (...args: any[]) => T | PromiseLike<T>, args: unknown[]) {
@@ -259,7 +274,27 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   #schedule(delay: number): void {
     this._state = 'scheduled'
+    this._goLive()
     hub.spawn(this, delay)
+  }
+
+  /** @internal It is started: listed among the live greenlets until it finishes. */
+  protected _goLive(): void {
+    this._livePrev = liveTail
+    if (liveTail === undefined) liveHead = this
+    else liveTail._liveNext = this
+    liveTail = this
+  }
+
+  #leaveLive(): void {
+    const prev = this._livePrev
+    const next = this._liveNext
+    if (prev === undefined && next === undefined && liveHead !== this) return
+    if (prev === undefined) liveHead = next
+    else prev._liveNext = next
+    if (next === undefined) liveTail = prev
+    else next._livePrev = prev
+    this._livePrev = this._liveNext = undefined
   }
 
 
@@ -431,7 +466,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this._state = 'dead'
     this.#outcome = failed ? err : value
     this._failed = failed
-    hub.resumables.delete(this.id)
+    this.#leaveLive()
     const parent = this._switchParent
     if (parent !== undefined && parent._inSwitch) {
       // The hub (or, sync, the finishing thread) resumes the parent.

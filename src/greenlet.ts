@@ -11,7 +11,7 @@
  * its next one if it is busy. Code awaiting something foreign can watch
  * `g.signal`, which aborts at once.
  */
-import { FIRST_MODE_FLAG, GreenletBase, type Transfer } from './_greenlet-base'
+import { FIRST_MODE_FLAG, GreenletBase } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WokenWait, currentStorage, hub, ownWait, suspend } from './hub'
 import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
@@ -176,7 +176,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
       if (this._state === 'new') this.#startBySwitch(args)
-      else this.#resumeFromSwitch({ value, failed: false })
+      else this.#resumeFromSwitch(value, false)
       return suspended
     } catch (err) {
       return Promise.reject(err)
@@ -200,7 +200,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       if (!this._throwWithoutSwitch(err)) return Promise.resolve(dead ? err : undefined)
       this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
-      this.#resumeFromSwitch({ error: err, failed: true })
+      this.#resumeFromSwitch(err, true)
       return suspended
     })
   }
@@ -239,8 +239,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     // directly, a switch resumes it directly, and so does a child that
     // finishes (#resumeParent).
     if (this._interruptPending()) {
-      // Live greenlets are registered already; the main greenlet is not.
-      if (Greenlet._isMain(this)) hub.resumables.set(this.id, this)
       hub.park(this, -1)
     }
     return ownWait<unknown>(this)
@@ -250,15 +248,16 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     // As in greenlet, the parent is the creator, not the first switcher.
     const parent = this.parent ?? Greenlet.#mainGreenlet()
     this._switchParent = parent
-    hub.resumables.set(this.id, this)
+    this._goLive()
     hub.resumed(this)
     this.#run(args.length > 0 ? args : this._args)
   }
 
-  #resumeFromSwitch(transfer: Transfer): void {
+  /** Passes control to this greenlet, suspended in switch(): its switch() returns `value` (throws it if `failed`). */
+  #resumeFromSwitch(value: unknown, failed: boolean): void {
     // Voids whatever the hub had queued for it (an interrupt goes to its next wait).
     hub.resumed(this)
-    this.#settleSwitch(transfer)
+    this.#settleSwitch(value, failed)
   }
 
   /**
@@ -270,17 +269,24 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const parent = this._switchParent
     if (!(parent instanceof Greenlet) || !parent._inSwitch || hub.isQueued(parent)) return
     hub.resumed(parent)
-    parent.#settleSwitch(parent._transfer)
+    parent.#settleTransfer()
   }
 
-  #settleSwitch(transfer: Transfer | undefined): void {
+  /** Ends its switch() wait with what `_transfer` holds for it (a child's outcome). */
+  #settleTransfer(): void {
+    const transfer = this._transfer
+    if (transfer?.failed) this.#settleSwitch(transfer.error, true)
+    else this.#settleSwitch(transfer?.value, false)
+  }
+
+  #settleSwitch(value: unknown, failed: boolean): void {
     const resolve = this._resolve
     const reject = this._reject
     this.#clearWait()
     this._inSwitch = false
     this._transfer = undefined
-    if (transfer?.failed) reject?.(transfer.error)
-    else resolve?.(transfer?.value as number)
+    if (failed) reject?.(value)
+    else resolve?.(value as number)
   }
 
   #clearWait(): void {
@@ -307,7 +313,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._transfer = undefined
       reject?.(this._takeInterrupt())
     } else if (this._inSwitch) {
-      this.#settleSwitch(this._transfer)
+      this.#settleTransfer()
     } else {
       const resolve = this._resolve
       this.#clearWait()

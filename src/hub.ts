@@ -176,7 +176,11 @@ const scheduleInHubContext = AsyncResource.bind((tick: () => void): void => {
 })
 
 class HubClient {
-  /** Records by id, for what names them by id: timers, completions, `allTasks`. */
+  /**
+   * Records by id, for what names them by id: the native side's expired
+   * timers (a record is here while it has a timer) and completions (waits
+   * under an id of their own, until resumed or discarded).
+   */
   readonly resumables = new Map<number, HubRecord>()
   private nativeHub: NativeHub | undefined
   private readonly commands = new Float64Array(COMMANDS_PER_BATCH * wire.COMMAND_WIDTH)
@@ -220,7 +224,6 @@ class HubClient {
 
   /** Registers a greenlet and starts it on a later turn, or after `ms` (a timer). */
   spawn(r: HubRecord, ms: number): void {
-    this.resumables.set(r.id, r)
     if (r._hubState === GONE) return
     r._hubState = SCHEDULED
     if (ms > 0) this.#startTimer(r, deadline(ms))
@@ -342,7 +345,7 @@ class HubClient {
     const flags = r._hubFlags
     r._hubFlags = flags & ~(JOIN_RAISE | TIMED)
     if ((flags & TIMED) !== 0) {
-      this.liveTimers--
+      this.#forgetTimed(r)
       this.#nativeCommand(wire.CANCEL_TIMER, r.id, 0, 0)
     }
   }
@@ -382,14 +385,22 @@ class HubClient {
   #startTimer(r: HubRecord, at: number): void {
     r._hubFlags |= TIMED
     this.liveTimers++
+    // The native side names it by id when the timer expires.
+    this.resumables.set(r.id, r)
     this.#nativeCommand(wire.ADD_TIMER, r.id, at, r._epoch)
+  }
+
+  /** A timer of `r` ended; a transient record stays known by id for completions until resumed. */
+  #forgetTimed(r: HubRecord): void {
+    this.liveTimers--
+    if ((r._hubFlags & TRANSIENT) === 0) this.resumables.delete(r.id)
   }
 
   #timerExpired(r: HubRecord, epoch: number): void {
     if (r._epoch !== epoch || (r._hubFlags & TIMED) === 0) return
     // The native side has forgotten it already: no cancel.
     r._hubFlags &= ~TIMED
-    this.liveTimers--
+    this.#forgetTimed(r)
     const state = r._hubState
     if (state !== SCHEDULED && state !== PARKED) return
     this.#endWait(r)

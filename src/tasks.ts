@@ -3,7 +3,8 @@
  * `currentTask`, `allTasks`. A task is a Greenlet.
  */
 import { checkMs, checkOptions, invalidType, rejecting } from './errors'
-import { Alarm, hub } from './hub'
+import { liveGreenlets } from './_greenlet-base'
+import { Alarm } from './hub'
 import { Greenlet, getcurrent, spawn } from './greenlet'
 import { Timeout, joinOrKill } from './timeout'
 
@@ -102,8 +103,8 @@ export function currentTask(): Greenlet | null {
 /** Greenlets that are scheduled or running and have not finished. */
 export function allTasks(): Greenlet[] {
   const tasks: Greenlet[] = []
-  for (const r of hub.resumables.values()) {
-    if (r instanceof Greenlet && !r.dead && !Greenlet._isMain(r)) tasks.push(r)
+  for (const g of liveGreenlets()) {
+    if (g instanceof Greenlet && !Greenlet._isMain(g)) tasks.push(g)
   }
   return tasks
 }

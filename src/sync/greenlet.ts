@@ -198,7 +198,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   #startBySwitch(slot: number, args: unknown[]): void {
     // As in greenlet, the parent is the creator, not the first switcher.
     this._switchParent = this.parent ?? undefined
-    hub.resumables.set(this.id, this)
+    this._goLive()
     hub.resumed(this)
     this.#launchOn(slot, args.length > 0 ? args : this._args)
   }
