@@ -38,8 +38,14 @@
  * that is still DELIVERED then (-> RUNNING). So `sleep(0)` resumes after
  * every other ready greenlet has run up to its next wait.
  *
- * Parents are not the hub's: a greenlet that finishes resumes the parent
- * waiting in its switch() itself (`resumed`).
+ * What is not the hub's, and where it lives: a greenlet's lifecycle (`new`,
+ * `scheduled`, `running`, `dead`: what `started` and `dead` report) and how
+ * a wait is resumed (the async mode's Promise, the sync mode's baton) are the
+ * greenlet's (src/_greenlet-base.ts and each mode's greenlet.ts); so are the
+ * exception an interrupt raises (the hub only knows one is due), the parent
+ * a switch() returns to (a finishing greenlet resumes it itself, then tells
+ * the hub with `resumed`), and direct wake-ups (`wakeHanded`: a hand-off
+ * settles a waiter at once, and the hub is told with `resumed`).
  *
  * # Invariants
  * - A record is in the run queue at most once (`QUEUED`).
