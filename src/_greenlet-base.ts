@@ -85,9 +85,8 @@ class Rare {
 const FAILED = 1
 const RETURNED = 2
 const OBSERVED = 4
-const IN_SWITCH = 8
 /** @internal Bits from here on are the mode's own. */
-export const FIRST_MODE_FLAG = 16
+export const FIRST_MODE_FLAG = 8
 
 /**
  * The shared core of both modes' `Greenlet`. `G` is the mode's
@@ -98,6 +97,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   /** @internal */ protected _args: unknown[]
   /** @internal */ protected _state: State = 'new'
   /** @internal `FAILED`, `RETURNED`..., then the mode's own bits. */ protected _flags = 0
+  /** @internal Suspended in switch(): a field of its own, read and written on every switch. */ protected _inSwitch = false
   /** The return value, or the exception if it failed. */
   #outcome: unknown = undefined
   /** @internal Neighbours in the list of live greenlets (`liveGreenlets`). */
@@ -142,12 +142,6 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this.#flag(OBSERVED, on)
   }
 
-  /** @internal Suspended in switch(). */ protected get _inSwitch(): boolean {
-    return (this._flags & IN_SWITCH) !== 0
-  }
-  /** @internal */ protected set _inSwitch(on: boolean) {
-    this.#flag(IN_SWITCH, on)
-  }
 
   /**
    * @internal Its wait was woken directly (a hand-off, see src/_waiters.ts)
