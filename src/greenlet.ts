@@ -398,10 +398,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       return
     }
     const settled = result instanceof Promise && then === promiseThen ? result : Promise.resolve(result)
-    settled.then(
-      (value: T) => this._finishReturned(value),
-      (err: unknown) => this._finish(undefined, err, true),
-    )
+    // Shared callbacks: they run in this greenlet's async context, which names it.
+    settled.then(bodyReturned, bodyFailed)
+  }
+
+  /** @internal Its function's Promise settled (`bodyReturned` / `bodyFailed`). */
+  _bodySettled(value: unknown, failed: boolean): void {
+    if (failed) this._finish(undefined, value, true)
+    else this._finishReturned(value as T)
   }
 
   /** @internal */
@@ -425,6 +429,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 }
 
 const promiseThen = Promise.prototype.then
+
+function bodyReturned(value: unknown): void {
+  ;(currentStorage.getStore() as Greenlet)._bodySettled(value, false)
+}
+
+function bodyFailed(err: unknown): void {
+  ;(currentStorage.getStore() as Greenlet)._bodySettled(err, true)
+}
 
 function runBody(g: Greenlet, args: unknown[]): void {
   g._body(args)
