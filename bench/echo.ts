@@ -20,7 +20,8 @@
  * --workers sets the greenthread runtime's worker threads (default: one
  * per core).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 
 import { buildCPrograms, cServerPath, loadgenPath, pinning, root } from './_setup'
@@ -100,6 +101,21 @@ function stopServer(child: ChildProcess): Promise<void> {
   })
 }
 
+/** User + system CPU seconds of process `pid` (all its threads), from /proc; `undefined` where there is none. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces): utime is the 14th field, stime the 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
+/** `getconf CLK_TCK`: 100 on Linux everywhere that matters. */
+const CLOCK_TICKS = 100
+
 function option(name: string, fallback: number | undefined): number | undefined {
   const i = process.argv.indexOf(`--${name}`)
   return i < 0 ? fallback : Number(process.argv[i + 1])
@@ -120,12 +136,37 @@ async function main(): Promise<void> {
       ...['--port', String(port), '--clients', String(clients), '--size', '32'],
       ...['--seconds', String(seconds), '--warmup', String(warmup)],
     ])
-    const out = execFileSync(program, args, { encoding: 'utf8', timeout: (2 * (seconds + warmup) + 30) * 1000 })
-    const load = JSON.parse(out.trim().split('\n').pop()!) as Load
+    // The server's CPU time (user + system, all threads) over the measured
+    // seconds, sampled when the load generator's warm-up ends and when it stops.
+    const load = await new Promise<Load & { cpu_s?: number; measured_s?: number }>((resolve, reject) => {
+      const gen = spawn(program, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+      let out = ''
+      let first: { cpu: number; at: number } | undefined
+      let last: { cpu: number; at: number } | undefined
+      const sample = () => {
+        const cpu = cpuSeconds(child.pid!)
+        return cpu === undefined ? undefined : { cpu, at: performance.now() }
+      }
+      const t1 = setTimeout(() => (first = sample()), warmup * 1000)
+      const t2 = setTimeout(() => (last = sample()), (warmup + seconds) * 1000)
+      const kill = setTimeout(() => gen.kill('SIGKILL'), (2 * (seconds + warmup) + 30) * 1000)
+      gen.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
+      gen.on('error', reject)
+      gen.on('exit', (code) => {
+        for (const t of [t1, t2, kill]) clearTimeout(t)
+        if (code !== 0) return reject(new Error(`the load generator exited with ${code}`))
+        const result = JSON.parse(out.trim().split('\n').pop()!) as Load
+        const cpu = first !== undefined && last !== undefined ? { cpu_s: last.cpu - first.cpu, measured_s: (last.at - first.at) / 1000 } : {}
+        resolve({ ...result, ...cpu })
+      })
+    })
+    const perMsg = load.cpu_s !== undefined && load.measured_s ? (load.cpu_s / (load.msgs_per_sec * load.measured_s)) * 1e6 : undefined
     console.log(
       JSON.stringify({
         case: id,
         ...load,
+        // The server's CPU time per message (user + system), in microseconds.
+        cpu_us_per_msg: perMsg === undefined ? undefined : Math.round(perMsg * 100) / 100,
         ops: load.msgs,
         ms: seconds * 1000,
         workers,

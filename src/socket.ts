@@ -35,7 +35,7 @@ import { isUint8Array } from 'node:util/types'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
-import { type HubRecord, Outcome, TransientWait, currentStorage, hub, ownWait, suspendFresh } from './hub'
+import { type HubRecord, Outcome, type WokenWait, currentStorage, hub, suspendFresh, suspendWith } from './hub'
 import { native } from './native'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 
@@ -504,11 +504,13 @@ export class Socket {
    * next recv of the same frame waits without calling in.
    */
   #armed = false
-  /** Settles the waiting recv's Promise. */
-  readonly #settler: { _resolve: ((value: any) => void) | undefined; _reject: ((err: unknown) => void) | undefined } = {
-    _resolve: undefined,
-    _reject: undefined,
-  }
+  /** The hub knows the waiting recv's wait (it has a timer, or is a sync greenlet's). */
+  #parked = false
+  /**
+   * Where an interrupt that comes after the recv was woken directly (by the
+   * reactor's delivery), before it ran, is left for it to raise. Reused.
+   */
+  readonly #woken: WokenWait = { interrupted: false, exception: undefined, holder: undefined }
   /** A `sendall` still waiting for room: later ones go after it. */
   #sending: Promise<void> | undefined = undefined
   #local: AddressInfo | null | undefined = undefined
@@ -634,44 +636,34 @@ export class Socket {
   }
 
   /**
-   * @internal The wait of a recv that `_recvNow` armed: one Promise, settled
-   * by the wait itself with the bytes (a hub wait under a fresh id, as
-   * `suspendFresh` makes, owned by the current greenlet).
+   * @internal The wait of a recv that `_recvNow` armed: the calling
+   * greenlet's own wait (`suspendWith`), woken directly by the reactor's
+   * delivery.
    */
   _recvWait(): Promise<Buffer> {
     this.#reading = true
     net.hold()
-    const g = currentStorage.getStore()
-    const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
-    wait.resolve = this.#recvSettle
-    wait.reject = this.#recvFail
-    this.#issueRecv(wait)
-    return ownWait<Buffer>(this.#settler)
+    const woken = this.#woken
+    woken.interrupted = false
+    woken.exception = undefined
+    woken.holder = undefined
+    return suspendWith(this, undefined).then(this.#recvWoken, this.#recvKilled)
   }
 
-  readonly #recvSettle = (outcome: number): void => {
-    const settler = this.#settler
-    let data: Buffer
-    try {
-      data = this.#recvWoken(outcome)
-    } catch (err) {
-      settler._reject!(err)
-      return
-    }
-    settler._resolve!(data)
-  }
-
-  readonly #recvFail = (err: unknown): void => {
-    try {
-      this.#recvKilled(err)
-    } catch (raised) {
-      this.#settler._reject!(raised)
-    }
+  /** @internal Issues the async recv's wait for `waiter` (`suspendWith` calls it). */
+  _suspendedAs(_: undefined, waiter: HubRecord): void {
+    this.#waiter = waiter
+    // Without a timer the hub need not know the wait: a kill or Timeout
+    // reaches a Promise-based wait directly, and so does the delivery.
+    this.#parked = this.#timeoutMs >= 0 || !hub.mayWaitUnparked(waiter)
+    if (this.#parked) hub.park(waiter, this.#timeoutMs)
   }
 
   /**
    * @internal The wait of a recv that `_recvNow` armed, made by blocking
-   * `waiter`, the current sync greenlet: the same wait, without Promises.
+   * `waiter`, the current sync greenlet: the same wait, without Promises
+   * (under a fresh id, as the async mode's: an interrupt that comes while
+   * its wait is already ending still reaches it).
    */
   _recvBlocking(waiter: { _waitFresh(issue: (waiter: HubRecord) => void, expectLong: boolean): number }): Buffer {
     this.#reading = true
@@ -685,8 +677,10 @@ export class Socket {
     return this.#recvWoken(outcome)
   }
 
+  /** Issues the sync recv's wait (a fresh record of the blocked greenlet). */
   readonly #issueRecv = (waiter: HubRecord): void => {
     this.#waiter = waiter
+    this.#parked = true
     hub.park(waiter, this.#timeoutMs)
   }
 
@@ -705,7 +699,16 @@ export class Socket {
       return
     }
     this.#delivered = result
-    hub.unpark(waiter)
+    this.#wake(waiter)
+  }
+
+  /**
+   * Ends the waiting recv's wait, which has its delivery: at once where the
+   * wait allows it (a Promise-based wait, whose greenlet then runs in this
+   * turn's microtasks), else through the hub's next turn.
+   */
+  #wake(waiter: HubRecord): void {
+    if (!hub.wakeHanded(waiter, this.#parked, this.#woken)) hub.unpark(waiter)
   }
 
   /** @internal The bytes of a delivery too large for the poll's buffer. */
@@ -715,6 +718,13 @@ export class Socket {
 
   readonly #recvWoken = (outcome: number): Buffer => {
     const result = this.#endRecv()
+    const woken = this.#woken
+    if (woken.interrupted) {
+      // Killed after the delivery woke it, before it ran: the bytes go back.
+      if (result !== undefined) this.#giveBack(result)
+      else this.#disarm()
+      throw woken.exception
+    }
     // Delivered (even if its timer fired in the same turn: the bytes win).
     if (result !== undefined) return this.#settle(result)
     if (this.#closed) throw socketError('recv', EBADF)
@@ -735,6 +745,8 @@ export class Socket {
   #endRecv(): Result | undefined {
     this.#reading = false
     this.#waiter = undefined
+    const holder = this.#woken.holder
+    if (holder !== undefined && holder._woken === this.#woken) holder._woken = undefined
     if (!this.#armed && net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
     net.release()
     const result = this.#delivered
@@ -850,9 +862,9 @@ export class Socket {
     void this.localAddress
     void this.remoteAddress
     const waiter = this.#waiter
-    if (waiter !== undefined) {
+    if (waiter !== undefined && this.#delivered === undefined) {
       this.#delivered = EBADF
-      hub.unpark(waiter)
+      this.#wake(waiter)
     }
     this.#armed = false
     if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
