@@ -17,7 +17,7 @@
  * # States of a record (`_hubState`)
  * - `CREATED`: known, not started (a greenlet joined before it started).
  * - `SCHEDULED`: its start is pending on a timer (`startLater`).
- * - `READY`: in the run queue, to be resumed with `_readyOutcome`.
+ * - `READY`: in the run queue, to be resumed with its outcome (`readyOutcome`).
  * - `DELIVERED`: taken into the batch of the current turn, not resumed yet.
  * - `RUNNING`: running, or awaiting something foreign (from the hub's view).
  * - `PARKED`: suspended in a hub wait, possibly with a timer.
@@ -94,6 +94,17 @@ const INTERRUPT_QUEUED = 4
 const JOIN_RAISE = 8
 /** A wait made once under an id of its own: forgotten once delivered. */
 const TRANSIENT = 16
+/** The outcome a READY or DELIVERED record is resumed with, in the bits from here. */
+const OUTCOME_SHIFT = 5
+const OUTCOME_MASK = 7 << OUTCOME_SHIFT
+
+function readyOutcome(r: HubRecord): number {
+  return (r._hubFlags & OUTCOME_MASK) >> OUTCOME_SHIFT
+}
+
+function setReadyOutcome(r: HubRecord, outcome: number): void {
+  r._hubFlags = (r._hubFlags & ~OUTCOME_MASK) | (outcome << OUTCOME_SHIFT)
+}
 
 /** A wait woken directly whose greenlet has not run yet: an interrupt meanwhile is raised by it. */
 export interface WokenWait {
@@ -112,8 +123,12 @@ export abstract class HubRecord {
   /** @internal */ _hubState: number
   /** @internal `QUEUED`, `TIMED`... */ _hubFlags: number
   /** @internal */ _epoch = 0
-  /** @internal */ _readyOutcome = 0
-  /** @internal Waiters on its death, as pairs (record, epoch). */ _joiners: (HubRecord | number)[] | undefined = undefined
+  /**
+   * @internal Waiters on its death: one record (the usual case, its epoch in
+   * `_joinerEpoch`), or pairs (record, epoch).
+   */
+  _joiners: HubRecord | (HubRecord | number)[] | undefined = undefined
+  /** @internal */ _joinerEpoch = 0
   /** @internal Deaths its join wait still needs (0: not in a join wait). */ _joinRemaining = 0
 
   /**
@@ -272,9 +287,9 @@ class HubClient {
     const state = r._hubState
     if (state === CREATED) {
       r._hubState = RUNNING
-    } else if ((state === READY || state === DELIVERED) && r._readyOutcome !== Outcome.START) {
+    } else if ((state === READY || state === DELIVERED) && readyOutcome(r) !== Outcome.START) {
       r._hubState = RUNNING
-      if (r._readyOutcome === Outcome.INTERRUPTED && (r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
+      if (readyOutcome(r) === Outcome.INTERRUPTED && (r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
     } else if (state === PARKED) {
       this.#endWait(r)
       r._hubState = RUNNING
@@ -295,9 +310,15 @@ class HubClient {
     const epoch = waiter._epoch
     for (const target of targets) {
       if (target._hubState === GONE) continue
-      // Most greenlets are joined once: a pair, not an array grown by push.
-      if (target._joiners === undefined) target._joiners = [waiter, epoch]
-      else target._joiners.push(waiter, epoch)
+      const joiners = target._joiners
+      if (joiners === undefined) {
+        target._joiners = waiter
+        target._joinerEpoch = epoch
+      } else if (joiners instanceof HubRecord) {
+        target._joiners = [joiners, target._joinerEpoch, waiter, epoch]
+      } else {
+        joiners.push(waiter, epoch)
+      }
     }
   }
 
@@ -307,10 +328,10 @@ class HubClient {
     this.#endWait(r)
     r._hubState = GONE
     const joiners = r._joiners
-    if (joiners !== undefined) {
-      r._joiners = undefined
-      for (let i = 0; i < joiners.length; i += 2) this.#joined(joiners[i] as HubRecord, joiners[i + 1] as number, failed)
-    }
+    if (joiners === undefined) return
+    r._joiners = undefined
+    if (joiners instanceof HubRecord) this.#joined(joiners, r._joinerEpoch, failed)
+    else for (let i = 0; i < joiners.length; i += 2) this.#joined(joiners[i] as HubRecord, joiners[i + 1] as number, failed)
   }
 
   /** Raises an exception (kill, Timeout) at the current or next wait of `r`. */
@@ -322,7 +343,7 @@ class HubClient {
         this.#makeReady(r, Outcome.INTERRUPTED)
         break
       case READY:
-        r._readyOutcome = Outcome.INTERRUPTED
+        setReadyOutcome(r, Outcome.INTERRUPTED)
         break
       case RUNNING:
       case DELIVERED:
@@ -364,9 +385,9 @@ class HubClient {
   }
 
   #makeReady(r: HubRecord, outcome: number): void {
-    if (r._hubState === READY && r._readyOutcome === Outcome.INTERRUPTED) return
+    if (r._hubState === READY && readyOutcome(r) === Outcome.INTERRUPTED) return
     r._hubState = READY
-    r._readyOutcome = outcome
+    setReadyOutcome(r, outcome)
     if ((r._hubFlags & QUEUED) === 0) {
       r._hubFlags |= QUEUED
       this.runQueue.push(r)
@@ -562,7 +583,7 @@ class HubClient {
       r._hubState = DELIVERED
       if ((r._hubFlags & TRANSIENT) !== 0) r._hubFlags &= ~INTERRUPT_QUEUED
       ready[n] = r
-      outcomes[n] = r._readyOutcome
+      outcomes[n] = readyOutcome(r)
       n++
     }
     if (i === queue.length) {
