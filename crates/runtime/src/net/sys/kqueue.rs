@@ -128,6 +128,10 @@ pub struct Events {
     list: Vec<libc::kevent>,
 }
 
+// SAFETY: a kevent's `udata` pointer carries a token number here and is never
+// dereferenced; the list is plain data, owned by whoever owns the poller.
+unsafe impl Send for Events {}
+
 impl Default for Events {
     fn default() -> Events {
         Events {
