@@ -137,27 +137,38 @@ async function main(): Promise<void> {
       ...['--seconds', String(seconds), '--warmup', String(warmup)],
     ])
     // The server's CPU time (user + system, all threads) over the measured
-    // seconds, sampled when the load generator's warm-up ends and when it stops.
+    // seconds: sampled every 100 ms; the load generator measures its last
+    // `seconds` before it prints (after connecting its clients and warming
+    // up, however long that took), so the window is the one that ends when
+    // its output arrives.
     const load = await new Promise<Load & { cpu_s?: number; measured_s?: number }>((resolve, reject) => {
       const gen = spawn(program, args, { stdio: ['ignore', 'pipe', 'inherit'] })
       let out = ''
-      let first: { cpu: number; at: number } | undefined
-      let last: { cpu: number; at: number } | undefined
-      const sample = () => {
+      const samples: Array<{ cpu: number; at: number }> = []
+      const sample = (): void => {
         const cpu = cpuSeconds(child.pid!)
-        return cpu === undefined ? undefined : { cpu, at: performance.now() }
+        if (cpu !== undefined) samples.push({ cpu, at: performance.now() })
       }
-      const t1 = setTimeout(() => (first = sample()), warmup * 1000)
-      const t2 = setTimeout(() => (last = sample()), (warmup + seconds) * 1000)
-      const kill = setTimeout(() => gen.kill('SIGKILL'), (2 * (seconds + warmup) + 30) * 1000)
-      gen.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
+      let measured: { cpu_s: number; measured_s: number } | undefined
+      const sampler = setInterval(sample, 100)
+      const kill = setTimeout(() => gen.kill('SIGKILL'), (2 * (seconds + warmup) + 60) * 1000)
+      gen.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString()
+        if (measured !== undefined || !out.includes('\n')) return
+        sample()
+        const last = samples[samples.length - 1]
+        const first = samples.find((x) => x.at >= last.at - seconds * 1000)
+        if (last !== undefined && first !== undefined && last.at > first.at) {
+          measured = { cpu_s: last.cpu - first.cpu, measured_s: (last.at - first.at) / 1000 }
+        }
+      })
       gen.on('error', reject)
       gen.on('exit', (code) => {
-        for (const t of [t1, t2, kill]) clearTimeout(t)
+        clearInterval(sampler)
+        clearTimeout(kill)
         if (code !== 0) return reject(new Error(`the load generator exited with ${code}`))
         const result = JSON.parse(out.trim().split('\n').pop()!) as Load
-        const cpu = first !== undefined && last !== undefined ? { cpu_s: last.cpu - first.cpu, measured_s: (last.at - first.at) / 1000 } : {}
-        resolve({ ...result, ...cpu })
+        resolve({ ...result, ...measured })
       })
     })
     const perMsg = load.cpu_s !== undefined && load.measured_s ? (load.cpu_s / (load.msgs_per_sec * load.measured_s)) * 1e6 : undefined
