@@ -233,7 +233,7 @@ class HubClient {
   private directWakes = 0
   private directWakesBatch = -1
 
-  /** A fresh id, never 0 (0 means "no parent"). */
+  /** A fresh id, never 0, and not one the native side still names (a timed or transient record). */
   newId(): number {
     do {
       this.lastId = this.lastId === MAX_ID ? 1 : this.lastId + 1
@@ -301,10 +301,9 @@ class HubClient {
    * `raiseError`, one of them failed), or `ms` elapse (negative: no timer).
    */
   joinWait(waiter: HubRecord, targets: readonly HubRecord[], count: number, raiseError: boolean, ms: number): void {
-    this.#endWait(waiter)
-    if (this.#deliverQueuedInterrupt(waiter)) return
-    waiter._hubState = PARKED
-    if (ms >= 0) this.#startTimer(waiter, deadline(ms))
+    this.park(waiter, ms)
+    // A queued interrupt ended it at once.
+    if (waiter._hubState !== PARKED) return
     waiter._joinRemaining = Math.max(count, 1)
     if (raiseError) waiter._hubFlags |= JOIN_RAISE
     const epoch = waiter._epoch
@@ -482,17 +481,24 @@ class HubClient {
    */
   applyCommands(): void {
     if (this.count === 0) return
-    const header = this.headerOnly
+    if (this.#flushNative(this.headerOnly)) this.nativeDue = true
+  }
+
+  /**
+   * Hands the buffered timer commands over and takes as many events as `out`
+   * holds; returns whether more are waiting on the native side.
+   */
+  #flushNative(out: Float64Array): boolean {
     const now = performance.now()
-    this.native().flush(this.commands, this.count, header, now)
+    this.native().flush(this.commands, this.count, out, now)
     this.count = 0
-    this.nextDeadline = header[2] < 0 ? Infinity : now + header[2]
-    if (header[1] > 0) this.nativeDue = true
+    this.nextDeadline = out[2] < 0 ? Infinity : now + out[2]
+    return out[1] > 0
   }
 
   /** @internal The native hub, for bindings that complete waits from runtime threads (`Remote`). */
   native(): NativeHub {
-    // Created on first use: this is what starts the runtime lazily.
+    // Created on first use: this is what starts the hub's clock thread lazily.
     return (this.nativeHub ??= startNativeHub(this.onNativeWake))
   }
 
@@ -504,11 +510,7 @@ class HubClient {
   /** Applies the timer commands and takes what happened natively: completions, expired timers. */
   private pollNative(): void {
     const out = this.out
-    const now = performance.now()
-    this.native().flush(this.commands, this.count, out, now)
-    this.count = 0
-    this.nativeDue = out[1] > 0
-    this.nextDeadline = out[2] < 0 ? Infinity : now + out[2]
+    this.nativeDue = this.#flushNative(out)
     const resumables = this.resumables
     const end = wire.OUT_HEADER + out[0] * wire.EVENT_WIDTH
     for (let at = wire.OUT_HEADER; at < end; at += wire.EVENT_WIDTH) {
@@ -555,16 +557,7 @@ class HubClient {
     this.#takeBatch()
     // The cursor is a field: a sync greenlet that blocks mid-batch takes the
     // following entries itself (takeReady), before this loop sees them.
-    const ready = this.ready
-    while (this.cursor < this.delivered) {
-      const k = this.cursor++
-      const r = ready[k]!
-      ready[k] = undefined
-      // Skips a record resumed directly, died or given up since the batch was taken.
-      if (r._hubState !== DELIVERED) continue
-      r._hubState = RUNNING
-      r._resume(this.readyOutcomes[k])
-    }
+    for (let r = this.takeReady(); r !== undefined; r = this.takeReady()) r._resume(this.takenOutcome)
     this.holdProcess(this.liveTimers > 0)
     if ((this.runHead < this.runQueue.length || this.nativeDue || this.count > 0) && !this.tickScheduled) this.schedule()
   }
@@ -599,11 +592,10 @@ class HubClient {
   /**
    * Takes the next entry of the ready batch being resumed, skipping those
    * resumed directly, died or given up since; `undefined` once the batch is
-   * done. Its
-   * outcome is left in `takenOutcome`. The tick takes entries in order; a
-   * sync greenlet that blocks mid-batch takes the next ones itself, to hand
-   * its thread's turn directly to the next greenlet instead of returning to
-   * the tick.
+   * done. Its outcome is left in `takenOutcome`. The tick takes entries in
+   * order; a sync greenlet that blocks mid-batch takes the next ones itself,
+   * to hand its thread's turn directly to the next greenlet instead of
+   * returning to the tick.
    */
   takeReady(): HubRecord | undefined {
     while (this.cursor < this.delivered) {
