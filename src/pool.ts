@@ -505,6 +505,16 @@ export const END: unique symbol = Symbol('end')
 /** @internal What a map run's `poll` returns while the next result is still to come. */
 export const NOT_READY: unique symbol = Symbol('not ready')
 
+/**
+ * @internal What a map iterator (either mode) returns for a run's next
+ * result: the end, a value, or the failure of a call, thrown at its position.
+ */
+export function iterationStep<R>(result: unknown): IteratorResult<R, undefined> {
+  if (result === END) return { done: true, value: undefined }
+  if (result instanceof MapFailure) throw result.error
+  return { done: false, value: result as R }
+}
+
 /** @internal A result of a run that does not fail fast: a call (or the input) failed with `error`. */
 export class MapFailure {
   constructor(
@@ -755,12 +765,9 @@ export class MapIterator<R> implements AsyncIterableIterator<R, undefined, undef
         throw err
       }
     }
-    if (result === END) {
-      this.#finish()
-      return { done: true, value: undefined }
-    }
-    if (result instanceof MapFailure) throw result.error
-    return { done: false, value: result }
+    const step = iterationStep<R>(result)
+    if (step.done === true) this.#finish()
+    return step
   }
 
   #finish(): void {

@@ -10,10 +10,8 @@ import { runNow } from '../_waiters'
 import { checkFunction, checkOptions } from '../errors'
 import type { KillAllOptions } from '../greenlet'
 import {
-  END,
   GroupBase,
   type GroupJoinOptions,
-  MapFailure,
   type MapFunction,
   type MapInput,
   type MapRun,
@@ -23,6 +21,7 @@ import {
   checkCallback,
   checkMapArguments,
   checkPoolSize,
+  iterationStep,
 } from '../pool'
 import { Greenlet, getcurrent, killall, spawn } from './greenlet'
 import { block, blockOn } from './waits'
@@ -225,12 +224,9 @@ export class SyncMapIterator<R> implements IterableIterator<R, undefined, undefi
         throw err
       }
     }
-    if (result === END) {
-      this.#finish()
-      return { done: true, value: undefined }
-    }
-    if (result instanceof MapFailure) throw result.error
-    return { done: false, value: result }
+    const step = iterationStep<R>(result)
+    if (step.done === true) this.#finish()
+    return step
   }
 
   /** Ends the iteration: stops reading the input and kills the calls still running. */
