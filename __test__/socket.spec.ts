@@ -2,6 +2,8 @@ import { spawn as spawnChild } from 'node:child_process'
 import { once } from 'node:events'
 import { type AddressInfo, type Server, type Socket as NodeSocket, createServer } from 'node:net'
 import * as path from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 import test from 'ava'
 
@@ -104,6 +106,33 @@ serial('recv() resolves with the bytes sent, at most maxBytes at a time', async 
   }
   t.is(got, 'Thread-1 say hello')
   await done()
+})
+
+serial('a socket dropped without close() is collected and its connection closed, also while its recv stays armed', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  let closed = false
+  let remote: NodeSocket | undefined
+  const { server, port } = await peer((s) => {
+    remote = s
+    s.on('close', () => (closed = true))
+    // After the recv below waits: the reactor delivers and keeps the recv armed.
+    setTimeout(() => s.write('hi'), 50)
+  })
+  try {
+    await spawn(async () => {
+      const sock = await connect('127.0.0.1', port)
+      t.is((await sock.recv()).toString(), 'hi')
+    }).join()
+    for (let i = 0; i < 100 && !closed; i++) {
+      gc()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    t.true(closed, 'the peer still holds an open connection after 100 collections')
+  } finally {
+    remote?.destroy()
+    await closeServer(server)
+  }
 })
 
 serial('recv() resolves with an empty Buffer at EOF, and again on every later recv', async (t) => {

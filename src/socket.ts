@@ -165,8 +165,13 @@ class NetClient {
   #arenaUsed = 0
   readonly #drainMeta = new Float64Array(ENTRIES_PER_DRAIN * ENTRY_WIDTH)
   readonly #drainBytes = Buffer.allocUnsafeSlow(DRAIN_BYTES)
-  /** The sockets whose recv waits, by their reactor slot. */
-  readonly readers: (Socket | undefined)[] = []
+  /**
+   * The sockets whose recv is armed, by their reactor slot: held strongly
+   * while a recv waits, weakly while the recv stays armed between two recvs,
+   * so that a socket dropped without close() is still collected (and its
+   * connection closed).
+   */
+  readonly readers: (Socket | WeakRef<Socket> | undefined)[] = []
   readonly #submissions = new Map<number, Submission>()
   /** Submissions still to run. */
   #open: Submission[] = []
@@ -223,7 +228,8 @@ class NetClient {
         const key = meta[at + 1]
         const status = meta[at + 2]
         if (meta[at] === KIND_RECV) {
-          const sock = this.readers[key]
+          const reader = this.readers[key]
+          const sock = reader instanceof WeakRef ? reader.deref() : reader
           if (sock === undefined) continue
           const len = meta[at + 4]
           let result: Result
@@ -504,6 +510,8 @@ export class Socket {
    * next recv of the same frame waits without calling in.
    */
   #armed = false
+  /** How `net.readers` names it while its recv is armed and nobody waits; made once. */
+  #weakSelf: WeakRef<Socket> | undefined = undefined
   /** The hub knows the waiting recv's wait (it has a timer, or is a sync greenlet's). */
   #parked = false
   /**
@@ -616,7 +624,10 @@ export class Socket {
     if (this.#reading) throw Object.assign(new Error('another recv is already waiting on this socket'), { code: 'EALREADY' })
     if (this.#armed) {
       // Armed already for this frame: its bytes come with a poll.
-      if (frame === this.#frame && size === this.#frameSize) return undefined
+      if (frame === this.#frame && size === this.#frameSize) {
+        net.readers[this.#slot] = this
+        return undefined
+      }
       this.#disarm()
     }
     const now = this.#native.recv(frame, size)
@@ -631,8 +642,14 @@ export class Socket {
 
   #disarm(): void {
     this.#armed = false
-    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    this.#unregister()
     if (!this.#closed) this.#native.cancelRecv()
+  }
+
+  /** Its slot no longer names it in `net.readers` (unless another socket has the slot now). */
+  #unregister(): void {
+    const reader = net.readers[this.#slot]
+    if (reader === this || (reader !== undefined && reader === this.#weakSelf)) net.readers[this.#slot] = undefined
   }
 
   /**
@@ -747,7 +764,9 @@ export class Socket {
     this.#waiter = undefined
     const holder = this.#woken.holder
     if (holder !== undefined && holder._woken === this.#woken) holder._woken = undefined
-    if (!this.#armed && net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    if (net.readers[this.#slot] === this) {
+      net.readers[this.#slot] = this.#armed ? (this.#weakSelf ??= new WeakRef(this)) : undefined
+    }
     net.release()
     const result = this.#delivered
     this.#delivered = undefined
@@ -757,7 +776,7 @@ export class Socket {
   /** Puts back bytes (or a status) delivered but not taken, and disarms. */
   #giveBack(result: Result): void {
     this.#armed = false
-    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    this.#unregister()
     if (this.#closed) return
     if (typeof result === 'number') this.#native.giveBack(EMPTY, result)
     else this.#native.giveBack(result, 0)
@@ -867,7 +886,7 @@ export class Socket {
       this.#wake(waiter)
     }
     this.#armed = false
-    if (net.readers[this.#slot] === this) net.readers[this.#slot] = undefined
+    this.#unregister()
     const sending = this.#sending
     if (sending !== undefined) {
       // The sendall in progress goes on; the socket closes once it is done.
