@@ -25,10 +25,11 @@ export function checkGreenletList<G>(name: string, greenlets: unknown, isGreenle
   if (greenlets === null || typeof greenlets !== 'object' || !(Symbol.iterator in greenlets)) {
     throw invalidType(name, 'an iterable of Greenlets', greenlets)
   }
-  const list = [...(greenlets as Iterable<unknown>)]
-  list.forEach((g, i) => {
-    if (!isGreenlet(g)) throw invalidType(`${name}[${i}]`, 'a Greenlet', g)
-  })
+  // An array is copied without its iterator (no object per element).
+  const list = Array.isArray(greenlets) ? greenlets.slice() : [...(greenlets as Iterable<unknown>)]
+  for (let i = 0; i < list.length; i++) {
+    if (!isGreenlet(list[i])) throw invalidType(`${name}[${i}]`, 'a Greenlet', list[i])
+  }
   return list as G[]
 }
 
@@ -38,6 +39,8 @@ export interface JoinableGreenlet {
   readonly dead: boolean
   successful(): boolean
   readonly exception: unknown
+  /** The last joinall plan that counted it: finds duplicates without a Set. */
+  _joinPlan: number
 }
 
 /**
@@ -51,6 +54,8 @@ export interface JoinAllPlan<G> {
   pending: G[]
   missing: number
 }
+
+let lastPlan = 0
 
 /** Plans joinall() over `list`; with `raiseError`, throws the exception of the first that has failed already. */
 export function planJoinAll<G extends JoinableGreenlet>(list: readonly G[], options: unknown): JoinAllPlan<G> {
@@ -67,14 +72,27 @@ export function planJoinAll<G extends JoinableGreenlet>(list: readonly G[], opti
   }
   const raiseError = o.raiseError === true
   throwFirstFailure(list, raiseError)
-  const pending = [...new Set(list.filter((g) => !g.dead))]
+  // A plan is synchronous: its number marks what it has counted, and no other plan runs meanwhile.
+  const plan = (lastPlan = (lastPlan + 1) | 0)
+  const pending: G[] = []
+  for (let i = 0; i < count; i++) {
+    const g = list[i]
+    if (g.dead || g._joinPlan === plan) continue
+    g._joinPlan = plan
+    pending.push(g)
+  }
   return { ms, raiseError, pending, missing: wanted - (count - pending.length) }
 }
 
 /** joinall()'s outcome once its wait is over: those of `list` that have finished, or (`raiseError`) the first failure thrown. */
-export function joinAllResult<G extends JoinableGreenlet>(list: readonly G[], raiseError: boolean): G[] {
+export function joinAllResult<G extends JoinableGreenlet>(list: G[], raiseError: boolean): G[] {
   throwFirstFailure(list, raiseError)
-  return list.filter((g) => g.dead)
+  // `list` is joinall's own copy: when all have finished it is the result.
+  return list.every(isDead) ? list : list.filter(isDead)
+}
+
+function isDead(g: JoinableGreenlet): boolean {
+  return g.dead
 }
 
 function throwFirstFailure(list: readonly JoinableGreenlet[], raiseError: boolean): void {

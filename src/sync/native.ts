@@ -16,11 +16,12 @@
  *   thread are pinned instead (V8 13+). Node 22's V8 cannot, so there the
  *   flag is refused.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as v8 from 'node:v8'
 import { isMainThread } from 'node:worker_threads'
+
+import { usesAsyncContextFrame } from '../hub'
 
 /** What the binary exports (crates/sync/src/lib.rs). */
 export interface SyncBinding {
@@ -54,17 +55,6 @@ function supportedNodes(): string {
   return Object.values(syncNodeByAbi())
     .map((major) => `Node ${major}`)
     .join(', ')
-}
-
-/**
- * Whether AsyncLocalStorage runs on AsyncContextFrame (V8's continuation-
- * preserved embedder data) rather than async_hooks. Read from the class
- * itself: only the async_hooks implementation propagates through `_propagate`.
- * An unknown implementation counts as AsyncContextFrame, so this fails safe.
- */
-function usesAsyncContextFrame(): boolean {
-  const proto = AsyncLocalStorage.prototype as unknown as Record<string, unknown>
-  return typeof proto._propagate !== 'function'
 }
 
 function load(): SyncBinding {
