@@ -298,3 +298,36 @@ test.serial('a transient record discarded while queued is skipped by the turn', 
   await turn()
   t.deepEqual(log, [['b', WAKE]])
 })
+
+test.serial('after 2^32 ids the counter wraps around the ids of live greenlets and of records named by id', async (t) => {
+  const { Event, Greenlet, sleep, spawn } = await import('../index')
+  const log: Log = []
+  const release = new Event()
+  // Alive across the wrap, and not in `resumables` until its timed wait below.
+  const old = spawn(async () => {
+    await release.wait()
+    await sleep(5)
+    return 'old'
+  })
+  const [named] = probes(log, 'named')
+  await turn()
+  const counter = hub as unknown as { lastId: number }
+  counter.lastId = 0xffff_ffff
+  const given: number[] = []
+  // Counting up again from 1, past both live ids.
+  do given.push(new Greenlet(() => undefined).id)
+  while (counter.lastId < Math.max(old.id, named.id) && given.length < 1_000_000)
+  t.true(given.every((id) => id >= 1 && id <= Math.max(old.id, named.id) + 1))
+  t.false(given.includes(old.id))
+  t.false(given.includes(named.id))
+  t.is(new Set(given).size, given.length)
+  // Both the old greenlet and one made after the wrap wait on timers: each is woken by its own.
+  const fresh = spawn(async () => {
+    await sleep(20)
+    return 'fresh'
+  })
+  release.set()
+  t.is(await old.get(), 'old')
+  t.is(await fresh.get(), 'fresh')
+  hub.resumables.delete(named.id)
+})

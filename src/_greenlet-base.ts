@@ -52,6 +52,9 @@ export function* liveGreenlets(): Generator<GreenletBase<unknown, unknown>> {
   for (let g = liveHead; g !== undefined; g = g._liveNext) yield g
 }
 
+// Their ids stay theirs when the hub's id counter wraps.
+hub.liveRecords = liveGreenlets
+
 function runDueLinks(): void {
   const due = linksDue
   linksDue = []

@@ -118,7 +118,7 @@ export interface WokenWait {
  * id of its own, an alarm. The `_hub*` fields belong to the hub alone.
  */
 export abstract class HubRecord {
-  /** Unique for the life of the process. */
+  /** Unique among live records (ids are reused only after 2^32 of them, skipping those alive). */
   readonly id: number = hub.newId()
   /** @internal */ _hubState: number
   /** @internal `QUEUED`, `TIMED`... */ _hubFlags: number
@@ -233,12 +233,46 @@ class HubClient {
   private directWakes = 0
   private directWakesBatch = -1
 
-  /** A fresh id, never 0, and not one the native side still names (a timed or transient record). */
+  /**
+   * @internal The records that live on without being in `resumables` (the
+   * greenlets started and not finished): their ids stay theirs when the
+   * counter wraps. Set by src/_greenlet-base.ts, which keeps that list.
+   */
+  liveRecords: () => Iterable<HubRecord> = () => []
+  /** The ids of live records when the counter last wrapped, skipped until the counter passes them all. */
+  private idsTakenAtWrap: Set<number> | undefined
+  private highestTakenAtWrap = 0
+
+  /**
+   * A fresh id, never 0, and the id of no live record: the native side
+   * names timed and transient records by id, and a greenlet that waits on
+   * a timer later is named by its own. Ids are u32 on the wire: after 2^32
+   * records the counter wraps, skipping those still alive.
+   */
   newId(): number {
-    do {
-      this.lastId = this.lastId === MAX_ID ? 1 : this.lastId + 1
-    } while (this.resumables.has(this.lastId))
-    return this.lastId
+    for (;;) {
+      if (this.lastId === MAX_ID) this.#wrapIds()
+      const id = ++this.lastId
+      if (this.resumables.has(id)) continue
+      const taken = this.idsTakenAtWrap
+      if (taken !== undefined) {
+        if (taken.has(id)) continue
+        if (id >= this.highestTakenAtWrap) this.idsTakenAtWrap = undefined
+      }
+      return id
+    }
+  }
+
+  #wrapIds(): void {
+    this.lastId = 0
+    const taken = new Set<number>()
+    let highest = 0
+    for (const r of this.liveRecords()) {
+      taken.add(r.id)
+      highest = Math.max(highest, r.id)
+    }
+    this.idsTakenAtWrap = taken.size > 0 ? taken : undefined
+    this.highestTakenAtWrap = highest
   }
 
   // --- Transitions (see the state machine above) ---
