@@ -32,6 +32,28 @@ serial('sleep(0) yields round-robin to every other ready greenlet', async (t) =>
   t.deepEqual(order, ['a0', 'b0', 'c0', 'a1', 'b1', 'c1', 'a2', 'b2', 'c2'])
 })
 
+serial('joinall() counts a greenlet listed twice once: it returns when all have finished, each as often as listed, a copy of the list', async (t) => {
+  const a = spawn(() => sleep(20))
+  const b = spawn(() => sleep(5))
+  const list = [a, b, a]
+  const done = await joinall(list)
+  t.deepEqual(done, [a, b, a])
+  t.not(done, list)
+  t.true(a.dead && b.dead)
+  // Again, with a timeout that ends it first: only the finished ones, in order.
+  const slow = spawn(() => sleep(1000))
+  const fast = spawn(() => sleep(1))
+  t.deepEqual(await joinall([slow, fast, slow, fast], { timeoutMs: 50 }), [fast, fast])
+  slow.kill(undefined, { block: false })
+  // raiseError: the first failure wins even when listed twice.
+  const bad = spawn(async () => {
+    await sleep(1)
+    throw new Error('bad')
+  })
+  const err = await t.throwsAsync(joinall([bad, bad, spawn(() => sleep(30))], { raiseError: true }))
+  t.is(err?.message, 'bad')
+})
+
 serial('greenlets that sleep overlap: total time is the longest sleep, not the sum', async (t) => {
   const start = Date.now()
   await joinall([100, 100, 100].map((ms) => spawn(() => sleep(ms))))

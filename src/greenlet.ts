@@ -14,7 +14,7 @@
 import { FIRST_MODE_FLAG, GreenletBase } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, startInOwnContext, suspend } from './hub'
-import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
+import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
 export interface KillOptions {
@@ -471,16 +471,17 @@ function isGreenlet(x: unknown): x is Greenlet {
  */
 export function joinall<G extends Greenlet<any>>(greenlets: Iterable<G>, options?: JoinAllOptions): Promise<G[]> {
   return rejecting(async () => {
-    const list = checkGreenletList('greenlets', greenlets, isGreenlet) as G[]
-    const { ms, raiseError, pending, missing } = planJoinAll(list, options)
-    const current = getcurrent()
+    const plan = planJoinAll(greenlets, options, isGreenlet) as JoinAllPlan<G>
+    const { ms, raiseError, pending, missing } = plan
+    let waited: number | undefined
     if (missing > 0) {
+      const current = getcurrent()
       if (current !== null && pending.includes(current as G)) {
         throw new Error(`joinall() in ${current} waits for ${current} itself: it would wait forever`)
       }
-      await suspend((waiter) => hub.joinWait(waiter, pending, missing, raiseError, ms))
+      waited = await suspend((waiter) => hub.joinWait(waiter, pending, missing, raiseError, ms))
     }
-    return joinAllResult(list, raiseError)
+    return joinAllResult(plan, waited)
   })
 }
 

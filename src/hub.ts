@@ -242,6 +242,7 @@ class HubClient {
   /** The ids of live records when the counter last wrapped, skipped until the counter passes them all. */
   private idsTakenAtWrap: Set<number> | undefined
   private highestTakenAtWrap = 0
+  private idsWrapped = false
 
   /**
    * A fresh id, never 0, and the id of no live record: the native side
@@ -250,6 +251,8 @@ class HubClient {
    * records the counter wraps, skipping those still alive.
    */
   newId(): number {
+    // Until the counter first wraps every id is fresh.
+    if (!this.idsWrapped && this.lastId < MAX_ID) return ++this.lastId
     for (;;) {
       if (this.lastId === MAX_ID) this.#wrapIds()
       const id = ++this.lastId
@@ -264,6 +267,7 @@ class HubClient {
   }
 
   #wrapIds(): void {
+    this.idsWrapped = true
     this.lastId = 0
     const taken = new Set<number>()
     let highest = 0

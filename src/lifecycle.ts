@@ -4,6 +4,7 @@
  * checks, joinall's plan, link callbacks. Internal.
  */
 import { GreenletExit, checkMs, checkOptions, invalidType, reportError } from './errors'
+import { Outcome } from './hub'
 
 export type LinkKind = 'any' | 'value' | 'exception'
 export type Link<G> = { callback: (g: G) => void; kind: LinkKind }
@@ -44,11 +45,12 @@ export interface JoinableGreenlet {
 }
 
 /**
- * joinall's options, checked, and what it waits for: timeout (-1: none),
- * fail fast, the distinct greenlets not finished yet, and how many of them
- * must finish.
+ * joinall's arguments, checked, and what it waits for: the greenlets (a
+ * copy), timeout (-1: none), fail fast, the distinct greenlets not
+ * finished yet, and how many of them must finish.
  */
 export interface JoinAllPlan<G> {
+  list: G[]
   ms: number
   raiseError: boolean
   pending: G[]
@@ -57,11 +59,38 @@ export interface JoinAllPlan<G> {
 
 let lastPlan = 0
 
-/** Plans joinall() over `list`; with `raiseError`, throws the exception of the first that has failed already. */
-export function planJoinAll<G extends JoinableGreenlet>(list: readonly G[], options: unknown): JoinAllPlan<G> {
+/**
+ * Plans joinall() over the iterable `greenlets` (each checked with
+ * `isGreenlet`, if given) in one pass over them: with `raiseError`, throws
+ * the exception of the first that has failed already.
+ */
+export function planJoinAll<G extends JoinableGreenlet>(
+  greenlets: unknown,
+  options: unknown,
+  isGreenlet?: (x: unknown) => x is G,
+): JoinAllPlan<G> {
+  if (greenlets === null || typeof greenlets !== 'object' || !(Symbol.iterator in greenlets)) {
+    throw invalidType('greenlets', 'an iterable of Greenlets', greenlets)
+  }
+  // An array is copied without its iterator (no object per element).
+  const list = (Array.isArray(greenlets) ? greenlets.slice() : [...(greenlets as Iterable<unknown>)]) as G[]
+  const count = list.length
+  const pending: G[] = []
+  let firstFailure: G | undefined
+  // A plan is synchronous: its number marks what it has counted, and no other plan runs meanwhile.
+  const plan = (lastPlan = (lastPlan + 1) | 0)
+  for (let i = 0; i < count; i++) {
+    const g = list[i]
+    if (isGreenlet !== undefined && !isGreenlet(g)) throw invalidType(`greenlets[${i}]`, 'a Greenlet', g)
+    if (g.dead) {
+      if (firstFailure === undefined && !g.successful()) firstFailure = g
+    } else if (g._joinPlan !== plan) {
+      g._joinPlan = plan
+      pending.push(g)
+    }
+  }
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  const count = list.length
   let wanted = count
   if (o.count !== undefined && o.count !== null) {
     if (typeof o.count !== 'number') throw invalidType('options.count', 'a non-negative integer', o.count)
@@ -71,24 +100,22 @@ export function planJoinAll<G extends JoinableGreenlet>(list: readonly G[], opti
     wanted = Math.min(o.count, count)
   }
   const raiseError = o.raiseError === true
-  throwFirstFailure(list, raiseError)
-  // A plan is synchronous: its number marks what it has counted, and no other plan runs meanwhile.
-  const plan = (lastPlan = (lastPlan + 1) | 0)
-  const pending: G[] = []
-  for (let i = 0; i < count; i++) {
-    const g = list[i]
-    if (g.dead || g._joinPlan === plan) continue
-    g._joinPlan = plan
-    pending.push(g)
-  }
-  return { ms, raiseError, pending, missing: wanted - (count - pending.length) }
+  if (raiseError && firstFailure !== undefined) throw firstFailure.exception
+  return { list, ms, raiseError, pending, missing: wanted - (count - pending.length) }
 }
 
-/** joinall()'s outcome once its wait is over: those of `list` that have finished, or (`raiseError`) the first failure thrown. */
-export function joinAllResult<G extends JoinableGreenlet>(list: G[], raiseError: boolean): G[] {
+/**
+ * joinall()'s outcome once its wait is over: those of its list that have
+ * finished, or (`raiseError`) the first failure thrown. `waited`: the
+ * outcome of its wait, if it waited.
+ */
+export function joinAllResult<G extends JoinableGreenlet>(plan: JoinAllPlan<G>, waited?: number): G[] {
+  const { list, raiseError, pending, missing } = plan
+  // Every one it waited for died (or none was left): the whole list has finished.
+  const allFinished = missing <= 0 ? pending.length === 0 : waited === Outcome.WAKE && missing === pending.length
+  if (allFinished && !raiseError) return list
   throwFirstFailure(list, raiseError)
-  // `list` is joinall's own copy: when all have finished it is the result.
-  return list.every(isDead) ? list : list.filter(isDead)
+  return list.filter(isDead)
 }
 
 function isDead(g: JoinableGreenlet): boolean {

@@ -20,7 +20,7 @@ import { GreenletBase, NO_ARGS, type Transfer } from '../_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
-import { checkGreenletList, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
+import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
 import { syncNative } from './native'
 import { type BatonResumable, NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
@@ -467,16 +467,17 @@ function isGreenlet(x: unknown): x is Greenlet {
  * exception of the first one that fails.
  */
 export function joinall<G extends Greenlet<any>>(greenlets: Iterable<G>, options?: JoinAllOptions): G[] {
-  const list = checkGreenletList('greenlets', greenlets, isGreenlet) as G[]
-  const { ms, raiseError, pending, missing } = planJoinAll(list, options)
+  const plan = planJoinAll(greenlets, options, isGreenlet) as JoinAllPlan<G>
+  const { ms, raiseError, pending, missing } = plan
+  let waited: number | undefined
   if (missing > 0) {
     const me = blockingGreenlet('joinall()')
     if (pending.includes(me as G)) {
       throw new Error(`joinall() in ${me} waits for ${me} itself: it would wait forever`)
     }
-    me._wait((waiter) => hub.joinWait(waiter, pending, missing, raiseError, ms), false)
+    waited = me._wait((waiter) => hub.joinWait(waiter, pending, missing, raiseError, ms), false)
   }
-  return joinAllResult(list, raiseError)
+  return joinAllResult(plan, waited)
 }
 
 /** Kills every greenlet with `options.exception` and by default blocks until all of them have died. */

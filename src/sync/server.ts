@@ -8,7 +8,7 @@
  * connections served at once; a connection whose greenlet cannot start is
  * closed, and its greenlet fails with the Error.
  */
-import { joinAllResult, planJoinAll } from '../lifecycle'
+import { planJoinAll } from '../lifecycle'
 import { hub, suspend } from '../hub'
 import {
   type ConnectionHandler as AsyncConnectionHandler,
@@ -39,9 +39,8 @@ function serve(sock: Socket, handler: ConnectionHandler, handlers: Set<Greenlet>
 
 /** Waits (async, for the server's stop()) until `list` has finished or `ms` (-1: no limit) has passed. */
 async function joinFromAsync(list: Greenlet[], ms: number): Promise<void> {
-  const { pending, missing } = planJoinAll(list, { timeoutMs: ms < 0 ? undefined : ms })
+  const { pending, missing } = planJoinAll<Greenlet>(list, { timeoutMs: ms < 0 ? undefined : ms })
   if (missing > 0) await suspend((waiter) => hub.joinWait(waiter, pending, missing, false, ms))
-  joinAllResult(list, false)
 }
 
 const syncMode: HandlerMode<Greenlet> = {
