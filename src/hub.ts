@@ -49,8 +49,11 @@
  *
  * # Invariants
  * - A record is in the run queue at most once (`QUEUED`).
- * - Every wait gets a new `_epoch`; a timer and a join registration carry the
- *   epoch they were made for and are ignored once it has passed.
+ * - Every wait gets a new `_epoch`; a join registration carries the epoch it
+ *   was made for and is ignored once it has passed.
+ * - A timer is named on the wire by its slot and the slot's serial (raised
+ *   by every timer the slot gets): an expiry that is not the slot's current
+ *   timer's is ignored.
  * - `liveTimers` counts records whose current wait has a timer: the process
  *   is kept alive exactly while it is non-zero.
  */
@@ -123,6 +126,7 @@ export abstract class HubRecord {
   /** @internal */ _hubState: number
   /** @internal `QUEUED`, `TIMED`... */ _hubFlags: number
   /** @internal */ _epoch = 0
+  /** @internal Its timer's slot while its wait has a timer (`TIMED`). */ _timerSlot = 0
   /**
    * @internal Waiters on its death: one record (the usual case, its epoch in
    * `_joinerEpoch`), or pairs (record, epoch).
@@ -198,11 +202,20 @@ const scheduleInHubContext = AsyncResource.bind((tick: () => void): void => {
 
 class HubClient {
   /**
-   * Records by id, for what names them by id: the native side's expired
-   * timers (a record is here while it has a timer) and completions (waits
-   * under an id of their own, until resumed or discarded).
+   * Records by id, for what names them by id: completions of waits under an
+   * id of their own (transient records, until resumed or discarded).
    */
   readonly resumables = new Map<number, HubRecord>()
+  /**
+   * The records whose wait has a timer, by slot: the native side names a
+   * timer by its slot and the slot's serial. A slot is free again once its
+   * timer has expired or been cancelled; the serial, raised by every timer
+   * the slot gets, tells a stale expiry of an earlier timer from the one of
+   * the current timer.
+   */
+  private readonly timed: (HubRecord | undefined)[] = []
+  private readonly timerSerials: number[] = []
+  private readonly freeTimerSlots: number[] = []
   private nativeHub: NativeHub | undefined
   private readonly commands = new Float64Array(COMMANDS_PER_BATCH * wire.COMMAND_WIDTH)
   private count = 0
@@ -246,9 +259,9 @@ class HubClient {
 
   /**
    * A fresh id, never 0, and the id of no live record: the native side
-   * names timed and transient records by id, and a greenlet that waits on
-   * a timer later is named by its own. Ids are u32 on the wire: after 2^32
-   * records the counter wraps, skipping those still alive.
+   * names transient records by id (u32 on the wire), and a greenlet's id is
+   * its own while it lives. After 2^32 records the counter wraps, skipping
+   * those still alive.
    */
   newId(): number {
     // Until the counter first wraps every id is fresh.
@@ -410,8 +423,8 @@ class HubClient {
     const flags = r._hubFlags
     r._hubFlags = flags & ~(JOIN_RAISE | TIMED)
     if ((flags & TIMED) !== 0) {
+      this.#nativeCommand(wire.CANCEL_TIMER, r._timerSlot, 0, 0)
       this.#forgetTimed(r)
-      this.#nativeCommand(wire.CANCEL_TIMER, r.id, 0, 0)
     }
   }
 
@@ -450,19 +463,24 @@ class HubClient {
   #startTimer(r: HubRecord, at: number): void {
     r._hubFlags |= TIMED
     this.liveTimers++
-    // The native side names it by id when the timer expires.
-    this.resumables.set(r.id, r)
-    this.#nativeCommand(wire.ADD_TIMER, r.id, at, r._epoch)
+    const slot = this.freeTimerSlots.length > 0 ? this.freeTimerSlots.pop()! : this.timed.length
+    const serial = ((this.timerSerials[slot] ?? 0) + 1) & 0x3fff_ffff
+    this.timed[slot] = r
+    this.timerSerials[slot] = serial
+    r._timerSlot = slot
+    this.#nativeCommand(wire.ADD_TIMER, slot, at, serial)
   }
 
-  /** A timer of `r` ended; a transient record stays known by id for completions until resumed. */
+  /** The timer of `r` ended (expired, or cancelled): its slot is free. */
   #forgetTimed(r: HubRecord): void {
     this.liveTimers--
-    if ((r._hubFlags & TRANSIENT) === 0) this.resumables.delete(r.id)
+    this.timed[r._timerSlot] = undefined
+    this.freeTimerSlots.push(r._timerSlot)
   }
 
-  #timerExpired(r: HubRecord, epoch: number): void {
-    if (r._epoch !== epoch || (r._hubFlags & TIMED) === 0) return
+  #timerExpired(slot: number, serial: number): void {
+    const r = this.timed[slot]
+    if (r === undefined || this.timerSerials[slot] !== serial) return
     // The native side has forgotten it already: no cancel.
     r._hubFlags &= ~TIMED
     this.#forgetTimed(r)
@@ -550,14 +568,11 @@ class HubClient {
   private pollNative(): void {
     const out = this.out
     this.nativeDue = this.#flushNative(out)
-    const resumables = this.resumables
     const end = wire.OUT_HEADER + out[0] * wire.EVENT_WIDTH
     for (let at = wire.OUT_HEADER; at < end; at += wire.EVENT_WIDTH) {
-      const r = resumables.get(out[at])
-      if (r === undefined) continue
-      const epoch = out[at + 1]
-      if (epoch < 0) this.unpark(r)
-      else this.#timerExpired(r, epoch)
+      // A completion (of a wait id), or an expired timer (slot, serial).
+      if (out[at + 1] < 0) this.unparkId(out[at])
+      else this.#timerExpired(out[at], out[at + 1])
     }
   }
 

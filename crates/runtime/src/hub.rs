@@ -16,9 +16,12 @@
 //! completed waits first, in the order they completed, then expired timers
 //! in deadline order.
 //!
+//! Timers are keyed by what the front end chooses: `src/hub.ts` names each
+//! by a slot it reuses, with the slot's serial as the epoch.
+//!
 //! # Invariants
-//! - A wait id has at most one live timer: adding one replaces the previous
-//!   (its epoch names which wait of the id it belongs to).
+//! - A timer key has at most one live timer: adding one replaces the previous
+//!   (its epoch names which use of the key it belongs to).
 //! - An entry leaves the heap lazily: a cancelled timer stays until it
 //!   expires or the heap is compacted, but is never delivered.
 
