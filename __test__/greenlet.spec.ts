@@ -54,6 +54,14 @@ serial('joinall() counts a greenlet listed twice once: it returns when all have 
   t.is(err?.message, 'bad')
 })
 
+serial('sleep() resolves with undefined, as gevent.sleep returns None: in a greenlet and outside, yielding or timed', async (t) => {
+  t.is(await spawn(() => sleep(0)).get(), undefined)
+  t.is(await spawn(() => sleep(5)).get(), undefined)
+  t.deepEqual(await spawn(async () => [await sleep(0), await sleep(2)]).get(), [undefined, undefined])
+  t.is(await sleep(0), undefined)
+  t.is(await sleep(2), undefined)
+})
+
 serial('greenlets that sleep overlap: total time is the longest sleep, not the sum', async (t) => {
   const start = Date.now()
   await joinall([100, 100, 100].map((ms) => spawn(() => sleep(ms))))

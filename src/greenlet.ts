@@ -52,6 +52,8 @@ export function getcurrent(): Greenlet | null {
 
 // The async mode's flags of a greenlet (`_flags`).
 const WAITING = FIRST_MODE_FLAG
+/** Its wait is a sleep(): its Promise resolves with undefined, not the wait's outcome. */
+const SLEEPING = FIRST_MODE_FLAG << 1
 
 // Structurally a WaitOwner (not declared: its members are internal, and
 // stripped from the published declarations). This comment must not spell
@@ -91,7 +93,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return (this._flags & WAITING) !== 0
   }
   /** @internal */ set _waiting(on: boolean) {
-    this._flags = on ? this._flags | WAITING : this._flags & ~WAITING
+    this._flags = on ? this._flags | WAITING : this._flags & ~(WAITING | SLEEPING)
+  }
+  /** @internal Its wait (its own record's) is a sleep(). */
+  get _sleeping(): boolean {
+    return (this._flags & SLEEPING) !== 0
+  }
+  /** @internal */ set _sleeping(on: boolean) {
+    this._flags = on ? this._flags | SLEEPING : this._flags & ~SLEEPING
   }
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
@@ -316,8 +325,9 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this.#settleTransfer()
     } else {
       const resolve = this._resolve
+      const value = this._sleeping ? undefined : outcome
       this.#clearWait()
-      resolve?.(outcome)
+      resolve?.(value as number)
     }
   }
 
@@ -329,11 +339,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /** @internal See HubRecord (hub.ts). */
   override _wakeNow(parked: boolean, woken: WokenWait): void {
     const resolve = this._resolve
+    const value = this._sleeping ? undefined : Outcome.WAKE
     this.#clearWait()
     this._keepWoken(woken)
     // Voids the wait in the hub, and anything it has queued for it.
     if (parked) hub.resumed(this)
-    resolve?.(Outcome.WAKE)
+    resolve?.(value as number)
   }
 
   /** @internal See HubRecord (hub.ts). */

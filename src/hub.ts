@@ -164,6 +164,8 @@ export interface WaitOwner extends HubRecord {
   readonly dead: boolean
   /** Its own id is parked in a wait (a second concurrent wait gets a transient id). */
   _waiting: boolean
+  /** That wait is a sleep(): it resolves with undefined. Cleared with `_waiting`. */
+  _sleeping: boolean
   _resolve: ((outcome: number) => void) | undefined
   _reject: ((err: unknown) => void) | undefined
   _extraWaits: Set<TransientWait> | undefined
@@ -890,9 +892,10 @@ export function sleep(ms: number = 0): Promise<void> {
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
+    g._sleeping = true
     if (ms === 0) hub.yieldNow(g)
     else hub.park(g, ms)
     return ownWait<void>(g)
   }
-  return suspend((waiter) => (ms === 0 ? hub.yieldNow(waiter) : hub.park(waiter, ms))) as Promise<unknown> as Promise<void>
+  return suspend((waiter) => (ms === 0 ? hub.yieldNow(waiter) : hub.park(waiter, ms))).then(noop)
 }

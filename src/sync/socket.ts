@@ -49,6 +49,7 @@ class Delegate extends HubRecord implements WaitOwner {
   readonly dead = false
   /** Always "busy", so that every wait of the operation is a transient one, owned here. */
   _waiting = true
+  _sleeping = false
   _resolve: ((outcome: number) => void) | undefined = undefined
   _reject: ((err: unknown) => void) | undefined = undefined
   _extraWaits: Set<TransientWait> | undefined = new DelegateWaits(this)
