@@ -296,9 +296,21 @@ export class WaitList<T, P = undefined> {
 /**
  * Runs a blocking operation in the async mode: resolves with its result,
  * rejects with what it throws (argument errors included: never a throw).
+ * One that completes without waiting (an item there, a free lock) costs no
+ * async function.
  */
-export async function drive<R>(op: Blocking<R>): Promise<R> {
-  let step = op.next()
+export function drive<R>(op: Blocking<R>): Promise<R> {
+  let step: IteratorResult<Suspension, R>
+  try {
+    step = op.next()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  return step.done ? Promise.resolve(step.value) : driveFrom(op, step)
+}
+
+async function driveFrom<R>(op: Blocking<R>, first: IteratorResult<Suspension, R>): Promise<R> {
+  let step = first
   while (!step.done) {
     const suspension = step.value
     let outcome: unknown
