@@ -11,7 +11,7 @@
  * its next one if it is busy. Code awaiting something foreign can watch
  * `g.signal`, which aborts at once.
  */
-import { FIRST_MODE_FLAG, GreenletBase } from './_greenlet-base'
+import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
@@ -106,8 +106,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
 
-  constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
-    super(fn, args)
+  constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | [])
+  constructor(fn: (...args: A) => T | PromiseLike<T>) {
+    // `arguments` rather than a rest array: most greenlets take no arguments, and then allocate none.
+    super(fn, arguments.length > 1 ? restArguments(arguments) : NO_ARGS)
     this.#parent = getcurrent()
   }
 
@@ -460,8 +462,16 @@ function runBody(g: WaitOwner, args: unknown[]): void {
 }
 
 /** Creates a greenlet and schedules it to run on a later turn of the hub. */
-export function spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R> {
-  return new Greenlet<R>(fn, ...args).start()
+export function spawn<A extends unknown[], R>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Greenlet<R>
+export function spawn<R>(fn: (...args: unknown[]) => R | PromiseLike<R>): Greenlet<R> {
+  // The hot path of W1: no rest array, no spread, for a greenlet without arguments.
+  if (arguments.length <= 1) return new Greenlet<R>(fn).start()
+  return new Greenlet<R>(fn, ...restArguments(arguments)).start()
+}
+
+/** The arguments after the function, as an array. */
+function restArguments(args: IArguments): unknown[] {
+  return Array.prototype.slice.call(args, 1)
 }
 
 /** Creates a greenlet that starts after `ms` milliseconds. */

@@ -175,6 +175,8 @@ const COMMANDS_PER_BATCH = 4096
 const EVENTS_PER_BATCH = 8192
 /** Records resumed per turn at most: the event loop gets a turn in between. */
 const READY_PER_BATCH = 8192
+/** Run queue storage kept once drained, in entries. */
+const KEPT_RUN_QUEUE = 1 << 18
 const MAX_ID = 0xffff_ffff
 /**
  * Direct wake-ups (see `wakeHanded`) allowed between two hub turns. A hand-off
@@ -228,8 +230,10 @@ class HubClient {
   /** When the earliest native timer is due, on `performance.now()`'s clock. */
   private nextDeadline = Infinity
   private liveTimers = 0
-  private runQueue: HubRecord[] = []
+  /** The run queue: entries from `runHead` to `runTail`; its storage is kept for the next ones. */
+  private readonly runQueue: (HubRecord | undefined)[] = []
   private runHead = 0
+  private runTail = 0
   private tickScheduled = false
   /** Ticks wait while this is set (`pauseTicksUntil`); one was due if `tickDeferred`. */
   private ticksPaused = false
@@ -443,7 +447,7 @@ class HubClient {
     setReadyOutcome(r, outcome)
     if ((r._hubFlags & QUEUED) === 0) {
       r._hubFlags |= QUEUED
-      this.runQueue.push(r)
+      this.runQueue[this.runTail++] = r
       if (!this.tickScheduled) this.schedule()
     }
   }
@@ -615,7 +619,7 @@ class HubClient {
     // following entries itself (takeReady), before this loop sees them.
     for (let r = this.takeReady(); r !== undefined; r = this.takeReady()) r._resume(this.takenOutcome)
     this.holdProcess(this.liveTimers > 0)
-    if ((this.runHead < this.runQueue.length || this.nativeDue || this.count > 0) && !this.tickScheduled) this.schedule()
+    if ((this.runHead < this.runTail || this.nativeDue || this.count > 0) && !this.tickScheduled) this.schedule()
   }
 
   /** Moves up to a batch of the run queue into `ready`, each record DELIVERED from here on. */
@@ -625,8 +629,9 @@ class HubClient {
     const outcomes = this.readyOutcomes
     let i = this.runHead
     let n = 0
-    while (n < READY_PER_BATCH && i < queue.length) {
-      const r = queue[i++]
+    while (n < READY_PER_BATCH && i < this.runTail) {
+      const r = queue[i]!
+      queue[i++] = undefined
       r._hubFlags &= ~QUEUED
       if (r._hubState !== READY) continue
       r._hubState = DELIVERED
@@ -635,9 +640,10 @@ class HubClient {
       outcomes[n] = readyOutcome(r)
       n++
     }
-    if (i === queue.length) {
-      queue.length = 0
-      this.runHead = 0
+    if (i === this.runTail) {
+      this.runHead = this.runTail = 0
+      // Kept for the next ones (growing it again costs a copy per doubling), unless it is huge.
+      if (queue.length > KEPT_RUN_QUEUE) queue.length = 0
     } else {
       this.runHead = i
     }
