@@ -24,6 +24,10 @@
 //!   wake-up overlaps with the current holder's work; the woken thread waits
 //!   for at most [`PREPARED_SPIN`], yielding the CPU between checks (so it
 //!   never keeps the holder off a core), and then sleeps again.
+//! - On a single CPU (the process's affinity, or its cgroup quota) neither
+//!   helps: the thread the waiter waits for cannot run while it spins, and an
+//!   early wake-up only adds a context switch. There waiters sleep at once
+//!   and `prepare` does nothing.
 //!
 //! # Invariants
 //! - At most one `give` is outstanding per baton: the protocol (exactly one
@@ -86,6 +90,12 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// Whether this process may run on more than one CPU (read once).
+fn multicore() -> bool {
+    static MULTICORE: OnceLock<bool> = OnceLock::new();
+    *MULTICORE.get_or_init(|| thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
 fn nanos_since_epoch(t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
@@ -122,10 +132,11 @@ impl Baton {
     /// Tells a sleeping owner that the baton is coming soon, so that it wakes
     /// up now and spins. Does nothing if the owner is not asleep.
     pub fn prepare(&self) {
-        if self
-            .word
-            .compare_exchange(SLEEPING, PREPARED, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        if multicore()
+            && self
+                .word
+                .compare_exchange(SLEEPING, PREPARED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             self.owner.unpark();
         }
@@ -142,6 +153,7 @@ impl Baton {
         let start = Instant::now();
         let spin = match expect {
             Expect::Long => Duration::ZERO,
+            Expect::Soon if !multicore() => Duration::ZERO,
             Expect::Soon => {
                 if Duration::from_nanos(self.average_wait_ns.load(Ordering::Relaxed).into())
                     <= MAX_SPIN
