@@ -96,6 +96,16 @@ fn multicore() -> bool {
     *MULTICORE.get_or_init(|| thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
+/// How long a wait spins before sleeping: only an [`Expect::Soon`] wait on
+/// more than one CPU whose recent waits were short.
+fn spin_limit(expect: Expect, average_wait: Duration, multicore: bool) -> Duration {
+    if expect == Expect::Soon && multicore && average_wait <= MAX_SPIN {
+        MAX_SPIN
+    } else {
+        Duration::ZERO
+    }
+}
+
 fn nanos_since_epoch(t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
@@ -151,19 +161,8 @@ impl Baton {
             "Baton::take called by a thread that does not own it"
         );
         let start = Instant::now();
-        let spin = match expect {
-            Expect::Long => Duration::ZERO,
-            Expect::Soon if !multicore() => Duration::ZERO,
-            Expect::Soon => {
-                if Duration::from_nanos(self.average_wait_ns.load(Ordering::Relaxed).into())
-                    <= MAX_SPIN
-                {
-                    MAX_SPIN
-                } else {
-                    Duration::ZERO
-                }
-            }
-        };
+        let average = Duration::from_nanos(self.average_wait_ns.load(Ordering::Relaxed).into());
+        let spin = spin_limit(expect, average, multicore());
         if !self.spin_until_given(start, spin) {
             self.sleep_until_given();
         }
@@ -347,6 +346,21 @@ mod tests {
         }
         assert!(
             u64::from(baton.average_wait_ns.load(Ordering::Relaxed)) <= MAX_SPIN.as_nanos() as u64
+        );
+    }
+
+    #[test]
+    fn only_short_waits_on_more_than_one_cpu_spin() {
+        let short = Duration::from_micros(5);
+        assert_eq!(spin_limit(Expect::Soon, short, true), MAX_SPIN);
+        // Recent waits were long: sleep at once.
+        assert_eq!(spin_limit(Expect::Soon, MAX_SPIN * 2, true), Duration::ZERO);
+        assert_eq!(spin_limit(Expect::Long, short, true), Duration::ZERO);
+        // One CPU: the giver cannot run while the waiter spins.
+        assert_eq!(spin_limit(Expect::Soon, short, false), Duration::ZERO);
+        assert_eq!(
+            spin_limit(Expect::Soon, Duration::ZERO, false),
+            Duration::ZERO
         );
     }
 }
