@@ -62,6 +62,23 @@ serial('sleep() resolves with undefined, as gevent.sleep returns None: in a gree
   t.is(await sleep(2), undefined)
 })
 
+serial('timers cancelled by kills free their slots; the sleeps that reuse them wake at their own deadlines, not the cancelled ones', async (t) => {
+  // 200 timers due at 40 ms, cancelled at ~5 ms: the native heap keeps their stale entries until then.
+  const victims = Array.from({ length: 200 }, () => spawn(() => sleep(40)))
+  await sleep(5)
+  await killall(victims)
+  const start = performance.now()
+  const sleepers = Array.from({ length: 200 }, () =>
+    spawn(async () => {
+      await sleep(80)
+      return performance.now() - start
+    }),
+  )
+  const woke = await Promise.all(sleepers.map((g) => g.get()))
+  t.true(Math.min(...woke) >= 79, `earliest wake-up after ${Math.min(...woke).toFixed(1)} ms of an 80 ms sleep`)
+  t.true(victims.every((g) => g.dead && g.successful()))
+})
+
 serial('greenlets that sleep overlap: total time is the longest sleep, not the sum', async (t) => {
   const start = Date.now()
   await joinall([100, 100, 100].map((ms) => spawn(() => sleep(ms))))
