@@ -300,6 +300,11 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     else resolve?.(value as number)
   }
 
+  /** What its plain wait resolves with: the outcome, or nothing for a sleep(). */
+  #waitValue(outcome: number): number | undefined {
+    return this._sleeping ? undefined : outcome
+  }
+
   #clearWait(): void {
     this._waiting = false
     this._resolve = undefined
@@ -327,7 +332,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this.#settleTransfer()
     } else {
       const resolve = this._resolve
-      const value = this._sleeping ? undefined : outcome
+      const value = this.#waitValue(outcome)
       this.#clearWait()
       resolve?.(value as number)
     }
@@ -341,7 +346,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /** @internal See HubRecord (hub.ts). */
   override _wakeNow(parked: boolean, woken: WokenWait): void {
     const resolve = this._resolve
-    const value = this._sleeping ? undefined : Outcome.WAKE
+    const value = this.#waitValue(Outcome.WAKE)
     this.#clearWait()
     this._keepWoken(woken)
     // Voids the wait in the hub, and anything it has queued for it.

@@ -23,15 +23,24 @@ export function callLinks<G>(g: G, links: readonly Link<G>[], failed: boolean): 
 
 /** An iterable of greenlets (as `isGreenlet` defines them), as an array. */
 export function checkGreenletList<G>(name: string, greenlets: unknown, isGreenlet: (x: unknown) => x is G): G[] {
+  const list = copyOfIterable(name, greenlets)
+  for (let i = 0; i < list.length; i++) checkGreenlet(name, list, i, isGreenlet)
+  return list as G[]
+}
+
+/** The items of `greenlets`, in a new array; an Error naming `name` if it is not iterable. */
+function copyOfIterable(name: string, greenlets: unknown): unknown[] {
   if (greenlets === null || typeof greenlets !== 'object' || !(Symbol.iterator in greenlets)) {
     throw invalidType(name, 'an iterable of Greenlets', greenlets)
   }
   // An array is copied without its iterator (no object per element).
-  const list = Array.isArray(greenlets) ? greenlets.slice() : [...(greenlets as Iterable<unknown>)]
-  for (let i = 0; i < list.length; i++) {
-    if (!isGreenlet(list[i])) throw invalidType(`${name}[${i}]`, 'a Greenlet', list[i])
-  }
-  return list as G[]
+  return Array.isArray(greenlets) ? greenlets.slice() : [...(greenlets as Iterable<unknown>)]
+}
+
+function checkGreenlet<G>(name: string, list: unknown[], i: number, isGreenlet: (x: unknown) => x is G): G {
+  const g = list[i]
+  if (!isGreenlet(g)) throw invalidType(`${name}[${i}]`, 'a Greenlet', g)
+  return g
 }
 
 /** What joinall() and killall() need of a greenlet of either mode. */
@@ -69,19 +78,14 @@ export function planJoinAll<G extends JoinableGreenlet>(
   options: unknown,
   isGreenlet?: (x: unknown) => x is G,
 ): JoinAllPlan<G> {
-  if (greenlets === null || typeof greenlets !== 'object' || !(Symbol.iterator in greenlets)) {
-    throw invalidType('greenlets', 'an iterable of Greenlets', greenlets)
-  }
-  // An array is copied without its iterator (no object per element).
-  const list = (Array.isArray(greenlets) ? greenlets.slice() : [...(greenlets as Iterable<unknown>)]) as G[]
+  const list = copyOfIterable('greenlets', greenlets) as G[]
   const count = list.length
   const pending: G[] = []
   let firstFailure: G | undefined
   // A plan is synchronous: its number marks what it has counted, and no other plan runs meanwhile.
   const plan = (lastPlan = (lastPlan + 1) | 0)
   for (let i = 0; i < count; i++) {
-    const g = list[i]
-    if (isGreenlet !== undefined && !isGreenlet(g)) throw invalidType(`greenlets[${i}]`, 'a Greenlet', g)
+    const g = isGreenlet === undefined ? list[i] : checkGreenlet('greenlets', list, i, isGreenlet)
     if (g.dead) {
       if (firstFailure === undefined && !g.successful()) firstFailure = g
     } else if (g._joinPlan !== plan) {
