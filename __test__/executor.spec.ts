@@ -39,6 +39,21 @@ export const notAFunction = 1
 `,
 )
 
+/** A module whose import takes a while: tasks from it wait for it in the worker. */
+const slowModulePath = path.join(moduleDir, 'slow.mjs')
+fs.writeFileSync(
+  slowModulePath,
+  `await new Promise((r) => setTimeout(r, 300))
+export function untilAborted(signal) {
+  return new Promise((resolve) => {
+    const aborted = () => resolve('aborted: ' + signal.reason.message)
+    if (signal.aborted) aborted()
+    else signal.addEventListener('abort', aborted)
+  })
+}
+`,
+)
+
 test.after.always(() => fs.rmSync(moduleDir, { recursive: true, force: true }))
 
 /** Sleeps in the worker, then returns the worker's identity. */
@@ -228,9 +243,12 @@ for (const kind of kinds) {
   serial(`${kind.name}: aborting a signal cancels a queued task and reaches a running one without killing the worker`, async (t) => {
     const pool = kind.make({ maxWorkers: 1 })
     const blocker = new AbortController()
+    // A signal aborted before the task starts in the worker comes aborted already: no 'abort' event then.
     const running = pool.submitWith({ signal: blocker.signal }, (signal: AbortSignal) =>
       new Promise((resolve) => {
-        signal.addEventListener('abort', () => resolve(`aborted: ${signal.reason.message}`))
+        const aborted = (): void => resolve(`aborted: ${signal.reason.message}`)
+        if (signal.aborted) aborted()
+        else signal.addEventListener('abort', aborted)
       }),
     )
     while (!running.running()) await new Promise((r) => setTimeout(r, 5))
@@ -247,6 +265,17 @@ for (const kind of kinds) {
     pre.abort()
     t.true(pool.submitWith({ signal: pre.signal }, () => 1).cancelled())
     await pool.shutdown()
+  })
+
+  serial(`${kind.name}: an abort that comes while the worker still imports the task's module reaches the task`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1, module: slowModulePath })
+    const abort = new AbortController()
+    const task = pool.submitWith({ signal: abort.signal }, 'untilAborted')
+    while (!task.running()) await new Promise((r) => setTimeout(r, 5))
+    // The module's import takes 300 ms: the task has not started in the worker yet.
+    abort.abort(new Error('stop'))
+    t.is(await task.result({ timeoutMs: 10_000 }), 'aborted: stop')
+    await pool.shutdown({ wait: false })
   })
 
   serial(`${kind.name}: an executor used without shutdown does not keep the process from exiting`, async (t) => {

@@ -260,6 +260,12 @@ class Runner {
     if (isThenable(r)) await r
   }
 
+  #newController(id: number): AbortController {
+    const controller = new AbortController()
+    this.#controllers.set(id, controller)
+    return controller
+  }
+
   abort(id: number, reason: unknown): void {
     this.#controllers.get(id)?.abort(reason ?? new DOMException('the task was aborted', 'AbortError'))
   }
@@ -305,6 +311,9 @@ class Runner {
       let value: unknown
       let failed = false
       try {
+        // Made before the first await (resolving the function may import a
+        // module): an abort that arrives meanwhile must still reach the task.
+        const controller = flags & TaskFlag.SIGNAL ? this.#newController(id) : undefined
         let entry = this.#fns.get(fnId)
         if (entry === undefined) {
           flush()
@@ -335,11 +344,7 @@ class Runner {
             }
             value = results
           } else {
-            if (flags & TaskFlag.SIGNAL) {
-              const controller = new AbortController()
-              this.#controllers.set(id, controller)
-              args.push(controller.signal)
-            }
+            if (controller !== undefined) args.push(controller.signal)
             value = call(entry, args)
             if (isThenable(value)) {
               if (end < batch.length) {
