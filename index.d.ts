@@ -23,6 +23,12 @@ export declare class NativeExecutor {
   get id(): number
   submit(batch: Buffer): number
   cancel(id: number): boolean
+  /**
+   * The task's signal aborted: true if it was queued and is now
+   * cancelled; false if a worker holds it (giving it back will cancel
+   * it), or it is done.
+   */
+  abort(id: number): boolean
   cancelQueued(): Array<number>
   purge(): void
   /** The task was handed to a worker and has not completed. */
@@ -39,8 +45,11 @@ export declare class NativeExecutorSlot {
   constructor(poolId: number)
   /** Up to `max` task frames, or `null` if there is nothing to run. */
   take(max: number): Buffer | null
-  /** Queues again task frames from `take` that have not started. */
-  giveBack(batch: Buffer): number
+  /**
+   * Queues again task frames from `take` that have not started. Returns
+   * the ids of those aborted meanwhile: dropped, to be reported cancelled.
+   */
+  giveBack(batch: Buffer): Array<number>
   complete(batch: Buffer): number
   definition(id: number): Buffer | null
   /** Leaves the queue now, giving back the tasks of the local deque. */

@@ -44,6 +44,7 @@ const slowModulePath = path.join(moduleDir, 'slow.mjs')
 fs.writeFileSync(
   slowModulePath,
   `await new Promise((r) => setTimeout(r, 300))
+export function ready() { return 'ready' }
 export function untilAborted(signal) {
   return new Promise((resolve) => {
     const aborted = () => resolve('aborted: ' + signal.reason.message)
@@ -267,14 +268,39 @@ for (const kind of kinds) {
     await pool.shutdown()
   })
 
-  serial(`${kind.name}: an abort that comes while the worker still imports the task's module reaches the task`, async (t) => {
+  serial(`${kind.name}: an abort that comes while the worker still imports the task's module cancels the task`, async (t) => {
     const pool = kind.make({ maxWorkers: 1, module: slowModulePath })
     const abort = new AbortController()
     const task = pool.submitWith({ signal: abort.signal }, 'untilAborted')
     while (!task.running()) await new Promise((r) => setTimeout(r, 5))
     // The module's import takes 300 ms: the task has not started in the worker yet.
     abort.abort(new Error('stop'))
-    t.is(await task.result({ timeoutMs: 10_000 }), 'aborted: stop')
+    await t.throwsAsync(task.result({ timeoutMs: 10_000 }), { instanceOf: CancelledError })
+    t.true(task.cancelled())
+    // A task that starts after the abort still gets its signal.
+    const later = new AbortController()
+    const next = pool.submitWith({ signal: later.signal }, 'untilAborted')
+    while (!next.running()) await new Promise((r) => setTimeout(r, 5))
+    await new Promise((r) => setTimeout(r, 50))
+    later.abort(new Error('later'))
+    t.is(await next.result({ timeoutMs: 10_000 }), 'aborted: later')
+    await pool.shutdown({ wait: false })
+  })
+
+  serial(`${kind.name}: an abort of a task its worker holds behind another cancels it`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1, module: slowModulePath })
+    // Quick tasks first: the worker's batches grow, so the next two are taken together.
+    await Promise.all(Array.from({ length: 63 }, (_, i) => pool.submit((x: number) => x, i).result()))
+    const first = pool.submit('ready')
+    const abort = new AbortController()
+    const held = pool.submitWith({ signal: abort.signal }, (signal: AbortSignal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve('ran'))))
+    while (!held.running()) await new Promise((r) => setTimeout(r, 5))
+    // `first` waits for its module (300 ms), `held` behind it in the same batch.
+    t.false(first.done())
+    abort.abort(new Error('stop'))
+    await t.throwsAsync(held.result({ timeoutMs: 10_000 }), { instanceOf: CancelledError })
+    t.is(await first.result({ timeoutMs: 10_000 }), 'ready')
+    t.is(await pool.submit((x: number) => x + 1, 1).result({ timeoutMs: 10_000 }), 2)
     await pool.shutdown({ wait: false })
   })
 

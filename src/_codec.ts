@@ -58,6 +58,8 @@ export const enum Status {
   OK = 0,
   ERROR = 1,
   THROWN = 2,
+  /** The task was aborted before it started: no value follows. */
+  CANCELLED = 3,
 }
 
 export const enum DefKind {
@@ -547,6 +549,15 @@ export function rebuildError(record: ErrorRecord): Error {
   if (record.stack !== undefined) err.stack = record.stack
   if (record.props) Object.assign(err, record.props)
   return err
+}
+
+/** Appends a {@link Status.CANCELLED} result frame per id. */
+export function writeCancelled(w: Writer, ids: readonly number[]): void {
+  for (const id of ids) {
+    const mark = w.beginFrame(id)
+    w.u8(Status.CANCELLED)
+    w.endFrame(mark)
+  }
 }
 
 /** Iterates the `[id][len][payload]` frames of a batch: calls `each(id, start, end)`. */

@@ -24,6 +24,7 @@ import {
   Writer,
   forEachFrame,
   rebuildError,
+  writeCancelled,
   writeThrown,
 } from './_codec'
 import { KEEP_ALIVE_MS } from './_keep-alive'
@@ -260,10 +261,22 @@ class Runner {
     if (isThenable(r)) await r
   }
 
-  #newController(id: number): AbortController {
-    const controller = new AbortController()
-    this.#controllers.set(id, controller)
-    return controller
+  /**
+   * A batch reached this worker: its tasks that take a signal get their
+   * AbortController now, so that an abort that comes before a task starts
+   * (while an earlier one runs, or its module loads) is not lost: the task
+   * is then cancelled instead of run.
+   */
+  admit(batch: Buffer): void {
+    forEachFrame(batch, (id, start) => {
+      if (batch[start + 4] & TaskFlag.SIGNAL) this.#controllers.set(id, new AbortController())
+    })
+  }
+
+  /** Tasks of `rest` go back to the queue unstarted: their aborts are the queue's business again. */
+  #release(rest: Buffer): Buffer {
+    forEachFrame(rest, (id) => this.#controllers.delete(id))
+    return rest
   }
 
   abort(id: number, reason: unknown): void {
@@ -291,6 +304,31 @@ class Runner {
     return entry
   }
 
+  #writeResult(out: Writer, id: number, chunk: boolean, failed: boolean, value: unknown): void {
+    const mark = out.beginFrame(id)
+    if (!failed) {
+      const start = out.length
+      try {
+        out.u8(Status.OK)
+        const [v, moved] = unwrapMoved(value, chunk)
+        if (moved !== undefined && this.transfers !== undefined) {
+          const tid = this.transfers.next()
+          out.transferred(v, 'the result', tid, moved)
+          this.transfers.post(tid, moved)
+        } else {
+          // A child process copies what the task moves.
+          out.value(v, 'the result')
+        }
+      } catch (err) {
+        out.truncate(start)
+        writeThrown(out, err)
+      }
+    } else {
+      writeThrown(out, value)
+    }
+    out.endFrame(mark)
+  }
+
   /**
    * Runs the task frames of `batch` in order, writing result frames to `out`;
    * `flush` is called before every await. Before awaiting a task, or once
@@ -308,55 +346,58 @@ class Runner {
       const end = r.u32() + r.at
       const fnId = r.u32()
       const flags = r.u8()
+      const controller = flags & TaskFlag.SIGNAL ? this.#controllers.get(id) : undefined
       let value: unknown
       let failed = false
+      let cancelled = false
       try {
-        // Made before the first await (resolving the function may import a
-        // module): an abort that arrives meanwhile must still reach the task.
-        const controller = flags & TaskFlag.SIGNAL ? this.#newController(id) : undefined
         let entry = this.#fns.get(fnId)
         if (entry === undefined) {
           flush()
           entry = await this.#fn(fnId)
         }
-        try {
-          let transferred: readonly unknown[] | undefined
-          if (flags & TaskFlag.TRANSFER) {
-            if (this.transfers === undefined) throw new Error('greenthread: a task that moves values reached a worker that cannot receive them')
-            // The executor hands them over on request: let the rest of the batch go meanwhile.
-            if (end < batch.length) {
-              giveBack(batch.subarray(end))
-              stop = true
-            }
-            flush()
-            transferred = await this.transfers.fetch(id)
-          }
-          const args = r.args(transferred)
-          if (flags & TaskFlag.CHUNK) {
-            const results: unknown[] = []
-            for (const item of args[0] as unknown[]) {
-              let v = call(entry, [item])
-              if (isThenable(v)) {
-                flush()
-                v = await v
-              }
-              results.push(v)
-            }
-            value = results
-          } else {
-            if (controller !== undefined) args.push(controller.signal)
-            value = call(entry, args)
-            if (isThenable(value)) {
+        // Aborted before it started (while an earlier task ran, or its function loaded): not run.
+        if (controller?.signal.aborted) cancelled = true
+        else {
+          try {
+            let transferred: readonly unknown[] | undefined
+            if (flags & TaskFlag.TRANSFER) {
+              if (this.transfers === undefined) throw new Error('greenthread: a task that moves values reached a worker that cannot receive them')
+              // The executor hands them over on request: let the rest of the batch go meanwhile.
               if (end < batch.length) {
-                giveBack(batch.subarray(end))
+                giveBack(this.#release(batch.subarray(end)))
                 stop = true
               }
               flush()
-              value = await value
+              transferred = await this.transfers.fetch(id)
             }
+            const args = r.args(transferred)
+            if (flags & TaskFlag.CHUNK) {
+              const results: unknown[] = []
+              for (const item of args[0] as unknown[]) {
+                let v = call(entry, [item])
+                if (isThenable(v)) {
+                  flush()
+                  v = await v
+                }
+                results.push(v)
+              }
+              value = results
+            } else {
+              if (controller !== undefined) args.push(controller.signal)
+              value = call(entry, args)
+              if (isThenable(value)) {
+                if (end < batch.length) {
+                  giveBack(this.#release(batch.subarray(end)))
+                  stop = true
+                }
+                flush()
+                value = await value
+              }
+            }
+          } catch (err) {
+            throw entry.bySource ? withClosureHint(err) : err
           }
-        } catch (err) {
-          throw entry.bySource ? withClosureHint(err) : err
         }
       } catch (err) {
         failed = true
@@ -366,30 +407,10 @@ class Runner {
       }
       r.at = end
       ran++
-      const mark = out.beginFrame(id)
-      if (!failed) {
-        const start = out.length
-        try {
-          out.u8(Status.OK)
-          const [v, moved] = unwrapMoved(value, (flags & TaskFlag.CHUNK) !== 0)
-          if (moved !== undefined && this.transfers !== undefined) {
-            const tid = this.transfers.next()
-            out.transferred(v, 'the result', tid, moved)
-            this.transfers.post(tid, moved)
-          } else {
-            // A child process copies what the task moves.
-            out.value(v, 'the result')
-          }
-        } catch (err) {
-          out.truncate(start)
-          writeThrown(out, err)
-        }
-      } else {
-        writeThrown(out, value)
-      }
-      out.endFrame(mark)
+      if (cancelled) writeCancelled(out, [id])
+      else this.#writeResult(out, id, (flags & TaskFlag.CHUNK) !== 0, failed, value)
       if (!stop && end < batch.length && performance.now() - started > BATCH_OVERDUE_MS) {
-        giveBack(batch.subarray(end))
+        giveBack(this.#release(batch.subarray(end)))
         stop = true
       }
     }
@@ -488,7 +509,8 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     }
   }
   const giveBack = (rest: Buffer): void => {
-    slot.giveBack(rest)
+    // Those aborted meanwhile are not queued again: they end cancelled.
+    writeCancelled(out, slot.giveBack(rest))
     Atomics.add(bell, BELL, 1)
     Atomics.notify(bell, BELL)
   }
@@ -507,6 +529,7 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
       continue
     }
     const t0 = performance.now()
+    runner.admit(batch)
     const ran = await runner.runBatch(batch, out, flush, giveBack)
     flush()
     remaining -= ran
@@ -626,6 +649,7 @@ function processMain(): void {
         forEachFrame(body, (id, start, end) => defs.set(id, Buffer.from(body.subarray(start, end))))
         break
       case Msg.TASKS:
+        runner?.admit(body)
         queue.push(Buffer.from(body))
         void drainQueue()
         break

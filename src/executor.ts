@@ -44,6 +44,7 @@ import {
   forEachFrame,
   rebuildError,
   refuseSharing,
+  writeCancelled,
   writeThrown,
   type ResolveHook,
   type TransferHook,
@@ -142,7 +143,8 @@ const LATENCY_WINDOW = 1000
 
 export interface SubmitOptions {
   /**
-   * Aborting it cancels the task if it is still queued; a running task
+   * Aborting it cancels the task if it has not started (queued, or taken by
+   * a worker that is still busy with an earlier task); a running task
    * receives an AbortSignal, as an extra last argument, that aborts too.
    */
   signal?: AbortSignal
@@ -429,7 +431,7 @@ export abstract class Executor {
   /**
    * `submit` with options. With `signal`, the function receives an
    * AbortSignal as an extra last argument, and aborting `signal` cancels the
-   * task if it is queued or aborts the worker-side signal if it is running.
+   * task if it has not started or aborts the worker-side signal if it is running.
    * What `transferList` lists is moved to a thread worker, not copied.
    */
   submitWith<A extends unknown[], R>(options: SubmitOptions, fn: (...args: [...A, AbortSignal]) => R, ...args: A): Future<Awaited<R>>
@@ -695,7 +697,9 @@ export abstract class Executor {
       return
     }
     const onAbort = (): void => {
-      if (!f.cancel() && !f.done()) this.abortRunning(f._taskId, encodeReason(signal.reason))
+      if (f.done()) return
+      if (this._cancelTask(f, true)) f._settle('cancelled', undefined, undefined)
+      else if (!f.done()) this.abortRunning(f._taskId, encodeReason(signal.reason))
     }
     signal.addEventListener('abort', onAbort, { once: true })
     f._addWaiter(() => signal.removeEventListener('abort', onAbort))
@@ -765,6 +769,11 @@ export abstract class Executor {
       let value: unknown
       try {
         status = r.u8()
+        // Aborted before a worker started it.
+        if (status === Status.CANCELLED) {
+          f._settle('cancelled', undefined, undefined)
+          return
+        }
         value = r.value()
       } catch (err) {
         f._reject(err)
@@ -778,12 +787,16 @@ export abstract class Executor {
     this.#maybeExited()
   }
 
-  /** @internal */
-  _cancelTask(f: Future<any>): boolean {
+  /**
+   * @internal Cancels the task if it is queued. `aborting`: its signal
+   * aborted; if a worker holds it, the queue remembers, and the worker
+   * giving it back unstarted cancels it (see the runtime's executor module).
+   */
+  _cancelTask(f: Future<any>, aborting = false): boolean {
     const id = f._taskId
     if (this.#pending.get(id) !== f) return false
     if (f._batch === this.#batch) this.#earlyCancels.push(id)
-    else if (!this.#native.cancel(id)) return false
+    else if (!(aborting ? this.#native.abort(id) : this.#native.cancel(id))) return false
     this.#pending.delete(id)
     this.#updateRef()
     return true
@@ -1261,10 +1274,17 @@ export class ProcessPoolExecutor extends Executor {
         c.error = readThrown(body)
         this.breakWith('a process initializer failed; the process pool is not usable anymore', c.error)
         break
-      case Msg.RETURN:
-        c.slot.giveBack(body)
+      case Msg.RETURN: {
+        // Those aborted meanwhile are not queued again: they end cancelled.
+        const cancelled = c.slot.giveBack(body)
+        if (cancelled.length > 0) {
+          const w = new Writer()
+          writeCancelled(w, cancelled)
+          this.completeOn(c.slot, w.take())
+        }
         for (const other of this.#children) if (other !== c) this.#feed(other)
         break
+      }
       case Msg.RESULTS: {
         const { last, ms, frames } = readResultsHead(body)
         if (frames.length > 0) this.completeOn(c.slot, frames)

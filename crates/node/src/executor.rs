@@ -47,6 +47,14 @@ impl NativeExecutor {
         self.pool.cancel(id)
     }
 
+    /// The task's signal aborted: true if it was queued and is now
+    /// cancelled; false if a worker holds it (giving it back will cancel
+    /// it), or it is done.
+    #[napi(catch_unwind)]
+    pub fn abort(&self, id: u32) -> bool {
+        self.pool.abort(id)
+    }
+
     #[napi(catch_unwind)]
     pub fn cancel_queued(&self) -> Vec<u32> {
         self.pool.cancel_queued()
@@ -60,7 +68,7 @@ impl NativeExecutor {
     /// The task was handed to a worker and has not completed.
     #[napi(catch_unwind)]
     pub fn is_running(&self, id: u32) -> bool {
-        matches!(self.pool.state(id), Some(TaskState::Running))
+        self.pool.state(id).is_some_and(TaskState::is_running)
     }
 
     #[napi(catch_unwind)]
@@ -113,13 +121,11 @@ impl NativeExecutorSlot {
         Ok((taken > 0).then(|| out.into()))
     }
 
-    /// Queues again task frames from `take` that have not started.
+    /// Queues again task frames from `take` that have not started. Returns
+    /// the ids of those aborted meanwhile: dropped, to be reported cancelled.
     #[napi(catch_unwind)]
-    pub fn give_back(&self, batch: BufferSlice) -> Result<u32> {
-        self.slot()?
-            .give_back(&batch)
-            .map(|n| n as u32)
-            .map_err(frame_error)
+    pub fn give_back(&self, batch: BufferSlice) -> Result<Vec<u32>> {
+        self.slot()?.give_back(&batch).map_err(frame_error)
     }
 
     #[napi(catch_unwind)]

@@ -25,8 +25,12 @@
 //!   cancelled, or the pool is purged. A task taken from a deque whose id is
 //!   not `Queued` there (it was cancelled) is dropped, never handed out.
 //! - Queued → Running happens only in [`Slot::take`], Queued → removed only in
-//!   [`Pool::cancel`] / [`Pool::cancel_queued`], both under the `states`
-//!   lock: a task is either cancelled or run, never both.
+//!   [`Pool::cancel`] / [`Pool::cancel_queued`] / [`Pool::abort`], all under
+//!   the `states` lock: a task is either cancelled or run, never both.
+//! - An abort of a task a worker holds marks it `Aborting`; if the worker
+//!   gives it back unstarted, [`Slot::give_back`] drops it and reports it
+//!   cancelled instead of queueing it again, so an abort is never lost
+//!   between workers.
 //! - A dropped slot gives its local tasks back to the injector.
 
 use std::collections::HashMap;
@@ -47,6 +51,15 @@ pub enum TaskState {
     Queued,
     /// Handed to a worker.
     Running,
+    /// Handed to a worker, and then aborted: cancelled if given back.
+    Aborting,
+}
+
+impl TaskState {
+    /// A worker holds it.
+    pub fn is_running(self) -> bool {
+        matches!(self, TaskState::Running | TaskState::Aborting)
+    }
 }
 
 /// A malformed frame batch.
@@ -179,6 +192,24 @@ impl Pool {
             true
         } else {
             false
+        }
+    }
+
+    /// The task's signal aborted: cancels it if queued (true); if a worker
+    /// holds it, marks it so that giving it back cancels it (false). False
+    /// too if it is done or unknown.
+    pub fn abort(&self, id: u32) -> bool {
+        let mut states = lock(&self.states);
+        match states.get(&id) {
+            Some(TaskState::Queued) => {
+                states.remove(&id);
+                true
+            }
+            Some(TaskState::Running) => {
+                states.insert(id, TaskState::Aborting);
+                false
+            }
+            _ => false,
         }
     }
 
@@ -317,8 +348,9 @@ impl Slot {
     /// Puts back tasks that [`Slot::take`] handed out and that have not
     /// started (frames as `take` wrote them): they are queued again, in this
     /// slot's deque, ahead of what it still holds, where idle siblings can
-    /// steal them. Returns how many.
-    pub fn give_back(&self, batch: &[u8]) -> Result<usize, FrameError> {
+    /// steal them. Those aborted meanwhile are dropped instead: returns their
+    /// ids, for the caller to report them cancelled.
+    pub fn give_back(&self, batch: &[u8]) -> Result<Vec<u32>, FrameError> {
         let tasks = frames(batch)
             .map(|f| {
                 f.map(|(id, payload)| Task {
@@ -332,18 +364,24 @@ impl Slot {
         // back in front of it, so that a slot starts its tasks in submission
         // order (the deque only pushes at the back).
         let queued_after: Vec<Task> = std::iter::from_fn(|| self.local.pop()).collect();
-        let mut n = 0;
+        let mut cancelled = Vec::new();
         for task in tasks {
-            if let Some(state @ TaskState::Running) = states.get_mut(&task.id) {
-                *state = TaskState::Queued;
-                self.local.push(task);
-                n += 1;
+            match states.get(&task.id) {
+                Some(TaskState::Running) => {
+                    states.insert(task.id, TaskState::Queued);
+                    self.local.push(task);
+                }
+                Some(TaskState::Aborting) => {
+                    states.remove(&task.id);
+                    cancelled.push(task.id);
+                }
+                _ => {}
             }
         }
         for task in queued_after {
             self.local.push(task);
         }
-        Ok(n)
+        Ok(cancelled)
     }
 
     /// Pops one task, moving up to `2 * want` into the local deque first:
@@ -486,7 +524,7 @@ mod tests {
         assert_eq!(ids(&first), vec![1, 2]);
         // 2 did not start: it goes back ahead of 3, 4 and 5.
         let second = &first[FRAME_HEADER + 1..];
-        assert_eq!(a.give_back(second).unwrap(), 1);
+        assert!(a.give_back(second).unwrap().is_empty());
         let mut next = Vec::new();
         assert_eq!(a.take(10, &mut next), 4);
         assert_eq!(ids(&next), vec![2, 3, 4, 5]);
@@ -501,7 +539,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(a.take(3, &mut out), 3);
         let rest = &out[FRAME_HEADER + 1..];
-        assert_eq!(a.give_back(rest).unwrap(), 2);
+        assert!(a.give_back(rest).unwrap().is_empty());
         assert_eq!(pool.state(2), Some(TaskState::Queued));
         assert_eq!(pool.state(1), Some(TaskState::Running));
         assert!(pool.cancel(3));
@@ -509,6 +547,34 @@ mod tests {
         let mut stolen = Vec::new();
         assert_eq!(b.take(10, &mut stolen), 1);
         assert_eq!(ids(&stolen), vec![2]);
+    }
+
+    #[test]
+    fn an_abort_cancels_a_queued_task_and_a_held_one_when_it_is_given_back() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b"a"), (2, b"b"), (3, b"c"), (4, b"d")]))
+            .unwrap();
+        let a = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(a.take(3, &mut out), 3);
+        assert!(pool.abort(4), "queued: cancelled at once");
+        assert!(!pool.abort(2), "held by a worker");
+        assert_eq!(pool.state(2), Some(TaskState::Aborting));
+        assert!(pool.state(2).unwrap().is_running());
+        assert!(!pool.cancel(2), "a held task is not cancellable");
+        // 2 and 3 did not start: 2 is dropped and reported, 3 is queued again.
+        let rest = &out[FRAME_HEADER + 1..];
+        assert_eq!(a.give_back(rest).unwrap(), vec![2]);
+        assert_eq!(pool.state(2), None);
+        assert_eq!(pool.state(3), Some(TaskState::Queued));
+        let mut next = Vec::new();
+        assert_eq!(a.take(10, &mut next), 1);
+        assert_eq!(ids(&next), vec![3]);
+        // Aborting what completed, or is unknown, changes nothing.
+        pool.complete(&batch(&[(1, b"r")])).unwrap();
+        assert!(!pool.abort(1));
+        assert!(!pool.abort(99));
+        assert_eq!(pool.state(1), None);
     }
 
     #[test]
