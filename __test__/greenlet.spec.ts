@@ -369,6 +369,31 @@ serial('switch passes arguments and values both ways', async (t) => {
   t.deepEqual(out, ['yang at foo_1', 'Elijah at bar_1', 'yang at foo_2 got from bar', 'Elijah at bar_2 got again'])
 })
 
+serial('switch with no, one or several values: the start gets them as arguments, a resumed switch() the value or their array', async (t) => {
+  const got: unknown[] = []
+  await spawn(async () => {
+    const outer = getcurrent()!
+    const g = new Greenlet(async (...args: unknown[]) => {
+      got.push(args)
+      got.push(await outer.switch())
+      got.push(await outer.switch())
+      got.push(await outer.switch())
+      return 'end'
+    })
+    t.is(await g.switch(1, 'two', 3), undefined)
+    t.is(await g.switch(), undefined)
+    t.is(await g.switch('only'), undefined)
+    t.is(await g.switch('x', 'y'), 'end')
+    // No values: a greenlet starts with its constructor's arguments.
+    const h = new Greenlet(async (...args: unknown[]) => args.join('+'), 'a', 'b')
+    t.is(await h.switch(), 'a+b')
+    // A value the greenlet switches back with reaches the switch() that waits.
+    const k = new Greenlet(async () => outer.switch('p', 'q'))
+    t.deepEqual(await k.switch(), ['p', 'q'])
+  }).get()
+  t.deepEqual(got, [[1, 'two', 3], undefined, 'only', ['x', 'y']])
+})
+
 serial('an exception in a greenlet started by switch propagates to the parent', async (t) => {
   const boom = new Error('child failed')
   const child = new Greenlet(async () => {

@@ -178,15 +178,17 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * greenlet that created it, whose `switch()` then resolves with it (or
    * rejects with its exception).
    */
-  switch(...args: unknown[]): Promise<unknown> {
-    // Hot path (W2): try/catch rather than a `rejecting` closure per switch.
+  switch(...args: unknown[]): Promise<unknown>
+  switch(): Promise<unknown> {
+    // Hot path (W2): try/catch rather than a `rejecting` closure per switch,
+    // and no argument array for the usual zero or one value.
     try {
-      const value = args.length <= 1 ? args[0] : args
+      const value = arguments.length <= 1 ? arguments[0] : restArguments(arguments, 0)
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.resolve(value)
       this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
-      if (this._state === 'new') this.#startBySwitch(args)
+      if (this._state === 'new') this.#startBySwitch(arguments.length === 0 ? NO_ARGS : arguments.length === 1 ? [value] : (value as unknown[]))
       else this.#resumeFromSwitch(value, false)
       return suspended
     } catch (err) {
@@ -474,9 +476,9 @@ export function spawn<R>(fn: (...args: unknown[]) => R | PromiseLike<R>): Greenl
   return new Greenlet<R>(fn, ...restArguments(arguments)).start()
 }
 
-/** The arguments after the function, as an array. */
-function restArguments(args: IArguments): unknown[] {
-  return Array.prototype.slice.call(args, 1)
+/** The arguments from index `from` on (after the function, by default), as an array. */
+function restArguments(args: IArguments, from = 1): unknown[] {
+  return Array.prototype.slice.call(args, from)
 }
 
 /** Creates a greenlet that starts after `ms` milliseconds. */
