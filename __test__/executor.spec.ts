@@ -287,6 +287,63 @@ for (const kind of kinds) {
     await pool.shutdown({ wait: false })
   })
 
+  serial(`${kind.name}: aborts at random moments leave no future pending, and each ends one of the ways it may`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    // A small seeded generator: a failure replays the same schedule.
+    let seed = 0x2545f491
+    const random = (n: number): number => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) % n
+    }
+    const waitOrAbort = (ms: number, signal: AbortSignal): Promise<string> =>
+      new Promise((resolve) => {
+        if (signal.aborted) return resolve('aborted')
+        const timer = setTimeout(() => resolve('done'), ms)
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer)
+          resolve('aborted')
+        })
+      })
+    const quick = (x: number, _signal: AbortSignal): number => x
+    const tasks: { f: Future<unknown>; aborted: () => boolean; sync: boolean }[] = []
+    const timers: NodeJS.Timeout[] = []
+    for (let round = 0; round < 8; round++) {
+      for (let i = 0; i < 50; i++) {
+        const controller = new AbortController()
+        const sync = random(3) === 0
+        // Some aborted at once (still in this turn's submission), some a little later, some never.
+        const when = random(4)
+        // A task to be aborted waits 60 s unless it is: one whose abort got lost would end 'done' (or time out).
+        const ms = when < 3 ? 60_000 : random(4)
+        const f = sync ? pool.submitWith({ signal: controller.signal }, quick, i) : pool.submitWith({ signal: controller.signal }, waitOrAbort, ms)
+        tasks.push({ f, aborted: () => controller.signal.aborted, sync })
+        if (when === 0) controller.abort()
+        else if (when < 3) timers.push(setTimeout(() => controller.abort(), random(15)))
+      }
+      await new Promise((r) => setTimeout(r, random(10)))
+    }
+    const outcomes = await Promise.all(
+      tasks.map(({ f }) =>
+        f.result({ timeoutMs: 20_000 }).then(
+          (v) => v,
+          (err: unknown) => (err instanceof CancelledError ? 'cancelled' : err),
+        ),
+      ),
+    )
+    timers.forEach(clearTimeout)
+    for (let i = 0; i < tasks.length; i++) {
+      const { aborted, sync } = tasks[i]
+      const outcome = outcomes[i]
+      if (outcome === 'cancelled' || outcome === 'aborted') t.true(aborted(), `task ${i} ended ${outcome} without an abort`)
+      else if (sync) t.is(outcome, i % 50, `task ${i}`)
+      else t.is(outcome, 'done', `task ${i}`)
+    }
+    t.true(outcomes.includes('cancelled'))
+    await pool.shutdown()
+  })
+
   serial(`${kind.name}: an abort of a task its worker holds behind another cancels it`, async (t) => {
     const pool = kind.make({ maxWorkers: 1, module: slowModulePath })
     // Quick tasks first: the worker's batches grow, so the next two are taken together.
