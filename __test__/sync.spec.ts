@@ -533,6 +533,176 @@ serial('monkey-patched fs, child_process and Atomics.wait keep their results and
   t.false(monkey.isPatched())
 })
 
+/**
+ * The same file-system and process work, as a list of outcomes (values, or
+ * the error's code and status), with `dir` written as `<dir>`: run with the
+ * originals outside greenlets and with the patches inside one, the lists
+ * must be equal.
+ */
+function monkeyScenario(dir: string): unknown[] {
+  const out: unknown[] = []
+  const p = (name: string): string => path.join(dir, name)
+  const plain = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.split(dir).join('<dir>')
+    if (Buffer.isBuffer(v)) return `buffer:${plain(v.toString('utf8'))}`
+    if (Array.isArray(v)) return v.map(plain)
+    return v
+  }
+  const record = (name: string, f: () => unknown): void => {
+    try {
+      out.push([name, plain(f())])
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { status?: number; stdout?: unknown; stderr?: unknown }
+      out.push([name, 'throws', e.code ?? e.name, e.status, plain(e.stdout), plain(e.stderr)])
+    }
+  }
+  const childProcess = require('node:child_process') as typeof import('node:child_process')
+  record('mkdirSync recursive', () => fs.mkdirSync(p('a/b/c'), { recursive: true }))
+  record('mkdirSync existing', () => fs.mkdirSync(p('a')))
+  record('writeFileSync', () => fs.writeFileSync(p('a/f.txt'), 'hello'))
+  record('appendFileSync', () => fs.appendFileSync(p('a/f.txt'), ' world'))
+  record('readFileSync', () => fs.readFileSync(p('a/f.txt')))
+  record('readFileSync utf8 by URL', () => fs.readFileSync(new URL(`file://${p('a/f.txt')}`), { encoding: 'utf8' }))
+  record('readFileSync missing', () => fs.readFileSync(p('nope')))
+  record('readdirSync', () => fs.readdirSync(p('a')).sort())
+  record('readdirSync withFileTypes', () =>
+    fs
+      .readdirSync(p('a'), { withFileTypes: true })
+      .map((d) => `${d.name}:${d.isDirectory()}`)
+      .sort(),
+  )
+  record('statSync', () => {
+    const st = fs.statSync(p('a/f.txt'))
+    return [st.size, st.isFile(), st.isDirectory(), st.mode & 0o777]
+  })
+  record('statSync bigint', () => typeof fs.statSync(p('a/f.txt'), { bigint: true }).size)
+  record('statSync missing, no throw', () => fs.statSync(p('nope'), { throwIfNoEntry: false }))
+  record('lstatSync missing', () => fs.lstatSync(p('nope')))
+  record('accessSync', () => fs.accessSync(p('a/f.txt'), fs.constants.R_OK))
+  record('accessSync missing', () => fs.accessSync(p('nope')))
+  record('existsSync', () => [fs.existsSync(p('a/f.txt')), fs.existsSync(p('nope'))])
+  record('copyFileSync', () => fs.copyFileSync(p('a/f.txt'), p('a/g.txt')))
+  record('copyFileSync exclusive', () => fs.copyFileSync(p('a/f.txt'), p('a/g.txt'), fs.constants.COPYFILE_EXCL))
+  record('renameSync', () => fs.renameSync(p('a/g.txt'), p('a/h.txt')))
+  record('cpSync', () => fs.cpSync(p('a'), p('copy'), { recursive: true }))
+  record('readdirSync of the copy', () => fs.readdirSync(p('copy')).sort())
+  record('symlinkSync', () => fs.symlinkSync(p('a/f.txt'), p('link')))
+  record('readlinkSync', () => fs.readlinkSync(p('link')))
+  record('realpathSync', () => fs.realpathSync(p('link')))
+  record('realpathSync.native', () => fs.realpathSync.native(p('link')))
+  record('lstatSync of the link', () => fs.lstatSync(p('link')).isSymbolicLink())
+  record('linkSync', () => fs.linkSync(p('a/f.txt'), p('hard')))
+  record('chmodSync', () => {
+    fs.chmodSync(p('hard'), 0o600)
+    return fs.statSync(p('hard')).mode & 0o777
+  })
+  record('chownSync', () => fs.chownSync(p('hard'), process.getuid!(), process.getgid!()))
+  record('truncateSync', () => {
+    fs.truncateSync(p('hard'), 3)
+    return fs.readFileSync(p('a/f.txt'), 'utf8')
+  })
+  record('utimesSync', () => {
+    fs.utimesSync(p('hard'), 1000, 2000)
+    const st = fs.statSync(p('hard'))
+    return [st.atimeMs, st.mtimeMs]
+  })
+  record('fd functions', () => {
+    const fd = fs.openSync(p('fd.txt'), 'w+')
+    const wrote = [fs.writeSync(fd, 'abcdef'), fs.writeSync(fd, Buffer.from('XY'), 0, 2, 1)]
+    const buf = Buffer.alloc(10)
+    const read = fs.readSync(fd, buf, 0, 10, 0)
+    const size = fs.fstatSync(fd).size
+    fs.ftruncateSync(fd, 4)
+    fs.fsyncSync(fd)
+    fs.closeSync(fd)
+    return [typeof fd, wrote, read, buf.toString('utf8', 0, read), size, fs.readFileSync(p('fd.txt'), 'utf8')]
+  })
+  record('openSync missing', () => fs.openSync(p('nope'), 'r'))
+  record('mkdtempSync', () => path.basename(fs.mkdtempSync(p('tmp-'))).startsWith('tmp-'))
+  record('unlinkSync', () => fs.unlinkSync(p('hard')))
+  record('unlinkSync missing', () => fs.unlinkSync(p('hard')))
+  record('rmdirSync', () => fs.rmdirSync(p('a/b/c')))
+  record('rmdirSync not empty', () => fs.rmdirSync(p('a')))
+  record('rmSync recursive', () => fs.rmSync(p('copy'), { recursive: true }))
+  record('rmSync missing, forced', () => fs.rmSync(p('nope'), { force: true }))
+  record('rmSync missing', () => fs.rmSync(p('nope')))
+  record('execSync', () => childProcess.execSync('echo hi'))
+  record('execSync utf8, stderr piped', () => childProcess.execSync('echo out; echo err >&2', { encoding: 'utf8', stdio: 'pipe' }))
+  record('execSync fails', () => childProcess.execSync('echo partial; echo why >&2; exit 3', { stdio: 'pipe' }))
+  record('execSync input', () => childProcess.execSync('tr a-z A-Z', { input: 'piped in', encoding: 'utf8' }))
+  record('execSync cwd and env', () => childProcess.execSync('pwd; echo $GT_VALUE', { cwd: dir, env: { ...process.env, GT_VALUE: 'seen' }, encoding: 'utf8' }))
+  return out
+}
+
+serial('monkey: every patched fs and child_process function returns and throws in a greenlet what the original does outside', async (t) => {
+  const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'gt-monkey-')))
+  const originalDir = path.join(root, 'original')
+  const patchedDir = path.join(root, 'patched')
+  fs.mkdirSync(originalDir)
+  fs.mkdirSync(patchedDir)
+  try {
+    const want = monkeyScenario(originalDir)
+    monkey.patchAll()
+    let ticks = 0
+    let got: unknown[]
+    try {
+      got = await run(() => {
+        const ticker = spawn(() => {
+          for (;;) {
+            ticks++
+            sleep(1)
+          }
+        })
+        const outcomes = monkeyScenario(patchedDir)
+        ticker.kill()
+        return outcomes
+      })
+    } finally {
+      monkey.unpatchAll()
+    }
+    t.deepEqual(got, want)
+    // The patched versions ran (they let the ticker run while they waited).
+    t.true(ticks > 0)
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+})
+
+serial('monkey: patchAll options leave the parts they name alone, and ES module named imports see the patches', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-monkey-esm-'))
+  const esm = path.join(dir, 'imports.mjs')
+  fs.writeFileSync(esm, "export { readFileSync } from 'node:fs'\nexport { execSync } from 'node:child_process'\n")
+  const childProcess = require('node:child_process') as typeof import('node:child_process')
+  const before = { readFileSync: fs.readFileSync, execSync: childProcess.execSync, wait: Atomics.wait }
+  try {
+    // Imported before patching: the named bindings follow the patches.
+    const imported = await (new Function('u', 'return import(u)') as (u: string) => Promise<Record<string, unknown>>)(`file://${esm}`)
+    monkey.patchAll({ fs: false })
+    try {
+      t.is(fs.readFileSync, before.readFileSync)
+      t.not(childProcess.execSync, before.execSync)
+      t.not(Atomics.wait, before.wait)
+      t.is(imported.execSync, childProcess.execSync)
+      t.is(imported.readFileSync, before.readFileSync)
+    } finally {
+      monkey.unpatchAll()
+    }
+    monkey.patchAll({ childProcess: false, atomics: false })
+    try {
+      t.not(fs.readFileSync, before.readFileSync)
+      t.is(imported.readFileSync, fs.readFileSync)
+      t.is(childProcess.execSync, before.execSync)
+      t.is(Atomics.wait, before.wait)
+    } finally {
+      monkey.unpatchAll()
+    }
+    t.is(imported.readFileSync, before.readFileSync)
+    t.is(imported.execSync, before.execSync)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('deep recursion in a greenlet throws RangeError, also after switches and while others are suspended', async (t) => {
   // nativeDepth recurses in C++ (V8's ValueSerializer): JSON.stringify did too
   // until V8 14 (Node 26) made it iterative.
