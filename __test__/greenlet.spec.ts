@@ -229,6 +229,61 @@ serial('killing a greenlet that has not started prevents it from running', async
   t.false(ran)
 })
 
+serial('throw() into a greenlet that has not started: it dies with the exception without running', async (t) => {
+  let ran = false
+  const g = new Greenlet(() => {
+    ran = true
+  })
+  const boom = new Error('boom')
+  await t.throwsAsync(g.throw(boom), { is: boom })
+  t.true(g.dead)
+  t.false(ran)
+  t.is(g.exception, boom)
+  // A GreenletExit is a quiet end: the returned Promise resolves.
+  const quiet = new Greenlet(() => {
+    ran = true
+  })
+  await t.notThrowsAsync(quiet.throw(new GreenletExit()))
+  t.true(quiet.dead && quiet.successful())
+  t.false(ran)
+})
+
+serial('startLater(ms) starts the greenlet on its timer, once; started is true meanwhile', async (t) => {
+  const ranAt: number[] = []
+  const g = new Greenlet(() => void ranAt.push(Date.now()))
+  const start = Date.now()
+  g.startLater(60)
+  t.true(g.started)
+  // A second start, of either kind, changes nothing.
+  g.startLater(0)
+  g.start()
+  await sleep(0)
+  t.deepEqual(ranAt, [])
+  await g.join()
+  t.is(ranAt.length, 1)
+  t.true(ranAt[0] - start >= 55, `ran after ${ranAt[0] - start} ms`)
+  t.true(g.dead)
+})
+
+serial('id is a distinct positive integer per greenlet; ready() is true once it is dead', async (t) => {
+  const gs = [spawn(() => sleep(5)), spawn(() => 1), new Greenlet(() => 2)]
+  const ids = gs.map((g) => g.id)
+  t.true(ids.every((id) => Number.isInteger(id) && id > 0))
+  t.is(new Set(ids).size, ids.length)
+  t.deepEqual(gs.map((g) => g.ready()), [false, false, false])
+  await joinall(gs.slice(0, 2))
+  t.deepEqual(gs.map((g) => g.ready()), [true, true, false])
+  t.is(gs[0].id, ids[0], 'the id stays after death')
+})
+
+serial('a Greenlet is not a thenable: an async function returning one resolves with the greenlet itself', async (t) => {
+  const g = spawn(() => 42)
+  t.false('then' in g)
+  const returned = await (async () => g)()
+  t.is(returned, g)
+  t.is(await g.get(), 42)
+})
+
 serial('kill of a dead greenlet resolves and changes nothing', async (t) => {
   const g = spawn(() => 7)
   await g.join()

@@ -297,6 +297,38 @@ serial('shutdown("write") sends EOF to the peer while the socket can still recei
   await done()
 })
 
+serial('shutdown("read"): recv resolves with EOF (an empty Buffer) while the socket can still send', async (t) => {
+  const { sock, remote, done } = await pair()
+  const got: Buffer[] = []
+  remote.on('data', (d: Buffer) => got.push(d))
+  sock.shutdown('read')
+  t.is((await sock.recv()).length, 0)
+  await sock.sendall('still sending')
+  while (Buffer.concat(got).length < 13) await new Promise((r) => setTimeout(r, 5))
+  t.is(Buffer.concat(got).toString(), 'still sending')
+  await done()
+})
+
+serial('shutdown("both"): the peer sees EOF, recv resolves with EOF, and sendall then fails with EPIPE', async (t) => {
+  const { sock, remote, done } = await pair()
+  const ended = once(remote, 'end')
+  remote.resume()
+  sock.shutdown('both')
+  await ended
+  t.is((await sock.recv()).length, 0)
+  const err = await t.throwsAsync<NodeJS.ErrnoException>(sock.sendall('late'))
+  t.is(err?.code, 'EPIPE')
+  await done()
+})
+
+serial('connect() by host name resolves it (localhost)', async (t) => {
+  const { server, port } = await peer((s) => s.end('hello by name'))
+  const sock = await connect('localhost', port)
+  t.is((await sock.recvExactly(13)).toString(), 'hello by name')
+  sock.close()
+  await closeServer(server)
+})
+
 serial('async iteration yields the received chunks until EOF', async (t) => {
   const { sock, remote, done } = await pair()
   remote.write('one,')

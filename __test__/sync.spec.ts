@@ -441,6 +441,46 @@ serial('blocking calls on the main thread outside greenlets throw instead of dea
   t.throws(() => new Greenlet(5 as any), { instanceOf: TypeError, message: /fn must be a function/ })
 })
 
+serial('sync greenlets: signal aborts with the kill exception, startLater starts on its timer, a blocking call in a link callback throws the clear error', async (t) => {
+  const r = await run(() => {
+    let reason: unknown
+    const stop = new Error('stop')
+    const sleeper = spawn(() => {
+      const signal = getcurrent()!.signal
+      signal.addEventListener('abort', () => (reason = signal.reason))
+      sleep(10_000)
+    })
+    sleep(0)
+    sleeper.kill(stop)
+    // Read, so that the failure is not reported as unobserved.
+    const diedOfStop = sleeper.exception === stop
+    const later = new Greenlet(() => Date.now())
+    const start = Date.now()
+    later.startLater(60)
+    const startedMeanwhile = later.started
+    const ranAfter = later.get() - start
+    let linkError: unknown
+    const linked = spawn(() => 1)
+    let called!: () => void
+    const linkRan = new Promise<void>((resolve) => (called = resolve))
+    linked.link(() => {
+      try {
+        sleep(1)
+      } catch (err) {
+        linkError = err
+      }
+      called()
+    })
+    linked.join()
+    block(linkRan)
+    return { killedWithStop: reason === stop && diedOfStop, startedMeanwhile, ranAfter, linkError: (linkError as Error | undefined)?.message }
+  })
+  t.true(r.killedWithStop)
+  t.true(r.startedMeanwhile)
+  t.true(r.ranAfter >= 55, `ran after ${r.ranAfter} ms`)
+  t.regex(r.linkError ?? '', /blocks, and only code running in a sync greenlet can block/)
+})
+
 serial('monkey-patched readFileSync lets another greenlet run (it writes the FIFO being read)', async (t) => {
   if (process.platform === 'win32') return t.pass()
   const r = await runChild(

@@ -28,6 +28,7 @@ serial('Timeout.run rejects with the Timeout and kills the work inside', async (
     { instanceOf: Timeout },
   )
   t.is(err?.ms, 30)
+  t.is(err?.message, 'timed out after 30 ms')
   t.true(Date.now() - start < 1000)
   t.true(cleanedUp)
 })
