@@ -1,6 +1,8 @@
 import { spawn as spawnChild } from 'node:child_process'
+import { lookup } from 'node:dns/promises'
 import { once } from 'node:events'
 import { type AddressInfo, type Server, type Socket as NodeSocket, createServer } from 'node:net'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -321,12 +323,22 @@ serial('shutdown("both"): the peer sees EOF, recv resolves with EOF, and sendall
   await done()
 })
 
-serial('connect() by host name resolves it (localhost)', async (t) => {
+serial('connect() by host name: localhost, and a name the resolver looks up (this machine\'s)', async (t) => {
   const { server, port } = await peer((s) => s.end('hello by name'))
   const sock = await connect('localhost', port)
   t.is((await sock.recvExactly(13)).toString(), 'hello by name')
   sock.close()
   await closeServer(server)
+  // The machine's own name goes through the system resolver (/etc/hosts): listen where it points.
+  const name = os.hostname()
+  const { address } = await lookup(name, { family: 4 })
+  const named = createServer((s) => s.end('resolved'))
+  named.listen(0, address)
+  await once(named, 'listening')
+  const viaName = await connect(name, (named.address() as AddressInfo).port)
+  t.is((await viaName.recvExactly(8)).toString(), 'resolved')
+  viaName.close()
+  await closeServer(named)
 })
 
 serial('async iteration yields the received chunks until EOF', async (t) => {

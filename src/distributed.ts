@@ -14,7 +14,6 @@
  * twice). A Future settles exactly once; the task behind it runs at least
  * once (see the README's "Running workers on several machines").
  */
-import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 
 import type * as BullMQ from 'bullmq'
@@ -147,6 +146,12 @@ function exportNames(url: string, given: unknown): Set<string> | undefined {
   return names
 }
 
+/** A prefix of this executor's job ids, random (node:crypto is loaded by those who use the class only). */
+function jobIdPrefix(): string {
+  const { randomBytes } = require('node:crypto') as typeof import('node:crypto')
+  return `gt${randomBytes(6).toString('hex')}-`
+}
+
 /**
  * Runs tasks on the workers of a BullMQ queue (see `runWorker` and the
  * `greenthread-worker` CLI). Tasks are named exports of the workers'
@@ -168,7 +173,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
   readonly #jobOptions: Record<string, unknown>
   readonly #reconnectTimeoutMs: number
   /** Job ids are this plus a counter: unique per executor, never all digits (bullmq refuses that). */
-  readonly #prefix = `gt${randomBytes(6).toString('hex')}-`
+  readonly #prefix = jobIdPrefix()
   #nextId = 0
   readonly #pending = new Map<number, Task>()
   #outbox: Task[] = []

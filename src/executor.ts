@@ -25,7 +25,7 @@
  * with pending futures does. If the process exits anyway (`process.exit`),
  * pending futures fail with BrokenExecutor before it goes.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import type * as net from 'node:net'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -1210,6 +1210,8 @@ export class ProcessPoolExecutor extends Executor {
     if (this.#spawnFailed) return false
     let proc: ChildProcess
     try {
+      // Loaded on first use: node:child_process is a good part of greenthread's own load time.
+      const { spawn } = require('node:child_process') as typeof import('node:child_process')
       proc = spawn(process.execPath, [WORKER_PATH, CHILD_FLAG, String(process.pid)], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] })
     } catch (err) {
       this.#cannotSpawn(err)

@@ -27,7 +27,6 @@
  * - A socket with a pending operation keeps the process alive.
  */
 import { Buffer } from 'node:buffer'
-import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import { getSystemErrorName } from 'node:util'
@@ -935,7 +934,7 @@ export async function connect(host: string, port: number, options?: ConnectOptio
   checkPort('port', port, 1)
   const o = checkOptions('options', options)
   const timeoutMs = checkMs('options.timeoutMs', o.timeoutMs, true)
-  const ip = host === 'localhost' ? '127.0.0.1' : isIP(host) !== 0 ? host : (await lookup(host)).address
+  const ip = host === 'localhost' ? '127.0.0.1' : isIP(host) !== 0 ? host : await resolve(host)
   const peer = { address: ip, port }
   const client = net.native()
   let handle: NativeSocket | undefined
@@ -959,4 +958,10 @@ export async function connect(host: string, port: number, options?: ConnectOptio
     throw socketError('connect', result, peer)
   }
   return Socket._adopt(handle as NativeSocket)
+}
+
+/** The address of a host name (the resolver is loaded on first use: most connects name an address). */
+async function resolve(host: string): Promise<string> {
+  const { lookup } = require('node:dns/promises') as typeof import('node:dns/promises')
+  return (await lookup(host)).address
 }
