@@ -153,6 +153,29 @@ serial('joinall with count returns once that many have finished', async (t) => {
   t.true(gs[2].dead)
 })
 
+serial('killall({ exception, block: false }) returns at once; each greenlet then dies of that exception', async (t) => {
+  const stop = new Error('stop')
+  const caught: unknown[] = []
+  const gs = [1, 2, 3].map(() =>
+    spawn(async () => {
+      try {
+        await sleep(10_000)
+      } catch (err) {
+        caught.push(err)
+        // Dying takes a while (a foreign await: a killed greenlet's own waits raise at once), and a blocking killall would wait for it.
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        throw err
+      }
+    }),
+  )
+  await sleep(0)
+  await killall(gs, { exception: stop, block: false })
+  t.true(gs.every((g) => !g.dead))
+  await joinall(gs)
+  t.deepEqual(caught, [stop, stop, stop])
+  t.true(gs.every((g) => g.dead && g.exception === stop))
+})
+
 serial('joinall with raiseError rejects with the first failure without waiting for the rest', async (t) => {
   const boom = new Error('first failure')
   const slow = spawn(() => sleep(2000))
