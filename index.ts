@@ -43,6 +43,7 @@ export {
   type GroupJoinOptions,
   type MapFunction,
   type MapInput,
+  type ImapOptions,
   type MapIterator,
   type SpawnOptions,
 } from './src/pool'

@@ -951,6 +951,15 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
       for (const [text, v] of notIterables) {
         both(area, `${name}.${method}(fn, iterable=${text}) (the first next())`, (api) => firstNext(() => make(api)[method]((x: unknown) => x, v)), arg('TypeError', 'iterable', 'either'))
       }
+      optionsArg(area, (v) => `${name}.${method}(fn, [1], options=${v}) (the first next())`, (api, v) => firstNext(() => make(api)[method]((x: unknown) => x, [1], v)), 'either')
+      intArg(
+        area,
+        (v) => `${name}.${method}(fn, [1], { maxsize: ${v} }) (the first next())`,
+        'options.maxsize',
+        (api, v) => firstNext(() => make(api)[method]((x: unknown) => x, [1], { maxsize: v })),
+        'either',
+        badPositiveInt.filter(([t]) => t !== 'Infinity'),
+      )
     }
     {
       const boom = new Error(`the input of ${name}.map threw`)

@@ -296,6 +296,47 @@ test('sync: imap() with a bad function throws at the call, as a plain generator'
   t.throws(() => pool.imap(null as any, [1]), { instanceOf: TypeError, message: /fn must be a function/ })
 })
 
+test('async: imap options: a bad maxsize rejects the first next() with an error naming it', async (t) => {
+  const pool = new Pool(1)
+  for (const method of ['imap', 'imapUnordered'] as const) {
+    await t.throwsAsync(pool[method]((x: number) => x, [1], { maxsize: 0 }).next(), { instanceOf: RangeError, message: /options\.maxsize/ })
+    await t.throwsAsync(pool[method]((x: number) => x, [1], { maxsize: '3' as any }).next(), { instanceOf: TypeError, message: /options\.maxsize/ })
+    await t.throwsAsync(pool[method]((x: number) => x, [1], 5 as any).next(), { instanceOf: TypeError, message: /options/ })
+  }
+})
+
+/** An endless input that counts what was read from it. */
+function* counted(read: { n: number }): Generator<number> {
+  for (let i = 0; ; i++) {
+    read.n++
+    yield i
+  }
+}
+
+test.serial('async: imap({ maxsize }) stops reading the input while maxsize results wait for a slow reader; without it the pool reads on', async (t) => {
+  for (const method of ['imap', 'imapUnordered'] as const) {
+    const read = { n: 0 }
+    const results: number[] = []
+    const it = new Pool(2)[method](async (x: number) => x * 2, counted(read), { maxsize: 3 })
+    for (let taken = 0; taken < 5; taken++) {
+      results.push((await it.next()).value as number)
+      // A slow reader: the calls finish long before their results are taken.
+      await sleep(20)
+      // Read: what was taken, maxsize waiting, the 2 running, and the one read before the feeder stopped.
+      t.true(read.n <= taken + 1 + 3 + 2 + 1, `${method}: ${read.n} items read with ${taken + 1} results taken`)
+    }
+    await it.return!()
+    t.deepEqual(method === 'imap' ? results : [...results].sort((a, b) => a - b), [0, 2, 4, 6, 8], method)
+  }
+  // Unbounded, the same slow reader lets the input run far ahead.
+  const read = { n: 0 }
+  const it = new Pool(2).imap(async (x: number) => x, counted(read))
+  await it.next()
+  await sleep(20)
+  t.true(read.n > 50, `${read.n} items read`)
+  await it.return!()
+})
+
 test.serial('async: imap() yields in input order and imapUnordered() in finish order, both within size', async (t) => {
   const delays = [200, 25, 125, 1, 75, 50] // 24 ms apart at least: finish order holds on a loaded machine
   const ordered = concurrencyProbe(async (ms: number) => {
@@ -326,6 +367,22 @@ test.serial('async: imap() yields in input order and imapUnordered() in finish o
   for await (const ms of new Pool(2).imapUnordered(narrow.fn, delays)) results.push(ms)
   t.deepEqual([...results].sort((a, b) => a - b), [...delays].sort((a, b) => a - b))
   t.is(narrow.max(), 2)
+})
+
+test.serial('sync: imap({ maxsize }) stops reading the input while maxsize results wait for a slow reader', async (t) => {
+  t.throws(() => new sync.Pool(1).imap((x: number) => x, [1], { maxsize: -1 }), { instanceOf: RangeError, message: /options\.maxsize/ })
+  await sync.run(() => {
+    const read = { n: 0 }
+    const results: number[] = []
+    const it = new sync.Pool(2).imap((x: number) => x * 2, counted(read), { maxsize: 3 })
+    for (let taken = 0; taken < 5; taken++) {
+      results.push(it.next().value as number)
+      sync.sleep(20)
+      t.true(read.n <= taken + 1 + 3 + 2 + 1, `${read.n} items read with ${taken + 1} results taken`)
+    }
+    it.return!()
+    t.deepEqual(results, [0, 2, 4, 6, 8])
+  })
 })
 
 test.serial('sync: imap() yields in input order and imapUnordered() in finish order, both within size', async (t) => {

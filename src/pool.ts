@@ -38,7 +38,7 @@
  */
 import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
-import { GreenletExit, checkFunction, checkMs, checkOptions, invalidType } from './errors'
+import { GreenletExit, checkFunction, checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
 import { Semaphore } from './lock'
 import { QueueFull } from './queue'
@@ -81,6 +81,24 @@ export interface GroupJoinOptions {
 export type MapInput<T> = Iterable<T> | AsyncIterable<T>
 /** The function `map`, `imap` and `imapUnordered` call on every item, each call in its own greenlet. */
 export type MapFunction<T, R> = (item: T) => R | PromiseLike<R>
+
+/** Options of `imap` and `imapUnordered`. */
+export interface ImapOptions {
+  /**
+   * gevent's `maxsize`: at most this many finished results wait for the
+   * reader; while that many do, no further item is read or started (so a
+   * slow reader bounds the memory of a long or endless input: at most
+   * `maxsize` results plus the calls already running). `null`, `undefined`
+   * or `Infinity`: no bound.
+   */
+  maxsize?: number | null
+}
+
+/** @internal The bound of `options.maxsize`, checked; Infinity for none. */
+export function checkImapOptions(options: unknown): number {
+  const maxsize = checkOptions('options', options).maxsize
+  return maxsize === undefined || maxsize === null || maxsize === Infinity ? Infinity : checkPositiveInteger('options.maxsize', maxsize)
+}
 
 /** A greenlet of either mode, as far as groups go. */
 export interface Member extends GreenletBase<any, any> {
@@ -276,9 +294,9 @@ export abstract class GroupBase<G extends Member> {
    * `start()`. `failFast`: the first failure ends it (map); else each
    * failure is a result of its own (imap, imapUnordered).
    */
-  _mapRun<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, ordered: boolean, failFast: boolean): MapRun<G, T, R> {
+  _mapRun<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, ordered: boolean, failFast: boolean, options?: ImapOptions): MapRun<G, T, R> {
     checkMapArguments(fn, iterable)
-    return new MapRun(this, fn, iterable, ordered, failFast)
+    return new MapRun(this, fn, iterable, ordered, failFast, checkImapOptions(options))
   }
 
   /** @internal All results of `fn` over `iterable`, in input order. */
@@ -426,13 +444,13 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
    * rejects the `next()` at its position; the next `next()` goes on with
    * the remaining results (gevent's IMap).
    */
-  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): MapIterator<R> {
-    return new MapIterator(() => this._mapRun(fn, iterable, true, false))
+  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, options?: ImapOptions): MapIterator<R> {
+    return new MapIterator(() => this._mapRun(fn, iterable, true, false, options))
   }
 
   /** Yields `fn(item)` for every item, as the calls finish; a failed call rejects the `next()` at its turn and the iteration goes on (see `imap`). */
-  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): MapIterator<R> {
-    return new MapIterator(() => this._mapRun(fn, iterable, false, false))
+  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, options?: ImapOptions): MapIterator<R> {
+    return new MapIterator(() => this._mapRun(fn, iterable, false, false, options))
   }
 
   /** @internal */
@@ -537,6 +555,8 @@ export class MapRun<G extends Member, T, R> {
   /** Input index of each running task. */
   readonly #index = new Map<G, number>()
   readonly #consumer = new WaitList<true>()
+  /** The feeder, waiting for the reader to take results (`maxsize`). */
+  readonly #room = new WaitList<true>()
   #started = 0
   #finished = 0
   #taken = 0
@@ -553,6 +573,8 @@ export class MapRun<G extends Member, T, R> {
     private readonly input: MapInput<T>,
     private readonly ordered: boolean,
     private readonly failFast: boolean,
+    /** Finished results that may wait for the reader before the feeder waits too. */
+    private readonly maxsize = Infinity,
   ) {}
 
   start(): void {
@@ -571,6 +593,7 @@ export class MapRun<G extends Member, T, R> {
     if (this.#results.has(this.#taken)) {
       const result = this.#results.get(this.#taken) as R | MapFailure
       this.#results.delete(this.#taken++)
+      if (this.#room.length > 0 && this.#results.size < this.maxsize) this.#room.handOff(true)
       if (result instanceof MapFailure && result.task !== undefined) this.group._claim(result.task as G)
       return result
     }
@@ -609,6 +632,8 @@ export class MapRun<G extends Member, T, R> {
         for (const item of this.input) {
           if (this.#stopped) break
           yield* this.#launch(item)
+          // Before the next item is read (reading may be what costs).
+          yield* this.#waitForRoom()
         }
       }
       this.#inputDone = true
@@ -638,11 +663,17 @@ export class MapRun<G extends Member, T, R> {
       }
       try {
         yield* this.#launch(step.value)
+        yield* this.#waitForRoom()
       } catch (err) {
         if (iterator.return !== undefined) Promise.resolve(iterator.return()).catch(noop)
         throw err
       }
     }
+  }
+
+  /** Waits while `maxsize` finished results wait for the reader. */
+  *#waitForRoom(): Blocking<void> {
+    while (this.#results.size >= this.maxsize && !this.#stopped) yield this.#room.request(-1)
   }
 
   /** Starts a task for `item`, waiting for a slot if needed. */

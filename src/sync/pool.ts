@@ -14,6 +14,7 @@ import {
   type GroupJoinOptions,
   type MapFunction,
   type MapInput,
+  type ImapOptions,
   type MapRun,
   NOT_READY,
   type SpawnOptions,
@@ -113,13 +114,13 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
    * throws from `next()` at its position; the next `next()` goes on with
    * the remaining results (gevent's IMap).
    */
-  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): SyncMapIterator<R> {
-    return new SyncMapIterator(this._mapRun(fn, iterable, true, false))
+  imap<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, options?: ImapOptions): SyncMapIterator<R> {
+    return new SyncMapIterator(this._mapRun(fn, iterable, true, false, options))
   }
 
   /** Yields `fn(item)` for every item, as the calls finish; a failed call throws at its turn and the iteration goes on (see `imap`). */
-  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>): SyncMapIterator<R> {
-    return new SyncMapIterator(this._mapRun(fn, iterable, false, false))
+  imapUnordered<T, R>(fn: MapFunction<T, R>, iterable: MapInput<T>, options?: ImapOptions): SyncMapIterator<R> {
+    return new SyncMapIterator(this._mapRun(fn, iterable, false, false, options))
   }
 
   /** @internal */
