@@ -1378,6 +1378,16 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
     for (const [text, v] of [...notNumbers, ...badPositiveInt] as [string, unknown][]) {
       a(`map(fn, [1], { chunksize: ${text} })`, (_fx, env) => env.pool(kind).map((x: unknown) => x, [1], { chunksize: v }), arg(typeof v === 'number' ? 'RangeError' : 'TypeError', 'options.chunksize', 'throw'))
     }
+    for (const [text, v] of [...notNumbers, ...badPositiveInt.filter(([t]) => t !== 'Infinity')] as [string, unknown][]) {
+      a(`map(fn, [1], { buffersize: ${text} })`, (_fx, env) => env.pool(kind).map((x: unknown) => x, [1], { buffersize: v as number }), arg(typeof v === 'number' ? 'RangeError' : 'TypeError', 'options.buffersize', 'throw'))
+    }
+    a('map(fn, items, { buffersize: 2**53 | Infinity | null }) yields every result', async (_fx, env) => {
+      const out: number[] = []
+      for (const buffersize of [2 ** 53, Infinity, null]) {
+        for await (const v of env.pool(kind).map((x: number) => x * 2, [1, 2, 3], { buffersize })) out.push(v as number)
+      }
+      return out.join(',')
+    }, ok('resolve', (r) => eq('results', r, '2,4,6,2,4,6,2,4,6')))
     a('map(fn, items, { chunksize: 2**53, timeoutMs: 2**53 }) yields every result', async (_fx, env) => {
       const out: number[] = []
       for await (const v of env.pool(kind).map((x: number) => x * 2, [1, 2, 3], { chunksize: 2 ** 53, timeoutMs: 2 ** 53 })) out.push(v as number)

@@ -436,6 +436,8 @@ serial('bad options and arguments throw TypeError or RangeError naming the argum
   t.throws(() => pool.submit((() => 1).bind(null)), { instanceOf: TypeError, message: /native or bound/ })
   t.throws(() => pool.map((x: number) => x, 5 as any), { instanceOf: TypeError, message: /iterable must be an iterable/ })
   t.throws(() => pool.map((x: number) => x, [1], { chunksize: 0 }), { instanceOf: RangeError, message: /options.chunksize/ })
+  t.throws(() => pool.map((x: number) => x, [1], { buffersize: 0 }), { instanceOf: RangeError, message: /options.buffersize/ })
+  t.throws(() => pool.map((x: number) => x, [1], { buffersize: '2' as any }), { instanceOf: TypeError, message: /options.buffersize/ })
   t.throws(() => pool.submitWith({ signal: {} as any }, () => 1), { instanceOf: TypeError, message: /options.signal/ })
 })
 
@@ -467,6 +469,46 @@ serial('map with chunksize runs the items in chunks and still yields one result 
   t.is(new Set(where).size, 1, 'one chunk runs in one worker')
   await pool.shutdown()
 })
+
+for (const kind of kinds) {
+  serial(`${kind.name}: map({ buffersize }) reads an endless input lazily, a few tasks ahead of the results taken, and closes it when left`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    for (const chunksize of [1, 3]) {
+      const input = { read: 0, closed: false }
+      // Endless as far as a lazy map can tell; read eagerly, it fails the call at once instead of looping forever.
+      const endless = function* (): Generator<number> {
+        try {
+          for (let i = 0; ; i++) {
+            if (++input.read > 1000) throw new Error('the input was read far ahead of the results')
+            yield i
+          }
+        } finally {
+          input.closed = true
+        }
+      }
+      const out: number[] = []
+      for await (const v of pool.map((x: number) => x * 2, endless(), { buffersize: 4, chunksize })) {
+        out.push(v)
+        // Taken, plus 4 tasks (of chunksize items) submitted ahead, plus the task submitted as this one was taken.
+        t.true(input.read <= out.length + 5 * chunksize, `chunksize ${chunksize}: ${input.read} items read with ${out.length} results taken`)
+        if (out.length === 10) break
+      }
+      t.deepEqual(out, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18])
+      t.true(input.closed, 'leaving the loop closes the input')
+    }
+    // Read lazily, an item that cannot be sent fails the iteration at its turn, after every result before it.
+    const got: number[] = []
+    const bad = pool.map((x: unknown) => x, [1, 2, 3, () => 4, 5], { buffersize: 1 })
+    await t.throwsAsync(
+      (async () => {
+        for await (const v of bad) got.push(v as number)
+      })(),
+      { instanceOf: TypeError, message: /iterable\[3\]/ },
+    )
+    t.deepEqual(got, [1, 2, 3])
+    await pool.shutdown()
+  })
+}
 
 serial("map throws a task's exception at its position and TimeoutError after timeoutMs", async (t) => {
   const pool = new ThreadPoolExecutor({ maxWorkers: 2 })

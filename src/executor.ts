@@ -164,6 +164,16 @@ export interface MapOptions {
   timeoutMs?: number
   /** Items per task: larger chunks cut per-task overhead for tiny functions. @default 1 */
   chunksize?: number
+  /**
+   * Python 3.14's `buffersize`: at most this many tasks (chunks, with
+   * `chunksize`) are submitted ahead of the results read; the input is read
+   * lazily, one more task as each result is taken, so an endless or huge
+   * input can be mapped in bounded memory. An error reading or sending an
+   * item is then thrown by the iteration at that item's turn, after every
+   * result before it. `null`/`undefined` or `Infinity`: every item is read
+   * and submitted at the call.
+   */
+  buffersize?: number | null
 }
 
 export interface ShutdownOptions {
@@ -455,37 +465,51 @@ export abstract class Executor {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const chunksize = o.chunksize === undefined ? 1 : checkPositiveInteger('options.chunksize', o.chunksize)
+    const buffersize = o.buffersize === undefined || o.buffersize === null || o.buffersize === Infinity ? Infinity : checkPositiveInteger('options.buffersize', o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
     const deadline = ms < 0 ? -1 : performance.now() + ms
+    const input = iterable[Symbol.iterator]()
+    let index = 0
+    let exhausted = false
+    /** Reads the next item (a chunk of them) and submits its task; undefined at the end of the input. */
+    const submitNext = (): Future<any> | undefined => {
+      if (exhausted) return undefined
+      const chunk: T[] = []
+      while (chunk.length < chunksize) {
+        const step = input.next()
+        if (step.done) {
+          exhausted = true
+          break
+        }
+        chunk.push(step.value)
+      }
+      if (chunk.length === 0) return undefined
+      const first = index
+      index += chunk.length
+      if (chunksize === 1) return this.#submit(fn, chunk, 0, undefined, { values: chunk, name: () => `iterable[${first}]` })
+      return this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined, { values: chunk, name: (i) => `iterable[${first + i}]` })
+    }
+    /** Closes the input if it is left before its end, as `for...of` does. */
+    const closeInput = (): void => {
+      if (!exhausted) {
+        exhausted = true
+        input.return?.()
+      }
+    }
     const futures: Future<any>[] = []
     try {
-      let index = 0
-      if (chunksize === 1) {
-        for (const item of iterable) {
-          const at = index++
-          const args: unknown[] = [item]
-          futures.push(this.#submit(fn, args, 0, undefined, { values: args, name: () => `iterable[${at}]` }))
-        }
-      } else {
-        let chunk: T[] = []
-        const submitChunk = (): void => {
-          const first = index - chunk.length
-          futures.push(this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined, { values: chunk, name: (i) => `iterable[${first + i}]` }))
-          chunk = []
-        }
-        for (const item of iterable) {
-          chunk.push(item)
-          index++
-          if (chunk.length === chunksize) submitChunk()
-        }
-        if (chunk.length > 0) submitChunk()
+      while (futures.length < buffersize) {
+        const f = submitNext()
+        if (f === undefined) break
+        futures.push(f)
       }
     } catch (err) {
       // Nobody will read the results of the tasks submitted before the failure.
       for (const f of futures) f.cancel()
+      closeInput()
       throw err
     }
-    const results = resultsInOrder(futures, deadline)
+    const results = resultsInOrder(futures, deadline, buffersize === Infinity ? undefined : { next: submitNext, close: closeInput })
     if (chunksize === 1) return results
     return (async function* () {
       for await (const chunk of results) yield* chunk as Awaited<R>[]

@@ -274,15 +274,43 @@ export class Future<T = unknown> {
  * (`performance.now()` ms; -1: no limit, else TimeoutError): the iteration
  * of an executor's `map`. The futures left are cancelled when it ends.
  */
-export async function* resultsInOrder<T>(futures: Future<T>[], deadline: number): AsyncGenerator<T, void, undefined> {
+export async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source?: MoreTasks<T>): AsyncGenerator<T, void, undefined> {
+  let taken = 0
+  /** Reading or sending the input failed: thrown at the failed item's turn, after the results before it. */
+  let failed: { error: unknown } | undefined
   try {
-    for (const f of futures) {
+    while (taken < futures.length) {
+      const f = futures[taken++]
+      // As Python's map with buffersize: one more task goes out as a result is taken.
+      if (source !== undefined && failed === undefined) {
+        try {
+          const more = source.next()
+          if (more !== undefined) futures.push(more)
+        } catch (error) {
+          failed = { error }
+        }
+      }
+      if (source !== undefined && taken >= 1024) {
+        // Let go of what was taken: a lazy map's list stays as long as its buffer.
+        futures.splice(0, taken)
+        taken = 0
+      }
       const timeoutMs = deadline < 0 ? undefined : Math.max(0, deadline - performance.now())
       yield await f.result({ timeoutMs })
     }
+    if (failed !== undefined) throw failed.error
   } finally {
-    for (const f of futures) f.cancel()
+    for (let i = taken; i < futures.length; i++) futures[i].cancel()
+    source?.close()
   }
+}
+
+/** @internal Where a lazy map's further tasks come from (see `resultsInOrder`). */
+export interface MoreTasks<T> {
+  /** Submits the next task; undefined once the input is exhausted. Throws what reading or submitting the input throws. */
+  next(): Future<T> | undefined
+  /** The results are no longer read: closes the input (as leaving a `for...of` would). */
+  close(): void
 }
 
 function invokeCallback(fn: (f: any) => void, f: Future<any>): void {
