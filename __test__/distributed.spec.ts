@@ -159,6 +159,21 @@ if (!hasRedis) {
     t.deepEqual(out, items.map((i) => i * i))
     const slow = ex.map('nap', [2000], { timeoutMs: 100 })
     await t.throwsAsync(slow.next(), { instanceOf: TimeoutError })
+    // With buffersize the input is read a few jobs ahead of the results taken (eagerly, this one would fail the call).
+    let read = 0
+    const endless = function* (): Generator<number> {
+      for (let i = 0; ; i++) {
+        if (++read > 100) throw new Error('the input was read far ahead of the results')
+        yield i
+      }
+    }
+    const lazy: number[] = []
+    for await (const v of ex.map('square', endless(), { buffersize: 3 })) {
+      lazy.push(v)
+      t.true(read <= lazy.length + 4, `${read} items read with ${lazy.length} results taken`)
+      if (lazy.length === 8) break
+    }
+    t.deepEqual(lazy, [0, 1, 4, 9, 16, 25, 36, 49])
     // Arguments and results are structured clones.
     const value = { when: new Date(0), list: [1n, 'two', new Map([[3, new Set([4])]])], bytes: new Uint8Array([5, 6]) }
     t.deepEqual(await ex.submit('echo', value).result(), value)

@@ -37,7 +37,7 @@ import {
   type RedisConnectionOptions,
 } from './_redis'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
-import { BrokenExecutor, Future, resultsInOrder, wait } from './futures'
+import { BrokenExecutor, Future, checkBuffersize, mapInOrder, wait } from './futures'
 
 export { runWorker, DistributedWorker, type RunWorkerOptions, type WorkerCloseOptions } from './distributed-worker'
 export type { RedisConnectionOptions } from './_redis'
@@ -76,6 +76,8 @@ export interface DistributedExecutorOptions {
 export interface DistributedMapOptions {
   /** The iteration throws TimeoutError if a result is not ready this many milliseconds after `map` was called. @default no limit */
   timeoutMs?: number
+  /** At most this many jobs added ahead of the results taken, the input read lazily (as the executors' `map`). @default all at the call */
+  buffersize?: number | null
 }
 
 export interface DistributedShutdownOptions {
@@ -355,22 +357,12 @@ export class DistributedExecutor<M extends object = TaskModule> {
     if (this.#broken) throw this.#broken
     if (this.#shutdown) throw new Error('cannot schedule new futures after shutdown')
     this.#checkName(name)
-    const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
+    const o = checkOptions('options', options)
+    const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const buffersize = checkBuffersize(o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
     const deadline = ms < 0 ? -1 : performance.now() + ms
-    const futures: Future<any>[] = []
-    try {
-      let index = 0
-      for (const item of iterable) {
-        const at = index++
-        futures.push(this.#submit(name, [item], () => `iterable[${at}]`))
-      }
-    } catch (err) {
-      // Nobody will read the results of the jobs added before the failure.
-      for (const f of futures) f.cancel()
-      throw err
-    }
-    return resultsInOrder(futures, deadline)
+    return mapInOrder(iterable, 1, buffersize, deadline, (items, first) => this.#submit(name, items, () => `iterable[${first}]`))
   }
 
   /**

@@ -69,7 +69,7 @@ import {
   type WorkerConfig,
 } from './_worker'
 import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
-import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, resultsInOrder } from './futures'
+import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, checkBuffersize, mapInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
 import { native } from './native'
 import { checkTransferList, takeMoved, type NamedTransfer, type TransferListItem } from './transfer'
@@ -457,7 +457,7 @@ export abstract class Executor {
 
   /**
    * Runs `fn` over the items and yields the results in input order. Every
-   * item is submitted at once; the iteration throws a task's exception at
+   * item is submitted at once (unless `options.buffersize`); the iteration throws a task's exception at
    * its position, or TimeoutError once `timeoutMs` have passed since the
    * call. Leaving the iteration early cancels the tasks not yet started.
    */
@@ -465,51 +465,14 @@ export abstract class Executor {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const chunksize = o.chunksize === undefined ? 1 : checkPositiveInteger('options.chunksize', o.chunksize)
-    const buffersize = o.buffersize === undefined || o.buffersize === null || o.buffersize === Infinity ? Infinity : checkPositiveInteger('options.buffersize', o.buffersize)
+    const buffersize = checkBuffersize(o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
     const deadline = ms < 0 ? -1 : performance.now() + ms
-    const input = iterable[Symbol.iterator]()
-    let index = 0
-    let exhausted = false
-    /** Reads the next item (a chunk of them) and submits its task; undefined at the end of the input. */
-    const submitNext = (): Future<any> | undefined => {
-      if (exhausted) return undefined
-      const chunk: T[] = []
-      while (chunk.length < chunksize) {
-        const step = input.next()
-        if (step.done) {
-          exhausted = true
-          break
-        }
-        chunk.push(step.value)
-      }
-      if (chunk.length === 0) return undefined
-      const first = index
-      index += chunk.length
-      if (chunksize === 1) return this.#submit(fn, chunk, 0, undefined, { values: chunk, name: () => `iterable[${first}]` })
-      return this.#submit(fn, [chunk], TaskFlag.CHUNK, undefined, { values: chunk, name: (i) => `iterable[${first + i}]` })
-    }
-    /** Closes the input if it is left before its end, as `for...of` does. */
-    const closeInput = (): void => {
-      if (!exhausted) {
-        exhausted = true
-        input.return?.()
-      }
-    }
-    const futures: Future<any>[] = []
-    try {
-      while (futures.length < buffersize) {
-        const f = submitNext()
-        if (f === undefined) break
-        futures.push(f)
-      }
-    } catch (err) {
-      // Nobody will read the results of the tasks submitted before the failure.
-      for (const f of futures) f.cancel()
-      closeInput()
-      throw err
-    }
-    const results = resultsInOrder(futures, deadline, buffersize === Infinity ? undefined : { next: submitNext, close: closeInput })
+    const results = mapInOrder<T, any>(iterable, chunksize, buffersize, deadline, (items, first) =>
+      chunksize === 1
+        ? this.#submit(fn, items, 0, undefined, { values: items, name: () => `iterable[${first}]` })
+        : this.#submit(fn, [items], TaskFlag.CHUNK, undefined, { values: items, name: (i) => `iterable[${first + i}]` }),
+    )
     if (chunksize === 1) return results
     return (async function* () {
       for await (const chunk of results) yield* chunk as Awaited<R>[]

@@ -7,7 +7,7 @@
  * `f.result()`. Waits (`result`, `exception`, `wait`, `asCompleted`) are hub
  * waits: inside a greenlet, kill and Timeout interrupt them.
  */
-import { checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
+import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
 import { Outcome, hub, suspendFresh } from './hub'
 
 /** The future was cancelled: raised by `result()` and `exception()`. */
@@ -303,6 +303,67 @@ export async function* resultsInOrder<T>(futures: Future<T>[], deadline: number,
     for (let i = taken; i < futures.length; i++) futures[i].cancel()
     source?.close()
   }
+}
+
+/**
+ * @internal The results of a `map` in input order. `submit(items, first)`
+ * sends a task for `items` (a chunk of `chunksize`, starting at input index
+ * `first`). With `buffersize` Infinity every item is read and submitted now
+ * (a failure throws here, cancelling what went out); otherwise `buffersize`
+ * tasks go out now and one more as each result is taken (see
+ * `resultsInOrder`), and the input is closed when the iteration is left.
+ */
+export function mapInOrder<T, R>(
+  iterable: Iterable<T>,
+  chunksize: number,
+  buffersize: number,
+  deadline: number,
+  submit: (items: T[], first: number) => Future<R>,
+): AsyncGenerator<R, void, undefined> {
+  const input = iterable[Symbol.iterator]()
+  let index = 0
+  let exhausted = false
+  const next = (): Future<R> | undefined => {
+    if (exhausted) return undefined
+    const items: T[] = []
+    while (items.length < chunksize) {
+      const step = input.next()
+      if (step.done) {
+        exhausted = true
+        break
+      }
+      items.push(step.value)
+    }
+    if (items.length === 0) return undefined
+    const first = index
+    index += items.length
+    return submit(items, first)
+  }
+  // As leaving a `for...of` early does.
+  const close = (): void => {
+    if (exhausted) return
+    exhausted = true
+    input.return?.()
+  }
+  const futures: Future<R>[] = []
+  try {
+    while (futures.length < buffersize) {
+      const f = next()
+      if (f === undefined) break
+      futures.push(f)
+    }
+  } catch (err) {
+    // Nobody will read the results of the tasks submitted before the failure.
+    for (const f of futures) f.cancel()
+    close()
+    throw err
+  }
+  return resultsInOrder(futures, deadline, buffersize === Infinity ? undefined : { next, close })
+}
+
+/** @internal `options.buffersize` of a map, checked: Infinity for none. */
+export function checkBuffersize(value: unknown): number {
+  return value === undefined || value === null || value === Infinity ? Infinity : checkPositiveInteger('options.buffersize', value)
 }
 
 /** @internal Where a lazy map's further tasks come from (see `resultsInOrder`). */
