@@ -85,11 +85,12 @@ export type MapFunction<T, R> = (item: T) => R | PromiseLike<R>
 /** Options of `imap` and `imapUnordered`. */
 export interface ImapOptions {
   /**
-   * gevent's `maxsize`: at most this many finished results wait for the
-   * reader; while that many do, no further item is read or started (so a
-   * slow reader bounds the memory of a long or endless input: at most
-   * `maxsize` results plus the calls already running). `null`, `undefined`
-   * or `Infinity`: no bound.
+   * gevent's `maxsize`: at most this many items are out at once, read from
+   * the input and not yet taken by the reader (running, or finished and
+   * waiting): while that many are, no further item is read or started. A
+   * slow reader, or a Group (which has no size), then bounds the memory of a
+   * long or endless input; below a Pool's size it also bounds the calls that
+   * run at once. `null`, `undefined` or `Infinity`: no bound.
    */
   maxsize?: number | null
 }
@@ -573,7 +574,7 @@ export class MapRun<G extends Member, T, R> {
     private readonly input: MapInput<T>,
     private readonly ordered: boolean,
     private readonly failFast: boolean,
-    /** Finished results that may wait for the reader before the feeder waits too. */
+    /** Items read and not yet taken by the reader (running or finished) before the feeder waits. */
     private readonly maxsize = Infinity,
   ) {}
 
@@ -593,7 +594,7 @@ export class MapRun<G extends Member, T, R> {
     if (this.#results.has(this.#taken)) {
       const result = this.#results.get(this.#taken) as R | MapFailure
       this.#results.delete(this.#taken++)
-      if (this.#room.length > 0 && this.#results.size < this.maxsize) this.#room.handOff(true)
+      if (this.#room.length > 0 && this.#started - this.#taken < this.maxsize) this.#room.handOff(true)
       if (result instanceof MapFailure && result.task !== undefined) this.group._claim(result.task as G)
       return result
     }
@@ -671,9 +672,9 @@ export class MapRun<G extends Member, T, R> {
     }
   }
 
-  /** Waits while `maxsize` finished results wait for the reader. */
+  /** Waits while `maxsize` items are out (read, and not taken by the reader yet). */
   *#waitForRoom(): Blocking<void> {
-    while (this.#results.size >= this.maxsize && !this.#stopped) yield this.#room.request(-1)
+    while (this.#started - this.#taken >= this.maxsize && !this.#stopped) yield this.#room.request(-1)
   }
 
   /** Starts a task for `item`, waiting for a slot if needed. */
