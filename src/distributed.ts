@@ -36,8 +36,8 @@ import {
   type RedisClient,
   type RedisConnectionOptions,
 } from './_redis'
-import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
-import { BrokenExecutor, Future, checkBuffersize, mapInOrder, wait } from './futures'
+import { checkLimit, checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
+import { BrokenExecutor, Future, mapInOrder, wait } from './futures'
 
 export { runWorker, DistributedWorker, type RunWorkerOptions, type WorkerCloseOptions } from './distributed-worker'
 export type { RedisConnectionOptions } from './_redis'
@@ -359,7 +359,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     this.#checkName(name)
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-    const buffersize = checkBuffersize(o.buffersize)
+    const buffersize = checkLimit('options.buffersize', o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
     const deadline = ms < 0 ? -1 : performance.now() + ms
     return mapInOrder(iterable, 1, buffersize, deadline, (items, first) => this.#submit(name, items, () => `iterable[${first}]`))

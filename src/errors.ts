@@ -106,6 +106,11 @@ export function checkPositiveInteger(name: string, value: unknown): number {
   return value
 }
 
+/** A bound that may be absent: `undefined`, `null` and `Infinity` mean none (returned as Infinity); else a positive integer. */
+export function checkLimit(name: string, value: unknown): number {
+  return value === undefined || value === null || value === Infinity ? Infinity : checkPositiveInteger(name, value)
+}
+
 /** Runs `fn` and turns a synchronous throw into a rejected Promise: async methods never throw. */
 export function rejecting<T>(fn: () => Promise<T>): Promise<T> {
   try {

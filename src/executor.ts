@@ -68,8 +68,8 @@ import {
   type TransferMessage,
   type WorkerConfig,
 } from './_worker'
-import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
-import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, checkBuffersize, mapInOrder } from './futures'
+import { checkLimit, checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
+import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, mapInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
 import { native } from './native'
 import { checkTransferList, takeMoved, type NamedTransfer, type TransferListItem } from './transfer'
@@ -465,7 +465,7 @@ export abstract class Executor {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const chunksize = o.chunksize === undefined ? 1 : checkPositiveInteger('options.chunksize', o.chunksize)
-    const buffersize = checkBuffersize(o.buffersize)
+    const buffersize = checkLimit('options.buffersize', o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
     const deadline = ms < 0 ? -1 : performance.now() + ms
     const results = mapInOrder<T, any>(iterable, chunksize, buffersize, deadline, (items, first) =>
@@ -686,7 +686,7 @@ export abstract class Executor {
     const onAbort = (): void => {
       if (f.done()) return
       if (this._cancelTask(f, true)) f._settle('cancelled', undefined, undefined)
-      else if (!f.done()) this.abortRunning(f._taskId, encodeReason(signal.reason))
+      else this.abortRunning(f._taskId, encodeReason(signal.reason))
     }
     signal.addEventListener('abort', onAbort, { once: true })
     f._addWaiter(() => signal.removeEventListener('abort', onAbort))

@@ -7,7 +7,7 @@
  * `f.result()`. Waits (`result`, `exception`, `wait`, `asCompleted`) are hub
  * waits: inside a greenlet, kill and Timeout interrupt them.
  */
-import { checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
+import { checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { Outcome, hub, suspendFresh } from './hub'
 
 /** The future was cancelled: raised by `result()` and `exception()`. */
@@ -274,7 +274,7 @@ export class Future<T = unknown> {
  * (`performance.now()` ms; -1: no limit, else TimeoutError): the iteration
  * of an executor's `map`. The futures left are cancelled when it ends.
  */
-export async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source?: MoreTasks<T>): AsyncGenerator<T, void, undefined> {
+async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source?: MoreTasks<T>): AsyncGenerator<T, void, undefined> {
   let taken = 0
   /** Reading or sending the input failed: thrown at the failed item's turn, after the results before it. */
   let failed: { error: unknown } | undefined
@@ -361,13 +361,8 @@ export function mapInOrder<T, R>(
   return resultsInOrder(futures, deadline, buffersize === Infinity ? undefined : { next, close })
 }
 
-/** @internal `options.buffersize` of a map, checked: Infinity for none. */
-export function checkBuffersize(value: unknown): number {
-  return value === undefined || value === null || value === Infinity ? Infinity : checkPositiveInteger('options.buffersize', value)
-}
-
-/** @internal Where a lazy map's further tasks come from (see `resultsInOrder`). */
-export interface MoreTasks<T> {
+/** Where a lazy map's further tasks come from (see `resultsInOrder`). */
+interface MoreTasks<T> {
   /** Submits the next task; undefined once the input is exhausted. Throws what reading or submitting the input throws. */
   next(): Future<T> | undefined
   /** The results are no longer read: closes the input (as leaving a `for...of` would). */

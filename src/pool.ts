@@ -38,7 +38,7 @@
  */
 import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
-import { GreenletExit, checkFunction, checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
+import { GreenletExit, checkFunction, checkLimit, checkMs, checkOptions, invalidType } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
 import { Semaphore } from './lock'
 import { QueueFull } from './queue'
@@ -97,8 +97,7 @@ export interface ImapOptions {
 
 /** @internal The bound of `options.maxsize`, checked; Infinity for none. */
 export function checkImapOptions(options: unknown): number {
-  const maxsize = checkOptions('options', options).maxsize
-  return maxsize === undefined || maxsize === null || maxsize === Infinity ? Infinity : checkPositiveInteger('options.maxsize', maxsize)
+  return checkLimit('options.maxsize', checkOptions('options', options).maxsize)
 }
 
 /** A greenlet of either mode, as far as groups go. */
@@ -594,7 +593,7 @@ export class MapRun<G extends Member, T, R> {
     if (this.#results.has(this.#taken)) {
       const result = this.#results.get(this.#taken) as R | MapFailure
       this.#results.delete(this.#taken++)
-      if (this.#room.length > 0 && this.#started - this.#taken < this.maxsize) this.#room.handOff(true)
+      if (this.#room.length > 0 && !this.#full()) this.#room.handOff(true)
       if (result instanceof MapFailure && result.task !== undefined) this.group._claim(result.task as G)
       return result
     }
@@ -672,9 +671,14 @@ export class MapRun<G extends Member, T, R> {
     }
   }
 
-  /** Waits while `maxsize` items are out (read, and not taken by the reader yet). */
+  /** `maxsize` items are out: read, and not taken by the reader yet. */
+  #full(): boolean {
+    return this.#started - this.#taken >= this.maxsize
+  }
+
+  /** Waits while `#full()`. */
   *#waitForRoom(): Blocking<void> {
-    while (this.#started - this.#taken >= this.maxsize && !this.#stopped) yield this.#room.request(-1)
+    while (this.#full() && !this.#stopped) yield this.#room.request(-1)
   }
 
   /** Starts a task for `item`, waiting for a slot if needed. */

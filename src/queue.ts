@@ -32,7 +32,7 @@
  * Promises, those of `greenthread/sync` block.
  */
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, waitSignal } from './_waiters'
-import { checkMs, checkOptions, checkPositiveInteger, invalidType } from './errors'
+import { checkLimit, checkMs, checkOptions, invalidType } from './errors'
 import type { WaitOptions } from './event'
 
 export class QueueEmpty extends Error {
@@ -262,11 +262,10 @@ function defaultCompare(a: any, b: any): number {
 }
 
 function checkMaxsize(value: unknown): number {
-  if (value === undefined || value === null || value === Infinity) return Infinity
   if (value === 0) {
     throw new RangeError('options.maxsize must be a positive integer or Infinity, got 0; a Channel is a queue without buffer')
   }
-  return checkPositiveInteger('options.maxsize', value)
+  return checkLimit('options.maxsize', value)
 }
 
 /** Handed to a blocked putter once its item is accepted. */
