@@ -96,7 +96,12 @@ export const FIRST_MODE_FLAG = 8
  * `Greenlet<T>`, which link callbacks receive.
  */
 export abstract class GreenletBase<T, G> extends HubRecord {
-  /** @internal */ protected _fn: (...args: any[]) => unknown
+  /**
+   * @internal Its function until it is called, then the function's name
+   * (for `toString`): as gevent drops its `_run`, so that what the function
+   * holds can be collected while the greenlet lives on.
+   */
+  protected _fn: ((...args: any[]) => unknown) | string
   /** @internal */ protected _args: unknown[]
   /** @internal */ protected _state: State = 'new'
   /** @internal `FAILED`, `RETURNED`..., then the mode's own bits. */ protected _flags = 0
@@ -114,6 +119,18 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     checkFunction('fn', fn)
     this._fn = fn
     this._args = args.length === 0 ? NO_ARGS : args
+  }
+
+  /** @internal Its function, given up: it is called once. */
+  protected _takeFn(): (...args: any[]) => unknown {
+    const fn = this._fn as (...args: any[]) => unknown
+    this._fn = fn.name
+    return fn
+  }
+
+  /** @internal The name of its function, for `toString`. */
+  protected _fnName(): string {
+    return typeof this._fn === 'string' ? this._fn : this._fn.name
   }
 
   #flag(bit: number, on: boolean): void {

@@ -13,7 +13,7 @@
  */
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
 import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
-import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, startInOwnContext, suspend } from './hub'
+import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, raiseThrough, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
@@ -103,7 +103,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this._flags = on ? this._flags | SLEEPING : this._flags & ~SLEEPING
   }
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
-  /** @internal */ _reject: ((err: unknown) => void) | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
 
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | [])
@@ -294,11 +293,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   #settleSwitch(value: unknown, failed: boolean): void {
     const resolve = this._resolve
-    const reject = this._reject
     this.#clearWait()
     this._inSwitch = false
     this._transfer = undefined
-    if (failed) reject?.(value)
+    if (failed) raiseThrough(resolve, value)
     else resolve?.(value as number)
   }
 
@@ -310,7 +308,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   #clearWait(): void {
     this._waiting = false
     this._resolve = undefined
-    this._reject = undefined
   }
 
   /** @internal Called by the hub with the outcome of this greenlet's wait. */
@@ -325,11 +322,11 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       return
     }
     if (outcome === Outcome.INTERRUPTED) {
-      const reject = this._reject
+      const resolve = this._resolve
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
-      reject?.(this._takeInterrupt())
+      raiseThrough(resolve, this._takeInterrupt())
     } else if (this._inSwitch) {
       this.#settleTransfer()
     } else {
@@ -373,12 +370,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     if (this._raiseInWoken(exception)) {
       // Taken by the woken wait.
     } else if (this._waiting && this._state === 'running') {
-      const reject = this._reject
+      const resolve = this._resolve
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
       hub.resumed(this)
-      reject?.(exception)
+      raiseThrough(resolve, exception)
     } else {
       super._raiseAt(exception, isKill)
     }
@@ -412,7 +409,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     let result: unknown
     let then: unknown
     try {
-      result = args.length === 0 ? this._fn() : this._fn(...args)
+      const fn = this._takeFn()
+      result = args.length === 0 ? fn() : fn(...args)
       // As `await` does: a thenable is followed, and reading its `then` may throw.
       then = result !== null && (typeof result === 'object' || typeof result === 'function') ? (result as PromiseLike<T>).then : undefined
     } catch (err) {
@@ -450,7 +448,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   override toString(): string {
     // Arguments are user values: one without a string form must not make the repr throw.
     const args = this._args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? safeString(a.name || 'fn') : safeString(a)))
-    return `<Greenlet "${this.name}" id=${this.id}: ${safeString(this._fn.name || 'anonymous')}(${args.join(', ')})>`
+    return `<Greenlet "${this.name}" id=${this.id}: ${safeString(this._fnName() || 'anonymous')}(${args.join(', ')})>`
   }
 }
 

@@ -167,7 +167,6 @@ export interface WaitOwner extends HubRecord {
   /** That wait is a sleep(): it resolves with undefined. Cleared with `_waiting`. */
   _sleeping: boolean
   _resolve: ((outcome: number) => void) | undefined
-  _reject: ((err: unknown) => void) | undefined
   _extraWaits: Set<TransientWait> | undefined
 }
 
@@ -786,12 +785,21 @@ let settling: Settleable | undefined
 
 interface Settleable {
   _resolve: ((outcome: number) => void) | undefined
-  _reject: ((err: unknown) => void) | undefined
 }
 
-function takeSettlers(resolve: (outcome: number) => void, reject: (err: unknown) => void): void {
+function takeSettlers(resolve: (outcome: number) => void): void {
   settling!._resolve = resolve
-  settling!._reject = reject
+}
+
+class Raise {
+  constructor(readonly exception: unknown) {}
+  then(_resolve: unknown, reject: (err: unknown) => void): void {
+    reject(this.exception)
+  }
+}
+
+export function raiseThrough(resolve: ((outcome: number) => void) | undefined, exception: unknown): void {
+  resolve?.(new Raise(exception) as unknown as number)
 }
 
 /**
@@ -815,9 +823,8 @@ export function suspend(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<number>((resolve) => {
       g._resolve = resolve
-      g._reject = reject
       issue(g)
     })
   }

@@ -395,7 +395,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     let error: unknown
     let failed = false
     try {
-      const result = this._fn(...args)
+      const result = this._takeFn()(...args)
       value = (isThenable(result) ? this._await(result) : result) as T
     } catch (err) {
       error = err

@@ -51,7 +51,6 @@ class Delegate extends HubRecord implements WaitOwner {
   _waiting = true
   _sleeping = false
   _resolve: ((outcome: number) => void) | undefined = undefined
-  _reject: ((err: unknown) => void) | undefined = undefined
   _extraWaits: Set<TransientWait> | undefined = new DelegateWaits(this)
   /** An interrupt for the next wait, if it came between waits. */
   pending: unknown = NONE
