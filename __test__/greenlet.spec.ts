@@ -1,6 +1,9 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
 import test from 'ava'
 
-import { Greenlet, GreenletExit, Timeout, getcurrent, joinall, killall, sleep, spawn, spawnLater } from '../index'
+import { Event, Greenlet, GreenletExit, Timeout, getcurrent, joinall, killall, sleep, spawn, spawnLater } from '../index'
 
 // The hub is process-wide: ordering tests must not share turns with other tests.
 const serial = test.serial
@@ -579,4 +582,37 @@ test('a greenlet follows a thenable its function returns, and fails if reading `
     },
   }
   await t.throwsAsync(spawn(() => hostile).get(), { message: 'no then for you' })
+})
+
+test('a greenlet gives up its function once called, as gevent drops _run: what the function holds can be collected while it waits', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const release = new Event()
+  let held: WeakRef<object> | undefined
+  // Only the function holds `captured` (its closure); the wait it returns does not.
+  const holding = (): (() => Promise<boolean>) => {
+    const captured = { payload: new Array(1000).fill(0) }
+    held = new WeakRef(captured)
+    return function withBigClosure() {
+      if (captured.payload.length !== 1000) throw new Error('not what was captured')
+      return release.wait()
+    }
+  }
+  const g = new Greenlet(holding())
+  t.regex(String(g), /withBigClosure\(\)/)
+  g.start()
+  await sleep(0)
+  t.false(g.dead)
+  // A WeakRef's target read in a job stays alive until the job ends: collect in a later one.
+  let collected = false
+  for (let i = 0; i < 5 && !collected; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    gc()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    collected = held!.deref() === undefined
+  }
+  t.true(collected, 'the waiting greenlet still holds what its function captured')
+  t.regex(String(g), /withBigClosure\(\)/, 'its repr keeps the name')
+  release.set()
+  t.true(await g.get())
 })
