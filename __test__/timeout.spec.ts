@@ -194,22 +194,56 @@ serial('a Timeout fired in a foreign await aborts that await only: later awaits 
   }
 })
 
-serial('t.signal aborts with the Timeout when it fires; a Timeout nobody took the signal of is raised at the next wait', async (t) => {
+serial('a Timeout that fired in a foreign await aborts its signal and is raised at the next wait, unless cancelled first (as in gevent)', async (t) => {
   const g = spawn(async () => {
+    const outcome: string[] = []
     const t1 = Timeout.startNew(30)
     const signal = t1.signal
-    await new Promise((resolve) => setTimeout(resolve, 80))
-    const aborted = signal.aborted && signal.reason === t1
-    // The signal carried it: the next wait is not interrupted by it.
+    // A foreign await that listens to the signal: the abort tells it.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500)
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
+    })
+    outcome.push(signal.aborted && signal.reason === t1 ? 'told' : 'not told')
+    t1.cancel()
     await sleep(1)
+    outcome.push('not raised once cancelled')
     const t2 = Timeout.startNew(30)
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    t2.cancel()
+    await sleep(1)
+    outcome.push('not raised once cancelled')
+    const t3 = Timeout.startNew(30)
     await new Promise((resolve) => setTimeout(resolve, 80))
     try {
       await sleep(1)
-      return [aborted, 'not raised']
+      outcome.push('not raised')
     } catch (err) {
-      return [aborted, err === t2 ? 'raised at the next wait' : `other: ${err}`]
+      outcome.push(err === t3 ? 'raised at the next wait' : `other: ${err}`)
     }
+    return outcome
   })
-  t.deepEqual(await g.get(), [true, 'raised at the next wait'])
+  t.deepEqual(await g.get(), ['told', 'not raised once cancelled', 'not raised once cancelled', 'raised at the next wait'])
+})
+
+serial("a Timeout is raised at the next wait when the greenlet's signal was handed to an earlier await, not the one the deadline passed in", async (t) => {
+  const fast = await slowServer(0)
+  try {
+    const g = spawn(async () => {
+      using timeout = Timeout.startNew(100)
+      // Handed the signal, and done before the deadline.
+      const text = await (await fetch(fast.url, { signal: getcurrent()!.signal })).text()
+      // The deadline passes in a foreign await that has no signal.
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      try {
+        await sleep(1)
+        return [text, 'not raised']
+      } catch (err) {
+        return [text, err === timeout ? 'raised at the next wait' : `other: ${err}`]
+      }
+    })
+    t.deepEqual(await g.get(), ['late', 'raised at the next wait'])
+  } finally {
+    await fast.close()
+  }
 })

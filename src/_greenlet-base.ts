@@ -271,9 +271,6 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     return this.#rare !== undefined && this.#rare.killedWith !== NO_INTERRUPT && this._state !== 'dead'
   }
 
-  /** @internal Suspended in something other than a wait of this library (a foreign await). */
-  abstract _inForeignAwait(): boolean
-
   /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
   start(): this {
     if (this._state === 'new') this.#schedule(0)
@@ -443,6 +440,17 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     woken.interrupted = true
     woken.exception = exception
     return true
+  }
+
+  /**
+   * @internal Takes back `exception` (a Timeout's, cancelled) if it still
+   * waits to be raised at the next wait; one delivered already, or about to
+   * be, stays.
+   */
+  _withdrawRaise(exception: unknown): void {
+    const rare = this.#rare
+    if (rare === undefined || rare.interrupt !== exception) return
+    if (hub.withdrawInterrupt(this._interruptedRecord())) rare.interrupt = NO_INTERRUPT
   }
 
   /** @internal An interrupt waits to be raised at its next wait. */

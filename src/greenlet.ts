@@ -432,11 +432,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     else this._finishReturned(value as T)
   }
 
-  /** @internal */
-  _inForeignAwait(): boolean {
-    return this._state === 'running' && !this._waiting && !this._inSwitch && this._woken === undefined
-  }
-
   /** @internal Also ends its wait, if any. */
   protected override _finish(value: T | undefined, err: unknown, failed: boolean): void {
     this.#clearWait()

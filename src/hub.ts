@@ -409,6 +409,17 @@ class HubClient {
     }
   }
 
+  /**
+   * Takes back an interrupt that waits for the next wait of `r` (queued
+   * while it ran); returns whether there was one. One already made ready
+   * is delivered.
+   */
+  withdrawInterrupt(r: HubRecord): boolean {
+    if ((r._hubFlags & INTERRUPT_QUEUED) === 0) return false
+    r._hubFlags &= ~INTERRUPT_QUEUED
+    return true
+  }
+
   /** Whether `r` is in the run queue or the batch being resumed, waiting for its turn. */
   isQueued(r: HubRecord): boolean {
     return r._hubState === READY || r._hubState === DELIVERED

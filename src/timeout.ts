@@ -31,7 +31,7 @@ export interface TimeoutTarget {
   _raise(exception: unknown): void
   _armTimeout(t: TimeoutBase): void
   _disarmTimeout(t: TimeoutBase): void
-  _inForeignAwait(): boolean
+  _withdrawRaise(exception: unknown): void
 }
 
 /**
@@ -47,8 +47,8 @@ export abstract class TimeoutBase extends Error {
   /** The greenlet it is armed for, until it fires or is cancelled. */
   #target: TimeoutTarget | undefined
   #controller: AbortController | undefined
-  /** Its signal was handed out (here or through the greenlet's) since it was armed. */
-  #signalUsed = false
+  /** The greenlet it fired in, until cancelled: the raise may still wait for its next wait there. */
+  #firedIn: TimeoutTarget | undefined
 
   /**
    * @param ms milliseconds; `null`/`undefined` never fires.
@@ -80,7 +80,6 @@ export abstract class TimeoutBase extends Error {
    * A restart gives a new one.
    */
   get signal(): AbortSignal {
-    this.#signalUsed = true
     return (this.#controller ??= new AbortController()).signal
   }
 
@@ -94,7 +93,6 @@ export abstract class TimeoutBase extends Error {
     this.cancel()
     if (this.ms === null) return this
     if (this.#controller?.signal.aborted) this.#controller = undefined
-    this.#signalUsed = false
     this.#target = target
     target._armTimeout(this)
     this.#alarm = new Alarm(this.ms, () => this.#fire(target))
@@ -102,25 +100,36 @@ export abstract class TimeoutBase extends Error {
   }
 
   /**
-   * Fires: aborts its signal and raises its exception in the greenlet at its
-   * current or next wait. A greenlet in a foreign await that was handed the
-   * signal has been told already (its await rejects with the exception):
-   * then nothing is left to raise at its next wait.
+   * Fires: aborts its signal (a foreign await handed it stops with the
+   * exception) and raises the exception in the greenlet at its current
+   * wait, or at its next one if it is computing or in a foreign await.
+   * Whether a foreign await listened to the signal cannot be told (fetch
+   * keeps listening after it ends), so the raise waits for the next wait in
+   * any case, and `cancel()` takes it back: as in gevent, a Timeout
+   * cancelled before the greenlet yields is never raised.
    */
   #fire(target: TimeoutTarget): void {
     this.#target = undefined
     target._disarmTimeout(this)
     const raised = this.raised
     this.#controller?.abort(raised)
-    if (!(this.#signalUsed && target._inForeignAwait())) target._raise(raised)
+    this.#firedIn = target
+    target._raise(raised)
   }
 
-  /** Disarms the timeout. Safe to call at any time, any number of times. */
+  /**
+   * Disarms the timeout; if it has fired and its exception still waits for
+   * the greenlet's next wait, takes it back. Safe to call at any time, any
+   * number of times.
+   */
   cancel(): void {
     this.#alarm?.cancel()
     this.#alarm = undefined
     this.#target?._disarmTimeout(this)
     this.#target = undefined
+    const firedIn = this.#firedIn
+    this.#firedIn = undefined
+    firedIn?._withdrawRaise(this.raised)
   }
 
   /** Same as `cancel()`, for `using t = Timeout.startNew(ms)`. */

@@ -370,11 +370,6 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return this.#slot
   }
 
-  /** @internal A sync greenlet suspends only in waits of this library (block() is one). */
-  _inForeignAwait(): boolean {
-    return false
-  }
-
   /** @internal See SyncGreenlet._waitingSlot (scheduler.ts). */
   _waitingSlot(): number {
     return this._state === 'running' ? this.#slot : NO_SLOT
