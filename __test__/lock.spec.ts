@@ -100,6 +100,38 @@ both('BoundedSemaphore throws when released more often than acquired', function*
   t.is(plain.value, 2)
 })
 
+both('a release past the bound throws while the permit released before waits in a woken waiter, as gevent counts it until taken', function* (t, m) {
+  const lock = new m.Lock()
+  yield lock.acquire()
+  let inside = 0
+  let maxInside = 0
+  const gs = ['b', 'c'].map(() =>
+    m.go(function* () {
+      yield lock.acquire()
+      maxInside = Math.max(maxInside, ++inside)
+      yield m.sleep(5)
+      inside--
+      lock.release()
+    }),
+  )
+  yield m.sleep(1)
+  lock.release()
+  // b holds the lock now, though it has not run yet: a second release is one too many.
+  t.throws(() => lock.release(), { message: /Lock released more times than it was acquired/ })
+  yield m.joinall(gs, { raiseError: true })
+  t.is(maxInside, 1)
+  t.false(lock.locked())
+  const s = new m.BoundedSemaphore(1)
+  yield s.acquire()
+  const waiter = m.spawn(() => s.acquire())
+  yield m.sleep(1)
+  s.release()
+  t.throws(() => s.release(), { message: /BoundedSemaphore released more times than it was acquired/ })
+  t.true(yield waiter.get())
+  s.release()
+  t.is(s.value, 1)
+})
+
 both('Lock keeps a critical section with waits inside it to one greenlet at a time', function* (t, m) {
   const lock = new m.Lock()
   let inside = 0

@@ -69,10 +69,18 @@ function* guardOf(lock: Guarded, options: GuardOptions | undefined): Blocking<Di
 /** The part of the semaphores that both modes share. */
 export abstract class SemaphoreBase {
   #counter: number
+  /**
+   * Permits handed to waiters that have not run yet: still counted against
+   * the bound, as gevent counts them until the woken waiter takes them.
+   */
+  #handed = 0
   /** @internal Most permits it may hold: releasing past it throws (BoundedSemaphore). */
   protected _bound = Infinity
   // A permit handed to an interrupted waiter is released again.
-  readonly #waiters = new WaitList<true>(() => this.#release())
+  readonly #waiters = new WaitList<true>(() => {
+    this.#handed--
+    this.#release()
+  })
 
   /** @param value initial number of permits. @default 1 */
   constructor(value: number = 1) {
@@ -104,12 +112,13 @@ export abstract class SemaphoreBase {
    * A BoundedSemaphore (or Lock) throws if released more often than acquired.
    */
   release(): void {
-    if (this.#counter >= this._bound) throw new Error(`${this.constructor.name} released more times than it was acquired`)
+    if (this.#counter + this.#handed >= this._bound) throw new Error(`${this.constructor.name} released more times than it was acquired`)
     this.#release()
   }
 
   #release(): void {
     if (this.#waiters.handOff(true) === undefined) this.#counter++
+    else this.#handed++
   }
 
   /** @internal */
@@ -118,7 +127,9 @@ export abstract class SemaphoreBase {
     const signal = waitSignal(options)
     if (this.tryAcquire()) return true
     if (ms === null) return false
-    return (yield this.#waiters.request(ms, undefined, signal)) !== TIMED_OUT
+    if ((yield this.#waiters.request(ms, undefined, signal)) === TIMED_OUT) return false
+    this.#handed--
+    return true
   }
 
   /** @internal */
