@@ -61,6 +61,40 @@ function pattern(n: number, seed: number): Buffer {
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 for (const kind of kinds) {
+  serial(`${kind.name}: a done callback that destroys the executor leaves the results that had arrived with their futures`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    t.is(await pool.submit(() => 'warm').result(), 'warm')
+    const futures = Array.from({ length: 8 }, (_, i) =>
+      pool.submit((n: number) => {
+        if (n === 2) throw new Error('task 2 failed')
+        return n
+      }, i),
+    )
+    // Fail fast: the first failure destroys the executor.
+    futures[2].addDoneCallback(() => void pool.destroy())
+    // Busy: the results all arrive before the main thread reads any of them.
+    const until = Date.now() + 500
+    while (Date.now() < until && !futures.some((f) => f.done())) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400)
+    const outcomes = await Promise.all(futures.map((f) => f.result().then((v) => v, (e: Error) => (f.cancelled() ? 'cancelled' : e.message))))
+    // A thread pool's worker ran them all meanwhile; a child process gets its next batch only from
+    // the main thread, so the tasks it had not been sent are cancelled, never failed as broken.
+    const expected = [0, 1, 'task 2 failed', 3, 4, 5, 6, 7]
+    if (kind.name === 'ThreadPoolExecutor') t.deepEqual(outcomes, expected)
+    else outcomes.forEach((o, i) => t.true(o === expected[i] || (i > 2 && o === 'cancelled'), `task ${i}: ${o}`))
+  })
+
+  serial(`${kind.name}: results delivered before a worker dies resolve their futures; the rest fail with ${kind.Broken.name}`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    t.deepEqual(await Promise.all([0, 1].map(() => pool.submit(() => 'warm').result())), ['warm', 'warm'])
+    const done = pool.submit(() => (Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300), 'done'))
+    const dies = pool.submit(() => (Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600), process.exit(7)))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Busy: the first result is delivered, then the second worker dies, before the main thread looks.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1200)
+    t.is(await done.result(), 'done')
+    await t.throwsAsync(dies.result(), { instanceOf: kind.Broken })
+  })
+
   serial(`${kind.name}: an object sent to an earlier task arrives intact in a later one (arguments)`, async (t) => {
     const pool = kind.make({ maxWorkers: 1 })
     const config = { role: 'config' }

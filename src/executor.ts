@@ -199,6 +199,8 @@ const FLUSH_EVERY = 512
 const CHILD_BATCHES_IN_FLIGHT = 1
 const WORKER_PATH = path.join(__dirname, '_worker.js')
 const MAX_TASK_ID = 0xffff_ffff
+/** A result frame that could not be read: the future fails with the reading error. */
+const UNREADABLE = -1
 
 type TaskFn = ((...args: any[]) => unknown) | string
 
@@ -747,28 +749,31 @@ export abstract class Executor {
     if (buf === null) return
     const r = new Reader(buf, 0, this.resolveShared, this.resolveTransfer)
     const pending = this.#pending
+    // Every result is read and taken out of `pending` before any future
+    // settles: a done callback may destroy() or break the executor, which
+    // fails what is still pending, and must not take these results with it.
+    const results: unknown[] = []
     forEachFrame(buf, (id, start) => {
       const f = pending.get(id)
       if (f === undefined) return
       pending.delete(id)
       r.at = start
-      let status: number
-      let value: unknown
       try {
-        status = r.u8()
+        const status = r.u8()
         // Aborted before a worker started it.
-        if (status === Status.CANCELLED) {
-          f._settle('cancelled', undefined, undefined)
-          return
-        }
-        value = r.value()
+        results.push(f, status, status === Status.CANCELLED ? undefined : r.value())
       } catch (err) {
-        f._reject(err)
-        return
+        results.push(f, UNREADABLE, err)
       }
-      if (status === Status.OK) f._resolve(value)
-      else f._reject(status === Status.ERROR ? rebuildError(value as any) : value)
     })
+    for (let i = 0; i < results.length; i += 3) {
+      const f = results[i] as Future<any>
+      const status = results[i + 1] as number
+      const value = results[i + 2]
+      if (status === Status.OK) f._resolve(value)
+      else if (status === Status.CANCELLED) f._settle('cancelled', undefined, undefined)
+      else f._reject(status === Status.ERROR ? rebuildError(value as any) : value)
+    }
     if (pending.size === 0) this.allSettled()
     this.#updateRef()
     this.#maybeExited()
@@ -841,6 +846,9 @@ export abstract class Executor {
   /** A worker died or an initializer failed: fail every pending future and stop all workers. */
   /** @internal */
   protected breakWith(message: string, cause?: unknown): void {
+    if (this.#broken || this.#destroyed) return
+    // Results the workers delivered before this one died resolve their futures.
+    this.#drain()
     if (this.#broken || this.#destroyed) return
     const error = this.brokenError(message, cause)
     this.#broken = error
