@@ -510,6 +510,30 @@ for (const kind of kinds) {
   })
 }
 
+for (const kind of kinds) {
+  serial(`${kind.name}: map's timeoutMs cancels the task it timed out waiting for, not started yet, as Python's does`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const busy = pool.submit(() => (Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600), 'busy'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // The one worker is busy: none of these starts before the map gives up.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'greenthread-map-'))
+    const items = [0, 1, 2].map((i) => path.join(dir, String(i)))
+    try {
+      await t.throwsAsync(
+        (async () => {
+          for await (const _ of pool.map((file: string) => require('node:fs').writeFileSync(file, ''), items, { timeoutMs: 100 })) void _
+        })(),
+        { name: 'TimeoutError' },
+      )
+      t.is(await busy.result(), 'busy')
+      await pool.shutdown()
+      t.deepEqual(fs.readdirSync(dir), [], 'tasks of the map ran after it gave up')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+}
+
 serial("map throws a task's exception at its position and TimeoutError after timeoutMs", async (t) => {
   const pool = new ThreadPoolExecutor({ maxWorkers: 2 })
   const seen: number[] = []

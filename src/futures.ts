@@ -276,11 +276,13 @@ export class Future<T = unknown> {
  */
 async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source?: MoreTasks<T>): AsyncGenerator<T, void, undefined> {
   let taken = 0
+  /** The future awaited now: cancelled too if the iteration ends while it is not done (a timeout, a kill). */
+  let current: Future<T> | undefined
   /** Reading or sending the input failed: thrown at the failed item's turn, after the results before it. */
   let failed: { error: unknown } | undefined
   try {
     while (taken < futures.length) {
-      const f = futures[taken++]
+      const f = (current = futures[taken++])
       // As Python's map with buffersize: one more task goes out as a result is taken.
       if (source !== undefined && failed === undefined) {
         try {
@@ -300,6 +302,8 @@ async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source
     }
     if (failed !== undefined) throw failed.error
   } finally {
+    // As Python's map (`_result_or_cancel`): a no-op for one done or running.
+    current?.cancel()
     for (let i = taken; i < futures.length; i++) futures[i].cancel()
     source?.close()
   }
