@@ -246,6 +246,44 @@ both('shutdown() raises QueueShutDown in blocked getters and putters, and in lat
   t.throws(() => full.getNowait(), { instanceOf: m.QueueShutDown })
 })
 
+both('an item handed to a getter killed before it ran is served after shutdown(), not dropped: gets fail only once it is taken', function* (t, m) {
+  const q = new m.Queue<string>()
+  const results: string[] = []
+  const a = m.go(function* () {
+    results.push(`a:${yield q.get()}`)
+  })
+  const b = m.go(function* () {
+    try {
+      for (;;) results.push(`b:${yield q.get()}`)
+    } catch (err) {
+      results.push(err instanceof m.QueueShutDown ? 'b:shut down' : `b:${err}`)
+    }
+  })
+  yield m.sleep(1)
+  q.putNowait('i') // handed to a
+  q.shutdown()
+  void a.kill(undefined, { block: false }) // a never takes it: it goes back, to b
+  yield m.joinall([a, b])
+  t.deepEqual(results, ['b:i', 'b:shut down'])
+  t.is(q.qsize(), 0)
+})
+
+both('a blocked put whose item a get accepted succeeds even if its signal aborts before it runs: the item is queued once', function* (t, m) {
+  const q = new m.Queue<string>({ maxsize: 1 })
+  q.putNowait('old')
+  const ac = new AbortController()
+  const putter = m.go(function* () {
+    yield q.put('new', { signal: ac.signal })
+    return 'put'
+  })
+  yield m.sleep(1)
+  t.is(q.getNowait(), 'old') // accepts 'new' from the blocked put
+  ac.abort(new Error('too late'))
+  t.is(yield putter.get(), 'put')
+  t.is(q.getNowait(), 'new')
+  t.true(q.empty())
+})
+
 both('LifoQueue returns the most recent item first', function* (t, m) {
   const q = new m.LifoQueue<number>()
   for (const n of [1, 2, 3]) q.putNowait(n)

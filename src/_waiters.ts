@@ -15,7 +15,9 @@
  *   before the waiter observed its timeout, and keeping it reorders nothing;
  * - interrupt: the exception must be raised, so the value goes back to its
  *   primitive through `giveBack` (a queue item to the front, a permit to the
- *   next waiter). Nothing handed is ever lost.
+ *   next waiter). Nothing handed is ever lost. An abort of the wait's
+ *   signal does the same where the value can go back, and otherwise lets
+ *   the hand-off stand (a blocked put whose item was accepted succeeds).
  *
  * A waiter is woken directly, without a hub turn, up to a budget per turn:
  * an async waiter's Promise is settled by the hand-off itself, as a plain
@@ -244,10 +246,14 @@ export class WaitList<T, P = undefined> {
   /**
    * Ends `w` with its signal's reason, as an interrupt would: a value
    * already handed to it goes back when it leaves. One still listed leaves
-   * the list and is woken like a hand-off, to raise the reason.
+   * the list and is woken like a hand-off, to raise the reason. Where a
+   * value cannot go back (an item accepted from a blocked putter, an event
+   * set), the hand-off came first and stands, as over a timer: failing the
+   * wait would say it did not happen.
    */
   #abort(w: Waiter<T, P>): void {
     w.onAbort = undefined
+    if (w.handed && this.giveBack === undefined) return
     w.interrupted = true
     w.exception = w.signal!.reason
     if (w.handed || !w.listed) return

@@ -80,7 +80,11 @@ export interface QueueGetOptions {
 export interface QueuePutOptions {
   /** Reject with `QueueFull` if no room comes within this many milliseconds. @default no limit */
   timeoutMs?: number
-  /** Stop waiting once it aborts: the put fails with its reason, the item not queued (at once if it has aborted). */
+  /**
+   * Stop waiting once it aborts: the put fails with its reason, the item not
+   * queued (at once if it has aborted). An item a get accepted before the
+   * abort reached the put stays queued, and the put succeeds.
+   */
   signal?: AbortSignal
 }
 
@@ -286,6 +290,11 @@ export abstract class QueueBase<T> {
   readonly #getters = new WaitList<T | typeof SHUT, number>((item) => {
     if (item !== SHUT) this.#restore(item)
   })
+  /**
+   * Items handed to getters that have not run yet: one may come back (its
+   * getter interrupted), so a shut-down queue is not drained until they are taken.
+   */
+  #handedToGetters = 0
   // No give-back: a peeker takes nothing.
   readonly #peekers = new WaitList<T | typeof SHUT, number>()
   #arrivals = 0
@@ -358,8 +367,9 @@ export abstract class QueueBase<T> {
 
   /**
    * Shuts the queue down: puts throw `QueueShutDown` from now on, blocked
-   * putters and getters fail with it, and gets fail with it once the
-   * remaining items are gone. No effect the second time.
+   * putters fail with it, and gets (blocked ones too) fail with it once the
+   * remaining items are gone, those handed to getters that have not run yet
+   * included (one interrupted gives its item back). No effect the second time.
    */
   shutdown(): void {
     if (this.#shutDown) return
@@ -396,24 +406,39 @@ export abstract class QueueBase<T> {
   *_get(options: QueueGetOptions | undefined): Blocking<T> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
     const signal = waitSignal(options)
-    const item = this.#poll()
-    if (item !== NONE) return item
-    const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms, ++this.#arrivals, signal)
-    if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
-    if (outcome === SHUT) throw new QueueShutDown()
-    return outcome
+    for (;;) {
+      const item = this.#poll()
+      if (item !== NONE) return item
+      const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms, ++this.#arrivals, signal)
+      if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
+      if (outcome !== SHUT) {
+        this.#tookHanded()
+        return outcome
+      }
+      // Shut down: what is left, or comes back from an interrupted getter, is still served.
+    }
+  }
+
+  /** A getter took the item handed to it. */
+  #tookHanded(): void {
+    // The last item that could come back is taken: those waiting for one learn the queue is drained.
+    if (--this.#handedToGetters === 0 && this.#shutDown) {
+      this.#getters.handOffAll(SHUT)
+      this.#peekers.handOffAll(SHUT)
+    }
   }
 
   /** @internal */
   *_peek(options: QueueGetOptions | undefined): Blocking<T> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
     const signal = waitSignal(options)
-    const item = this.#peekNow()
-    if (item !== NONE) return item
-    const outcome: T | typeof SHUT | TimedOut = yield this.#peekers.request(ms, ++this.#arrivals, signal)
-    if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
-    if (outcome === SHUT) throw new QueueShutDown()
-    return outcome
+    for (;;) {
+      const item = this.#peekNow()
+      if (item !== NONE) return item
+      const outcome: T | typeof SHUT | TimedOut = yield this.#peekers.request(ms, ++this.#arrivals, signal)
+      if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
+      if (outcome !== SHUT) return outcome
+    }
   }
 
   /** @internal The next item for iteration, or `DRAINED` once shut down and empty. */
@@ -448,6 +473,7 @@ export abstract class QueueBase<T> {
     this._unfinished++
     this.#showPeekers(item)
     if (this.#getters.handOff(item) === undefined) this.#items.push(item)
+    else this.#handedToGetters++
     return true
   }
 
@@ -466,8 +492,13 @@ export abstract class QueueBase<T> {
     // Only a Channel has blocked putters while empty.
     const putter = this.#putters.first
     if (putter !== undefined) return putter.payload
-    if (this.#shutDown) throw new QueueShutDown()
+    if (this.#drained()) throw new QueueShutDown()
     return NONE
+  }
+
+  /** Shut down, empty, and no item handed to a getter can come back. */
+  #drained(): boolean {
+    return this.#shutDown && this.#handedToGetters === 0
   }
 
   /** Takes the next item if that needs no wait. */
@@ -489,14 +520,16 @@ export abstract class QueueBase<T> {
       this._unfinished++
       return putter.payload
     }
-    if (this.#shutDown) throw new QueueShutDown()
+    if (this.#drained()) throw new QueueShutDown()
     return NONE
   }
 
   /** Takes back an item handed to a getter that was interrupted. */
   #restore(item: T): void {
+    this.#handedToGetters--
     this.#showPeekers(item)
     if (this.#getters.handOff(item) === undefined) this.#items.pushFront(item)
+    else this.#handedToGetters++
   }
 }
 
