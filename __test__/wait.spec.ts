@@ -139,6 +139,20 @@ both('waitReady({ signal }) stops waiting when the signal aborts', function* (t,
   t.is(yield* m.throws(t, () => waiting.get()), reason)
 })
 
+both('iwait({ signal }) fails the next() after an abort that came while the caller was busy between results', function* (t, m) {
+  const a = new m.Event()
+  const b = new m.Event()
+  a.set()
+  const controller = new AbortController()
+  const reason = new Error('stop')
+  const it = m.iwait([a, b], { signal: controller.signal })
+  const first = yield it.next()
+  t.is(first.value, a)
+  controller.abort(reason) // no next() is waiting now
+  yield m.sleep(1)
+  t.is(yield* m.throws(t, () => it.next()), reason)
+})
+
 test.serial('async: waitReady() and iwait() watch executor Futures too', async (t) => {
   await using pool = new ThreadPoolExecutor({ maxWorkers: 2 })
   const slow = pool.submit((ms: number) => new Promise((resolve) => setTimeout(() => resolve(ms), ms)), 50)

@@ -143,6 +143,8 @@ export class ReadyWatch<T extends Waitable> {
   /** The next object that is ready, waiting for one; `DONE` once all (or `count`) were handed out, or on timeout. */
   *next(): Blocking<T | typeof DONE> {
     this.start()
+    // Each next() is a wait of its own: one after the abort fails at once, as any wait given an aborted signal.
+    if (this.#signal?.aborted) throw this.#signal.reason
     for (;;) {
       const object = this.#take()
       if (object !== undefined) return object
