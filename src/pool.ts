@@ -562,6 +562,8 @@ export class MapRun<G extends Member, T, R> {
   #taken = 0
   #inputDone = false
   #failure: { error: unknown } | undefined = undefined
+  /** Reading the input failed: the last result (see `#placeInputFailure`). */
+  #inputFailure: MapFailure | undefined = undefined
   #feeder: G | undefined = undefined
   #stopped = false
 
@@ -644,9 +646,13 @@ export class MapRun<G extends Member, T, R> {
         this.#fail(err)
       } else {
         // Raised after the results of the items read before it; then the iteration ends.
-        this.#results.set(this.ordered ? this.#started : this.#finished++, new MapFailure(err, undefined))
+        // In finish order that is once the tasks still running have finished.
+        const failure = new MapFailure(err, undefined)
+        if (this.ordered) this.#results.set(this.#started, failure)
+        else this.#inputFailure = failure
         this.#started++
         this.#inputDone = true
+        this.#placeInputFailure()
       }
     }
     this.#consumer.handOff(true)
@@ -722,7 +728,15 @@ export class MapRun<G extends Member, T, R> {
       result = g.value as R
     }
     this.#results.set(this.ordered ? index : this.#finished++, result)
+    this.#placeInputFailure()
     this.#consumer.handOff(true)
+  }
+
+  /** Unordered: the input's failure goes after the last task's result. */
+  #placeInputFailure(): void {
+    if (this.ordered || this.#inputFailure === undefined || this.#running.size > 0) return
+    this.#results.set(this.#finished++, this.#inputFailure)
+    this.#inputFailure = undefined
   }
 
   #fail(error: unknown): void {
