@@ -28,6 +28,11 @@ export function fail(message: string): never {
   throw new TaskError(message)
 }
 
+/** Throws an Error whose cause is a RangeError with a property. */
+export function failCaused(message: string): never {
+  throw new Error(message, { cause: Object.assign(new RangeError(`${message} (cause)`), { code: 'E_CAUSE' }) })
+}
+
 export async function nap<T>(ms: number, value: T): Promise<T> {
   await sleep(ms)
   return value

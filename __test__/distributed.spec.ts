@@ -187,6 +187,10 @@ if (!hasRedis) {
     t.is(err.message, 'boom')
     t.is(err.code, 'E_TASK')
     t.regex(err.stack!, /at fail /)
+    const caused = (await ex.submit('failCaused', 'outer').exception()) as Error
+    const cause = caused.cause as RangeError & { code: string }
+    t.true(cause instanceof RangeError)
+    t.deepEqual([cause.message, cause.code], ['outer (cause)', 'E_CAUSE'])
 
     const retrying = executor({ attempts: 3 })
     const k1 = key('flaky')

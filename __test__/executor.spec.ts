@@ -122,6 +122,27 @@ for (const kind of kinds) {
     await pool.shutdown()
   })
 
+  serial(`${kind.name}: an exception's cause and an AggregateError's errors come back too, each rebuilt as it was`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const caused = await pool
+      .submit(() => {
+        const looped = new Error('looped')
+        ;(looped as any).cause = looped
+        throw new TypeError('outer', { cause: Object.assign(new RangeError('inner', { cause: looped }), { code: 'E_INNER' }) })
+      })
+      .exception()
+    t.true(caused instanceof TypeError)
+    const inner = (caused as Error).cause as Error & { code: string }
+    t.true(inner instanceof RangeError)
+    t.deepEqual([inner.message, inner.code, (inner.cause as Error).message], ['inner', 'E_INNER', 'looped'])
+    t.false(Object.keys(caused as Error).includes('cause'), 'cause stays a non-enumerable own property')
+    const aggregate = (await pool.submit(() => Promise.any([Promise.reject(new Error('a')), Promise.reject('b')])).exception()) as AggregateError
+    t.true(aggregate instanceof AggregateError)
+    t.is((aggregate.errors[0] as Error).message, 'a')
+    t.is(aggregate.errors[1], 'b')
+    await pool.shutdown()
+  })
+
   serial(`${kind.name}: a function that uses an outer variable fails with a ReferenceError explaining closures`, async (t) => {
     const pool = kind.make({ maxWorkers: 1 })
     const outer = 3

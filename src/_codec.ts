@@ -41,6 +41,7 @@
 import { types } from 'node:util'
 import * as v8 from 'node:v8'
 import { MessagePort } from 'node:worker_threads'
+import { errorRecord } from './_error-record'
 import { safeString } from './errors'
 
 export const FRAME_HEADER = 8
@@ -161,22 +162,6 @@ class MessageDeserializer extends v8.Deserializer {
 }
 
 /** An Error as it crosses a thread or process boundary. */
-interface ErrorRecord {
-  name: string
-  message: string
-  stack: string | undefined
-  props: Record<string, unknown> | undefined
-}
-
-const BUILTIN_ERRORS: Record<string, ErrorConstructor> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-}
 
 /** A growable little-endian byte buffer that frames are written into. */
 export class Writer {
@@ -511,44 +496,8 @@ function writeThrownValue(w: Writer, err: unknown): void {
       err = new Error(`task threw an uncloneable value: ${messageOf(err)}`)
     }
   }
-  const e = err as Error
-  // Strings, as the receiving side rebuilds the Error from them.
-  const { name, message, stack } = e as { name: unknown; message: unknown; stack: unknown }
-  const record: ErrorRecord = {
-    name: typeof name === 'string' ? name : safeString(name),
-    message: typeof message === 'string' ? message : safeString(message),
-    stack: typeof stack === 'string' ? stack : undefined,
-    props: undefined,
-  }
-  const own = Object.keys(e)
-  if (own.length > 0) {
-    const props: Record<string, unknown> = {}
-    for (const k of own) {
-      try {
-        props[k] = (e as unknown as Record<string, unknown>)[k]
-      } catch {
-        // A getter that throws: that property stays behind.
-      }
-    }
-    try {
-      v8.serialize(props)
-      record.props = props
-    } catch {
-      // Keep name, message and stack; drop properties that cannot cross.
-    }
-  }
   w.u8(Status.ERROR)
-  w.value(record)
-}
-
-/** Rebuilds an Error from the record of {@link writeThrown}. */
-export function rebuildError(record: ErrorRecord): Error {
-  const Ctor = BUILTIN_ERRORS[record.name] ?? Error
-  const err = new Ctor(record.message)
-  if (err.name !== record.name) Object.defineProperty(err, 'name', { value: record.name, configurable: true, writable: true })
-  if (record.stack !== undefined) err.stack = record.stack
-  if (record.props) Object.assign(err, record.props)
-  return err
+  w.value(errorRecord(err))
 }
 
 /** Appends a {@link Status.CANCELLED} result frame per id. */

@@ -14,6 +14,7 @@ import * as v8 from 'node:v8'
 import type * as BullMQ from 'bullmq'
 import type IORedis from 'ioredis'
 
+import { type ErrorRecord, errorRecord, rebuildError } from './_error-record'
 import { checkMs, checkOptions, invalidType, safeString } from './errors'
 
 /** `NODE_DEBUG=greenthread` shows what the Redis side reports (errors while reconnecting, sweeps). */
@@ -208,63 +209,19 @@ export function encodeArgs(args: unknown[], name: (index: number) => string): st
   }
 }
 
-interface ErrorRecord {
-  /** Set when a non-Error value was thrown. */
-  thrown?: unknown
-  name?: string
-  message?: string
-  stack?: string
-  props?: Record<string, unknown>
-}
-
-const BUILTIN_ERRORS: Record<string, ErrorConstructor> = {
-  Error,
-  TypeError,
-  RangeError,
-  ReferenceError,
-  SyntaxError,
-  EvalError,
-  URIError,
-}
-
-/** What a task threw, with its name, message, stack and own properties (those that can be cloned). */
+/** What a task threw (see src/_error-record.ts). */
 /** @internal */
 export function encodeError(err: unknown): string {
-  if (!(err instanceof Error)) {
-    try {
-      return encode({ thrown: err } satisfies ErrorRecord)
-    } catch {
-      err = new Error(`task threw a value that cannot be sent through Redis: ${safeString(err)}`)
-    }
+  try {
+    return encode(errorRecord(err))
+  } catch {
+    return encode(errorRecord(new Error(`task threw a value that cannot be sent through Redis: ${safeString(err)}`)))
   }
-  const e = err as Error
-  const record: ErrorRecord = { name: safeString(e.name), message: safeString(e.message), stack: typeof e.stack === 'string' ? e.stack : undefined }
-  const own = Object.keys(e)
-  if (own.length > 0) {
-    const props: Record<string, unknown> = {}
-    for (const k of own) {
-      try {
-        v8.serialize((e as unknown as Record<string, unknown>)[k])
-        props[k] = (e as unknown as Record<string, unknown>)[k]
-      } catch {
-        // A property that cannot cross stays behind; name and message still do.
-      }
-    }
-    record.props = props
-  }
-  return encode(record)
 }
 
 /** @internal */
 export function decodeError(text: string): unknown {
-  const record = decode(text) as ErrorRecord
-  if ('thrown' in record) return record.thrown
-  const Ctor = BUILTIN_ERRORS[record.name ?? 'Error'] ?? Error
-  const err = new Ctor(record.message)
-  if (err.name !== record.name) Object.defineProperty(err, 'name', { value: record.name, configurable: true, writable: true })
-  if (record.stack !== undefined) err.stack = record.stack
-  if (record.props) Object.assign(err, record.props)
-  return err
+  return rebuildError(decode(text) as ErrorRecord)
 }
 
 /** What a job's data holds: `a` the encoded arguments; `e` the encoded error of the latest failed attempt. */

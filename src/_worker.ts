@@ -23,10 +23,10 @@ import {
   TaskFlag,
   Writer,
   forEachFrame,
-  rebuildError,
   writeCancelled,
   writeThrown,
 } from './_codec'
+import { rebuildError } from './_error-record'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 import { movedOf, type TransferListItem } from './transfer'
 

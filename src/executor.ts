@@ -42,13 +42,13 @@ import {
   TaskFlag,
   Writer,
   forEachFrame,
-  rebuildError,
   refuseSharing,
   writeCancelled,
   writeThrown,
   type ResolveHook,
   type TransferHook,
 } from './_codec'
+import { rebuildError } from './_error-record'
 import {
   BELL,
   BELL_SLOTS,
