@@ -3,7 +3,7 @@ import { getEventListeners } from 'node:events'
 
 import test from 'ava'
 
-import { type Greenlet, Queue, sleep, spawn } from '../index'
+import { Channel, type Greenlet, Queue, sleep, spawn } from '../index'
 import * as sync from '../sync'
 import { type Body, type Mode, both } from './_modes'
 
@@ -716,6 +716,45 @@ both('Channel.get() waits for a putter, and the putter resumes after the getter'
   yield* letOthersRun(m)
   t.deepEqual(events, ['waiting', 'sending hello', 'hello', 'sending world', 'world', 'sent world'])
   yield g.get()
+})
+
+both('Channel: a put returns only once a getter took the item; a getter killed before it ran takes nothing', function* (t, m) {
+  const ch = new m.Channel<string>()
+  const first = m.go(function* () {
+    return yield ch.get()
+  })
+  yield m.sleep(1)
+  let put = false
+  const putter = m.go(function* () {
+    yield ch.put('w')
+    put = true
+  })
+  void first.kill(undefined, { block: false }) // before it ran: it never takes 'w'
+  yield m.joinall([first])
+  yield m.sleep(1)
+  t.false(put, 'the put returned though no getter took the item')
+  t.is(ch.qsize(), 0)
+  t.is(yield ch.get(), 'w')
+  yield putter.join()
+  t.true(put)
+  t.is(ch.qsize(), 0)
+})
+
+test.serial('async: Channel: a put whose getter is killed in the same turn, before it ran, waits for the next getter', async (t) => {
+  const ch = new Channel<string>()
+  const first = spawn(() => ch.get())
+  await sleep(1)
+  const putting = spawn(async () => {
+    const put = ch.put('w') // the getter waiting is called
+    void first.kill(undefined, { block: false })
+    await put
+    return 'put'
+  })
+  await sleep(5)
+  t.false(putting.dead, 'the put returned though no getter took the item')
+  t.is(ch.qsize(), 0)
+  t.is(await ch.get(), 'w')
+  t.is(await putting.get(), 'put')
 })
 
 // Restates gevent's src/gevent/tests/test__queue.py TestChannel.test_zero_max_size.

@@ -79,8 +79,6 @@ export class Waiter<T, P> implements WokenWait {
   holder: { _woken: WokenWait | undefined } | undefined = undefined
   /** Listens to `signal` while it waits. */
   onAbort: (() => void) | undefined = undefined
-  /** Waits like `sleep(0)` (a hub yield) rather than with a 0 ms timer: see `WaitList.requestYield`. */
-  yields = false
   prev: Waiter<T, P> | undefined = undefined
   next: Waiter<T, P> | undefined = undefined
 
@@ -137,16 +135,17 @@ export class WaitList<T, P = undefined> {
   }
 
   /**
-   * Hands `value` to the longest-waiting party and wakes it. Returns that
-   * party's waiter (to read its payload), or `undefined` if nobody waits.
+   * Hands `value` to the longest-waiting party and wakes it (`nextTurn`: on
+   * the hub's next turn, after the caller has run on). Returns that party's
+   * waiter (to read its payload), or `undefined` if nobody waits.
    */
-  handOff(value: T): { readonly payload: P } | undefined {
+  handOff(value: T, nextTurn = false): { readonly payload: P } | undefined {
     const w = this.#head
     if (w === undefined) return undefined
     this.#remove(w)
     w.handed = true
     w.value = value
-    if (!hub.wakeHanded(w.waiter!, w.parked, w) && !w.promised) hub.unpark(w.waiter!)
+    if (!hub.wakeHanded(w.waiter!, w.parked, w, nextTurn) && !w.promised) hub.unpark(w.waiter!)
     return w
   }
 
@@ -162,18 +161,6 @@ export class WaitList<T, P = undefined> {
    */
   request(ms: number, payload?: P, signal?: AbortSignal): Waiter<T, P> {
     return new Waiter(this, ms, payload as P, signal)
-  }
-
-  /**
-   * A wait that ends, like `sleep(0)`, once every other ready greenlet has
-   * run up to its next wait (its outcome is then `TIMED_OUT`), unless
-   * something is handed to it first: a hub yield, where `request(0)` would
-   * wait for a timer, which the hub serves after the greenlets that yield.
-   */
-  requestYield(): Waiter<T, P> {
-    const w = new Waiter(this, 0, undefined as P, undefined)
-    w.yields = true
-    return w
   }
 
   /**
@@ -263,8 +250,7 @@ export class WaitList<T, P = undefined> {
 
   #park(w: Waiter<T, P>): void {
     w.parked = true
-    if (w.yields) hub.yieldNow(w.waiter!)
-    else hub.park(w.waiter!, w.ms)
+    hub.park(w.waiter!, w.ms)
   }
 
   #interrupted(w: Waiter<T, P>): void {

@@ -523,18 +523,20 @@ class HubClient {
    * Ends the wait of `r`, which was handed what it waited for, without a hub
    * turn if it can be woken directly (a Promise-based wait; a sync greenlet
    * blocked while another one runs): at once while the turn's budget lasts,
-   * else at the hub's next turn (`parked`: the hub knows the wait). Returns
+   * else at the hub's next turn (`parked`: the hub knows the wait); with
+   * `nextTurn`, at the next turn in any case (the party that handed must
+   * run first, as in a Channel's rendezvous). Returns
    * false if it cannot be woken directly: a Promise-based wait has ended
    * otherwise meanwhile (an interrupt: the hand-off is given back); a sync
    * greenlet must then be unparked through the hub.
    */
-  wakeHanded(r: HubRecord, parked: boolean, woken: WokenWait): boolean {
+  wakeHanded(r: HubRecord, parked: boolean, woken: WokenWait, nextTurn = false): boolean {
     if (r._inPlainWait?.() !== true) return false
     if (this.directWakesBatch !== this.batch) {
       this.directWakesBatch = this.batch
       this.directWakes = 0
     }
-    if (this.directWakes++ < DIRECT_WAKES_PER_TURN) r._wakeNow!(parked, woken)
+    if (!nextTurn && this.directWakes++ < DIRECT_WAKES_PER_TURN) r._wakeNow!(parked, woken)
     else if (parked) this.unpark(r)
     else this.yieldNow(r)
     return true

@@ -276,6 +276,8 @@ function checkMaxsize(value: unknown): number {
 const ACCEPTED = true
 /** Handed to blocked getters and putters by `shutdown()`. */
 const SHUT: unique symbol = Symbol('shut down')
+/** Handed to a getter of a Channel: a putter waits in line, come and take its item. */
+const CALLED: unique symbol = Symbol('called')
 /** `#poll` found nothing to take. */
 const NONE: unique symbol = Symbol('none')
 /** @internal What `_next` returns once a shut-down queue is empty: iteration ends. */
@@ -287,9 +289,19 @@ export abstract class QueueBase<T> {
   protected _maxsize: number
   readonly #items: Store<T>
   // The payload of getters and peekers is their arrival number: who came first.
-  readonly #getters = new WaitList<T | typeof SHUT, number>((item) => {
-    if (item !== SHUT) this.#restore(item)
+  readonly #getters = new WaitList<T | typeof SHUT | typeof CALLED, number>((item) => {
+    if (item === CALLED) {
+      this.#calls--
+      this.#callGetter()
+    } else if (item !== SHUT) {
+      this.#restore(item)
+    }
   })
+  /**
+   * Channel: getters called to take a blocked putter's item that have not
+   * run yet. Those putters are theirs: nobody else takes them meanwhile.
+   */
+  #calls = 0
   /**
    * Items handed to getters that have not run yet: one may come back (its
    * getter interrupted), so a shut-down queue is not drained until they are taken.
@@ -298,8 +310,6 @@ export abstract class QueueBase<T> {
   // No give-back: a peeker takes nothing.
   readonly #peekers = new WaitList<T | typeof SHUT, number>()
   #arrivals = 0
-  /** Nobody hands anything here: a Channel putter waits in it for the getter it served to run. */
-  readonly #meeting = new WaitList<true>()
   // No give-back: an accepted item stays in the queue.
   readonly #putters = new WaitList<typeof ACCEPTED | typeof SHUT, T>()
   #shutDown = false
@@ -388,18 +398,30 @@ export abstract class QueueBase<T> {
   *_put(item: T, options: QueuePutOptions | undefined, mayBlock = true): Blocking<void> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
     const signal = waitSignal(options)
-    if (this.#offer(item)) {
-      // A Channel is a rendezvous (gevent's test__queue.py TestChannel.test_send):
-      // the getter handed the item runs first, the putter resumes after it.
-      // The item is the getter's already: an interrupt here loses nothing.
-      if (this._maxsize === 0 && mayBlock) yield this.#meeting.requestYield()
+    // A Channel put that can wait lines up as a putter, as gevent's: it
+    // returns once a getter has taken its item (a getter killed before it
+    // ran takes nothing: the putter stays in line).
+    const rendezvous = this._maxsize === 0 && mayBlock
+    if (rendezvous) {
+      if (this.#shutDown) throw new QueueShutDown()
+    } else if (this.#offer(item)) {
       return
     }
     // Only a Channel has peekers while full: what they wait for is this item, the first blocked one.
     this.#showPeekers(item)
-    const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield this.#putters.request(ms, item, signal)
+    const wait = this.#putters.request(ms, item, signal)
+    // The getter called runs after this putter is in line (it waits from here on).
+    if (rendezvous) this.#callGetter()
+    const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield wait
     if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
     if (outcome === SHUT) throw new QueueShutDown()
+  }
+
+  /** Channel: wakes a waiting getter to take the item of a blocked putter. */
+  #callGetter(): void {
+    if (this.#getters.length === 0) return
+    this.#calls++
+    this.#getters.handOff(CALLED)
   }
 
   /** @internal */
@@ -409,9 +431,12 @@ export abstract class QueueBase<T> {
     for (;;) {
       const item = this.#poll()
       if (item !== NONE) return item
-      const outcome: T | typeof SHUT | TimedOut = yield this.#getters.request(ms, ++this.#arrivals, signal)
+      const outcome: T | typeof SHUT | typeof CALLED | TimedOut = yield this.#getters.request(ms, ++this.#arrivals, signal)
       if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
-      if (outcome !== SHUT) {
+      if (outcome === CALLED) {
+        // Its putter is taken below (unless it left meanwhile: then wait again).
+        this.#calls--
+      } else if (outcome !== SHUT) {
         this.#tookHanded()
         return outcome
       }
@@ -514,9 +539,12 @@ export abstract class QueueBase<T> {
       }
       return item
     }
-    // Only a Channel has blocked putters while empty: take straight from the first.
-    const putter = this.#putters.handOff(ACCEPTED)
-    if (putter !== undefined) {
+    // Only a Channel has blocked putters while empty: take straight from the
+    // first, unless every one of them is kept for a getter called already.
+    if (this.#putters.length > this.#calls) {
+      // The getter runs on first, the putter resumes after it (gevent's
+      // test__queue.py TestChannel.test_send).
+      const putter = this.#putters.handOff(ACCEPTED, true)!
       this._unfinished++
       return putter.payload
     }
@@ -613,8 +641,10 @@ export class JoinableQueue<T> extends Queue<T> {
 }
 
 /**
- * A queue without buffer (gevent's Channel): `put()` waits until a getter
- * takes the item, `get()` until a putter brings one. `qsize()` is always 0.
+ * A queue without buffer (gevent's Channel): `put()` waits in line until a
+ * getter takes the item, `get()` until a putter brings one. `qsize()` is 0,
+ * except for an item `putNowait()` handed to a getter interrupted before it
+ * ran: that item waits in the queue for the next get rather than be lost.
  */
 export class Channel<T> extends Queue<T> {
   constructor() {
