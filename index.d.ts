@@ -31,6 +31,8 @@ export declare class NativeExecutor {
   abort(id: number): boolean
   cancelQueued(): Array<number>
   purge(): void
+  /** Tasks waiting in the queue, held by no worker. */
+  queued(): number
   /** The task was handed to a worker and has not completed. */
   isRunning(id: number): boolean
   drain(): Buffer | null

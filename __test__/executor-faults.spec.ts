@@ -64,23 +64,55 @@ for (const kind of kinds) {
   serial(`${kind.name}: a done callback that destroys the executor leaves the results that had arrived with their futures`, async (t) => {
     const pool = kind.make({ maxWorkers: 1 })
     t.is(await pool.submit(() => 'warm').result(), 'warm')
+    // A thread worker counts the tasks it ran, so that the main thread waits for all of them.
+    const ran = kind.name === 'ThreadPoolExecutor' ? new Int32Array(new SharedArrayBuffer(4)) : undefined
     const futures = Array.from({ length: 8 }, (_, i) =>
-      pool.submit((n: number) => {
-        if (n === 2) throw new Error('task 2 failed')
-        return n
-      }, i),
+      pool.submit(
+        (n: number, counter?: Int32Array) => {
+          if (counter !== undefined) Atomics.add(counter, 0, 1)
+          if (n === 2) throw new Error('task 2 failed')
+          return n
+        },
+        i,
+        ran,
+      ),
     )
     // Fail fast: the first failure destroys the executor.
     futures[2].addDoneCallback(() => void pool.destroy())
-    // Busy: the results all arrive before the main thread reads any of them.
-    const until = Date.now() + 500
-    while (Date.now() < until && !futures.some((f) => f.done())) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400)
+    await Promise.resolve() // the submissions go out (a microtask)
+    // Busy: the results arrive before the main thread reads any of them.
+    const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+    if (ran !== undefined) {
+      for (const until = Date.now() + 10_000; Atomics.load(ran, 0) < 8 && Date.now() < until; ) sleepSync(5)
+      sleepSync(100)
+    } else {
+      sleepSync(400)
+    }
     const outcomes = await Promise.all(futures.map((f) => f.result().then((v) => v, (e: Error) => (f.cancelled() ? 'cancelled' : e.message))))
     // A thread pool's worker ran them all meanwhile; a child process gets its next batch only from
     // the main thread, so the tasks it had not been sent are cancelled, never failed as broken.
     const expected = [0, 1, 'task 2 failed', 3, 4, 5, 6, 7]
-    if (kind.name === 'ThreadPoolExecutor') t.deepEqual(outcomes, expected)
+    if (ran !== undefined) t.deepEqual(outcomes, expected)
     else outcomes.forEach((o, i) => t.true(o === expected[i] || (i > 2 && o === 'cancelled'), `task ${i}: ${o}`))
+  })
+
+  serial(`${kind.name}: after shutdown(), a worker that leaves is not replaced while the tasks left are held by a busy worker`, async (t) => {
+    const pool = kind.make({ maxWorkers: 2 })
+    // Warm up: the workers' batches grow, so that the busy one takes the tasks behind its own.
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 200 }, (_, i) => pool.submit((x: number) => x, i).result()))
+    const futures = Array.from({ length: 20 }, (_, i) => pool.submit((x: number) => x, i))
+    futures.push(pool.submit(() => (Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000), -1)))
+    for (let i = 0; i < 20; i++) futures.push(pool.submit((x: number) => x, i))
+    const closing = pool.shutdown({ wait: true })
+    const samples: number[] = []
+    const sampler = setInterval(() => samples.push(pool.stats().workers), 2)
+    await closing
+    clearInterval(sampler)
+    t.is((await Promise.all(futures.map((f) => f.result()))).length, 41)
+    // The idle worker leaves, and is not replaced (a new one would find nothing, leave, and be
+    // replaced again): the busy one works alone for most of the second.
+    const alone = samples.filter((n) => n === 1).length
+    t.true(alone > samples.length / 2, `workers during shutdown: ${samples.join('')}`)
   })
 
   serial(`${kind.name}: results delivered before a worker dies resolve their futures; the rest fail with ${kind.Broken.name}`, async (t) => {

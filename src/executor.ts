@@ -838,8 +838,10 @@ export abstract class Executor {
   /** @internal */
   protected workerLeft(): void {
     if (this.#broken || this.#destroyed) return
-    // Replace it if work is left, even after shutdown: queued tasks still run.
-    if (this.#pending.size > 0) this.dispatch()
+    // Replace it if work is left that no worker holds, even after shutdown:
+    // queued tasks still run. Not for tasks another worker holds in its
+    // batch: a new worker would find nothing, leave, and be replaced again.
+    if (this.#native.queued() > 0) this.dispatch()
     this.#maybeExited()
   }
 

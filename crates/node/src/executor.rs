@@ -65,6 +65,12 @@ impl NativeExecutor {
         self.pool.purge()
     }
 
+    /// Tasks waiting in the queue, held by no worker.
+    #[napi(catch_unwind)]
+    pub fn queued(&self) -> u32 {
+        self.pool.queued() as u32
+    }
+
     /// The task was handed to a worker and has not completed.
     #[napi(catch_unwind)]
     pub fn is_running(&self, id: u32) -> bool {

@@ -244,6 +244,15 @@ impl Pool {
         lock(&self.states).len()
     }
 
+    /// Tasks waiting in the queue, held by no worker: what a new worker
+    /// would find. Counted by a scan, for the rare moment a worker leaves.
+    pub fn queued(&self) -> usize {
+        lock(&self.states)
+            .values()
+            .filter(|s| **s == TaskState::Queued)
+            .count()
+    }
+
     /// Records a batch of completion frames and wakes the front end if it
     /// had nothing to drain.
     pub fn complete(&self, batch: &[u8]) -> Result<usize, FrameError> {
@@ -629,6 +638,23 @@ mod tests {
         assert_eq!(ids(&pool.drain()), vec![1, 2, 3]);
         assert_eq!(pool.outstanding(), 0);
         assert!(pool.drain().is_empty());
+    }
+
+    #[test]
+    fn queued_counts_tasks_no_worker_holds() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b""), (2, b""), (3, b"")]))
+            .unwrap();
+        assert_eq!(pool.queued(), 3);
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        slot.take(2, &mut out);
+        assert_eq!(pool.queued(), 1);
+        let held = batch(&[(2, b"")]);
+        slot.give_back(&held).unwrap();
+        assert_eq!(pool.queued(), 2);
+        assert!(pool.cancel(3));
+        assert_eq!(pool.queued(), 1);
     }
 
     #[test]
