@@ -616,3 +616,29 @@ test('a greenlet gives up its function once called, as gevent drops _run: what t
   release.set()
   t.true(await g.get())
 })
+
+test('waits made by code a greenlet started and did not await settle after it has finished', async (t) => {
+  const ev = new Event()
+  const settled: string[] = []
+  let background: Promise<void>[] = []
+  const g = spawn(async () => {
+    background = [
+      (async () => {
+        await sleep(30) // the greenlet's own record: it is still waiting when the greenlet finishes
+        settled.push('sleep')
+        await sleep(5) // made after its death
+        settled.push('sleep again')
+      })(),
+      (async () => {
+        t.true(await ev.wait())
+        settled.push('event')
+      })(),
+    ]
+    await new Promise((resolve) => setTimeout(resolve, 5)) // a foreign await
+    return 'done'
+  })
+  t.is(await g.get(), 'done')
+  ev.set()
+  await Promise.race([Promise.all(background), sleep(2000).then(() => t.fail(`still waiting; settled: ${settled}`))])
+  t.deepEqual(settled.sort(), ['event', 'sleep', 'sleep again'])
+})

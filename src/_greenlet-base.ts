@@ -477,8 +477,18 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     else this._finish(value, undefined, false)
   }
 
+  /**
+   * @internal Its own record is still in a wait as it finishes: one made by
+   * code it started and did not wait for (an async function it did not
+   * await). That wait goes on after its death, and settles.
+   */
+  protected _waitOutlivesIt(): boolean {
+    return false
+  }
+
   /** @internal It has finished: records the outcome, tells the hub and a parent in switch(), runs links. */
   protected _finish(value: T | undefined, err: unknown, failed: boolean): void {
+    const keepWait = this._waitOutlivesIt()
     this._returned = !failed
     // What a parent in switch() receives of a quiet exit: the GreenletExit itself, as in greenlet.
     const exited = failed && isGreenletExit(err) ? err : undefined
@@ -496,7 +506,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
       parent._transfer = failed ? { error: err, failed: true } : { value: exited ?? value, failed: false }
       this._observed = true
     }
-    hub.die(this, failed)
+    hub.die(this, failed, keepWait)
     if (this.#rare?.links) this.#runLinks()
     if (failed) setImmediate(reportIfUnobserved, this)
   }

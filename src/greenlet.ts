@@ -339,7 +339,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   /** @internal See HubRecord (hub.ts). */
   override _inPlainWait(): boolean {
-    return this._waiting && !this._inSwitch && this._state === 'running'
+    // Dead: a wait that outlived it (see `_waitOutlivesIt`).
+    return this._waiting && !this._inSwitch && (this._state === 'running' || this._state === 'dead')
   }
 
   /** @internal See HubRecord (hub.ts). */
@@ -432,11 +433,16 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     else this._finishReturned(value as T)
   }
 
-  /** @internal Also ends its wait, if any. */
+  /** @internal Also ends its wait, unless code it left running made it (see `_waitOutlivesIt`). */
   protected override _finish(value: T | undefined, err: unknown, failed: boolean): void {
-    this.#clearWait()
+    if (!this._waitOutlivesIt()) this.#clearWait()
     super._finish(value, err, failed)
     this.#resumeParent()
+  }
+
+  /** @internal See GreenletBase. Its body has settled: a wait still on its record is not the body's. */
+  protected override _waitOutlivesIt(): boolean {
+    return this._waiting && !this._inSwitch && this._state === 'running'
   }
 
   /** Like gevent's repr: name, id and the call it runs, e.g. `<Greenlet "Greenlet-1" id=1: f(5)>`. */

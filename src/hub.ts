@@ -378,11 +378,17 @@ class HubClient {
     }
   }
 
-  /** `r` died (`failed` if it raised): its joiners are resumed. */
-  die(r: HubRecord, failed: boolean): void {
+  /**
+   * `r` died (`failed` if it raised): its joiners are resumed. With
+   * `keepWait`, a wait of its record still pending (made by code it left
+   * running) goes on: the record stays, and is resumed when that wait ends.
+   */
+  die(r: HubRecord, failed: boolean, keepWait = false): void {
     if (r._hubState === GONE) return
-    this.#endWait(r)
-    r._hubState = GONE
+    if (!keepWait) {
+      this.#endWait(r)
+      r._hubState = GONE
+    }
     const joiners = r._joiners
     if (joiners === undefined) return
     r._joiners = undefined
