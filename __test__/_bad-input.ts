@@ -643,7 +643,7 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
     }, ok('either', (r) => (r[0] === true && r[1] === false ? undefined : `pending before/after cancel: ${r}`)), { inGreenlet: true })
     both(area, `Timeout.run(${text}, fn) returns fn's value`, (api) => api.Timeout.run(v, () => 7), ok('either', (r) => eq('value', r, 7)))
   }
-  add(area, 'async', 'Timeout.startNew(10) outside greenlets says it needs one', (_fx, env) => env.A.Timeout.startNew(10), state(/must be called inside a greenlet/, 'throw'))
+  add(area, 'async', 'Timeout.startNew(10) outside greenlets says it needs one', (_fx, env) => env.A.Timeout.startNew(10), state(/must be called inside a running greenlet/, 'throw'))
   add(area, 'sync-outside', 'sync Timeout.startNew(10) outside greenlets says it needs one', (_fx, env) => env.S.Timeout.startNew(10), state(/must be called inside a sync greenlet/, 'throw'))
   msArg(area, (v) => `Timeout.run(ms=${v}, fn)`, 'ms', (api, v) => api.Timeout.run(v, () => 1), 'reject')
   fnArg(area, (v) => `Timeout.run(10, fn=${v})`, 'fn', (api, v) => api.Timeout.run(10, v), 'reject')

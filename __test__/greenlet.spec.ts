@@ -642,3 +642,52 @@ test('waits made by code a greenlet started and did not await settle after it ha
   await Promise.race([Promise.all(background), sleep(2000).then(() => t.fail(`still waiting; settled: ${settled}`))])
   t.deepEqual(settled.sort(), ['event', 'sleep', 'sleep again'])
 })
+
+test('link callbacks run outside any greenlet, as gevent runs them in its hub: a kill from one reaches the greenlet it names', async (t) => {
+  const seen: unknown[] = []
+  const supervisor = spawn(async () => {
+    const child = spawn(() => 'child done')
+    child.link(() => {
+      seen.push(getcurrent())
+      void supervisor.kill(new Error('from the link'), { block: false })
+    })
+    await child.join()
+    await sleep(1_000)
+    return 'survived'
+  })
+  supervisor.linkException(() => {}) // looked at: no report on stderr
+  await supervisor.join(2_000)
+  t.deepEqual(seen, [null])
+  t.true(supervisor.dead)
+  t.is((supervisor.exception as Error | undefined)?.message, 'from the link')
+})
+
+test('a link unlinked by a callback called before it is not called', async (t) => {
+  const called: string[] = []
+  const g = spawn(() => 1)
+  const second = (): void => void called.push('second')
+  g.link(() => {
+    called.push('first')
+    g.unlink(second)
+  })
+  g.link(second)
+  await g.join()
+  await sleep(0)
+  t.deepEqual(called, ['first'])
+})
+
+test('Timeout.start() in a callback a finished greenlet scheduled throws: there is no running greenlet to raise in', async (t) => {
+  const outcome = new Promise<unknown>((resolve) => {
+    spawn(() => {
+      setTimeout(() => {
+        try {
+          Timeout.startNew(10)
+          resolve('armed')
+        } catch (err) {
+          resolve(err)
+        }
+      }, 20)
+    })
+  })
+  t.regex(String(await outcome), /must be called inside a running greenlet/)
+})

@@ -372,6 +372,28 @@ serial('Timeout fires at the greenlet’s wait; Timeout.run kills a slow functio
   t.deepEqual(result, { first: true, second: true, fast: 7 })
 })
 
+serial('two Timeouts that expire in one turn are each raised, at the wait then at the next one', async (t) => {
+  const seen = await run(() => {
+    const outer = Timeout.startNew(30)
+    const inner = Timeout.startNew(20)
+    const busyUntil = Date.now() + 60
+    while (Date.now() < busyUntil) {
+      // Both expire while it computes.
+    }
+    const raised: string[] = []
+    for (let i = 0; i < 3; i++) {
+      try {
+        sleep(1)
+        raised.push('none')
+      } catch (err) {
+        raised.push(err === inner ? 'inner' : err === outer ? 'outer' : String(err))
+      }
+    }
+    return raised
+  })
+  t.deepEqual(seen, ['inner', 'outer', 'none'])
+})
+
 serial('spawnLater starts after the delay; links run once the greenlet has finished', async (t) => {
   const events: string[] = []
   await run(() => {

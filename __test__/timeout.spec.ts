@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 
 import test from 'ava'
 
-import { Timeout, getcurrent, sleep, spawn, waitFor } from '../index'
+import { GreenletExit, Timeout, getcurrent, sleep, spawn, waitFor } from '../index'
 
 const serial = test.serial
 
@@ -93,7 +93,7 @@ serial('Timeout(null) never fires; a string becomes its message', async (t) => {
 })
 
 serial('Timeout.start outside a greenlet and bad durations are clear errors', (t) => {
-  t.throws(() => new Timeout(10).start(), { message: /inside a greenlet/ })
+  t.throws(() => new Timeout(10).start(), { message: /inside a running greenlet/ })
   t.throws(() => new Timeout(-1), { instanceOf: RangeError, message: /ms/ })
   t.throws(() => new Timeout('1' as any), { instanceOf: TypeError, message: /ms must be a number/ })
 })
@@ -246,4 +246,41 @@ serial("a Timeout is raised at the next wait when the greenlet's signal was hand
   } finally {
     await fast.close()
   }
+})
+
+serial('two Timeouts fired in a foreign await are each raised, at the next wait and the one after; cancelling the first leaves the second', async (t) => {
+  const body = async (cancelFirst: boolean): Promise<string[]> => {
+    const outer = Timeout.startNew(40)
+    const inner = Timeout.startNew(20)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    if (cancelFirst) inner.cancel()
+    const seen: string[] = []
+    for (let i = 0; i < 3; i++) {
+      try {
+        await sleep(1)
+        seen.push('none')
+      } catch (err) {
+        seen.push(err === inner ? 'inner' : err === outer ? 'outer' : String(err))
+      }
+    }
+    return seen
+  }
+  t.deepEqual(await spawn(body, false).get(), ['inner', 'outer', 'none'])
+  t.deepEqual(await spawn(body, true).get(), ['outer', 'none', 'none'])
+})
+
+serial('a greenlet that caught a kill and returns with a Timeout pending (fired in a foreign await) returns its value', async (t) => {
+  const g = spawn(async () => {
+    try {
+      await sleep(1_000)
+    } catch {
+      // Survives the kill.
+    }
+    Timeout.startNew(10)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    return 'value'
+  })
+  await sleep(5)
+  await g.kill(new GreenletExit(), { block: false })
+  t.is(await g.get(), 'value')
 })

@@ -5,6 +5,8 @@
  * extends it with how its waits suspend and how it is resumed (Promises or
  * the baton). Internal: import `Greenlet` from the mode's module.
  */
+import { AsyncResource } from 'node:async_hooks'
+
 import { GreenletExit, checkFunction, checkMs, invalidType, isGreenletExit, reportError } from './errors'
 import { HubRecord, type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
@@ -55,11 +57,18 @@ export function* liveGreenlets(): Generator<GreenletBase<unknown, unknown>> {
 // Their ids stay theirs when the hub's id counter wraps.
 hub.liveRecords = liveGreenlets
 
-function runDueLinks(): void {
+/**
+ * Calls the links of the greenlets finished since the last call, outside
+ * any greenlet, as gevent calls them from its hub: not in the async context
+ * of the greenlet whose finish queued it (where getcurrent() would name that
+ * dead greenlet, and a kill() of the greenlet its context names would be
+ * taken for the caller killing itself).
+ */
+const runDueLinks = AsyncResource.bind((): void => {
   const due = linksDue
   linksDue = []
   for (const g of due) g._callLinks()
-}
+})
 
 /**
  * The shared core of both modes' `Greenlet`. `G` is the mode's
@@ -75,13 +84,18 @@ class Rare {
   transfer: Transfer | undefined = undefined
   switchParent: GreenletBase<unknown, unknown> | undefined = undefined
   links: Link<any>[] | undefined = undefined
+  /** The links being called now (an unlink there still counts). */
+  calling: Link<any>[] | undefined = undefined
   controller: AbortController | undefined = undefined
   /** Timeouts armed for it and not fired or cancelled, innermost last. */
   timeouts: ArmedTimeout[] | undefined = undefined
   /** `signal` while Timeouts are armed: the kill's and theirs. */
   combined: AbortSignal | undefined = undefined
   killedWith: unknown = NO_INTERRUPT
+  /** The exception its next wait raises... */
   interrupt: unknown = NO_INTERRUPT
+  /** ...and those the waits after it raise, one each (two Timeouts fired before it yielded). */
+  laterInterrupts: unknown[] | undefined = undefined
 }
 
 // Flags of a greenlet (`_flags`), one word rather than a field each.
@@ -350,10 +364,11 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this.#addLink(linkCallback(callback), 'exception')
   }
 
-  /** Removes every registration of `callback`. */
+  /** Removes every registration of `callback`, also from the links being called now. */
   unlink(callback: (g: G) => void): void {
     const rare = this.#rare
     if (rare?.links) rare.links = rare.links.filter((l) => l.callback !== callback)
+    for (const l of rare?.calling ?? []) if (l.callback === callback) l.unlinked = true
   }
 
   /**
@@ -412,7 +427,15 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   /** @internal Delivers `exception` at the current or next wait of this greenlet. */
   protected _raiseAt(exception: unknown, isKill: boolean): void {
     const rare = this.#extra()
-    if (isKill || rare.interrupt === NO_INTERRUPT) rare.interrupt = exception
+    if (rare.interrupt === NO_INTERRUPT) {
+      rare.interrupt = exception
+    } else if (isKill) {
+      // A kill goes first; what was pending is raised at the waits after it.
+      ;(rare.laterInterrupts ??= []).unshift(rare.interrupt)
+      rare.interrupt = exception
+    } else {
+      ;(rare.laterInterrupts ??= []).push(exception)
+    }
     hub.interrupt(this._interruptedRecord())
   }
 
@@ -449,8 +472,17 @@ export abstract class GreenletBase<T, G> extends HubRecord {
    */
   _withdrawRaise(exception: unknown): void {
     const rare = this.#rare
-    if (rare === undefined || rare.interrupt !== exception) return
-    if (hub.withdrawInterrupt(this._interruptedRecord())) rare.interrupt = NO_INTERRUPT
+    if (rare === undefined) return
+    const later = rare.laterInterrupts
+    if (rare.interrupt !== exception) {
+      const at = later?.indexOf(exception) ?? -1
+      if (at >= 0) later!.splice(at, 1)
+    } else if (later !== undefined && later.length > 0) {
+      // The next one takes its place; the hub still has one queued.
+      rare.interrupt = later.shift()
+    } else if (hub.withdrawInterrupt(this._interruptedRecord())) {
+      rare.interrupt = NO_INTERRUPT
+    }
   }
 
   /** @internal An interrupt waits to be raised at its next wait. */
@@ -463,17 +495,26 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     const rare = this.#rare
     if (rare === undefined || rare.interrupt === NO_INTERRUPT) return new GreenletExit()
     const exception = rare.interrupt
-    rare.interrupt = NO_INTERRUPT
+    const later = rare.laterInterrupts
+    if (later !== undefined && later.length > 0) {
+      rare.interrupt = later.shift()
+      // For the next wait.
+      hub.interrupt(this._interruptedRecord())
+    } else {
+      rare.interrupt = NO_INTERRUPT
+    }
     return exception
   }
 
   /**
    * @internal Its function returned `value`. A kill that no wait has raised
    * (it came during a foreign await) wins: it dies of it, the value dropped.
+   * A Timeout no wait raised does not: it finished before it yielded.
    */
   protected _finishReturned(value: T): void {
     const rare = this.#rare
-    if (rare !== undefined && rare.killedWith !== NO_INTERRUPT && rare.interrupt !== NO_INTERRUPT) this._finish(undefined, this._takeInterrupt(), true)
+    const kill = rare?.killedWith ?? NO_INTERRUPT
+    if (kill !== NO_INTERRUPT && (rare!.interrupt === kill || rare!.laterInterrupts?.includes(kill) === true)) this._finish(undefined, kill, true)
     else this._finish(value, undefined, false)
   }
 
@@ -520,8 +561,14 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   _callLinks(): void {
     const rare = this.#rare
     const links = rare?.links
-    if (rare !== undefined) rare.links = undefined
-    if (links) callLinks(this, links, this._failed)
+    if (rare === undefined || links === undefined) return
+    rare.links = undefined
+    rare.calling = links
+    try {
+      callLinks(this, links, this._failed)
+    } finally {
+      rare.calling = undefined
+    }
   }
 
   /** @internal */

@@ -7,12 +7,14 @@ import { GreenletExit, checkMs, checkOptions, invalidType, reportError } from '.
 import { Outcome } from './hub'
 
 export type LinkKind = 'any' | 'value' | 'exception'
-export type Link<G> = { callback: (g: G) => void; kind: LinkKind }
+export type Link<G> = { callback: (g: G) => void; kind: LinkKind; unlinked?: true }
 
 /** Calls the callbacks that a finished greenlet's outcome selects; one that throws is reported, not propagated. */
 export function callLinks<G>(g: G, links: readonly Link<G>[], failed: boolean): void {
-  for (const { callback, kind } of links) {
-    if ((kind === 'value' && failed) || (kind === 'exception' && !failed)) continue
+  for (const link of links) {
+    const { callback, kind } = link
+    // Unlinked by a callback called before it.
+    if (link.unlinked === true || (kind === 'value' && failed) || (kind === 'exception' && !failed)) continue
     try {
       callback(g)
     } catch (err) {

@@ -178,8 +178,9 @@ export class Timeout extends TimeoutBase {
   /** @internal */
   protected override _target(): TimeoutTarget {
     const target = getcurrent()
-    if (target === null) {
-      throw new Error('Timeout.start() must be called inside a greenlet; use Timeout.run() or waitFor() elsewhere')
+    // A callback a greenlet scheduled (setTimeout...) runs in its context after its death: nobody to raise in there either.
+    if (target === null || target.dead) {
+      throw new Error('Timeout.start() must be called inside a running greenlet; use Timeout.run() or waitFor() elsewhere')
     }
     return target
   }
