@@ -168,6 +168,8 @@ export declare class NativeSocket {
   shutdown(how: number): number
   /** Closes; queued bytes are still written. Returns how many are queued. */
   close(): number
+  /** After `close`: closes now, dropping the queue still unwritten. */
+  abandon(): void
   /** `wait_id` completes once the socket is really closed: `DONE` if it is. */
   closeWait(waitId: number): number
   localAddress(): SocketAddress | null

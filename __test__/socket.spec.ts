@@ -512,7 +512,7 @@ serial('close() with more queued than the peer reads leaves no runtime worker sp
   await echo.stop()
 })
 
-serial('a closed socket whose peer stops reading keeps the process alive 10 s at most', async (t) => {
+serial('a closed socket whose peer stops reading keeps the process alive 10 s at most, then its fd is closed; a sendall waiting for room at close() rejects with EBADF', async (t) => {
   const held: NodeSocket[] = []
   const hold = createServer((c) => {
     c.pause()
@@ -520,17 +520,28 @@ serial('a closed socket whose peer stops reading keeps the process alive 10 s at
   })
   await new Promise<void>((resolve) => hold.listen(0, '127.0.0.1', resolve))
   const port = (hold.address() as AddressInfo).port
+  // A queue full, then one more sendall waiting for room when close() is called.
   const script = `
 const G = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+const fs = require('fs')
+const sockets = () => new Set(fs.readdirSync('/proc/self/fd').map((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd) } catch { return '' } }).filter((l) => l.startsWith('socket:')))
 ;(async () => {
   const s = await G.connect('127.0.0.1', ${port})
-  s.setTimeout(100)
-  await s.sendall(Buffer.alloc(8 << 20)).catch(() => {})
+  const sending = s.sendall(Buffer.alloc(8 << 20)).then(() => 'sent', (e) => e.code)
+  await G.sleep(300)
+  const open = sockets()
   s.close()
-  console.log('closed')
+  console.log('sendall ' + await sending)
+  // Past the 10 s the queue has: its fd is closed, the rest unsent.
+  setTimeout(() => {
+    const now = sockets()
+    console.log('fds released ' + [...open].filter((l) => !now.has(l)).length)
+  }, 10_800)
 })()`
   const started = Date.now()
   const child = spawnChild(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d))
   const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null]
   clearTimeout(killer)
@@ -538,6 +549,8 @@ const G = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
   t.is(signal, null, 'the child had to be killed: it never exited')
   t.is(code, 0)
   t.true(took >= 9000, `exited after ${took} ms, before the queue had its 10 s`)
+  t.regex(out, /^sendall EBADF$/m, 'a sendall waiting for room when close() came rejects with EBADF')
+  t.regex(out, /^fds released [1-9]/m, `the closed socket still holds its fd after 10 s: ${out}`)
   for (const c of held) c.destroy()
   hold.close()
 })
@@ -548,4 +561,49 @@ test('new Socket() from user code is a TypeError that says how to get one, in bo
   for (const SocketClass of [AsyncSocket, SyncSocket]) {
     t.throws(() => new (SocketClass as any)(), { instanceOf: TypeError, message: /Socket cannot be constructed directly: use connect\(\)/ })
   }
+})
+
+serial('a sendall waiting behind another is a greenlet wait: a kill or the socket timeout ends it, and none of its bytes go out', async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.pause()
+  const first = spawn(() => sock.sendall(Buffer.alloc(8 << 20, 0x41)))
+  await sleep(100)
+  const killed = spawn(() => sock.sendall('KILLED'))
+  await sleep(20)
+  await killed.kill(new GreenletExit(), { timeoutMs: 2_000 })
+  t.true(killed.dead, 'a kill did not reach a sendall waiting for its turn')
+  sock.setTimeout(100)
+  const timedOut = spawn(() => sock.sendall('TIMED-OUT'))
+  timedOut.linkException(() => {}) // looked at below
+  await timedOut.join(2_000)
+  t.is((timedOut.exception as NodeJS.ErrnoException | undefined)?.code, 'ETIMEDOUT')
+  sock.setTimeout(null)
+  const received: Buffer[] = []
+  remote.on('data', (d: Buffer) => received.push(d))
+  remote.resume()
+  await first.get()
+  await sock.sendall('LAST')
+  sock.close()
+  await once(remote, 'end')
+  const all = Buffer.concat(received)
+  t.is(all.length, (8 << 20) + 4)
+  t.is(all.subarray(-4).toString(), 'LAST')
+  await done()
+})
+
+serial("shutdown('write') while a sendall waits: that sendall is written out first; one called after fails with EPIPE", async (t) => {
+  const { sock, remote, done } = await pair()
+  remote.pause()
+  const first = sock.sendall(Buffer.alloc(8 << 20, 0x42))
+  await sleep(50)
+  sock.shutdown('write')
+  await t.throwsAsync(sock.sendall('AFTER'), { code: 'EPIPE' })
+  const received: Buffer[] = []
+  remote.on('data', (d: Buffer) => received.push(d))
+  remote.resume()
+  await first
+  await once(remote, 'end')
+  t.is(Buffer.concat(received).length, 8 << 20)
+  sock.close()
+  await done()
 })

@@ -416,6 +416,21 @@ class HubClient {
   }
 
   /**
+   * Raises `exception` at a transient wait still pending: through the hub if
+   * it knows the wait (parked, with its timer), at once otherwise (a
+   * Promise-based wait the hub need not know: a kill reaches it directly).
+   */
+  interruptTransient(r: TransientWait, exception: unknown): void {
+    r.exception = exception
+    if (r._hubState === RUNNING) {
+      this.discard(r)
+      r._resume(Outcome.INTERRUPTED)
+    } else {
+      this.interrupt(r)
+    }
+  }
+
+  /**
    * Takes back an interrupt that waits for the next wait of `r` (queued
    * while it ran); returns whether there was one. One already made ready
    * is delivered.

@@ -34,6 +34,7 @@ import { isUint8Array } from 'node:util/types'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
+import { type Blocking, TIMED_OUT as TIMED_OUT_TURN, WaitList, drive } from './_waiters'
 import { type HubRecord, Outcome, type WokenWait, currentStorage, hub, suspendFresh, suspendWith } from './hub'
 import { native } from './native'
 import { KEEP_ALIVE_MS } from './_keep-alive'
@@ -125,6 +126,7 @@ export function socketError(syscall: string, status: number, peer?: { address: s
 
 const ETIMEDOUT = -constants.errno.ETIMEDOUT
 const EBADF = -constants.errno.EBADF
+const EPIPE = -constants.errno.EPIPE
 
 /** `recvExactly` met EOF before it had all the bytes it wanted. */
 export class IncompleteReadError extends Error {
@@ -355,12 +357,16 @@ class NetClient {
   /**
    * Keeps the process alive until a closed socket has written out its
    * queue, for `CLOSE_LINGER_MS` at most: a peer that stops reading must
-   * not keep it alive forever (the reactor goes on writing meanwhile).
+   * not keep it alive forever, nor its fd (the reactor goes on writing
+   * meanwhile; at the limit the socket is closed, the rest unsent).
    */
   holdUntilClosed(handle: NativeSocket): void {
     // Outside any greenlet: killing the one that closed must not end the wait.
     currentStorage.exit(() => {
-      void nativeWait((id) => handle.closeWait(id), CLOSE_LINGER_MS, () => true)
+      void nativeWait((id) => handle.closeWait(id), CLOSE_LINGER_MS, () => true).then((result) => {
+        // Still not written out: close now, releasing the fd, the rest unsent.
+        if (result === TIMED_OUT) handle.abandon()
+      })
     })
   }
 
@@ -518,8 +524,16 @@ export class Socket {
    * reactor's delivery), before it ran, is left for it to raise. Reused.
    */
   readonly #woken: WokenWait = { interrupted: false, exception: undefined, holder: undefined }
-  /** A `sendall` still waiting for room: later ones go after it. */
-  #sending: Promise<void> | undefined = undefined
+  /** A `sendall` is waiting for room: later ones wait their turn in `#sendLine`. */
+  #sendBusy = false
+  /** Sendalls waiting for the one in progress, in call order; one handed the turn and interrupted passes it on. */
+  readonly #sendLine = new WaitList<true>(() => this.#passTurn())
+  /** The wait for room of the sendall in progress (0: none): close() ends it. */
+  #drainWait = 0
+  /** `shutdown('write')` was called: later sendalls fail with EPIPE. */
+  #writeShut = false
+  /** The write side shuts once the sendall in progress is done. */
+  #shutWhenSent = false
   #local: AddressInfo | null | undefined = undefined
   #remote: AddressInfo | null | undefined = undefined
 
@@ -795,69 +809,114 @@ export class Socket {
    * Sends all of `data` (a string as UTF-8): writes what the kernel takes,
    * queues what fits in the socket's 64 KiB queue, and resolves once every
    * byte is written or queued; otherwise waits for room (a peer that stops
-   * reading makes it wait). Sends are made in call order. Rejects with the
-   * error of an earlier queued write that failed (EPIPE, ECONNRESET...), or
-   * ETIMEDOUT if no room comes within the socket's timeout. A kill or
-   * Timeout while it waits leaves the bytes sent so far sent, and the rest
-   * unsent.
+   * reading makes it wait). Sends are made in call order: one called while
+   * another waits for room waits its turn, as a greenlet wait (a kill or the
+   * socket's timeout ends it, nothing of it sent). Rejects with the error of
+   * an earlier queued write that failed (EPIPE, ECONNRESET...), ETIMEDOUT if
+   * no room comes within the socket's timeout, EBADF if the socket is
+   * closed meanwhile. A kill or Timeout while it waits for room leaves the
+   * bytes sent so far sent, and the rest unsent.
    */
   sendall(data: Buffer | Uint8Array | string): Promise<void> {
     try {
       const bytes = toBytes(data)
-      this.#check('send')
-      const ahead = this.#sending
-      if (ahead !== undefined) return this.#track(ahead.then(noop, noop).then(() => this.#send(bytes)))
-      return this.#send(bytes)
+      this.#checkSend()
+      return this.#sendBusy ? this.#sendInTurn(bytes) : this.#send(bytes)
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  /** Sends what the socket takes now; the rest after waiting for room. */
-  #send(bytes: Uint8Array): Promise<void> {
+  #checkSend(): void {
     this.#check('send')
+    if (this.#writeShut) throw socketError('send', EPIPE)
+  }
+
+  /** Sends what the socket takes now; the rest after waiting for room, holding the turn. */
+  #send(bytes: Uint8Array): Promise<void> {
     const taken = net.send(this.#slot, this.#generation, bytes)
     if (taken < 0) throw socketError('send', taken)
-    return taken === bytes.length ? SENT : this.#track(this.#sendRest(bytes, taken))
+    if (taken === bytes.length) return SENT
+    this.#sendBusy = true
+    return this.#sendRest(bytes, taken)
   }
 
-  /** `sending` is the send in progress until it settles (later sends wait for it). */
-  #track(sending: Promise<void>): Promise<void> {
-    this.#sending = sending
-    const done = (): void => {
-      if (this.#sending === sending) this.#sending = undefined
+  /**
+   * Waits for the sendalls ahead of it, as a greenlet wait (a kill or the
+   * socket's timeout ends it with nothing of it sent), then sends.
+   */
+  async #sendInTurn(bytes: Uint8Array): Promise<void> {
+    if ((await drive(this.#waitTurn())) === TIMED_OUT_TURN) throw socketError('send', ETIMEDOUT)
+    // The turn is this call's now (#sendBusy stayed set for it).
+    let taken: number
+    try {
+      this.#checkSend()
+      taken = net.send(this.#slot, this.#generation, bytes)
+      if (taken < 0) throw socketError('send', taken)
+    } catch (err) {
+      this.#passTurn()
+      throw err
     }
-    sending.then(done, done)
-    return sending
+    if (taken === bytes.length) this.#passTurn()
+    else await this.#sendRest(bytes, taken)
   }
 
+  *#waitTurn(): Blocking<true | typeof TIMED_OUT_TURN> {
+    return yield this.#sendLine.request(this.#timeoutMs)
+  }
+
+  /** The sendall in progress is done: the next one in line goes on, or the socket is free to send. */
+  #passTurn(): void {
+    if (this.#sendLine.handOff(true) !== undefined) return
+    this.#sendBusy = false
+    if (this.#shutWhenSent && !this.#closed) {
+      this.#shutWhenSent = false
+      void this.#native.shutdown(1)
+    }
+  }
+
+  /** Waits for room and sends the rest, then passes the turn on. */
   async #sendRest(bytes: Uint8Array, from: number): Promise<void> {
     const handle = this.#native
-    while (from < bytes.length) {
-      const result = await nativeWait(
-        (id) => handle.drainWait(id, SEND_LOW_WATER),
-        this.#timeoutMs,
-        (id) => handle.cancelDrain(id),
-        true,
-      )
-      if (result === TIMED_OUT) throw socketError('send', ETIMEDOUT)
-      if (typeof result === 'number' && result < 0) throw socketError('send', result)
-      const taken = net.send(this.#slot, this.#generation, bytes.subarray(from))
-      if (taken < 0) throw socketError('send', taken)
-      from += taken
+    try {
+      while (from < bytes.length) {
+        const result = await nativeWait(
+          (id) => {
+            this.#drainWait = id
+            return handle.drainWait(id, SEND_LOW_WATER)
+          },
+          this.#timeoutMs,
+          (id) => handle.cancelDrain(id),
+          true,
+        )
+        this.#drainWait = 0
+        if (result === TIMED_OUT) throw socketError('send', ETIMEDOUT)
+        if (typeof result === 'number' && result < 0) throw socketError('send', result)
+        // Closed meanwhile (its wait ended by close()).
+        this.#check('send')
+        const taken = net.send(this.#slot, this.#generation, bytes.subarray(from))
+        if (taken < 0) throw socketError('send', taken)
+        from += taken
+      }
+    } finally {
+      this.#drainWait = 0
+      this.#passTurn()
     }
   }
 
-  /** Shuts down reading (`'read'`/0), writing (`'write'`/1) or both (`'both'`/2). */
+  /**
+   * Shuts down reading (`'read'`/0), writing (`'write'`/1) or both
+   * (`'both'`/2). Writing ends once the sendall in progress (and those
+   * waiting for it, called before) are done; a sendall called after fails
+   * with EPIPE.
+   */
   shutdown(how: 'read' | 'write' | 'both' | 0 | 1 | 2): void {
     const mode = checkShutdown(how)
     this.#check('shutdown')
-    if (mode !== 0 && this.#sending !== undefined) {
-      // Writing ends once the sendall in progress has queued its last byte.
+    if (mode !== 0) this.#writeShut = true
+    if (mode !== 0 && this.#sendBusy) {
       if (mode === 2) this.#shutdownNow(0)
-      const handle = this.#native
-      const later = (): void => void handle.shutdown(1)
-      this.#sending.then(later, later)
+      this.#shutWhenSent = true
       return
     }
     this.#shutdownNow(mode)
@@ -870,8 +929,11 @@ export class Socket {
 
   /**
    * Closes the socket: a recv waiting in another greenlet rejects with
-   * EBADF, and so do later calls; bytes still queued by `sendall` (and the
-   * rest of a `sendall` in progress) are written first. Idempotent.
+   * EBADF, and so do a sendall waiting for room (what it had queued is
+   * sent, the rest not: gevent's "File descriptor was closed in another
+   * greenlet"), those waiting for it, and later calls. Bytes queued are
+   * written out first: for 10 s at most if the peer does not read, then
+   * the connection is closed with the rest unsent. Idempotent.
    */
   close(): void {
     if (this.#closed) return
@@ -886,13 +948,7 @@ export class Socket {
     }
     this.#armed = false
     this.#unregister()
-    const sending = this.#sending
-    if (sending !== undefined) {
-      // The sendall in progress goes on; the socket closes once it is done.
-      const later = (): void => this.#closeNative()
-      sending.then(later, later)
-      return
-    }
+    if (this.#drainWait !== 0) net.complete(this.#drainWait, EBADF)
     this.#closeNative()
   }
 

@@ -88,8 +88,7 @@ class DelegateWaits extends Set<TransientWait> {
 
 function interruptWait(wait: TransientWait, exception: unknown): boolean {
   if (hub.resumables.get(wait.id) !== wait) return false
-  wait.exception = exception
-  hub.interrupt(wait)
+  hub.interruptTransient(wait, exception)
   return true
 }
 

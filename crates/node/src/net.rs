@@ -340,6 +340,12 @@ impl NativeSocket {
         self.reactor().close(self.token) as u32
     }
 
+    /// After `close`: closes now, dropping the queue still unwritten.
+    #[napi(catch_unwind)]
+    pub fn abandon(&self) {
+        self.reactor().abandon(self.token)
+    }
+
     /// `wait_id` completes once the socket is really closed: `DONE` if it is.
     #[napi(catch_unwind)]
     pub fn close_wait(&self, wait_id: u32) -> i32 {

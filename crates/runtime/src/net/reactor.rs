@@ -634,6 +634,14 @@ impl Reactor {
         queued
     }
 
+    /// Closes a socket still writing out its queue after `close` (a peer
+    /// that stopped reading), dropping what is unwritten: its fd is released.
+    pub fn abandon(&mut self, token: Token) {
+        if self.sock(token).is_some() {
+            self.remove(token);
+        }
+    }
+
     /// Completes `wait_id` (through a poll) once the fd is closed: `true` if
     /// it is already.
     pub fn close_wait(&mut self, token: Token, wait_id: u32) -> bool {
