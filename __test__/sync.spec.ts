@@ -372,6 +372,30 @@ serial('Timeout fires at the greenlet’s wait; Timeout.run kills a slow functio
   t.deepEqual(result, { first: true, second: true, fast: 7 })
 })
 
+serial('Timeout.run settles at its deadline, as in the async mode, even if the work swallows the kill', async (t) => {
+  const took = await run(() => {
+    const start = Date.now()
+    let outcome: unknown
+    try {
+      outcome = Timeout.run(30, () => {
+        for (let i = 0; i < 5; i++) {
+          try {
+            sleep(400)
+          } catch {
+            // Swallowed: it goes on.
+          }
+        }
+        return 'late'
+      })
+    } catch (err) {
+      outcome = err
+    }
+    return { timedOut: outcome instanceof Timeout, ms: Date.now() - start }
+  })
+  t.true(took.timedOut)
+  t.true(took.ms < 1_500, `settled after ${took.ms} ms, when the work ended (2 s), not at its deadline (30 ms)`)
+})
+
 serial('two Timeouts that expire in one turn are each raised, at the wait then at the next one', async (t) => {
   const seen = await run(() => {
     const outer = Timeout.startNew(30)

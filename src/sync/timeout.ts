@@ -29,7 +29,9 @@ export class Timeout extends TimeoutBase {
     joinOrKill(g, delay)
     if (g.dead) return g.get()
     const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
-    g.kill(raised)
+    // Settles at the deadline, as the async mode's: the work dies at its
+    // next wait (one that swallows the kill goes on, in its own greenlet).
+    g.kill(raised, { block: false })
     void g.exception // observed: the caller gets it (or the fallback)
     const fallback = fallbackOf(o)
     if (fallback !== undefined) return fallback.value
