@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm'
 
 import test from 'ava'
 
-import { GreenletExit, sleep, spawn } from '../index'
+import { GreenletExit, Timeout, sleep, spawn } from '../index'
 import { IncompleteReadError, type Socket, StreamServer, connect } from '../index'
 
 // The hub is process-wide: keep tests from sharing turns.
@@ -605,5 +605,14 @@ serial("shutdown('write') while a sendall waits: that sendall is written out fir
   await once(remote, 'end')
   t.is(Buffer.concat(received).length, 8 << 20)
   sock.close()
+  await done()
+})
+
+serial('after Timeout.run gave up on a recv, the caller can recv on that socket at once: the killed recv has let go', async (t) => {
+  const { sock, remote, done } = await pair()
+  await t.throwsAsync(Timeout.run(30, () => sock.recvLine()), { instanceOf: Timeout })
+  const next = sock.recvLine()
+  remote.write('later\n')
+  t.is((await next).toString(), 'later\n')
   await done()
 })

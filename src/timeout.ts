@@ -7,7 +7,7 @@
  * awaiting something foreign.
  */
 import { checkFunction, checkMs, checkOptions, rejecting } from './errors'
-import { Alarm } from './hub'
+import { Alarm, sleep } from './hub'
 import { type Greenlet, getcurrent, spawn } from './greenlet'
 
 export interface TimeoutRunOptions {
@@ -166,8 +166,11 @@ export class Timeout extends TimeoutBase {
       if (g.dead) return g.get()
       const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
       // Settles at the deadline: the work dies at its next wait, or when a
-      // foreign await it is in (told through g.signal) lets go.
+      // foreign await it is in (told through g.signal) lets go. It runs once
+      // first, so that a wait it dies in lets go of what it held (a socket's
+      // recv the caller may go on with).
       void g.kill(raised, { block: false })
+      await sleep(0)
       void g.exception // observed: the caller gets it (or the fallback)
       const fallback = fallbackOf(o)
       if (fallback !== undefined) return fallback.value

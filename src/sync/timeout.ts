@@ -5,6 +5,7 @@
 import { checkFunction, checkMs, checkOptions } from '../errors'
 import { type TimeoutRunOptions, type TimeoutTarget, TimeoutBase, fallbackOf } from '../timeout'
 import { type Greenlet, blockingGreenlet, getcurrent, spawn } from './greenlet'
+import { sleep } from './waits'
 
 export class Timeout extends TimeoutBase {
   /** Creates and starts a Timeout in the current sync greenlet. */
@@ -31,7 +32,10 @@ export class Timeout extends TimeoutBase {
     const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
     // Settles at the deadline, as the async mode's: the work dies at its
     // next wait (one that swallows the kill goes on, in its own greenlet).
+    // It runs once first, so that a wait it dies in lets go of what it held
+    // (a socket's recv the caller may go on with).
     g.kill(raised, { block: false })
+    sleep(0)
     void g.exception // observed: the caller gets it (or the fallback)
     const fallback = fallbackOf(o)
     if (fallback !== undefined) return fallback.value
