@@ -35,7 +35,7 @@ serial('sleep(0) yields round-robin to every other ready greenlet', async (t) =>
   t.deepEqual(order, ['a0', 'b0', 'c0', 'a1', 'b1', 'c1', 'a2', 'b2', 'c2'])
 })
 
-serial('joinall() counts a greenlet listed twice once: it returns when all have finished, each as often as listed, a copy of the list', async (t) => {
+serial('joinall() returns when all have finished, a greenlet listed twice as often as listed, in a copy of the list', async (t) => {
   const a = spawn(() => sleep(20))
   const b = spawn(() => sleep(5))
   const list = [a, b, a]
@@ -55,6 +55,18 @@ serial('joinall() counts a greenlet listed twice once: it returns when all have 
   })
   const err = await t.throwsAsync(joinall([bad, bad, spawn(() => sleep(30))], { raiseError: true }))
   t.is(err?.message, 'bad')
+})
+
+serial('joinall({ count }) counts entries as gevent does: a greenlet listed three times is three once it has finished', async (t) => {
+  const a = spawn(() => sleep(60))
+  const b = spawn(() => sleep(5))
+  // b alone finishes first: one entry of the three wanted; a's three entries come with it.
+  const done = await joinall([a, a, a, b], { count: 3 })
+  t.true(a.dead, 'returned before three entries had finished')
+  t.deepEqual(done, [a, a, a, b])
+  const c = spawn(() => sleep(1_000))
+  t.deepEqual(await joinall([c, c], { count: 1, timeoutMs: 20 }), [])
+  c.kill(undefined, { block: false })
 })
 
 serial('sleep() resolves with undefined, as gevent.sleep returns None: in a greenlet and outside, yielding or timed', async (t) => {

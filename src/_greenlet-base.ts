@@ -126,7 +126,6 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   _livePrev: GreenletBase<unknown, unknown> | undefined = undefined
   /** @internal */ _liveNext: GreenletBase<unknown, unknown> | undefined = undefined
   #rare: Rare | undefined = undefined
-  /** @internal See JoinableGreenlet (lifecycle.ts). */ _joinPlan = 0
 
   protected constructor(fn: (...args: any[]) => T | PromiseLike<T>, args: unknown[]) {
     super(false)

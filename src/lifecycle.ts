@@ -51,14 +51,14 @@ export interface JoinableGreenlet {
   readonly dead: boolean
   successful(): boolean
   readonly exception: unknown
-  /** The last joinall plan that counted it: finds duplicates without a Set. */
-  _joinPlan: number
 }
 
 /**
  * joinall's arguments, checked, and what it waits for: the greenlets (a
- * copy), timeout (-1: none), fail fast, the distinct greenlets not
- * finished yet, and how many of them must finish.
+ * copy), timeout (-1: none), fail fast, the entries not finished yet, and
+ * how many of them must finish. Entries, as gevent counts them: a greenlet
+ * listed twice counts twice when it finishes (the hub's join wait counts
+ * one death per registration).
  */
 export interface JoinAllPlan<G> {
   list: G[]
@@ -67,8 +67,6 @@ export interface JoinAllPlan<G> {
   pending: G[]
   missing: number
 }
-
-let lastPlan = 0
 
 /**
  * Plans joinall() over the iterable `greenlets` (each checked with
@@ -84,16 +82,10 @@ export function planJoinAll<G extends JoinableGreenlet>(
   const count = list.length
   const pending: G[] = []
   let firstFailure: G | undefined
-  // A plan is synchronous: its number marks what it has counted, and no other plan runs meanwhile.
-  const plan = (lastPlan = (lastPlan + 1) | 0)
   for (let i = 0; i < count; i++) {
     const g = isGreenlet === undefined ? list[i] : checkGreenlet('greenlets', list, i, isGreenlet)
-    if (g.dead) {
-      if (firstFailure === undefined && !g.successful()) firstFailure = g
-    } else if (g._joinPlan !== plan) {
-      g._joinPlan = plan
-      pending.push(g)
-    }
+    if (!g.dead) pending.push(g)
+    else if (firstFailure === undefined && !g.successful()) firstFailure = g
   }
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
