@@ -703,3 +703,16 @@ test('Timeout.start() in a callback a finished greenlet scheduled throws: there 
   })
   t.regex(String(await outcome), /must be called inside a running greenlet/)
 })
+
+test('a kill with any value, null included, that comes during a foreign await wins over the value returned after it', async (t) => {
+  const g = spawn(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    return 'value'
+  })
+  g.linkException(() => {}) // looked at: no report on stderr
+  await sleep(5)
+  void g.kill(null, { block: false })
+  await g.join()
+  t.false(g.successful())
+  t.is(g.exception, null)
+})

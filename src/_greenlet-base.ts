@@ -512,9 +512,13 @@ export abstract class GreenletBase<T, G> extends HubRecord {
    */
   protected _finishReturned(value: T): void {
     const rare = this.#rare
-    const kill = rare?.killedWith ?? NO_INTERRUPT
-    if (kill !== NO_INTERRUPT && (rare!.interrupt === kill || rare!.laterInterrupts?.includes(kill) === true)) this._finish(undefined, kill, true)
-    else this._finish(value, undefined, false)
+    const kill = rare === undefined ? NO_INTERRUPT : rare.killedWith
+    if (kill !== NO_INTERRUPT && (rare!.interrupt === kill || rare!.laterInterrupts?.includes(kill) === true)) {
+      this._withdrawRaise(kill)
+      this._finish(undefined, kill, true)
+    } else {
+      this._finish(value, undefined, false)
+    }
   }
 
   /**
