@@ -296,3 +296,16 @@ serial('blocking socket calls outside sync greenlets throw the sync module’s E
   t.true(server.closed)
   t.true(Greenlet !== undefined)
 })
+
+serial("the async StreamServer started from a sync greenlet fails with an Error that names the sync one, not a bad host", async (t) => {
+  const { StreamServer: AsyncStreamServer } = await import('../index')
+  const message = await run(() => {
+    try {
+      new AsyncStreamServer({ host: '127.0.0.1', port: 0 }, 'echo').start()
+      return 'started'
+    } catch (err) {
+      return (err as Error).message
+    }
+  })
+  t.regex(message, /greenthread\/sync's StreamServer/)
+})

@@ -8,6 +8,7 @@ import test from 'ava'
 import { type ChildResult, runNode } from './_child'
 
 import {
+  Event,
   Greenlet,
   GreenletExit,
   Timeout,
@@ -396,6 +397,27 @@ serial('Timeout.run settles at its deadline, as in the async mode, even if the w
   t.true(took.ms < 1_500, `settled after ${took.ms} ms, when the work ended (2 s), not at its deadline (30 ms)`)
 })
 
+serial('a kill that reaches a greenlet woken but not yet run wins over the value it then returns, as in the async mode', async (t) => {
+  const outcome = await run(() => {
+    const ev = new Event()
+    let target: InstanceType<typeof Greenlet> | undefined
+    const killer = spawn(() => {
+      ev.wait()
+      target!.kill(new Error('stop'))
+    })
+    target = spawn(() => {
+      ev.wait()
+      return 'finished normally'
+    })
+    target.linkException(() => {}) // looked at: no report on stderr
+    sleep(1)
+    setImmediate(() => ev.set()) // wakes both in one hub turn, the killer first
+    joinall([killer, target])
+    return [target.value, (target.exception as Error | undefined)?.message]
+  })
+  t.deepEqual(outcome, [undefined, 'stop'])
+})
+
 serial('two Timeouts that expire in one turn are each raised, at the wait then at the next one', async (t) => {
   const seen = await run(() => {
     const outer = Timeout.startNew(30)
@@ -697,11 +719,13 @@ function monkeyScenario(dir: string): unknown[] {
     const wrote = [fs.writeSync(fd, 'abcdef'), fs.writeSync(fd, Buffer.from('XY'), 0, 2, 1)]
     const buf = Buffer.alloc(10)
     const read = fs.readSync(fd, buf, 0, 10, 0)
+    // No position: from the current one (after the writes, the end).
+    const atEnd = (fs.readSync as (...args: unknown[]) => number)(fd, Buffer.alloc(4), 0, 4)
     const size = fs.fstatSync(fd).size
     fs.ftruncateSync(fd, 4)
     fs.fsyncSync(fd)
     fs.closeSync(fd)
-    return [typeof fd, wrote, read, buf.toString('utf8', 0, read), size, fs.readFileSync(p('fd.txt'), 'utf8')]
+    return [typeof fd, wrote, read, atEnd, buf.toString('utf8', 0, read), size, fs.readFileSync(p('fd.txt'), 'utf8')]
   })
   record('openSync missing', () => fs.openSync(p('nope'), 'r'))
   record('mkdtempSync', () => path.basename(fs.mkdtempSync(p('tmp-'))).startsWith('tmp-'))
@@ -716,6 +740,8 @@ function monkeyScenario(dir: string): unknown[] {
   record('execSync utf8, stderr piped', () => childProcess.execSync('echo out; echo err >&2', { encoding: 'utf8', stdio: 'pipe' }))
   record('execSync fails', () => childProcess.execSync('echo partial; echo why >&2; exit 3', { stdio: 'pipe' }))
   record('execSync input', () => childProcess.execSync('tr a-z A-Z', { input: 'piped in', encoding: 'utf8' }))
+  record('execFileSync, args undefined, options third', () => childProcess.execFileSync('pwd', undefined, { cwd: dir, encoding: 'utf8' }))
+  record('spawnSync, args null, options third', () => childProcess.spawnSync('pwd', null as unknown as string[], { cwd: dir, encoding: 'utf8' }).stdout)
   record('execSync cwd and env', () => childProcess.execSync('pwd; echo $GT_VALUE', { cwd: dir, env: { ...process.env, GT_VALUE: 'seen' }, encoding: 'utf8' }))
   return out
 }

@@ -140,7 +140,15 @@ function patchFs(): void {
     }),
   )
   const read = promisify(fs.read) as (...args: unknown[]) => Promise<{ bytesRead: number }>
-  replace(fs, 'readSync', yielding('readSync', fs.readSync, (...args) => block(read(...args)).bytesRead))
+  replace(
+    fs,
+    'readSync',
+    yielding('readSync', fs.readSync, (...args) => {
+      // readSync(fd, buffer, offset, length) reads at the current position; read() would take its callback for the position.
+      if (args.length === 4) args.push(null)
+      return block(read(...args)).bytesRead
+    }),
+  )
   const write = promisify(fs.write) as (...args: unknown[]) => Promise<{ bytesWritten: number }>
   replace(fs, 'writeSync', yielding('writeSync', fs.writeSync, (...args) => block(write(...args)).bytesWritten))
   const realpath = promisify(fs.realpath)
@@ -256,8 +264,10 @@ function execError(ret: SpawnResult, args: readonly string[] | undefined, comman
 }
 
 /** `file, args?, options?` as the sync spawn functions take them. */
+/** As Node's spawn arguments: `args` omitted, `undefined` or `null` leaves `options` in third place. */
 function splitArgs(args: unknown, options: unknown): [string[], SyncSpawnOptions] {
   if (Array.isArray(args)) return [args.map(String), { ...(options as SyncSpawnOptions) }]
+  if (args === undefined || args === null) return [[], { ...(options as SyncSpawnOptions) }]
   return [[], { ...(args as SyncSpawnOptions) }]
 }
 

@@ -18,6 +18,8 @@
  * A started server keeps the process alive until it is stopped, like Node's
  * `net.Server`.
  */
+import { isIP } from 'node:net'
+
 import type { NativeListener, NativeServer } from 'native-binding'
 import { checkFunction, checkMs, checkOptions, invalidType } from './errors'
 import { type Greenlet, getcurrent, joinall, killall, spawn } from './greenlet'
@@ -178,7 +180,11 @@ export class StreamServer {
           : client.listen(this.#host, this.#port, this.#backlog)
     } catch (err) {
       // The runtime rejects hosts that are not IP addresses.
-      throw Object.assign(new TypeError(`listener.host must be an IP address or 'localhost', got '${this.#host}'`), { cause: err })
+      if (isIP(this.#host) === 0 && this.#host !== 'localhost') {
+        throw Object.assign(new TypeError(`listener.host must be an IP address or 'localhost', got '${this.#host}'`), { cause: err })
+      }
+      // Its native objects are made on the main thread only (greenthread/sync's StreamServer moves there).
+      throw new Error(`StreamServer.start() could not create its listener (in a sync greenlet, use greenthread/sync's StreamServer): ${(err as Error)?.message}`, { cause: err })
     }
     if (typeof made === 'number') throw socketError('listen', made, { address: this.#host, port: this.#port })
     this.#native = made

@@ -400,7 +400,9 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     // A parent suspended in switch() gets the result and the baton from
     // here: RESUMED goes before DIE, so the hub does not resume it again.
     const parentSlot = parent !== undefined && parent._inSwitch ? parent.#resumeDirectly() : NO_SLOT
-    this._finish(value, error, failed)
+    // A kill no wait raised (it came after its last wait ended) wins over the value, as in the async mode.
+    if (failed) this._finish(undefined, error, true)
+    else this._finishReturned(value as T)
     this.#slot = NO_SLOT
     return parentSlot !== NO_SLOT ? parentSlot : nextSlot()
   }
