@@ -28,6 +28,11 @@ export function fail(message: string): never {
   throw new TaskError(message)
 }
 
+/** Throws a TaskError without message. */
+export function failEmpty(): never {
+  throw new TaskError('')
+}
+
 /** Throws an Error whose cause is a RangeError with a property. */
 export function failCaused(message: string): never {
   throw new Error(message, { cause: Object.assign(new RangeError(`${message} (cause)`), { code: 'E_CAUSE' }) })

@@ -187,6 +187,8 @@ if (!hasRedis) {
     t.is(err.message, 'boom')
     t.is(err.code, 'E_TASK')
     t.regex(err.stack!, /at fail /)
+    const empty = (await ex.submit('failEmpty').exception()) as Tasks.TaskError
+    t.deepEqual([empty.name, empty.message, empty.code], ['TaskError', '', 'E_TASK'])
     const caused = (await ex.submit('failCaused', 'outer').exception()) as Error
     const cause = caused.cause as RangeError & { code: string }
     t.true(cause instanceof RangeError)

@@ -508,7 +508,8 @@ export class DistributedExecutor<M extends object = TaskModule> {
     if (typeof recorded === 'string') {
       try {
         const err = decodeError(recorded)
-        if (!(err instanceof Error) || err.message === reason) return err
+        // bullmq drops an empty reason (an Error without message): '' then.
+        if (!(err instanceof Error) || err.message === (job.failedReason || '')) return err
       } catch (inner) {
         debug('queue %s: the error of job %s cannot be read: %s', this.queue, job.id, (inner as Error)?.message)
       }
