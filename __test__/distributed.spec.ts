@@ -407,6 +407,23 @@ if (!hasRedis) {
     t.true(Date.now() - cliStarted < 8000)
   })
 
+  serial('a server that accepts the connection but never answers: ready() and runWorker() fail within connectTimeoutMs', async (t) => {
+    const silent = net.createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const port = (silent.address() as net.AddressInfo).port
+    try {
+      const started = Date.now()
+      const ex = new DistributedExecutor({ connection: { host: '127.0.0.1', port }, queue: 'q', connectTimeoutMs: 500 })
+      await t.throwsAsync(ex.ready(), { message: new RegExp(`cannot connect to Redis at 127\\.0\\.0\\.1:${port}.*did not answer`) })
+      t.true(Date.now() - started < 5000, `took ${Date.now() - started} ms`)
+      await t.throwsAsync(runWorker({ connection: { host: '127.0.0.1', port }, queue: 'q', module: TASKS, connectTimeoutMs: 300 }), {
+        message: /did not answer/,
+      })
+    } finally {
+      silent.close()
+    }
+  })
+
   serial('a process that exits with futures pending fails them before it goes', async (t) => {
     const script = `
       const { DistributedExecutor } = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))})

@@ -122,6 +122,18 @@ export function isTask(value: unknown): boolean {
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Whether `attempt` resolves within `ms` (false: it was too late; its rejection is then dropped). */
+async function answersWithin(attempt: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)))
+  try {
+    return await Promise.race([attempt.then(() => true), late])
+  } finally {
+    clearTimeout(timer)
+    attempt.catch(() => {})
+  }
+}
+
 /**
  * Connects a client of our own (not bullmq's), retrying for `timeoutMs`;
  * then fails with an Error naming the address, instead of ioredis'
@@ -152,9 +164,14 @@ export async function connect(conn: Connection, timeoutMs: number): Promise<Redi
   const deadline = performance.now() + timeoutMs
   for (;;) {
     try {
-      await client.connect()
-      connected = true
-      return client
+      // Bounded: a server that accepts the connection but never answers
+      // leaves ioredis' ready check waiting with no timeout of its own.
+      if (await answersWithin(client.connect(), deadline - performance.now())) {
+        connected = true
+        return client
+      }
+      lastError ??= new Error('the server accepted the connection but did not answer')
+      break
     } catch (err) {
       lastError ??= err
     }
