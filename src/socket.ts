@@ -848,17 +848,17 @@ export class Socket {
   async #sendInTurn(bytes: Uint8Array): Promise<void> {
     if ((await drive(this.#waitTurn())) === TIMED_OUT_TURN) throw socketError('send', ETIMEDOUT)
     // The turn is this call's now (#sendBusy stayed set for it).
-    let taken: number
+    let sending: Promise<void>
     try {
       this.#checkSend()
-      taken = net.send(this.#slot, this.#generation, bytes)
-      if (taken < 0) throw socketError('send', taken)
+      sending = this.#send(bytes)
     } catch (err) {
       this.#passTurn()
       throw err
     }
-    if (taken === bytes.length) this.#passTurn()
-    else await this.#sendRest(bytes, taken)
+    // All taken at once; otherwise #sendRest passes the turn on when done.
+    if (sending === SENT) this.#passTurn()
+    else await sending
   }
 
   *#waitTurn(): Blocking<true | typeof TIMED_OUT_TURN> {
