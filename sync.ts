@@ -34,7 +34,9 @@
  * - Each suspended greenlet keeps its stack, which V8 scans at every GC:
  *   pauses grow with the number of suspended greenlets.
  * - Blocking calls outside sync greenlets throw. So do blocking calls made
- *   from link callbacks and Promise callbacks, which run on the main thread.
+ *   from link callbacks and Promise callbacks, which run on the main thread,
+ *   and inside `vm` scripts run with `timeout` or `breakOnSigint` (whose
+ *   watchdog terminates whatever JS runs when it fires).
  * - AsyncLocalStorage is per greenlet on AsyncContextFrame (Node 24+: each
  *   starts with no store) and shared on async_hooks (Node 20, 22). Do not
  *   block inside `AsyncResource#runInAsyncScope`, nor inside a callback that

@@ -549,6 +549,62 @@ serial('sync greenlets: signal aborts with the kill exception, startLater starts
   t.regex(r.linkError ?? '', /blocks, and only code running in a sync greenlet can block/)
 })
 
+serial('a greenlet cannot block inside a vm script under a watchdog; the others and the main thread run on', async (t) => {
+  // Node ends a script run with timeout/breakOnSigint by terminating whatever
+  // JS runs when the watchdog fires: had the greenlet handed over, that was
+  // the busy greenlet (never finished) or the main thread (exit 1).
+  const r = await runChild(
+    `
+const { run, spawn, joinall, sleep, Greenlet, monkey } = require(SYNC)
+const vm = require('vm'), fs = require('fs')
+monkey.patchAll()
+const caught = (fn) => { try { return fn() } catch (e) { return e.code ?? e.message } }
+let mainTicks = 0
+const ticker = setInterval(() => mainTicks++, 1)
+run(() => {
+  const t0 = Date.now()
+  const busy = spawn(() => {
+    let rounds = 0
+    while (Date.now() - t0 < 150) { const s = Date.now(); while (Date.now() - s < 2); sleep(1); rounds++ }
+    return rounds
+  })
+  const blocker = spawn(() => {
+    const other = new Greenlet(() => 'other')
+    const r = {
+      sleep: caught(() => vm.runInNewContext('sleep(100); "slept"', { sleep }, { timeout: 20 })),
+      switch: caught(() => vm.runInNewContext('other.switch()', { other }, { timeout: 20 })),
+      join: caught(() => vm.runInContext('busy.join()', vm.createContext({ busy }), { timeout: 20 })),
+      sigint: caught(() => new vm.Script('sleep(1)').runInThisContext({ breakOnSigint: true })),
+      spin: caught(() => vm.runInNewContext('for (;;);', {}, { timeout: 30 })),
+      realRead: caught(() => vm.runInNewContext('read(file, "utf8").length > 0', { read: fs.readFileSync, file: SYNC }, { timeout: 1000 })),
+      noTimeout: caught(() => vm.runInNewContext('sleep(5); "slept"', { sleep })),
+    }
+    sleep(5)
+    r.after = 'blocks again'
+    return r
+  })
+  joinall([busy, blocker])
+  return { busy: busy.value, blocker: blocker.value }
+}).then((r) => { clearInterval(ticker); console.log(JSON.stringify({ ...r, mainTicks })) })
+`,
+    [],
+    20_000,
+  )
+  t.is(r.status, 0, r.stderr)
+  const res = report(r)
+  const refused = /^(sleep|switch|join)\(\) blocks, and a sync greenlet cannot block inside a vm script run with a timeout or breakOnSigint/
+  t.regex(res.blocker.sleep, refused)
+  t.regex(res.blocker.switch, refused)
+  t.regex(res.blocker.join, refused)
+  t.regex(res.blocker.sigint, refused)
+  t.is(res.blocker.spin, 'ERR_SCRIPT_EXECUTION_TIMEOUT')
+  t.is(res.blocker.realRead, true)
+  t.is(res.blocker.noTimeout, 'slept')
+  t.is(res.blocker.after, 'blocks again')
+  t.true(res.busy > 10, `busy ran ${res.busy} rounds`)
+  t.true(res.mainTicks > 0)
+})
+
 serial('monkey-patched readFileSync lets another greenlet run (it writes the FIFO being read)', async (t) => {
   if (process.platform === 'win32') return t.pass()
   const r = await runChild(

@@ -36,6 +36,7 @@ import { promisify } from 'node:util'
 import { checkOptions } from './errors'
 import { currentGreenlet } from './sync/scheduler'
 import { block } from './sync/waits'
+import { underWatchdog } from './sync/watchdog'
 import { KEEP_ALIVE_MS } from './_keep-alive'
 
 export interface PatchOptions {
@@ -52,8 +53,9 @@ type AnyFunction = (...args: any[]) => any
 /** What was replaced, to restore it. */
 const originals: { target: Record<string, unknown>; name: string; value: unknown }[] = []
 
+/** Whether a blocking call can suspend the caller; elsewhere (and under a vm watchdog) the real call blocks. */
 function inGreenlet(): boolean {
-  return currentGreenlet() !== null
+  return currentGreenlet() !== null && !underWatchdog()
 }
 
 function replace(target: object, name: string, value: unknown): void {

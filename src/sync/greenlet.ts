@@ -24,13 +24,14 @@ import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../li
 import { syncNative } from './native'
 import { type BatonResumable, NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
+import { blockedByWatchdog, underWatchdog } from './watchdog'
 
 /** The sync greenlet running the calling code; `null` on the main thread outside greenlets. */
 export function getcurrent(): Greenlet | null {
   return currentGreenlet() as Greenlet | null
 }
 
-/** The current greenlet, which is about to block in `what`; throws outside greenlets. */
+/** The current greenlet, which is about to block in `what`; throws outside greenlets and inside vm scripts under a watchdog. */
 export function blockingGreenlet(what: string): Greenlet {
   const g = currentGreenlet()
   if (g === null) {
@@ -39,6 +40,7 @@ export function blockingGreenlet(what: string): Greenlet {
         "start one with run() or spawn() from 'greenthread/sync' (outside greenlets, use the async API)",
     )
   }
+  if (underWatchdog()) throw blockedByWatchdog(what)
   return g as Greenlet
 }
 
@@ -139,7 +141,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     if (this._state === 'dead') return
     const me = getcurrent()
     const block = o.block !== false && this._state !== 'new' && me !== this
-    if (block && me === null) blockingGreenlet('kill() (pass { block: false } to kill without waiting)')
+    if (block) blockingGreenlet('kill() (pass { block: false } to kill without waiting)')
     if (this._markKilled(exception)) return
     if (me === this) throw exception
     this._raiseAt(exception, true)
@@ -482,7 +484,7 @@ export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions)
   const { list, ms, exception, block } = planKillAll(greenlets, options, isGreenlet)
   const current = getcurrent()
   const others = list.filter((g) => g !== current)
-  if (block && current === null && others.some((g) => g.started && !g.dead)) {
+  if (block && others.some((g) => g.started && !g.dead)) {
     blockingGreenlet('killall() (pass { block: false } to kill without waiting)')
   }
   // Once each: a member still dying of an earlier kill is not raised in again.
