@@ -424,6 +424,36 @@ if (!hasRedis) {
     }
   })
 
+  serial('a Redis that stops answering without closing the connection breaks the executor after reconnectTimeoutMs; shutdown lets go', async (t) => {
+    // SIGSTOP: the kernel keeps the connection open and takes what is sent, as across a network partition.
+    const stoppedPort = await freePort()
+    const stopped = spawn('redis-server', ['--port', String(stoppedPort), '--bind', '127.0.0.1', '--dir', tmp, '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    try {
+      await waitForLine(stopped, /Ready to accept connections/, 10_000, 'redis-server')
+      const ex = await DistributedExecutor.connect({ connection: { host: '127.0.0.1', port: stoppedPort }, queue: 'nobody-serves-this', reconnectTimeoutMs: 1000 })
+      const f = ex.submit('square', 3)
+      await sleep(200)
+      stopped.kill('SIGSTOP')
+      const stoppedAt = Date.now()
+      const err = await f.exception({ timeoutMs: 15_000 })
+      t.true(err instanceof BrokenExecutor, String(err))
+      t.regex((err as Error).message, new RegExp(`Redis at 127\\.0\\.0\\.1:${stoppedPort} has not answered for more than 1000 ms`))
+      t.true(Date.now() - stoppedAt < 8000, `broke after ${Date.now() - stoppedAt} ms`)
+      t.throws(() => ex.submit('square', 4), { instanceOf: BrokenExecutor })
+      const shutdownAt = Date.now()
+      await ex.shutdown()
+      t.true(Date.now() - shutdownAt < 8000, `shutdown took ${Date.now() - shutdownAt} ms`)
+    } finally {
+      stopped.kill('SIGKILL')
+    }
+    // A healthy Redis answers the executor's pings: a task longer than reconnectTimeoutMs still settles.
+    const patient = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port }, queue: QUEUE, module: TASKS, reconnectTimeoutMs: 1000 })
+    executors.push(patient)
+    t.is(await patient.submit('nap', 2500, 'slow').result({ timeoutMs: 20_000 }), 'slow')
+  })
+
   serial('a process that exits with futures pending fails them before it goes', async (t) => {
     const script = `
       const { DistributedExecutor } = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))})

@@ -67,7 +67,7 @@ export interface DistributedExecutorOptions {
   backoffMs?: number
   /** Give up connecting after this long, with an Error naming the address. @default 3000 */
   connectTimeoutMs?: number
-  /** Once connected, pending futures fail (BrokenExecutor) if Redis stays unreachable this long. @default 60000 */
+  /** Once connected, pending futures fail (BrokenExecutor) if Redis stays unreachable, or does not answer, this long. @default 60000 */
   reconnectTimeoutMs?: number
   /** Finished jobs stay in Redis this long (a late reader can still find their outcome). @default 3600000 */
   keepJobsMs?: number
@@ -197,6 +197,8 @@ export class DistributedExecutor<M extends object = TaskModule> {
   #lastProgress = performance.now()
   #idleSweepMs = IDLE_SWEEP_MS
   #downSince: number | undefined
+  /** When a PING still unanswered was sent: a Redis that stops answering without closing the socket (stopped, partitioned) sends no 'close'. */
+  #pingSince: number | undefined
   #watch: NodeJS.Timeout | undefined
   #sweeping = false
   #sweepAgain = false
@@ -610,7 +612,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     }
   }
 
-  /** Every WATCH_MS while futures are pending: the connection's absence, silence. */
+  /** Every WATCH_MS while futures are pending: the connection's absence, an unanswered PING, silence. */
   #check(): void {
     if (!this.#connected || this.#closing !== undefined) return
     const now = performance.now()
@@ -620,11 +622,32 @@ export class DistributedExecutor<M extends object = TaskModule> {
           new BrokenExecutor(`lost the connection to Redis at ${this.address} for more than ${this.#reconnectTimeoutMs} ms; the executor is not usable (the jobs stay in Redis)`),
         )
       }
-    } else if (now - this.#lastProgress > this.#idleSweepMs) {
-      // Nothing heard of our jobs for long: a last resort against losses nothing else noticed.
-      this.#idleSweepMs = Math.min(2 * this.#idleSweepMs, IDLE_SWEEP_MAX_MS)
-      void this.#sweep('silence')
+    } else if (this.#pingSince !== undefined) {
+      if (now - this.#pingSince > this.#reconnectTimeoutMs) {
+        this.#break(
+          new BrokenExecutor(
+            `Redis at ${this.address} has not answered for more than ${this.#reconnectTimeoutMs} ms; the executor is not usable (the jobs stay in Redis)`,
+          ),
+        )
+      }
+    } else {
+      this.#ping(now)
+      if (now - this.#lastProgress > this.#idleSweepMs) {
+        // Nothing heard of our jobs for long: a last resort against losses nothing else noticed.
+        this.#idleSweepMs = Math.min(2 * this.#idleSweepMs, IDLE_SWEEP_MAX_MS)
+        void this.#sweep('silence')
+      }
     }
+  }
+
+  /** Asks Redis for a sign of life; #check breaks the executor if none comes within reconnectTimeoutMs. */
+  #ping(now: number): void {
+    this.#pingSince = now
+    const answered = (): void => {
+      this.#pingSince = undefined
+    }
+    // A PING that fails went with a closed connection: 'close' tells that.
+    this.#control!.ping().then(answered, answered)
   }
 
   #busy(): void {
@@ -667,7 +690,20 @@ export class DistributedExecutor<M extends object = TaskModule> {
       if (this.#watch !== undefined) clearInterval(this.#watch)
       if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer)
       await this.#ready.catch(noop)
-      await Promise.allSettled([this.#events?.close(), this.#bullQueue?.close()])
+      const closed = Promise.allSettled([this.#events?.close(), this.#bullQueue?.close()])
+      // Closing says QUIT and waits for the answer: from a Redis that does
+      // not answer (the executor broke of it, or it stops now) it never comes.
+      if (this.#broken === undefined) {
+        let timer: NodeJS.Timeout | undefined
+        const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#reconnectTimeoutMs, true)))
+        const late = await Promise.race([closed.then(() => false), gaveUp])
+        clearTimeout(timer)
+        if (!late) {
+          this.#control?.disconnect()
+          return
+        }
+      }
+      await Promise.allSettled([this.#events?.disconnect(), this.#bullQueue?.disconnect()])
       this.#control?.disconnect()
     })())
   }
