@@ -12,6 +12,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import test from 'ava'
+import { Queue as BullQueue } from 'bullmq'
 
 import { BrokenExecutor, CancelledError, DistributedExecutor, TimeoutError, asCompleted, runWorker, type Future } from '../index'
 import { describeExit, runNode } from './_child'
@@ -452,6 +453,33 @@ if (!hasRedis) {
     const patient = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port }, queue: QUEUE, module: TASKS, reconnectTimeoutMs: 1000 })
     executors.push(patient)
     t.is(await patient.submit('nap', 2500, 'slow').result({ timeoutMs: 20_000 }), 'slow')
+  })
+
+  serial('jobs removed by another client without an event (Queue.drain, obliterate) cancel their futures; they are not added again', async (t) => {
+    const cases = ['drain', 'obliterate'].map(async (how) => {
+      const queue = `removed-by-${how}`
+      const ex = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port }, queue, module: TASKS })
+      executors.push(ex)
+      await ex.ready()
+      const fs = [1, 2, 3].map((i) => ex.submit('square', i))
+      const other = new BullQueue(queue, { connection: { host: '127.0.0.1', port } })
+      try {
+        while ((await other.getWaitingCount()) < 3) await sleep(20)
+        if (how === 'drain') await other.drain()
+        else await other.obliterate({ force: true })
+        for (const f of fs) {
+          const cancelled = await f.exception({ timeoutMs: 25_000 }).then(
+            () => false,
+            (err: unknown) => err instanceof CancelledError,
+          )
+          t.true(cancelled, `${how}: ${f}`)
+        }
+        t.is(await other.getWaitingCount(), 0, `${how}: the jobs were added again`)
+      } finally {
+        await other.close()
+      }
+    })
+    await Promise.all(cases)
   })
 
   serial('a process that exits with futures pending fails them before it goes', async (t) => {

@@ -96,6 +96,8 @@ interface Task {
   future: Future<any>
   /** Handed to Redis at least once. */
   sent: boolean
+  /** Redis confirmed it has the job: if it is missing later, someone removed it, or Redis lost it. */
+  added: boolean
   /** A worker has it, as far as the events tell. */
   running: boolean
   /** It failed: its error is being read from Redis. */
@@ -113,6 +115,8 @@ const ADD_BATCH = 1000
 const MIN_SWEEP_GAP_MS = 500
 /** Jobs looked up per pipeline by a sweep. */
 const SWEEP_BATCH = 1000
+/** The life of an executor's mark in Redis, renewed every WATCH_MS while futures are pending. */
+const MARK_TTL_MS = 300_000
 
 const noop = (): void => {}
 
@@ -176,6 +180,13 @@ export class DistributedExecutor<M extends object = TaskModule> {
   readonly #reconnectTimeoutMs: number
   /** Job ids are this plus a counter: unique per executor, never all digits (bullmq refuses that). */
   readonly #prefix = jobIdPrefix()
+  /**
+   * A key of this executor's, kept while futures are pending. A job of ours
+   * missing from Redis was removed by someone (Queue.drain, obliterate: no
+   * event tells) if the mark is there, and lost with Redis's data (a restart
+   * without persistence, a flush) if it is gone too.
+   */
+  readonly #mark = `greenthread:executor:${this.#prefix}`
   #nextId = 0
   readonly #pending = new Map<number, Task>()
   #outbox: Task[] = []
@@ -279,6 +290,13 @@ export class DistributedExecutor<M extends object = TaskModule> {
     } catch (err) {
       if (this.#closing !== undefined) return
       this.#break(new BrokenExecutor(`cannot use the queue ${this.queue} at ${this.address}: ${(err as Error)?.message}`, { cause: err }))
+      throw err
+    }
+    try {
+      await this.#setMark()
+    } catch (err) {
+      if (this.#closing !== undefined) return
+      this.#break(new BrokenExecutor(`cannot use Redis at ${this.address}: ${(err as Error)?.message}`, { cause: err }))
       throw err
     }
     this.#connected = true
@@ -399,7 +417,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     const encoded = encodeArgs(args, naming)
     const id = ++this.#nextId
     const future = Future._create<any>(this, id)
-    const t: Task = { id, jobId: this.#prefix + id, name, args: encoded, future, sent: false, running: false, fetching: false }
+    const t: Task = { id, jobId: this.#prefix + id, name, args: encoded, future, sent: false, added: false, running: false, fetching: false }
     this.#pending.set(id, t)
     if (this.#pending.size === 1) this.#busy()
     this.#outbox.push(t)
@@ -431,6 +449,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     for (const t of tasks) t.sent = true
     try {
       await this.#bullQueue!.addBulk(tasks.map((t) => ({ name: t.name, data: { a: t.args } satisfies JobData, opts: { jobId: t.jobId } })))
+      for (const t of tasks) t.added = true
     } catch (err) {
       debug('queue %s: adding %d jobs failed: %s', this.queue, tasks.length, (err as Error)?.message)
       if ((err as Error)?.name === 'ReplyError') {
@@ -550,11 +569,17 @@ export class DistributedExecutor<M extends object = TaskModule> {
         const tasks = [...this.#pending.values()].filter((t) => t.sent && !t.fetching)
         debug('queue %s: sweep (%s): %d jobs', this.queue, why, tasks.length)
         const missing: Task[] = []
+        const removed: Task[] = []
+        let markLost = false
         for (let i = 0; i < tasks.length; i += SWEEP_BATCH) {
           const chunk = tasks.slice(i, i + SWEEP_BATCH)
           const pipeline = this.#control!.pipeline()
           for (const t of chunk) pipeline.exists(queue.toKey(t.jobId)).zscore(queue.keys.completed, t.jobId).zscore(queue.keys.failed, t.jobId)
+          // Read after the jobs: still there, Redis lost nothing before them.
+          pipeline.exists(this.#mark)
           const replies = (await pipeline.exec()) ?? []
+          const marked = replies[3 * chunk.length]?.[1] === 1
+          if (!marked) markLost = true
           chunk.forEach((t, k) => {
             if (this.#pending.get(t.id) !== t) return
             const [exists, completed, failed] = replies.slice(3 * k, 3 * k + 3).map(([err, value]) => {
@@ -562,9 +587,13 @@ export class DistributedExecutor<M extends object = TaskModule> {
               return value
             })
             if (completed !== null || failed !== null) void this.#fetchOutcome(t)
-            else if (exists === 0) missing.push(t)
+            else if (exists === 0) (marked && t.added ? removed : missing).push(t)
           })
         }
+        // Removed by someone while Redis kept its data: it will not run, as on a 'removed' event.
+        if (removed.length > 0) debug('queue %s: %d jobs were removed by another client', this.queue, removed.length)
+        for (const t of removed) if (this.#finish(t)) t.future._settle('cancelled', undefined, undefined)
+        if (markLost) await this.#setMark()
         const lost = missing.filter((t) => this.#pending.get(t.id) === t)
         if (lost.length > 0) {
           debug('queue %s: adding again %d jobs Redis lost', this.queue, lost.length)
@@ -640,17 +669,30 @@ export class DistributedExecutor<M extends object = TaskModule> {
     }
   }
 
-  /** Asks Redis for a sign of life; #check breaks the executor if none comes within reconnectTimeoutMs. */
+  /**
+   * Asks Redis for a sign of life (#check breaks the executor if none comes
+   * within reconnectTimeoutMs) by renewing the mark, which also tells
+   * whether Redis lost its data meanwhile.
+   */
   #ping(now: number): void {
     this.#pingSince = now
-    const answered = (): void => {
-      this.#pingSince = undefined
-    }
-    // A PING that fails went with a closed connection: 'close' tells that.
-    this.#control!.ping().then(answered, answered)
+    this.#control!.pexpire(this.#mark, MARK_TTL_MS).then(
+      (renewed) => {
+        this.#pingSince = undefined
+        if (renewed === 0) this.#sweepSoon(0, 'Redis lost its data')
+      },
+      // One that fails went with a closed connection: 'close' tells that.
+      () => (this.#pingSince = undefined),
+    )
+  }
+
+  #setMark(): Promise<unknown> {
+    return this.#control!.set(this.#mark, '1', 'PX', MARK_TTL_MS)
   }
 
   #busy(): void {
+    // Waking from idle, when the mark may have expired.
+    if (this.#watch === undefined && this.#connected) this.#setMark().catch(noop)
     busy.add(this)
     if (!exitHookInstalled) {
       exitHookInstalled = true
@@ -690,7 +732,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
       if (this.#watch !== undefined) clearInterval(this.#watch)
       if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer)
       await this.#ready.catch(noop)
-      const closed = Promise.allSettled([this.#events?.close(), this.#bullQueue?.close()])
+      const closed = Promise.allSettled([this.#events?.close(), this.#bullQueue?.close(), this.#broken ? undefined : this.#control?.del(this.#mark)])
       // Closing says QUIT and waits for the answer: from a Redis that does
       // not answer (the executor broke of it, or it stops now) it never comes.
       if (this.#broken === undefined) {
