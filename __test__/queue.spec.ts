@@ -341,6 +341,28 @@ both('PriorityQueue: a compare that throws fails that put or get and leaves the 
   t.deepEqual(rest.map(String).sort(), ['1', '4', '6', 'x'])
 })
 
+both('PriorityQueue: a blocked put whose item compare refuses fails; the get that made room returns its item', function* (t, m) {
+  const q = new m.PriorityQueue<string>({
+    maxsize: 2,
+    compare: (a, b) => {
+      if (a === 'bad' || b === 'bad') throw new Error('cannot compare bad')
+      return a < b ? -1 : a > b ? 1 : 0
+    },
+  })
+  q.putNowait('a')
+  q.putNowait('c')
+  const bad = spawnRecording(m, () => q.put('bad'))
+  const good = spawnRecording(m, () => q.put('b'))
+  yield* letOthersRun(m)
+  t.is(yield q.get(), 'a')
+  yield* letOthersRun(m)
+  t.is((bad.caught() as Error)?.message, 'cannot compare bad')
+  // The room went to the next putter in line.
+  t.true(good.g.dead && good.caught() === undefined)
+  t.deepEqual([q.getNowait(), q.getNowait()], ['b', 'c'])
+  t.true(q.empty())
+})
+
 both('PriorityQueue hands an item taken from a killed getter back before its equals', function* (t, m) {
   const q = new m.PriorityQueue<[number, string]>()
   const { g } = spawnRecording(m, () => q.get())

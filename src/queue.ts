@@ -274,6 +274,10 @@ function checkMaxsize(value: unknown): number {
 
 /** Handed to a blocked putter once its item is accepted. */
 const ACCEPTED = true
+/** Handed to a blocked putter whose item the store refused: a PriorityQueue's `compare` threw. */
+class Refused {
+  constructor(readonly error: unknown) {}
+}
 /** Handed to blocked getters and putters by `shutdown()`. */
 const SHUT: unique symbol = Symbol('shut down')
 /** Handed to a getter of a Channel: a putter waits in line, come and take its item. */
@@ -311,7 +315,7 @@ export abstract class QueueBase<T> {
   readonly #peekers = new WaitList<T | typeof SHUT, number>()
   #arrivals = 0
   // No give-back: an accepted item stays in the queue.
-  readonly #putters = new WaitList<typeof ACCEPTED | typeof SHUT, T>()
+  readonly #putters = new WaitList<typeof ACCEPTED | typeof SHUT | Refused, T>()
   #shutDown = false
   /** @internal Items accepted and not yet marked done (JoinableQueue). */
   protected _unfinished = 0
@@ -412,9 +416,10 @@ export abstract class QueueBase<T> {
     const wait = this.#putters.request(ms, item, signal)
     // The getter called runs after this putter is in line (it waits from here on).
     if (rendezvous) this.#callGetter()
-    const outcome: typeof ACCEPTED | typeof SHUT | TimedOut = yield wait
+    const outcome: typeof ACCEPTED | typeof SHUT | Refused | TimedOut = yield wait
     if (outcome === TIMED_OUT) throw new QueueFull(`queue still full after ${ms} ms`)
     if (outcome === SHUT) throw new QueueShutDown()
+    if (outcome instanceof Refused) throw outcome.error
   }
 
   /** Channel: wakes a waiting getter to take the item of a blocked putter. */
@@ -494,11 +499,18 @@ export abstract class QueueBase<T> {
   #offer(item: T): boolean {
     if (this.#shutDown) throw new QueueShutDown()
     // Getters wait only while the buffer is empty, so handing over keeps FIFO order.
-    if (this.#getters.length === 0 && this.#items.size >= this._maxsize) return false
+    if (this.#getters.length === 0) {
+      if (this.#items.size >= this._maxsize) return false
+      // First: a PriorityQueue's compare that throws leaves everything as it was.
+      this.#items.push(item)
+      this._unfinished++
+      this.#showPeekers(item)
+      return true
+    }
     this._unfinished++
     this.#showPeekers(item)
-    if (this.#getters.handOff(item) === undefined) this.#items.push(item)
-    else this.#handedToGetters++
+    this.#getters.handOff(item)
+    this.#handedToGetters++
     return true
   }
 
@@ -530,13 +542,7 @@ export abstract class QueueBase<T> {
   #poll(): T | typeof NONE {
     if (this.#items.size > 0) {
       const item = this.#items.shift()
-      if (this.#items.size < this._maxsize) {
-        const putter = this.#putters.handOff(ACCEPTED)
-        if (putter !== undefined) {
-          this._unfinished++
-          this.#items.push(putter.payload)
-        }
-      }
+      if (this.#items.size < this._maxsize) this.#acceptPutter()
       return item
     }
     // Only a Channel has blocked putters while empty: take straight from the
@@ -550,6 +556,21 @@ export abstract class QueueBase<T> {
     }
     if (this.#drained()) throw new QueueShutDown()
     return NONE
+  }
+
+  /** Moves the item of the first blocked putter that the store takes into the room just made; a put whose item it refuses fails with the error. */
+  #acceptPutter(): void {
+    for (let putter = this.#putters.first; putter !== undefined; putter = this.#putters.first) {
+      try {
+        this.#items.push(putter.payload)
+      } catch (error) {
+        this.#putters.handOff(new Refused(error))
+        continue
+      }
+      this.#putters.handOff(ACCEPTED)
+      this._unfinished++
+      return
+    }
   }
 
   /** Takes back an item handed to a getter that was interrupted. */
