@@ -62,6 +62,33 @@ both('Group.spawn() tracks greenlets until they finish, and join() waits for all
   t.is(group.free(), Infinity)
 })
 
+both("a member's failure nobody looks at is reported, as a plain greenlet's; one that join({ raiseError: true }) raises is not", function* (t, m) {
+  const reported: string[] = []
+  const original = console.error
+  console.error = (...args: unknown[]) => {
+    for (const a of args) if (a instanceof Error && a.message.startsWith(`${m.name}:`)) reported.push(a.message)
+  }
+  try {
+    const fail = (what: string) => (): never => {
+      throw new Error(`${m.name}: ${what}`)
+    }
+    new m.Group().spawn(fail('Group.spawn'))
+    const pool = new m.Pool(2)
+    pool.spawn(fail('Pool.spawn'))
+    pool.applyAsync(fail('applyAsync'), [], () => {})
+    const added = new m.Greenlet(fail('Group.add'))
+    new m.Group().add(added)
+    added.start()
+    const raising = new m.Group()
+    raising.spawn(fail('raised by join'))
+    yield* m.throws(t, () => raising.join({ raiseError: true }), { message: /raised by join/ })
+    yield m.sleep(20)
+  } finally {
+    console.error = original
+  }
+  t.deepEqual(reported.sort(), ['Group.add', 'Group.spawn', 'Pool.spawn', 'applyAsync'].map((what) => `${m.name}: ${what}`))
+})
+
 both('Group.join({ timeoutMs }) returns false while members still run', function* (t, m) {
   const group = new m.Group()
   const g = group.spawn(() => m.sleep(200))

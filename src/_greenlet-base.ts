@@ -169,6 +169,16 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this.#flag(RETURNED, on)
   }
 
+  /** @internal Finished with an exception; unlike `successful()`, reading it does not count as looking at the failure (which is then still reported). */
+  get _diedFailing(): boolean {
+    return this._state === 'dead' && this._failed
+  }
+
+  /** @internal A failure about to be raised to someone: not reported. */
+  _markObserved(): void {
+    this._observed = true
+  }
+
   /** @internal */ protected get _observed(): boolean {
     return (this._flags & OBSERVED) !== 0
   }

@@ -159,9 +159,14 @@ export abstract class GroupBase<G extends Member> {
 
   readonly #onFinish = (g: G): void => {
     if (!this.#members.has(g)) return
-    if (!g.successful()) {
-      if (this.#raisingJoiners.length > 0) this.#raisingJoiners.handOffAll(g)
-      else this.#unraised ??= g
+    // A failure nobody looks at is reported, members' too (gevent's hub prints them all).
+    if (g._diedFailing) {
+      if (this.#raisingJoiners.length > 0) {
+        g._markObserved()
+        this.#raisingJoiners.handOffAll(g)
+      } else {
+        this.#unraised ??= g
+      }
     }
     this.discard(g)
   }
@@ -331,7 +336,7 @@ export abstract class GroupBase<G extends Member> {
     const g = this._spawnNow(fn, args)
     if (g !== undefined && callback !== undefined) {
       g._rawlink((done: G) => {
-        if (done.successful() && done._returned) new this._greenletClass(callback, done.value).start()
+        if (!done._diedFailing && done._returned) new this._greenletClass(callback, done.value).start()
       })
     }
     return g
