@@ -129,6 +129,23 @@ both('Group.kill() kills every member and waits for them to die', function* (t, 
   t.is(group.length, 0)
 })
 
+both('Pool.kill() also kills a member that joins during the kill (a spawn that waited for a slot): the pool is empty after it', function* (t, m) {
+  const pool = new m.Pool(1)
+  yield pool.spawn(() => m.sleep(10_000))
+  const spawner = m.go(function* () {
+    return yield pool.spawn(() => m.sleep(10_000))
+  })
+  yield m.sleep(5)
+  yield pool.kill()
+  t.is(pool.length, 0)
+  t.is(pool.free(), 1)
+  // It may have run up to its sleep (sync mode) or not at all: either way it is dead.
+  const late = (yield spawner.get()) as { dead: boolean }
+  t.true(late.dead)
+  yield m.sleep(5)
+  t.is(pool.length, 0)
+})
+
 both('add() tracks an existing greenlet and discard() stops tracking without killing', function* (t, m) {
   const group = new m.Group()
   const g = m.spawn(() => m.sleep(20))

@@ -89,6 +89,11 @@ export abstract class SemaphoreBase {
     this.#counter = value
   }
 
+  /** @internal Permits handed to woken waiters that have not taken them yet. */
+  get _handedPending(): number {
+    return this.#handed
+  }
+
   /** Free permits. */
   get value(): number {
     return this.#counter

@@ -38,10 +38,17 @@
  */
 import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
-import { GreenletExit, checkFunction, checkLimit, checkMs, checkOptions, invalidType } from './errors'
+import { GreenletExit, checkFunction, checkLimit, checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
+import { sleep } from './hub'
 import { Semaphore } from './lock'
 import { QueueFull } from './queue'
+
+/** @internal The options of a later round of `Group.kill()`: what is left of its timeout. */
+export function laterKillRound(options: KillAllOptions | undefined, startedAt: number): KillAllOptions {
+  const ms = options?.timeoutMs
+  return { ...options, timeoutMs: ms === undefined || ms === null ? ms : Math.max(0, ms - (performance.now() - startedAt)) }
+}
 
 /**
  * Raised by a Pool that is full when a member was to be added without
@@ -347,6 +354,17 @@ export abstract class GroupBase<G extends Member> {
     greenlet._rawlink(this.#onFinish)
   }
 
+  /**
+   * @internal What a blocking `kill()` does next: kill the members other
+   * than the current greenlet that have not died, let a spawn that was
+   * given a slot add its member (to kill it next), or return.
+   */
+  _nextKillRound(): 'kill' | 'yield' | 'done' {
+    const current = this._getcurrent()
+    for (const g of this.#members) if (!g.dead && g !== current) return 'kill'
+    return (this.#slots?._handedPending ?? 0) > 0 ? 'yield' : 'done'
+  }
+
   /** @internal `failed`'s exception is being raised to the caller: no join raises it again. */
   _claim(failed: G): void {
     if (this.#unraised === failed) this.#unraised = undefined
@@ -434,9 +452,21 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
     return drive(this._join(options))
   }
 
-  /** Kills every member (see `killall` for the options); by default waits until they have died. */
+  /**
+   * Kills every member (see `killall` for the options); by default waits
+   * until they have died, and kills those that join meanwhile too (a spawn
+   * that waited for a slot), as gevent's: the group is empty then.
+   */
   kill(options?: KillAllOptions): Promise<void> {
-    return killall([...this], options)
+    return rejecting(async () => {
+      const startedAt = performance.now()
+      await killall([...this], options)
+      if (options?.block === false) return
+      for (let next = this._nextKillRound(); next !== 'done'; next = this._nextKillRound()) {
+        if (next === 'kill') await killall([...this], laterKillRound(options, startedAt))
+        else await sleep(0)
+      }
+    })
   }
 
   /** Resolves with `fn(item)` for every item, in input order. */

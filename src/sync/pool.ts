@@ -23,9 +23,10 @@ import {
   checkMapArguments,
   checkPoolSize,
   iterationStep,
+  laterKillRound,
 } from '../pool'
 import { Greenlet, getcurrent, killall, spawn } from './greenlet'
-import { block, blockOn } from './waits'
+import { block, blockOn, sleep } from './waits'
 
 /** The common part of the sync mode's `Group` and `Pool`. */
 export abstract class BaseGroup extends GroupBase<Greenlet> {
@@ -99,9 +100,19 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
     return blockOn(this._join(options), 'Group.join()')
   }
 
-  /** Kills every member (see `killall` for the options); by default blocks until they have died. */
+  /**
+   * Kills every member (see `killall` for the options); by default blocks
+   * until they have died, and kills those that join meanwhile too (a spawn
+   * that waited for a slot), as gevent's: the group is empty then.
+   */
   kill(options?: KillAllOptions): void {
+    const startedAt = performance.now()
     killall([...this], options)
+    if (options?.block === false) return
+    for (let next = this._nextKillRound(); next !== 'done'; next = this._nextKillRound()) {
+      if (next === 'kill') killall([...this], laterKillRound(options, startedAt))
+      else sleep(0)
+    }
   }
 
   /** Returns `fn(item)` for every item, in input order. */
