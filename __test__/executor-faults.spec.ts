@@ -353,6 +353,34 @@ serial('ThreadPoolExecutor: a worker that cannot start for lack of file descript
   t.is(out, ['hogged EMFILE', 'BrokenThreadPool true', 'BrokenThreadPool true', 'end'].join('\n'))
 })
 
+serial('ThreadPoolExecutor: a result goes out when its task ends, not with the rest of its batch; destroy() then keeps it', async (t) => {
+  const ex = new ThreadPoolExecutor({ maxWorkers: 1 })
+  // Blocks its worker thread, as a CPU-bound call does, without using a core.
+  const nap = (ms: number, tag: string): string => {
+    if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+    return tag
+  }
+  try {
+    // Tiny tasks first: the worker then takes tasks in large batches.
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 500 }, (_, i) => ex.submit(nap, 0, String(i)).result()))
+    for (let trial = 0; trial < 3; trial++) {
+      const fast = ex.submit(nap, 0, 'fast')
+      const slow = ex.submit(nap, 2000, 'slow')
+      t.is(await fast.result({ timeoutMs: 1500 }), 'fast')
+      t.false(slow.done())
+      await slow.result()
+    }
+    const fast = ex.submit(nap, 0, 'fast')
+    const endless = ex.submit(nap, 60_000, 'endless')
+    t.is(await fast.result({ timeoutMs: 1500 }), 'fast')
+    await ex.destroy()
+    t.is(await fast.result(), 'fast')
+    t.true((await endless.exception()) instanceof BrokenThreadPool)
+  } finally {
+    await ex.destroy()
+  }
+})
+
 serial('MessageParser reassembles a big message from many chunks copying each byte a bounded number of times', (t) => {
   const body = pattern(4 << 20, 1)
   const small = Buffer.from('tail')

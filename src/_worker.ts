@@ -333,10 +333,13 @@ class Runner {
    * Runs the task frames of `batch` in order, writing result frames to `out`;
    * `flush` is called before every await. Before awaiting a task, or once
    * the batch is overdue, the tasks not started yet go to `giveBack` (so
-   * that idle workers can take them) and the batch ends. Returns the number
-   * of tasks run.
+   * that idle workers can take them) and the batch ends. With `flushEach`,
+   * each result goes out as soon as it is written: a later task of the batch
+   * that runs long (a call cannot be interrupted) neither delays it nor,
+   * should the worker die or be destroyed meanwhile, loses it. Returns the
+   * number of tasks run.
    */
-  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void): Promise<number> {
+  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void, flushEach = false): Promise<number> {
     const r = new Reader(batch, 0, this.resolveShared)
     const started = performance.now()
     let ran = 0
@@ -409,6 +412,7 @@ class Runner {
       ran++
       if (cancelled) writeCancelled(out, [id])
       else this.#writeResult(out, id, (flags & TaskFlag.CHUNK) !== 0, failed, value)
+      if (flushEach) flush()
       if (!stop && end < batch.length && performance.now() - started > BATCH_OVERDUE_MS) {
         giveBack(this.#release(batch.subarray(end)))
         stop = true
@@ -530,7 +534,8 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     }
     const t0 = performance.now()
     runner.admit(batch)
-    const ran = await runner.runBatch(batch, out, flush, giveBack)
+    // Results cost a native call each here (a child process writes its batch at once).
+    const ran = await runner.runBatch(batch, out, flush, giveBack, true)
     flush()
     remaining -= ran
     size = nextBatchSize(size, ran, performance.now() - t0)
