@@ -255,8 +255,9 @@ impl Writer {
     /// Writes `data` at once as far as the kernel takes it (when nothing is
     /// queued ahead of it), then queues the rest while the queue holds at
     /// most `limit` bytes. Returns how many bytes of `data` were taken
-    /// (written or queued); a write that fails here fails the next call (its
-    /// bytes count as taken, as they would had they been queued).
+    /// (written or queued), or the error of a write that failed here (which
+    /// then fails every later call too); a queued write that fails later
+    /// fails the next call.
     pub fn send(&mut self, fd: RawFd, data: &[u8], limit: usize) -> Result<usize, i32> {
         if let Some(status) = self.error {
             return Err(status);
@@ -272,8 +273,10 @@ impl Writer {
                     Err(s) if s == -libc::EINTR => {}
                     Err(s) if s == -libc::EAGAIN => break,
                     Err(s) => {
+                        // This call fails, as the socket's later ones will:
+                        // its bytes did not all go out.
                         self.fail(s);
-                        return Ok(data.len());
+                        return Err(s);
                     }
                 }
             }
@@ -395,6 +398,22 @@ mod tests {
         conn.rx.unshift(&[], -libc::ECONNRESET);
         assert_eq!(conn.rx.end_status(), Some(-libc::ECONNRESET));
         assert_eq!(conn.rx.end_status(), Some(0), "an error is reported once");
+    }
+
+    #[test]
+    fn a_send_to_a_peer_that_reset_fails_at_that_call_and_after() {
+        let (a, b) = pair();
+        let mut conn = ConnState::new(b.as_raw_fd());
+        // Closing with unread data makes the kernel reset the connection.
+        conn.tx.send(conn.fd, b"unread", 1024).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(a);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            conn.tx.send(conn.fd, b"important", 1024),
+            Err(-libc::ECONNRESET)
+        );
+        assert!(conn.tx.send(conn.fd, b"later", 1024).is_err());
     }
 
     #[test]
