@@ -38,6 +38,22 @@ serial('Timeout.run rejects with the given exception instead', async (t) => {
   await t.throwsAsync(Timeout.run(10, () => sleep(1000), { exception: custom }), { is: custom })
 })
 
+serial("an exception of null or false (gevent's None and False) raises the Timeout itself; a string is its message", async (t) => {
+  for (const exception of [null, false]) {
+    const err = await t.throwsAsync(Timeout.run(10, () => sleep(1000), { exception }), { instanceOf: Timeout })
+    t.is(err?.message, 'timed out after 10 ms')
+    const timeout = new Timeout(10, exception)
+    t.is(timeout.raised, timeout)
+    const g = spawn(async () => {
+      using _ = new Timeout(10, exception).start()
+      await sleep(1000)
+    })
+    await g.join()
+    t.true(g.exception instanceof Timeout, String(g.exception))
+  }
+  await t.throwsAsync(Timeout.run(10, () => sleep(1000), { exception: 'too slow' }), { instanceOf: Timeout, message: 'too slow' })
+})
+
 serial('a started Timeout raises in its greenlet at the current wait', async (t) => {
   const g = spawn(async () => {
     const timeout = new Timeout(20).start()

@@ -11,7 +11,7 @@ import { Alarm, sleep } from './hub'
 import { type Greenlet, getcurrent, spawn } from './greenlet'
 
 export interface TimeoutRunOptions {
-  /** Raised instead of the Timeout itself. */
+  /** Raised instead of the Timeout itself (as the constructor's `exception`: a string is its message; `null`, `false` raise the Timeout). */
   exception?: unknown
   /**
    * Given (even as `undefined`): what `Timeout.run` returns instead of
@@ -53,14 +53,15 @@ export abstract class TimeoutBase extends Error {
   /**
    * @param ms milliseconds; `null`/`undefined` never fires.
    * @param exception raised instead of this Timeout when it fires; a string
-   *   becomes this Timeout's message.
+   *   becomes this Timeout's message; `null` and `false` (gevent's `None`
+   *   and `False`) raise the Timeout itself, as `undefined` does.
    */
   constructor(ms?: number | null, exception?: unknown) {
     const delay = checkMs('ms', ms, true)
     super(typeof exception === 'string' ? exception : delay < 0 ? 'timed out' : `timed out after ${delay} ms`)
     this.name = 'Timeout'
     this.ms = delay < 0 ? null : delay
-    this.#exception = typeof exception === 'string' ? undefined : exception
+    this.#exception = typeof exception === 'string' || exception === null || exception === false ? undefined : exception
   }
 
   /** The exception this Timeout raises when it fires. */
@@ -164,7 +165,7 @@ export class Timeout extends TimeoutBase {
       const g = spawn(fn)
       await joinOrKill(g, delay)
       if (g.dead) return g.get()
-      const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
+      const raised = new Timeout(delay, o.exception).raised
       // Settles at the deadline: the work dies at its next wait, or when a
       // foreign await it is in (told through g.signal) lets go. It runs once
       // first, so that a wait it dies in lets go of what it held (a socket's

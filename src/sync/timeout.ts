@@ -29,7 +29,7 @@ export class Timeout extends TimeoutBase {
     const g = spawn(fn)
     joinOrKill(g, delay)
     if (g.dead) return g.get()
-    const raised = o.exception !== undefined ? o.exception : new Timeout(delay)
+    const raised = new Timeout(delay, o.exception).raised
     // Settles at the deadline, as the async mode's: the work dies at its
     // next wait (one that swallows the kill goes on, in its own greenlet).
     // It runs once first, so that a wait it dies in lets go of what it held
