@@ -187,3 +187,26 @@ both('Timeout.run with a fallback returns it instead of raising; { fallback: und
     yield m.sleep(5000)
   })), { instanceOf: m.Timeout })
 })
+
+both("Greenlet.spawn and spawnLater on a subclass make that subclass (gevent's classmethods)", function* (t, m) {
+  class Tagged extends m.Greenlet<number> {
+    readonly tag = 'tagged'
+  }
+  const now = Tagged.spawn((n: number) => n * 2, 21)
+  const later = Tagged.spawnLater(5, (n: number) => n + 1, 41)
+  t.true(now instanceof Tagged)
+  t.true(later instanceof Tagged)
+  t.is((now as Tagged).tag, 'tagged')
+  t.deepEqual([yield now.get(), yield later.get()], [42, 42])
+  t.throws(() => Tagged.spawnLater(-1, () => 0), { instanceOf: RangeError, message: /ms/ })
+})
+
+both('unlink(asyncResult) undoes link(asyncResult)', function* (t, m) {
+  const g = m.spawn(() => m.sleep(5))
+  const result = new m.AsyncResult()
+  g.link(result)
+  g.unlink(result)
+  yield g.join()
+  yield m.sleep(5)
+  t.false(result.ready())
+})

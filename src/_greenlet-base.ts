@@ -373,8 +373,9 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this.#addLink(linkCallback(callback), 'exception')
   }
 
-  /** Removes every registration of `callback`, also from the links being called now. */
-  unlink(callback: (g: G) => void): void {
+  /** Removes every registration of `callback` (a function or an `AsyncResult`), also from the links being called now. */
+  unlink(target: LinkTarget<G>): void {
+    const callback = linkCallback(target)
     const rare = this.#rare
     if (rare?.links) rare.links = rare.links.filter((l) => l.callback !== callback)
     for (const l of rare?.calling ?? []) if (l.callback === callback) l.unlinked = true

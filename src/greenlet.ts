@@ -112,9 +112,18 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this.#parent = getcurrent()
   }
 
-  /** Creates and starts a greenlet (same as the module's `spawn`). */
+  /**
+   * Creates and starts a greenlet of this class (the module's `spawn`, for
+   * a subclass too: `new this(fn, ...args).start()`, as gevent's classmethod).
+   */
   static spawn<R>(fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
-    return spawn(fn, ...args)
+    return new this<R, unknown[]>(fn, ...args).start()
+  }
+
+  /** Like `spawn`, starting it after `ms` milliseconds (the module's `spawnLater`). */
+  static spawnLater<R>(ms: number, fn: (...args: any[]) => R | PromiseLike<R>, ...args: unknown[]): Greenlet<R> {
+    const delay = checkMs('ms', ms, false)
+    return new this<R, unknown[]>(fn, ...args).startLater(delay)
   }
 
   /**
