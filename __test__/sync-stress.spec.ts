@@ -3,7 +3,8 @@
  * fails one test instead of killing the runner: fetch (whose HTTP parser is
  * WebAssembly) from many greenlets while others are suspended, WebAssembly
  * compiled, tiered up and dropped, sync servers and clients with hundreds of
- * connections, AsyncLocalStorage inside greenlets. Each program runs several
+ * connections, AsyncLocalStorage inside greenlets, a debugger stepping
+ * through greenlets. Each program runs several
  * times plainly and several times under V8 stress flags that make the
  * crashes these guard against certain rather than 1 in 10: a scavenge every
  * 20 allocations, wasm code GC at every chance.
@@ -61,6 +62,11 @@ test.serial('WebAssembly compiled, tiered up and dropped while greenlets are sus
 test.serial('a sync server with 300 sync clients and 50 async ones', async (t) => {
   const lines = await runRepeatedly(t, 'echo.mjs', ['300'], [], STRESS)
   for (const line of lines) t.is(line, 'ok 1500 sync and 250 async round trips')
+})
+
+test.serial('a debugger with breakpoints set and hit in greenlets, stepping through blocking calls', async (t) => {
+  const lines = await runRepeatedly(t, 'debugger.mjs', [], [], STRESS)
+  for (const line of lines) t.is(line, 'ok 2 12 22 32 paused and stepped')
 })
 
 test.serial(

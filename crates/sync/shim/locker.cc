@@ -32,6 +32,20 @@
 //    slot per isolate and does not archive it, so the thread that gives the
 //    baton away saves it as a handle of its own and sets it again when given
 //    the baton back; a greenlet starts with none.
+// 6. On V8 11.x (Node 20) a greenlet thread enters the isolate after it is
+//    given the baton and before it relocks. Relocking restores the debugger's
+//    per-thread state, and with any breakpoint set that re-applies
+//    breakpoints through code that reads Isolate::Current() (the
+//    BytecodeArrayIterator's local heap): null on a thread that is not
+//    entered (SIGSEGV as soon as a debugger set a breakpoint). V8 12 enters
+//    the isolate in Debug::RestoreDebug itself. Entering before the lock is
+//    safe under the baton: the thread that gave it away has unlocked and
+//    touches no V8 (rule 4), and nothing else enters this isolate. Entering
+//    wrote the isolate's thread id into the state the relock then archives
+//    for the previous holder; exiting and entering again with the lock held
+//    sets this thread's own (the previous holder's is set again when it
+//    relocks the same way; the main thread's id is read only by DCHECKs and
+//    tracing on 11.x).
 //
 // What V8 does not support with archived threads, per version we ship for
 // (V8 11.3 in Node 20, 12.4 in Node 22, 13.6 in Node 24, 14.6 in Node 26),
@@ -204,7 +218,16 @@ int greenthread_shim_switch(int on_main_thread, void (*handoff)(void*), void* da
   {
     v8::Unlocker unlocker(isolate);  // archives this thread's V8 state
     handoff(data);                   // rule 4: no V8 in here
+#if V8_MAJOR_VERSION < 12
+    // Rule 6: entered before the relock, which needs it on 11.x.
+    if (!on_main_thread) isolate->Enter();
+#endif
   }  // relocked: V8 restored this thread's state
+#if V8_MAJOR_VERSION < 12
+  // Rule 6: entering without the lock left the previous holder's thread id
+  // in place; entering again with it sets this thread's.
+  if (!on_main_thread) isolate->Exit();
+#endif
   isolate->Enter();  // rule 1
   if (on_main_thread) isolate->Exit();
   SetContinuationData(isolate, continuation);
