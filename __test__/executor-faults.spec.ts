@@ -381,6 +381,43 @@ serial('ThreadPoolExecutor: a result goes out when its task ends, not with the r
   }
 })
 
+serial('ThreadPoolExecutor: tasks held behind a long one are not running, can be cancelled, and an idle worker takes them over', async (t) => {
+  const ex = new ThreadPoolExecutor({ maxWorkers: 2 })
+  const nap = (ms: number, tag: string): string => {
+    if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+    return tag
+  }
+  try {
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 500 }, (_, i) => ex.submit(nap, 0, String(i)).result()))
+    t.is(ex.stats().workers, 2)
+    const slow = ex.submit(nap, 1500, 'slow')
+    const fast = Array.from({ length: 20 }, (_, i) => ex.submit(nap, 0, `fast${i}`))
+    // The other worker runs them, long before the slow one ends.
+    t.deepEqual(await Promise.all(fast.map((f) => f.result({ timeoutMs: 1000 }))), fast.map((_, i) => `fast${i}`))
+    t.false(slow.done())
+    await slow.result()
+
+    // With one worker, none is taken over: held behind the long task, not running, cancellable.
+    const single = new ThreadPoolExecutor({ maxWorkers: 1 })
+    try {
+      for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 500 }, (_, i) => single.submit(nap, 0, String(i)).result()))
+      const long = single.submit(nap, 1000, 'long')
+      const held = Array.from({ length: 20 }, (_, i) => single.submit(nap, 0, `held${i}`))
+      await new Promise((r) => setTimeout(r, 200))
+      t.true(long.running())
+      t.true(held.every((f) => !f.running() && !f.done()))
+      t.true(held[0].cancel())
+      await single.shutdown({ cancelFutures: true })
+      t.true(held.every((f) => f.cancelled()))
+      t.is(await long.result(), 'long')
+    } finally {
+      await single.destroy()
+    }
+  } finally {
+    await ex.destroy()
+  }
+})
+
 serial('MessageParser reassembles a big message from many chunks copying each byte a bounded number of times', (t) => {
   const body = pattern(4 << 20, 1)
   const small = Buffer.from('tail')

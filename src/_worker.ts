@@ -333,13 +333,16 @@ class Runner {
    * Runs the task frames of `batch` in order, writing result frames to `out`;
    * `flush` is called before every await. Before awaiting a task, or once
    * the batch is overdue, the tasks not started yet go to `giveBack` (so
-   * that idle workers can take them) and the batch ends. With `flushEach`,
-   * each result goes out as soon as it is written: a later task of the batch
-   * that runs long (a call cannot be interrupted) neither delays it nor,
-   * should the worker die or be destroyed meanwhile, loses it. Returns the
-   * number of tasks run.
+   * that idle workers can take them) and the batch ends. With `claim`
+   * (thread workers, whose batches are held: see the runtime's executor
+   * module), each task is claimed right before it starts, and skipped if it
+   * was cancelled or taken over by an idle worker meanwhile; the claim
+   * sends the results written before it, so that a later task of the batch
+   * that runs long (a call cannot be interrupted) neither delays them nor,
+   * should the worker die or be destroyed meanwhile, loses them. Returns
+   * the number of tasks run.
    */
-  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void, flushEach = false): Promise<number> {
+  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void, claim?: (id: number) => boolean): Promise<number> {
     const r = new Reader(batch, 0, this.resolveShared)
     const started = performance.now()
     let ran = 0
@@ -358,6 +361,10 @@ class Runner {
         if (entry === undefined) {
           flush()
           entry = await this.#fn(fnId)
+        }
+        if (claim !== undefined && !claim(id)) {
+          r.at = end
+          continue
         }
         // Aborted before it started (while an earlier task ran, or its function loaded): not run.
         if (controller?.signal.aborted) cancelled = true
@@ -412,7 +419,6 @@ class Runner {
       ran++
       if (cancelled) writeCancelled(out, [id])
       else this.#writeResult(out, id, (flags & TaskFlag.CHUNK) !== 0, failed, value)
-      if (flushEach) flush()
       if (!stop && end < batch.length && performance.now() - started > BATCH_OVERDUE_MS) {
         giveBack(this.#release(batch.subarray(end)))
         stop = true
@@ -522,20 +528,28 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
   const idleMs = data.config.idleMs > 0 ? data.config.idleMs : Infinity
   let size = 1
   let remaining = data.config.maxTasks > 0 ? data.config.maxTasks : Infinity
+  // The results written so far go out with the claim of the next task: one native call per task.
+  const claim = (id: number): boolean => {
+    if (out.length === 0) return slot.claim(id)
+    const claimed = slot.completeAndClaim(out.view(), id)
+    out.reset()
+    return claimed
+  }
   while (remaining > 0) {
     const seen = Atomics.load(bell, BELL)
-    const batch = slot.take(Math.min(size, remaining))
-    if (batch === null) {
+    const batch = slot.takeHeld(Math.min(size, remaining))
+    if (!Buffer.isBuffer(batch)) {
       if (Atomics.load(bell, CLOSED) !== 0) break
-      const w = waitAsync(bell, BELL, seen, idleMs)
+      // A sibling holds tasks that it may soon be too busy to start: look again then.
+      const retryMs = typeof batch === 'number' ? Math.max(1, Math.ceil(batch)) : undefined
+      const w = waitAsync(bell, BELL, seen, Math.min(retryMs ?? Infinity, idleMs))
       // Idle for options.idleTimeout: retire, as after maxTasksPerChild (the pool starts another when work comes).
-      if (w.async && (await w.value) === 'timed-out' && Atomics.load(bell, BELL) === seen) break
+      if (w.async && (await w.value) === 'timed-out' && Atomics.load(bell, BELL) === seen && retryMs === undefined) break
       continue
     }
     const t0 = performance.now()
     runner.admit(batch)
-    // Results cost a native call each here (a child process writes its batch at once).
-    const ran = await runner.runBatch(batch, out, flush, giveBack, true)
+    const ran = await runner.runBatch(batch, out, flush, giveBack, claim)
     flush()
     remaining -= ran
     size = nextBatchSize(size, ran, performance.now() - t0)

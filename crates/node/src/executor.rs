@@ -127,6 +127,36 @@ impl NativeExecutorSlot {
         Ok((taken > 0).then(|| out.into()))
     }
 
+    /// Up to `max` task frames, held until each is claimed (thread
+    /// workers); else, if a sibling holds tasks it may soon be unable to
+    /// start, the milliseconds to wait before asking again; else `null`.
+    #[napi(catch_unwind)]
+    pub fn take_held(&self, max: u32) -> Result<Either<Buffer, Option<f64>>> {
+        let mut out = Vec::new();
+        let (taken, retry) = self.slot()?.take_held(max as usize, &mut out);
+        Ok(if taken > 0 {
+            Either::A(out.into())
+        } else {
+            Either::B(retry.map(|d| d.as_secs_f64() * 1000.0))
+        })
+    }
+
+    /// A held task is about to start: false if it was cancelled or another
+    /// worker took it over (skip it).
+    #[napi(catch_unwind)]
+    pub fn claim(&self, id: u32) -> Result<bool> {
+        Ok(self.slot()?.claim(id))
+    }
+
+    /// `complete(batch)` then `claim(id)`, in one call: the results of the
+    /// tasks before a held task go out as it starts.
+    #[napi(catch_unwind)]
+    pub fn complete_and_claim(&self, batch: BufferSlice, id: u32) -> Result<bool> {
+        let slot = self.slot()?;
+        slot.pool().complete(&batch).map_err(frame_error)?;
+        Ok(slot.claim(id))
+    }
+
     /// Queues again task frames from `take` that have not started. Returns
     /// the ids of those aborted meanwhile: dropped, to be reported cancelled.
     #[napi(catch_unwind)]

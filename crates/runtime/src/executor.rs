@@ -24,18 +24,31 @@
 //! - A task id is in `states` from submission until it completes, is
 //!   cancelled, or the pool is purged. A task taken from a deque whose id is
 //!   not `Queued` there (it was cancelled) is dropped, never handed out.
-//! - Queued → Running happens only in [`Slot::take`], Queued → removed only in
-//!   [`Pool::cancel`] / [`Pool::cancel_queued`] / [`Pool::abort`], all under
-//!   the `states` lock: a task is either cancelled or run, never both.
+//! - Queued → Running happens only in [`Slot::take`], Queued → Held only in
+//!   [`Slot::take_held`], Held → Running only in [`Slot::claim`], Queued or
+//!   Held → removed only in [`Pool::cancel`] / [`Pool::cancel_queued`] /
+//!   [`Pool::abort`], all under the `states` lock: a task is either
+//!   cancelled or run, never both, and run by one worker only.
 //! - An abort of a task a worker holds marks it `Aborting`; if the worker
 //!   gives it back unstarted, [`Slot::give_back`] drops it and reports it
 //!   cancelled instead of queueing it again, so an abort is never lost
 //!   between workers.
 //! - A dropped slot gives its local tasks back to the injector.
+//!
+//! # Held tasks (thread workers)
+//! A worker that runs in the pool's process takes with [`Slot::take_held`]:
+//! its tasks are `Held` by its slot, not yet running, until it
+//! [`Slot::claim`]s each right before starting it. A held task can still be
+//! cancelled (the claim then fails and the worker skips it), `running()` is
+//! false for it, and once its holder has started nothing for
+//! [`STEAL_HELD_AFTER`] (a long call blocks it) an idle sibling takes it
+//! over (the holder's claim fails too). `held` keeps a held task's payload
+//! for that, and is locked after `states`, never alone before it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use crossbeam::deque::{Injector, Steal, Stealer, Worker};
 
@@ -43,6 +56,17 @@ use crate::alarm::Wake;
 
 /// Bytes of a frame header: id and length.
 pub const FRAME_HEADER: usize = 8;
+
+/// A holder that has started nothing for this long is taken to be blocked
+/// in a long call: idle siblings take its held tasks over.
+pub const STEAL_HELD_AFTER: Duration = Duration::from_millis(8);
+
+/// The payloads of held tasks, and when each holding slot last claimed one.
+#[derive(Default)]
+struct HeldTasks {
+    payloads: HashMap<u32, Box<[u8]>>,
+    last_claim: HashMap<u32, Instant>,
+}
 
 /// Where a submitted task is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +77,8 @@ pub enum TaskState {
     Running,
     /// Handed to a worker, and then aborted: cancelled if given back.
     Aborting,
+    /// In the batch of the worker with this slot index, not started: cancellable.
+    Held(u32),
 }
 
 impl TaskState {
@@ -122,6 +148,7 @@ pub struct Pool {
     stealers: RwLock<Vec<(u32, Stealer<Task>)>>,
     next_slot: AtomicU32,
     states: Mutex<HashMap<u32, TaskState>>,
+    held: Mutex<HeldTasks>,
     completions: Mutex<Vec<u8>>,
     definitions: Mutex<HashMap<u32, Arc<[u8]>>>,
     wake: Wake,
@@ -140,6 +167,7 @@ impl Pool {
             stealers: RwLock::default(),
             next_slot: AtomicU32::new(1),
             states: Mutex::default(),
+            held: Mutex::default(),
             completions: Mutex::default(),
             definitions: Mutex::default(),
             wake,
@@ -184,14 +212,21 @@ impl Pool {
         Ok(n)
     }
 
-    /// Cancels a queued task. False if it is running, done or unknown.
+    /// Cancels a task that has not started (queued or held). False if it
+    /// is running, done or unknown.
     pub fn cancel(&self, id: u32) -> bool {
         let mut states = lock(&self.states);
-        if states.get(&id) == Some(&TaskState::Queued) {
-            states.remove(&id);
-            true
-        } else {
-            false
+        match states.get(&id) {
+            Some(TaskState::Queued) => {
+                states.remove(&id);
+                true
+            }
+            Some(TaskState::Held(_)) => {
+                states.remove(&id);
+                lock(&self.held).payloads.remove(&id);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -205,6 +240,11 @@ impl Pool {
                 states.remove(&id);
                 true
             }
+            Some(TaskState::Held(_)) => {
+                states.remove(&id);
+                lock(&self.held).payloads.remove(&id);
+                true
+            }
             Some(TaskState::Running) => {
                 states.insert(id, TaskState::Aborting);
                 false
@@ -213,16 +253,19 @@ impl Pool {
         }
     }
 
-    /// Cancels every queued task and returns their ids.
+    /// Cancels every task that has not started (queued or held) and
+    /// returns their ids.
     pub fn cancel_queued(&self) -> Vec<u32> {
         let mut states = lock(&self.states);
         let ids: Vec<u32> = states
             .iter()
-            .filter(|(_, s)| **s == TaskState::Queued)
+            .filter(|(_, s)| matches!(s, TaskState::Queued | TaskState::Held(_)))
             .map(|(id, _)| *id)
             .collect();
+        let mut held = lock(&self.held);
         for id in &ids {
             states.remove(id);
+            held.payloads.remove(id);
         }
         ids
     }
@@ -231,7 +274,10 @@ impl Pool {
     /// completions still in flight are still delivered and ignored by the
     /// front end.
     pub fn purge(&self) {
-        lock(&self.states).clear();
+        let mut states = lock(&self.states);
+        states.clear();
+        lock(&self.held).payloads.clear();
+        drop(states);
         while !matches!(self.injector.steal(), Steal::Empty) {}
     }
 
@@ -354,6 +400,106 @@ impl Slot {
         taken
     }
 
+    /// Like [`Slot::take`], but the tasks are held, not running, until
+    /// claimed one by one (see the module's "Held tasks"). With nothing to
+    /// take, takes over the held tasks of a sibling blocked for
+    /// [`STEAL_HELD_AFTER`]. Returns how many were taken and, if none were
+    /// while a sibling holds some that may become stealable, how soon to
+    /// look again.
+    pub fn take_held(&self, max: usize, out: &mut Vec<u8>) -> (usize, Option<Duration>) {
+        let mut taken = 0;
+        let mut batch = Vec::with_capacity(max.min(1024));
+        while taken < max {
+            while batch.len() < max - taken {
+                match self
+                    .local
+                    .pop()
+                    .or_else(|| self.refill(max - taken - batch.len()))
+                {
+                    Some(task) => batch.push(task),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut states = lock(&self.pool.states);
+            let mut held = lock(&self.pool.held);
+            for task in batch.drain(..) {
+                if let Some(state @ TaskState::Queued) = states.get_mut(&task.id) {
+                    *state = TaskState::Held(self.index);
+                    write_frame(out, task.id, &task.payload);
+                    held.payloads.insert(task.id, task.payload);
+                    taken += 1;
+                }
+            }
+            // Starting nothing yet counts as starting: a fresh batch is not stolen at once.
+            held.last_claim.insert(self.index, Instant::now());
+        }
+        if taken > 0 {
+            return (taken, None);
+        }
+        self.steal_held(max, out)
+    }
+
+    /// Takes over up to `max` tasks held by siblings that have started
+    /// nothing for [`STEAL_HELD_AFTER`], oldest first.
+    fn steal_held(&self, max: usize, out: &mut Vec<u8>) -> (usize, Option<Duration>) {
+        let now = Instant::now();
+        let mut states = lock(&self.pool.states);
+        let mut held = lock(&self.pool.held);
+        let mut soonest: Option<Duration> = None;
+        let mut stealable: Vec<u32> = Vec::new();
+        for (id, state) in states.iter() {
+            let TaskState::Held(holder) = *state else {
+                continue;
+            };
+            if holder == self.index {
+                continue;
+            }
+            let idle = held
+                .last_claim
+                .get(&holder)
+                .map_or(STEAL_HELD_AFTER, |at| now - *at);
+            if idle >= STEAL_HELD_AFTER {
+                stealable.push(*id);
+            } else {
+                let wait = STEAL_HELD_AFTER - idle;
+                soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+            }
+        }
+        if stealable.is_empty() {
+            return (0, soonest);
+        }
+        // Ids grow with submission: the oldest first.
+        stealable.sort_unstable();
+        stealable.truncate(max);
+        for id in &stealable {
+            states.insert(*id, TaskState::Held(self.index));
+            if let Some(payload) = held.payloads.get(id) {
+                write_frame(out, *id, payload);
+            }
+        }
+        held.last_claim.insert(self.index, now);
+        (stealable.len(), None)
+    }
+
+    /// A held task is about to start: true if this slot still holds it
+    /// (it is now running), false if it was cancelled or taken over.
+    pub fn claim(&self, id: u32) -> bool {
+        let mut states = lock(&self.pool.states);
+        match states.get_mut(&id) {
+            Some(state @ TaskState::Held(_)) if *state == TaskState::Held(self.index) => {
+                *state = TaskState::Running;
+                let mut held = lock(&self.pool.held);
+                held.payloads.remove(&id);
+                held.last_claim.insert(self.index, Instant::now());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Puts back tasks that [`Slot::take`] handed out and that have not
     /// started (frames as `take` wrote them): they are queued again, in this
     /// slot's deque, ahead of what it still holds, where idle siblings can
@@ -374,10 +520,16 @@ impl Slot {
         // order (the deque only pushes at the back).
         let queued_after: Vec<Task> = std::iter::from_fn(|| self.local.pop()).collect();
         let mut cancelled = Vec::new();
+        let mut held = lock(&self.pool.held);
         for task in tasks {
             match states.get(&task.id) {
                 Some(TaskState::Running) => {
                     states.insert(task.id, TaskState::Queued);
+                    self.local.push(task);
+                }
+                Some(TaskState::Held(holder)) if *holder == self.index => {
+                    states.insert(task.id, TaskState::Queued);
+                    held.payloads.remove(&task.id);
                     self.local.push(task);
                 }
                 Some(TaskState::Aborting) => {
@@ -429,6 +581,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        lock(&self.pool.held).last_claim.remove(&self.index);
         self.pool
             .stealers
             .write()
@@ -500,6 +653,59 @@ mod tests {
         slot.take(10, &mut out);
         assert_eq!(ids(&out), vec![1, 3]);
         assert!(!pool.cancel(99));
+    }
+
+    #[test]
+    fn held_tasks_are_not_running_and_stay_cancellable_until_claimed() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b"a"), (2, b"b"), (3, b"c")]))
+            .unwrap();
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(slot.take_held(10, &mut out), (3, None));
+        assert_eq!(ids(&out), vec![1, 2, 3]);
+        assert_eq!(pool.state(1), Some(TaskState::Held(slot.index)));
+        assert!(!pool.state(1).unwrap().is_running());
+        assert!(slot.claim(1));
+        assert_eq!(pool.state(1), Some(TaskState::Running));
+        assert!(!pool.cancel(1), "started");
+        assert!(pool.cancel(2), "held, not started");
+        assert!(!slot.claim(2), "cancelled: the worker skips it");
+        assert!(pool.abort(3), "an abort of a held task cancels it at once");
+        assert!(!slot.claim(3));
+        assert!(lock(&pool.held).payloads.is_empty());
+    }
+
+    #[test]
+    fn an_idle_slot_takes_over_the_held_tasks_of_a_blocked_sibling() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b"long"), (2, b"x"), (3, b"y")]))
+            .unwrap();
+        let busy = Slot::attach(pool.clone());
+        let idle = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(busy.take_held(10, &mut out).0, 3);
+        assert!(busy.claim(1));
+        // Just claimed: not blocked yet, but worth a look once it may be.
+        let mut stolen = Vec::new();
+        let (taken, retry) = idle.take_held(10, &mut stolen);
+        assert_eq!(taken, 0);
+        assert!(retry.is_some_and(|d| d <= STEAL_HELD_AFTER));
+        std::thread::sleep(STEAL_HELD_AFTER + Duration::from_millis(2));
+        assert_eq!(idle.take_held(10, &mut stolen), (2, None));
+        let got: Vec<(u32, Vec<u8>)> = frames(&stolen)
+            .map(|f| f.map(|(i, p)| (i, p.to_vec())).unwrap())
+            .collect();
+        assert_eq!(got, vec![(2, b"x".to_vec()), (3, b"y".to_vec())]);
+        assert!(!busy.claim(2), "taken over");
+        assert!(idle.claim(2));
+        // Given back by its holder, a held task is queued again.
+        assert_eq!(
+            idle.give_back(&batch(&[(3, b"y")])).unwrap(),
+            Vec::<u32>::new()
+        );
+        assert_eq!(pool.state(3), Some(TaskState::Queued));
+        assert_eq!(pool.cancel_queued(), vec![3]);
     }
 
     #[test]
