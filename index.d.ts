@@ -48,6 +48,22 @@ export declare class NativeExecutorSlot {
   /** Up to `max` task frames, or `null` if there is nothing to run. */
   take(max: number): Buffer | null
   /**
+   * Up to `max` task frames, held until each is claimed (thread
+   * workers); else, if a sibling holds tasks it may soon be unable to
+   * start, the milliseconds to wait before asking again; else `null`.
+   */
+  takeHeld(max: number): Buffer | number | undefined | null
+  /**
+   * A held task is about to start: false if it was cancelled or another
+   * worker took it over (skip it).
+   */
+  claim(id: number): boolean
+  /**
+   * `complete(batch)` then `claim(id)`, in one call: the results of the
+   * tasks before a held task go out as it starts.
+   */
+  completeAndClaim(batch: Buffer, id: number): boolean
+  /**
    * Queues again task frames from `take` that have not started. Returns
    * the ids of those aborted meanwhile: dropped, to be reported cancelled.
    */
