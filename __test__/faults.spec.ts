@@ -129,8 +129,8 @@ for (const kind of kinds) {
     await t.throwsAsync(f.result({ timeoutMs: 300 }), { instanceOf: asyncApi.TimeoutError })
     await pool.destroy()
     t.true(f.done())
-    const err = (await f.exception()) as Error
-    t.true(err instanceof asyncApi.BrokenExecutor || f.cancelled(), String(err))
+    // Not started (a thread worker holds it until its module loads): cancelled; else broken with the worker.
+    if (!f.cancelled()) t.true((await f.exception()) instanceof asyncApi.BrokenExecutor)
   })
 
   serial(`${kind}: process.exit(0) inside a task (a clean-looking exit) breaks the pool and settles every future`, async (t) => {
