@@ -482,6 +482,32 @@ if (!hasRedis) {
     await Promise.all(cases)
   })
 
+  serial('runWorker close({ force: true }) stops at once with a job in hand, and the process can exit soon after', async (t) => {
+    const script = `
+      const { runWorker } = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))})
+      ;(async () => {
+        const worker = await runWorker({ connection: { host: '127.0.0.1', port: ${port} }, queue: 'forced', module: ${JSON.stringify(TASKS)}, concurrency: 1 })
+        console.log('ready')
+        while (worker.running === 0) await new Promise((r) => setTimeout(r, 20))
+        const started = Date.now()
+        await worker.close({ force: true })
+        console.log('closed in', Date.now() - started)
+        process.on('exit', () => console.log('exited after', Date.now() - started))
+      })()
+    `
+    const child = runNode(['-e', script], { timeoutMs: 30_000, cwd: root })
+    const ex = executor({ queue: 'forced' })
+    await ex.ready()
+    const f = ex.submit('nap', 5000, 'late')
+    const r = await child
+    t.is(r.status, 0, describeExit(r))
+    const exitedAfter = Number(/exited after (\d+)/.exec(r.stdout)?.[1])
+    // Neither the job's 5 s nap nor a retry timer of bullmq's (15 s) holds it.
+    t.true(exitedAfter < 4000, describeExit(r))
+    // The job stays active in Redis (another worker would run it once its lock lapses).
+    t.false(f.done())
+  })
+
   serial('a process that exits with futures pending fails them before it goes', async (t) => {
     const script = `
       const { DistributedExecutor } = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))})

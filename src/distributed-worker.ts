@@ -196,8 +196,11 @@ export class DistributedWorker {
       if (o.force !== undefined && typeof o.force !== 'boolean') throw invalidType('options.force', 'a boolean', o.force)
       if (o.force === true && !this.#forced) {
         this.#forced = true
-        // Connections first: the jobs in hand can then neither complete nor
-        // fail, and stay active in Redis until their locks lapse.
+        // bullmq closing first: the connection it is about to lose is then
+        // not retried (after a 15 s timer that would hold the process).
+        this.#closing ??= this.#worker.close(true)
+        // Then the connections: the jobs in hand can then neither complete
+        // nor fail, and stay active in Redis until their locks lapse.
         await this.#worker.disconnect().catch(noop)
         await this.#pool.destroy()
       }
