@@ -78,7 +78,8 @@ export function crash(): never {
   process.exit(3)
 }
 
-/** A result that cannot be cloned. */
-export function unsendable(): () => void {
+/** A result that cannot be cloned; with `dir` and `key`, the run is recorded first. */
+export function unsendable(dir?: string, key?: string): () => void {
+  if (dir !== undefined && key !== undefined) fs.appendFileSync(path.join(dir, key), `${process.ppid}\n`)
   return () => {}
 }

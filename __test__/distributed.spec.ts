@@ -228,6 +228,10 @@ if (!hasRedis) {
     t.throws(() => ex.map('echo', [1, Symbol('s')] as any[]), { instanceOf: TypeError, message: /^iterable\[1\] cannot be sent/ })
     const unsendable = (await ex.submit('unsendable').exception()) as Error
     t.regex(unsendable.message, /could not be cloned/)
+    // It would not be at the next attempt either: no retry.
+    const kc = key('unsendable')
+    t.regex(((await twice.submit('unsendable', marks, kc).exception()) as Error).message, /could not be cloned/)
+    t.is(runs(kc).length, 1)
     // A task that kills its pool child fails with BrokenProcessPool; that worker carries on with a fresh pool.
     const crashed = (await ex.submit('crash').exception()) as Error
     t.is(crashed.name, 'BrokenProcessPool')

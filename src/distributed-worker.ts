@@ -237,7 +237,9 @@ export class DistributedWorker {
     if (this.#forced) throw new Error('the worker was closed by force')
     if (failure !== undefined) {
       this.#failed++
-      return this.#fail(job, failure.err, false)
+      // A result that cannot be cloned (out of the local pool) would not be, either, at the next attempt.
+      const uncloneable = failure.err instanceof Error && failure.err.name === 'DataCloneError'
+      return this.#fail(job, failure.err, uncloneable)
     }
     let out: string
     try {
