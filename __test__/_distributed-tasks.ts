@@ -43,6 +43,12 @@ export async function nap<T>(ms: number, value: T): Promise<T> {
   return value
 }
 
+/** Fails with a TaskError after `ms`. */
+export async function failAfter(ms: number, message: string): Promise<never> {
+  await sleep(ms)
+  throw new TaskError(message)
+}
+
 /** `[value, the worker's pid]` after `ms`. */
 export async function where<T>(ms: number, value: T): Promise<[T, number]> {
   await sleep(ms)
@@ -66,8 +72,8 @@ export function refuse(dir: string, key: string): never {
   throw err
 }
 
-/** Records each run (`dir/key`, one worker pid a line), then sleeps `ms` and returns the worker's pid. */
-export async function marked(dir: string, key: string, ms: number): Promise<number> {
+/** Records each run (`dir/key`, one worker pid a line), then sleeps `ms` and returns the worker's pid; `_ballast` only takes room in Redis. */
+export async function marked(dir: string, key: string, ms: number, _ballast?: string): Promise<number> {
   fs.appendFileSync(path.join(dir, key), `${process.ppid}\n`)
   await sleep(ms)
   return process.ppid

@@ -119,14 +119,14 @@ if (!hasRedis) {
     await exited
   }
 
-  async function startWorker(): Promise<ChildProcess> {
+  async function startWorker(queue = QUEUE): Promise<ChildProcess> {
     const child = spawn(
       process.execPath,
-      [CLI, '--redis', `127.0.0.1:${port}`, '--queue', QUEUE, '--module', TASKS, '--concurrency', '2', '--stalled-interval', '500', '--lock-duration', '2000', '--quiet'],
+      [CLI, '--redis', `127.0.0.1:${port}`, '--queue', queue, '--module', TASKS, '--concurrency', '2', '--stalled-interval', '500', '--lock-duration', '2000', '--quiet'],
       { stdio: ['ignore', 'pipe', 'pipe'], cwd: root },
     )
     workers.push(child)
-    await waitForLine(child, /ready: queue work/, 20_000, 'greenthread-worker')
+    await waitForLine(child, new RegExp(`ready: queue ${queue} `), 20_000, 'greenthread-worker')
     return child
   }
 
@@ -484,6 +484,101 @@ if (!hasRedis) {
       }
     })
     await Promise.all(cases)
+  })
+
+  /** A redis-server of its own (`args` added), for a test that stops, restarts or starves it. */
+  async function ownRedis(args: string[], dir = tmp, redisPort?: number): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+    const p = redisPort ?? (await freePort())
+    const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    await waitForLine(child, /Ready to accept connections/, 10_000, 'redis-server')
+    return {
+      port: p,
+      child,
+      stop: async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGKILL')
+        await exited
+      },
+    }
+  }
+
+  serial('Redis restarted from an older snapshot (its newest jobs lost): those jobs are added again and run', async (t) => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'rdb-'))
+    let server = await ownRedis(['--save', '', '--dbfilename', 'dump.rdb'], dir)
+    const connection = { host: '127.0.0.1', port: server.port }
+    const ex = new DistributedExecutor<typeof Tasks>({ connection, queue: 'snapshot', module: TASKS })
+    executors.push(ex)
+    try {
+      await ex.ready()
+      const before = ex.submit('square', 3)
+      const admin = new BullQueue('snapshot', { connection })
+      while ((await admin.getWaitingCount()) < 1) await sleep(20)
+      await admin.close()
+      t.is(spawnSync('redis-cli', ['-p', String(server.port), 'save'], { encoding: 'utf8' }).stdout.trim(), 'OK')
+      const after = [ex.submit('square', 4), ex.submit('square', 5)]
+      await sleep(300)
+      await server.stop()
+      server = await ownRedis(['--save', '', '--dbfilename', 'dump.rdb'], dir, server.port)
+      const worker = await runWorker({ connection, queue: 'snapshot', module: TASKS })
+      try {
+        t.deepEqual(await Promise.all([before, ...after].map((f) => f.result({ timeoutMs: 30_000 }))), [9, 16, 25])
+      } finally {
+        await worker.close()
+      }
+    } finally {
+      await ex.shutdown({ wait: false, cancelFutures: true })
+      await server.stop()
+    }
+  })
+
+  serial('a failed job removed by age before its event was read fails its future (not CancelledError)', async (t) => {
+    // A queue of its own: the first events read start a sweep (the stream is younger than the reader).
+    const worker = await startWorker('aged')
+    const ex = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port }, queue: 'aged', module: TASKS, keepJobsMs: 1000 })
+    executors.push(ex)
+    await ex.ready()
+    // Failures over about 3 s: bullmq removes the old ones by age (1 s) as later ones fail.
+    const fs = Array.from({ length: 80 }, (_, i) => (i % 2 ? ex.submit('failAfter', 150, `boom ${i}`) : ex.submit('square', i)))
+    await sleep(50)
+    // This thread is busy meanwhile (a lagging reader): the failed jobs are removed before their events are read.
+    const busyUntil = Date.now() + 5000
+    while (Date.now() < busyUntil);
+    const outcomes = await Promise.all(fs.map((f) => f.result({ timeoutMs: 30_000 }).then((v) => v, (e: Error) => e)))
+    outcomes.forEach((o, i) => {
+      if (i % 2 === 0) t.is(o, i * i)
+      else t.true(o instanceof Error && !(o instanceof CancelledError) && o.message.includes(`boom ${i}`), `task ${i}: ${o}`)
+    })
+    worker.kill('SIGKILL')
+  })
+
+  serial('Redis out of memory in the middle of a batch: only the jobs it refused fail, the others run once', async (t) => {
+    const server = await ownRedis(['--save', '', '--maxmemory', '8mb', '--maxmemory-policy', 'noeviction'])
+    const connection = { host: '127.0.0.1', port: server.port }
+    const ex = new DistributedExecutor<typeof Tasks>({ connection, queue: 'full', module: TASKS })
+    executors.push(ex)
+    try {
+      await ex.ready()
+      const pad = 'p'.repeat(200_000)
+      const keys = Array.from({ length: 60 }, () => key('oom'))
+      const fs = keys.map((k) => ex.submit('marked', marks, k, 0, pad))
+      const early = await Promise.all(fs.map((f) => f.exception({ timeoutMs: 3000 }).then((e) => e, () => 'pending')))
+      const refused = early.filter((e) => e instanceof Error && /OOM/.test(e.message)).length
+      t.true(refused > 0 && refused < 60, `${refused} refused`)
+      t.is(spawnSync('redis-cli', ['-p', String(server.port), 'config', 'set', 'maxmemory', '0'], { encoding: 'utf8' }).stdout.trim(), 'OK')
+      const worker = await runWorker({ connection, queue: 'full', module: TASKS })
+      try {
+        for (const [i, f] of fs.entries()) {
+          const ran = await f.result({ timeoutMs: 30_000 }).then(() => true, () => false)
+          t.is(runs(keys[i]).length, ran ? 1 : 0, `job ${i}`)
+        }
+      } finally {
+        await worker.close()
+      }
+    } finally {
+      await ex.shutdown({ wait: false, cancelFutures: true })
+      await server.stop()
+    }
   })
 
   serial('runWorker close({ force: true }) stops at once with a job in hand, and the process can exit soon after', async (t) => {

@@ -96,12 +96,22 @@ interface Task {
   future: Future<any>
   /** Handed to Redis at least once. */
   sent: boolean
-  /** Redis confirmed it has the job: if it is missing later, someone removed it, or Redis lost it. */
-  added: boolean
+  /**
+   * The connection (see `#connection`) in which Redis confirmed that it has
+   * the job, or -1: missing later in the same connection, someone removed
+   * it; after a reconnection, Redis may have lost it (a restart).
+   */
+  addedIn: number
   /** A worker has it, as far as the events tell. */
   running: boolean
   /** It failed: its error is being read from Redis. */
   fetching: boolean
+  /**
+   * Found missing while Redis kept its data: the id of the event stream's
+   * last entry then. If the events up to it bring no outcome (it finished,
+   * and was removed by age before they were read), someone removed it.
+   */
+  goneAt: string | undefined
 }
 
 /** Sweep when nothing was heard about pending jobs for this long; doubled after each such sweep (long tasks are quiet), up to the max. */
@@ -208,11 +218,15 @@ export class DistributedExecutor<M extends object = TaskModule> {
   #lastProgress = performance.now()
   #idleSweepMs = IDLE_SWEEP_MS
   #downSince: number | undefined
+  /** Counts the reconnections to Redis (after each, Redis may have restarted with part of its data). */
+  #connection = 0
   /** When a PING still unanswered was sent: a Redis that stops answering without closing the socket (stopped, partitioned) sends no 'close'. */
   #pingSince: number | undefined
   #watch: NodeJS.Timeout | undefined
   #sweeping = false
   #sweepAgain = false
+  /** A job was found gone: look again once the events read have caught up. */
+  #sweepAgainSoon = false
   #sweepTimer: NodeJS.Timeout | undefined
   #shutdown = false
   #broken: BrokenExecutor | undefined
@@ -281,7 +295,8 @@ export class DistributedExecutor<M extends object = TaskModule> {
     control.on('ready', () => {
       if (this.#downSince === undefined) return
       this.#downSince = undefined
-      // Redis may have restarted without its data, or events passed while away.
+      this.#connection++
+      // Redis may have restarted without (some of) its data, or events passed while away.
       debug('redis %s: reconnected, sweeping %d pending jobs', this.address, this.#pending.size)
       this.#sweepSoon(0, 'reconnected')
     })
@@ -346,9 +361,9 @@ export class DistributedExecutor<M extends object = TaskModule> {
       const t = this.#task(jobId)
       if (t !== undefined) this.#complete(t, returnvalue)
     })
-    events.on('failed', ({ jobId }: { jobId: string }) => {
+    events.on('failed', ({ jobId, failedReason }: { jobId: string; failedReason?: string }) => {
       const t = this.#task(jobId)
-      if (t !== undefined) void this.#fetchOutcome(t)
+      if (t !== undefined) void this.#fetchOutcome(t, failedReason)
     })
     events.on('removed', ({ jobId }: { jobId: string }) => {
       // Removed by someone else (Queue.drain, obliterate, a dashboard): it will not run.
@@ -417,7 +432,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     const encoded = encodeArgs(args, naming)
     const id = ++this.#nextId
     const future = Future._create<any>(this, id)
-    const t: Task = { id, jobId: this.#prefix + id, name, args: encoded, future, sent: false, added: false, running: false, fetching: false }
+    const t: Task = { id, jobId: this.#prefix + id, name, args: encoded, future, sent: false, addedIn: -1, running: false, fetching: false, goneAt: undefined }
     this.#pending.set(id, t)
     if (this.#pending.size === 1) this.#busy()
     this.#outbox.push(t)
@@ -449,17 +464,38 @@ export class DistributedExecutor<M extends object = TaskModule> {
     for (const t of tasks) t.sent = true
     try {
       await this.#bullQueue!.addBulk(tasks.map((t) => ({ name: t.name, data: { a: t.args } satisfies JobData, opts: { jobId: t.jobId } })))
-      for (const t of tasks) t.added = true
+      for (const t of tasks) t.addedIn = this.#connection
     } catch (err) {
       debug('queue %s: adding %d jobs failed: %s', this.queue, tasks.length, (err as Error)?.message)
       if ((err as Error)?.name === 'ReplyError') {
-        // Redis answered with an error (out of memory, for one): trying again would not help.
-        for (const t of tasks) if (this.#finish(t)) t.future._reject(err)
+        // Redis answered with an error (out of memory, for one): trying again
+        // would not help. It may have taken some of the batch before: those run.
+        await this.#failRefused(tasks, err)
         return
       }
       // Redis went away: the sweep after the reconnection adds what is missing.
       this.#sweepSoon(WATCH_MS, 'retry')
     }
+  }
+
+  /** Fails with `err` the tasks of a batch that Redis did not take; those it took stay pending. */
+  async #failRefused(tasks: Task[], err: unknown): Promise<void> {
+    const queue = this.#bullQueue!
+    let taken: unknown[] = []
+    try {
+      const pipeline = this.#control!.pipeline()
+      for (const t of tasks) pipeline.exists(queue.toKey(t.jobId))
+      taken = ((await pipeline.exec()) ?? []).map(([, exists]) => exists)
+    } catch (inner) {
+      // Cannot tell: the sweep sorts them out (adding again what is missing).
+      debug('queue %s: checking a refused batch failed: %s', this.queue, (inner as Error)?.message)
+      this.#sweepSoon(WATCH_MS, 'retry')
+      return
+    }
+    tasks.forEach((t, i) => {
+      if (taken[i] === 1) t.addedIn = this.#connection
+      else if (this.#finish(t)) t.future._reject(err)
+    })
   }
 
   /** The pending task of one of our job ids. */
@@ -494,7 +530,8 @@ export class DistributedExecutor<M extends object = TaskModule> {
   }
 
   /** A finished job's outcome, read from Redis (a failure's error is in the job's data). */
-  async #fetchOutcome(t: Task): Promise<void> {
+  /** Reads the outcome of a job that finished; `failedReason`: the message of a 'failed' event. */
+  async #fetchOutcome(t: Task, failedReason?: string): Promise<void> {
     if (t.fetching) return
     t.fetching = true
     let job: BullMQ.Job<JobData> | undefined
@@ -509,8 +546,18 @@ export class DistributedExecutor<M extends object = TaskModule> {
     t.fetching = false
     if (this.#pending.get(t.id) !== t) return
     if (job === undefined) {
-      // Gone (Redis lost it): the sweep adds it again.
-      this.#sweepSoon(0, `job ${t.jobId} is gone`)
+      // It finished (a 'failed' event, or the sweep found it in a finished
+      // set), and its job was removed since: bullmq removes finished jobs
+      // after the shortest keepJobsMs of the executors on the queue.
+      if (this.#finish(t)) {
+        const outcome = failedReason !== undefined ? `failed (${failedReason})` : 'finished'
+        t.future._reject(
+          new Error(
+            `the task ${t.name} ${outcome}, but its job ${t.jobId} was removed from Redis before its outcome could be read ` +
+              '(finished jobs are kept keepJobsMs, the shortest of the executors on the queue)',
+          ),
+        )
+      }
       return
     }
     if (!job.finishedOn) return
@@ -577,8 +624,10 @@ export class DistributedExecutor<M extends object = TaskModule> {
           for (const t of chunk) pipeline.exists(queue.toKey(t.jobId)).zscore(queue.keys.completed, t.jobId).zscore(queue.keys.failed, t.jobId)
           // Read after the jobs: still there, Redis lost nothing before them.
           pipeline.exists(this.#mark)
+          pipeline.xrevrange(this.#eventsKey, '+', '-', 'COUNT', 1)
           const replies = (await pipeline.exec()) ?? []
           const marked = replies[3 * chunk.length]?.[1] === 1
+          const lastEvent = (replies[3 * chunk.length + 1]?.[1] as [string, string[]][] | undefined)?.[0]?.[0] ?? '0-0'
           if (!marked) markLost = true
           chunk.forEach((t, k) => {
             if (this.#pending.get(t.id) !== t) return
@@ -587,7 +636,23 @@ export class DistributedExecutor<M extends object = TaskModule> {
               return value
             })
             if (completed !== null || failed !== null) void this.#fetchOutcome(t)
-            else if (exists === 0) (marked && t.added ? removed : missing).push(t)
+            else if (exists === 0) {
+              // Gone while Redis kept its data (the mark), with no reconnection
+              // since it was added: removed by someone, unless the events not
+              // read yet tell that it finished (and was removed by age).
+              if (marked && t.addedIn === this.#connection) {
+                if (t.goneAt === undefined) {
+                  t.goneAt = lastEvent
+                  this.#sweepAgainSoon = true
+                } else if (compareIds(this.#lastEventId, t.goneAt) >= 0) {
+                  removed.push(t)
+                } else {
+                  this.#sweepAgainSoon = true
+                }
+              } else {
+                missing.push(t)
+              }
+            }
           })
         }
         // Removed by someone while Redis kept its data: it will not run, as on a 'removed' event.
@@ -600,6 +665,10 @@ export class DistributedExecutor<M extends object = TaskModule> {
           for (let i = 0; i < lost.length; i += ADD_BATCH) await this.#add(lost.slice(i, i + ADD_BATCH))
         }
       } while (this.#sweepAgain && this.#closing === undefined)
+      if (this.#sweepAgainSoon) {
+        this.#sweepAgainSoon = false
+        this.#sweepSoon(WATCH_MS, 'jobs gone: once the events have been read')
+      }
     } catch (err) {
       debug('queue %s: sweep failed: %s', this.queue, (err as Error)?.message)
       this.#sweepSoon(WATCH_MS, 'retry')
