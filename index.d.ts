@@ -139,6 +139,21 @@ export declare class NativeNet {
   serve(host: string, portNumber: number, backlog: number, handler: string): NativeServer | number
 }
 
+/**
+ * An executor child's messages to its parent, written by a thread of their
+ * own (see the runtime's `pipe` module).
+ */
+export declare class NativePipeWriter {
+  /** Writes to `fd`; `results_type` is the type of results messages. */
+  constructor(fd: number, resultsType: number)
+  /** Queues a `[type][len][body]` message. */
+  message(kind: number, body?: Buffer | undefined | null): void
+  /** Queues result frames (merged into the results message still queued). */
+  results(last: boolean, ms: number, frames: Buffer): void
+  /** Returns once everything queued is written. */
+  finish(): void
+}
+
 /** A server with a built-in handler, on the runtime's workers. */
 export declare class NativeServer {
   address(): SocketAddress

@@ -840,6 +840,7 @@ module.exports.NativeExecutorSlot = nativeBinding.NativeExecutorSlot
 module.exports.NativeHub = nativeBinding.NativeHub
 module.exports.NativeListener = nativeBinding.NativeListener
 module.exports.NativeNet = nativeBinding.NativeNet
+module.exports.NativePipeWriter = nativeBinding.NativePipeWriter
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.NativeSocket = nativeBinding.NativeSocket
 module.exports.configureRuntime = nativeBinding.configureRuntime

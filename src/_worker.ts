@@ -333,16 +333,16 @@ class Runner {
    * Runs the task frames of `batch` in order, writing result frames to `out`;
    * `flush` is called before every await. Before awaiting a task, or once
    * the batch is overdue, the tasks not started yet go to `giveBack` (so
-   * that idle workers can take them) and the batch ends. With `claim`
-   * (thread workers, whose batches are held: see the runtime's executor
-   * module), each task is claimed right before it starts, and skipped if it
-   * was cancelled or taken over by an idle worker meanwhile; the claim
-   * sends the results written before it, so that a later task of the batch
-   * that runs long (a call cannot be interrupted) neither delays them nor,
-   * should the worker die or be destroyed meanwhile, loses them. Returns
+   * that idle workers can take them) and the batch ends. `claim` is called
+   * right before each task starts: it sends the results written before it,
+   * so that a later task of the batch that runs long (a call cannot be
+   * interrupted) neither delays them nor, should the worker die or be
+   * destroyed meanwhile, loses them; and a thread worker, whose batch is
+   * only held (see the runtime's executor module), skips a task whose claim
+   * fails (cancelled, or taken over by an idle worker meanwhile). Returns
    * the number of tasks run.
    */
-  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void, claim?: (id: number) => boolean): Promise<number> {
+  async runBatch(batch: Buffer, out: Writer, flush: () => void, giveBack: (rest: Buffer) => void, claim: (id: number) => boolean): Promise<number> {
     const r = new Reader(batch, 0, this.resolveShared)
     const started = performance.now()
     let ran = 0
@@ -362,7 +362,7 @@ class Runner {
           flush()
           entry = await this.#fn(fnId)
         }
-        if (claim !== undefined && !claim(id)) {
+        if (!claim(id)) {
           r.at = end
           continue
         }
@@ -616,7 +616,11 @@ function processMain(): void {
   const parent = Number(process.argv[process.argv.indexOf(CHILD_FLAG) + 1])
   const { native } = require('./native') as typeof import('./native')
   native.dieWithParent(parent)
-  const sock = new net.Socket({ fd: 3, readable: true, writable: true })
+  // Reads here; a native thread writes (see the runtime's pipe module):
+  // each result leaves as its task ends, even while the next one keeps this
+  // thread busy, and fast results still go out merged.
+  const sock = new net.Socket({ fd: 3, readable: true, writable: false })
+  const writer = new native.NativePipeWriter(3, Msg.RESULTS)
   const defs = new Map<number, Uint8Array>()
   const queue: Buffer[] = []
   let runner: Runner | undefined
@@ -626,20 +630,26 @@ function processMain(): void {
   let batchStart = 0
   const send = (last: boolean): void => {
     if (out.length === 0 && !last) return
-    sendMessage(sock, Msg.RESULTS, Buffer.concat([resultsHead(last, last ? performance.now() - batchStart : 0), out.view()]))
+    writer.results(last, last ? performance.now() - batchStart : 0, out.view())
     out.reset()
   }
   const flush = (): void => send(false)
-  const giveBack = (rest: Buffer): void => sendMessage(sock, Msg.RETURN, rest)
+  // Every task's results go to the writer before the next task starts.
+  const claim = (): boolean => {
+    flush()
+    return true
+  }
+  const giveBack = (rest: Buffer): void => writer.message(Msg.RETURN, rest)
   const exit = (): void => {
-    sock.end(() => process.exit(0))
+    writer.finish()
+    process.exit(0)
   }
   const drainQueue = async (): Promise<void> => {
     if (running || runner === undefined) return
     running = true
     while (queue.length > 0) {
       batchStart = performance.now()
-      await runner.runBatch(queue.shift()!, out, flush, giveBack)
+      await runner.runBatch(queue.shift()!, out, flush, giveBack, claim)
       send(true)
     }
     running = false
@@ -652,13 +662,13 @@ function processMain(): void {
         runner = new Runner(config, (id) => defs.get(id))
         runner.init().then(
           () => {
-            sendMessage(sock, Msg.READY)
+            writer.message(Msg.READY)
             void drainQueue()
           },
           (err: unknown) => {
             const w = new Writer()
             writeThrown(w, err)
-            sendMessage(sock, Msg.INIT_FAILED, w.take())
+            writer.message(Msg.INIT_FAILED, w.take())
             exit()
           },
         )

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use greenthread_runtime::executor::{Pool, Slot, TaskState};
+use greenthread_runtime::pipe::PipeWriter;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -186,5 +187,45 @@ impl NativeExecutorSlot {
     #[napi(catch_unwind)]
     pub fn detach(&mut self) {
         self.slot = None;
+    }
+}
+
+/// An executor child's messages to its parent, written by a thread of their
+/// own (see the runtime's `pipe` module).
+#[napi]
+pub struct NativePipeWriter {
+    writer: PipeWriter,
+}
+
+#[napi]
+impl NativePipeWriter {
+    /// Writes to `fd`; `results_type` is the type of results messages.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(fd: i32, results_type: u8) -> Result<Self> {
+        let writer = PipeWriter::new(fd, results_type).map_err(|e| {
+            Error::new(
+                Status::GenericFailure,
+                format!("cannot start the pipe writer: {e}"),
+            )
+        })?;
+        Ok(NativePipeWriter { writer })
+    }
+
+    /// Queues a `[type][len][body]` message.
+    #[napi(catch_unwind)]
+    pub fn message(&self, kind: u8, body: Option<BufferSlice>) {
+        self.writer.message(kind, body.as_deref().unwrap_or(&[]));
+    }
+
+    /// Queues result frames (merged into the results message still queued).
+    #[napi(catch_unwind)]
+    pub fn results(&self, last: bool, ms: f64, frames: BufferSlice) {
+        self.writer.results(last, ms, &frames);
+    }
+
+    /// Returns once everything queued is written.
+    #[napi(catch_unwind)]
+    pub fn finish(&mut self) {
+        self.writer.finish();
     }
 }

@@ -17,6 +17,8 @@
 //!   batched completions with one wake-up of the front end per batch.
 //! - [`parent`]: a child process that dies with its parent (executor
 //!   children).
+//! - [`pipe`]: an executor child's messages to its parent, written by a
+//!   thread of their own so that results leave as their tasks end.
 
 mod alarm;
 pub mod baton;
@@ -24,6 +26,7 @@ pub mod executor;
 pub mod hub;
 pub mod net;
 pub mod parent;
+pub mod pipe;
 pub mod runtime;
 mod timers;
 
