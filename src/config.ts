@@ -17,7 +17,8 @@ export interface RuntimeInfo {
 
 /**
  * Configures the runtime. Throws RangeError once the runtime has started
- * (the first greenlet, sleep or socket starts it).
+ * (the first StreamServer with a built-in handler starts it; greenlets,
+ * timers, executors and sockets with JS handlers do not).
  */
 export function configure(options: ConfigureOptions): void {
   const o = checkOptions('options', options)
