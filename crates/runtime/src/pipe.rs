@@ -29,6 +29,10 @@ struct Queue {
     open_results: Option<usize>,
     /// The writer thread waits for bytes.
     idle: bool,
+    /// Something queued must not wait for more to gather: the end of a
+    /// batch (the parent sends the next one when it reads it), or a
+    /// message other than results.
+    urgent: bool,
     closed: bool,
     /// The write error that stopped the writer (the parent is gone).
     failed: Option<i32>,
@@ -79,6 +83,7 @@ impl PipeWriter {
         q.open_results = None;
         push_header(&mut q.bytes, kind, body.len());
         q.bytes.extend_from_slice(body);
+        q.urgent = true;
         self.wake(q);
     }
 
@@ -112,6 +117,7 @@ impl PipeWriter {
         }
         if last {
             q.open_results = None;
+            q.urgent = true;
         }
         self.wake(q);
     }
@@ -156,7 +162,8 @@ fn push_header(out: &mut Vec<u8>, kind: u8, len: usize) {
 
 /// How long the writer lets results gather after the first one wakes it: a
 /// fast stream of tiny results then costs a wake-up and a write per this
-/// much time, not per result.
+/// much time, not per result. The end of a batch, or any other message, is
+/// written at once.
 const GATHER: Duration = Duration::from_micros(50);
 
 fn write_loop(shared: &Shared) {
@@ -170,7 +177,7 @@ fn write_loop(shared: &Shared) {
                     q = shared.more.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
                 q.idle = false;
-                if !q.closed {
+                if !q.closed && !q.urgent {
                     drop(q);
                     std::thread::sleep(GATHER);
                     q = lock(&shared.queue);
@@ -182,6 +189,7 @@ fn write_loop(shared: &Shared) {
             // Taken: what comes next starts a new message.
             std::mem::swap(&mut writing, &mut q.bytes);
             q.open_results = None;
+            q.urgent = false;
         }
         let status = write_all(shared.fd, &writing);
         writing.clear();
