@@ -701,16 +701,10 @@ export const CHILD_FLAG = '--greenthread-executor-child'
 
 /**
  * The head of a child's RESULTS message, before its result frames:
- * `[last u8][ms f64 LE]`: whether the batch is done, and then how long it ran.
+ * `[last u8][ms f64 LE]`: whether the batch is done, and then how long it
+ * ran. The child's pipe writer (crates/runtime/src/pipe.rs) writes it.
  */
 const RESULTS_HEAD = 1 + 8
-
-export function resultsHead(last: boolean, ms: number): Buffer {
-  const head = Buffer.allocUnsafe(RESULTS_HEAD)
-  head[0] = last ? 1 : 0
-  head.writeDoubleLE(ms, 1)
-  return head
-}
 
 export function readResultsHead(body: Buffer): { last: boolean; ms: number; frames: Buffer } {
   return { last: body[0] === 1, ms: body.readDoubleLE(1), frames: body.subarray(RESULTS_HEAD) }
