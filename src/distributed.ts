@@ -98,8 +98,8 @@ interface Task {
   sent: boolean
   /**
    * The connection (see `#connection`) in which Redis confirmed that it has
-   * the job, or -1: missing later in the same connection, someone removed
-   * it; after a reconnection, Redis may have lost it (a restart).
+   * the job, or -1. Missing after a reconnection, Redis may have lost it (a
+   * restart); in the same connection, someone removed it (see `#mark`).
    */
   addedIn: number
   /** A worker has it, as far as the events tell. */
@@ -192,9 +192,11 @@ export class DistributedExecutor<M extends object = TaskModule> {
   readonly #prefix = jobIdPrefix()
   /**
    * A key of this executor's, kept while futures are pending. A job of ours
-   * missing from Redis was removed by someone (Queue.drain, obliterate: no
-   * event tells) if the mark is there, and lost with Redis's data (a restart
-   * without persistence, a flush) if it is gone too.
+   * missing from Redis was lost with Redis's data (a flush, a restart
+   * without persistence) if the mark is gone too, or if Redis reconnected
+   * since it took the job (a restart from an older snapshot); else someone
+   * removed it (Queue.drain, obliterate: no event tells), once the events
+   * not read yet bring no outcome of it (see `Task.goneAt`).
    */
   readonly #mark = `greenthread:executor:${this.#prefix}`
   #nextId = 0
