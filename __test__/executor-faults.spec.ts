@@ -358,14 +358,15 @@ serial('ThreadPoolExecutor: a worker that cannot start for lack of file descript
   t.is(out, ['hogged EMFILE', 'BrokenThreadPool true', 'BrokenThreadPool true', 'end'].join('\n'))
 })
 
+/** A task that blocks its worker for `ms`, as a CPU-bound call does, without using a core; returns `tag`. */
+function nap(ms: number, tag: string): string {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+  return tag
+}
+
 for (const Pool of [ThreadPoolExecutor, ProcessPoolExecutor]) {
   serial(`${Pool.name}: a result goes out when its task ends, not with the rest of its batch; destroy() then keeps it`, async (t) => {
     const ex = new Pool({ maxWorkers: 1 })
-    // Blocks its worker, as a CPU-bound call does, without using a core.
-    const nap = (ms: number, tag: string): string => {
-      if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-      return tag
-    }
     try {
       // Tiny tasks first: the worker then takes tasks in large batches.
       for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 500 }, (_, i) => ex.submit(nap, 0, String(i)).result()))
@@ -390,10 +391,6 @@ for (const Pool of [ThreadPoolExecutor, ProcessPoolExecutor]) {
 
 serial('ThreadPoolExecutor: tasks held behind a long one are not running, can be cancelled, and an idle worker takes them over', async (t) => {
   const ex = new ThreadPoolExecutor({ maxWorkers: 2 })
-  const nap = (ms: number, tag: string): string => {
-    if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-    return tag
-  }
   try {
     for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 500 }, (_, i) => ex.submit(nap, 0, String(i)).result()))
     t.is(ex.stats().workers, 2)

@@ -370,34 +370,7 @@ impl Slot {
     /// Takes up to `max` runnable tasks, marks them running and appends them
     /// to `out` as frames. Returns how many were taken.
     pub fn take(&self, max: usize, out: &mut Vec<u8>) -> usize {
-        let mut taken = 0;
-        let mut batch = Vec::with_capacity(max.min(1024));
-        // Cancelled tasks are dropped on the way: pop again until `max` are
-        // runnable or the queue is empty.
-        while taken < max {
-            while batch.len() < max - taken {
-                match self
-                    .local
-                    .pop()
-                    .or_else(|| self.refill(max - taken - batch.len()))
-                {
-                    Some(task) => batch.push(task),
-                    None => break,
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            let mut states = lock(&self.pool.states);
-            for task in batch.drain(..) {
-                if let Some(state @ TaskState::Queued) = states.get_mut(&task.id) {
-                    *state = TaskState::Running;
-                    write_frame(out, task.id, &task.payload);
-                    taken += 1;
-                }
-            }
-        }
-        taken
+        self.take_queued(max, out, false)
     }
 
     /// Like [`Slot::take`], but the tasks are held, not running, until
@@ -407,6 +380,17 @@ impl Slot {
     /// while a sibling holds some that may become stealable, how soon to
     /// look again.
     pub fn take_held(&self, max: usize, out: &mut Vec<u8>) -> (usize, Option<Duration>) {
+        let taken = self.take_queued(max, out, true);
+        if taken > 0 {
+            return (taken, None);
+        }
+        self.steal_held(max, out)
+    }
+
+    /// Takes up to `max` queued tasks into `out`, marking them running, or
+    /// held by this slot. Cancelled tasks are dropped on the way: pops again
+    /// until `max` are runnable or the queue is empty.
+    fn take_queued(&self, max: usize, out: &mut Vec<u8>, hold: bool) -> usize {
         let mut taken = 0;
         let mut batch = Vec::with_capacity(max.min(1024));
         while taken < max {
@@ -424,22 +408,26 @@ impl Slot {
                 break;
             }
             let mut states = lock(&self.pool.states);
-            let mut held = lock(&self.pool.held);
+            let mut held = hold.then(|| lock(&self.pool.held));
             for task in batch.drain(..) {
                 if let Some(state @ TaskState::Queued) = states.get_mut(&task.id) {
-                    *state = TaskState::Held(self.index);
                     write_frame(out, task.id, &task.payload);
-                    held.payloads.insert(task.id, task.payload);
                     taken += 1;
+                    match held.as_mut() {
+                        Some(held) => {
+                            *state = TaskState::Held(self.index);
+                            held.payloads.insert(task.id, task.payload);
+                        }
+                        None => *state = TaskState::Running,
+                    }
                 }
             }
             // Starting nothing yet counts as starting: a fresh batch is not stolen at once.
-            held.last_claim.insert(self.index, Instant::now());
+            if let Some(held) = held.as_mut() {
+                held.last_claim.insert(self.index, Instant::now());
+            }
         }
-        if taken > 0 {
-            return (taken, None);
-        }
-        self.steal_held(max, out)
+        taken
     }
 
     /// Takes over up to `max` tasks held by siblings that have started
