@@ -392,6 +392,8 @@ for (const Pool of [ThreadPoolExecutor, ProcessPoolExecutor]) {
 serial('ThreadPoolExecutor: tasks held behind a long one are not running, can be cancelled, and an idle worker takes them over', async (t) => {
   const ex = new ThreadPoolExecutor({ maxWorkers: 2 })
   try {
+    // Two at once: both workers start.
+    await Promise.all([ex.submit(nap, 100, 'a').result(), ex.submit(nap, 100, 'b').result()])
     for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 500 }, (_, i) => ex.submit(nap, 0, String(i)).result()))
     t.is(ex.stats().workers, 2)
     const slow = ex.submit(nap, 1500, 'slow')
