@@ -650,6 +650,11 @@ serial('resourceLimits: a thread worker past its heap limit dies and breaks the 
   await t.throwsAsync(hog.result({ timeoutMs: 30_000 }), { instanceOf: BrokenThreadPool })
   t.throws(() => new ThreadPoolExecutor({ resourceLimits: { heapMb: 10 } as any }), { instanceOf: TypeError, message: /options.resourceLimits.heapMb is not a limit/ })
   t.throws(() => new ThreadPoolExecutor({ resourceLimits: { stackSizeMb: -4 } }), { instanceOf: RangeError, message: /options.resourceLimits.stackSizeMb/ })
+  // A process pool has no such limits: refused rather than ignored.
+  t.throws(() => new ProcessPoolExecutor({ resourceLimits: { maxOldGenerationSizeMb: 64 } } as any), {
+    instanceOf: TypeError,
+    message: /options.resourceLimits applies to thread workers only/,
+  })
   await pool.shutdown()
 })
 

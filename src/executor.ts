@@ -1170,6 +1170,16 @@ interface Child {
   idleTimer: NodeJS.Timeout | undefined
 }
 
+/** A process pool's options, refusing `resourceLimits` (thread workers' only): accepted, it would limit nothing. */
+function withoutResourceLimits(options: ExecutorOptions | undefined): ExecutorOptions | undefined {
+  if (options !== null && typeof options === 'object' && (options as ThreadPoolExecutorOptions).resourceLimits !== undefined) {
+    throw new TypeError(
+      'options.resourceLimits applies to thread workers only: limit a process pool\'s children with NODE_OPTIONS=--max-old-space-size=N',
+    )
+  }
+  return options
+}
+
 /**
  * Runs tasks in child Node processes (`maxWorkers` defaults to the number of
  * CPUs). Each child runs one task at a time. Killing a child, or a task that
@@ -1182,7 +1192,7 @@ export class ProcessPoolExecutor extends Executor {
   #spawnFailed = false
 
   constructor(options?: ExecutorOptions) {
-    super(options, os.availableParallelism(), true)
+    super(withoutResourceLimits(options), os.availableParallelism(), true)
   }
 
   /** @internal */
