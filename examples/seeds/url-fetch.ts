@@ -28,7 +28,8 @@ function get(url: string): Promise<Buffer> {
 async function f(url: string): Promise<void> {
   console.log(`GET: ${url}`)
   const data = await get(url)
-  console.log(`[${data.length}] bytes received from ${url}`)
+  // The seed's print ends in "\n" too: a blank line after each result.
+  console.log(`[${data.length}] bytes received from ${url}\n`)
 }
 
 const server = http.createServer((req, res) => {
