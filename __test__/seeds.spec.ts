@@ -59,6 +59,13 @@ test('three greenlets that never yield run one after another', async (t) => {
   t.deepEqual(lines.map((l) => l.at(-1)), ['0', '1', '2', '3', '4', '0', '1', '2', '3', '4', '0', '1', '2', '3', '4'])
 })
 
+test('three greenlets that sleep 3 units each take about 3 units together, not 9', async (t) => {
+  const { lines, ms } = await runSeed('greenlets-interleaved', ['300'])
+  t.is(lines.length, 9)
+  // Overlap, with room for a slow start: the sum would be 2,700 ms.
+  t.true(ms >= 900 && ms < 2200, `took ${ms} ms`)
+})
+
 for (const unit of ['20', '0']) {
   test(`three greenlets that sleep(${unit}) after each line alternate`, async (t) => {
     const { lines } = await runSeed('greenlets-interleaved', [unit])
