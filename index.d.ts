@@ -68,6 +68,11 @@ export declare class NativeExecutorSlot {
    * the ids of those aborted meanwhile: dropped, to be reported cancelled.
    */
   giveBack(batch: Buffer): Array<number>
+  /**
+   * `giveBack` for frames from `takeHeld`: only those this worker still
+   * holds go back (one taken over by another worker may be running).
+   */
+  giveBackHeld(batch: Buffer): Array<number>
   complete(batch: Buffer): number
   definition(id: number): Buffer | null
   /** Leaves the queue now, giving back the tasks of the local deque. */

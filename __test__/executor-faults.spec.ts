@@ -424,6 +424,45 @@ serial('ThreadPoolExecutor: tasks held behind a long one are not running, can be
   }
 })
 
+serial('ThreadPoolExecutor: a task taken over by an idle worker runs once, though its first holder gives the rest of its batch back', async (t) => {
+  const runTwiceCheck = (runs: SharedArrayBuffer, i: number, ms: number): number => {
+    Atomics.add(new Int32Array(runs), i, 1)
+    if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+    return i
+  }
+  for (let trial = 0; trial < 4; trial++) {
+    const pool = new ThreadPoolExecutor({ maxWorkers: 2 })
+    try {
+      const n = 200
+      const runs = new SharedArrayBuffer(4 * (n + 10))
+      await Promise.all(Array.from({ length: n }, (_, i) => pool.submit(runTwiceCheck, runs, i, 0).result()))
+      // A long task, then tasks long enough that the holder's batch is overdue when it gets back to them.
+      const fs = Array.from({ length: 10 }, (_, k) => pool.submit(runTwiceCheck, runs, n + k, k === 0 ? 40 : 80))
+      t.deepEqual(await Promise.all(fs.map((f) => f.result())), fs.map((_, k) => n + k))
+      const counts = [...new Int32Array(runs)]
+      t.deepEqual(counts.map((c, i) => [i, c]).filter(([, c]) => c !== 1), [], `trial ${trial}`)
+    } finally {
+      await pool.shutdown()
+    }
+  }
+})
+
+for (const Pool of [ThreadPoolExecutor, ProcessPoolExecutor]) {
+  serial(`${Pool.name}: maxTasksPerChild counts the tasks a worker ran, not those it handed back unstarted`, async (t) => {
+    const pool = new Pool({ maxWorkers: 1, maxTasksPerChild: 10 })
+    const whoAsync = (i: number): Promise<[string, number]> =>
+      new Promise((resolve) => setTimeout(() => resolve([`${process.pid}:${require('node:worker_threads').threadId}`, i]), 1))
+    try {
+      const results = await Promise.all(Array.from({ length: 60 }, (_, i) => pool.submit(whoAsync, i).result()))
+      const perWorker = new Map<string, number>()
+      for (const [worker] of results) perWorker.set(worker, (perWorker.get(worker) ?? 0) + 1)
+      t.deepEqual([...perWorker.values()], Array(6).fill(10))
+    } finally {
+      await pool.shutdown()
+    }
+  })
+}
+
 serial('MessageParser reassembles a big message from many chunks copying each byte a bounded number of times', (t) => {
   const body = pattern(4 << 20, 1)
   const small = Buffer.from('tail')

@@ -520,7 +520,7 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
   }
   const giveBack = (rest: Buffer): void => {
     // Those aborted meanwhile are not queued again: they end cancelled.
-    writeCancelled(out, slot.giveBack(rest))
+    writeCancelled(out, slot.giveBackHeld(rest))
     Atomics.add(bell, BELL, 1)
     Atomics.notify(bell, BELL)
   }

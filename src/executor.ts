@@ -838,9 +838,11 @@ export abstract class Executor {
   /** @internal */
   protected workerLeft(): void {
     if (this.#broken || this.#destroyed) return
-    // Replace it if work is left that no worker holds, even after shutdown:
-    // queued tasks still run. Not for tasks another worker holds in its
-    // batch: a new worker would find nothing, leave, and be replaced again.
+    // Replace it if work is left that has not started, even after shutdown:
+    // queued tasks still run, and a thread worker takes over those another
+    // one holds once that one is blocked. (A child process's batch is its
+    // own: not counted, a new child would find nothing, leave, and be
+    // replaced again.)
     if (this.#native.queued() > 0) this.dispatch()
     this.#maybeExited()
   }
@@ -1285,6 +1287,8 @@ export class ProcessPoolExecutor extends Executor {
         break
       case Msg.RETURN: {
         // Those aborted meanwhile are not queued again: they end cancelled.
+        // Given back unstarted: not run, so not counted against maxTasksPerChild.
+        forEachFrame(body, () => c.assigned--)
         const cancelled = c.slot.giveBack(body)
         if (cancelled.length > 0) {
           const w = new Writer()

@@ -165,6 +165,13 @@ impl NativeExecutorSlot {
         self.slot()?.give_back(&batch).map_err(frame_error)
     }
 
+    /// `giveBack` for frames from `takeHeld`: only those this worker still
+    /// holds go back (one taken over by another worker may be running).
+    #[napi(catch_unwind)]
+    pub fn give_back_held(&self, batch: BufferSlice) -> Result<Vec<u32>> {
+        self.slot()?.give_back_held(&batch).map_err(frame_error)
+    }
+
     #[napi(catch_unwind)]
     pub fn complete(&self, batch: BufferSlice) -> Result<u32> {
         self.slot()?

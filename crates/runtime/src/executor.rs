@@ -290,12 +290,13 @@ impl Pool {
         lock(&self.states).len()
     }
 
-    /// Tasks waiting in the queue, held by no worker: what a new worker
-    /// would find. Counted by a scan, for the rare moment a worker leaves.
+    /// Tasks that have not started: queued, or held in a batch (which an
+    /// idle worker takes over from a blocked holder). What a new worker
+    /// could run. Counted by a scan, for the rare moment a worker leaves.
     pub fn queued(&self) -> usize {
         lock(&self.states)
             .values()
-            .filter(|s| **s == TaskState::Queued)
+            .filter(|s| matches!(s, TaskState::Queued | TaskState::Held(_)))
             .count()
     }
 
@@ -494,6 +495,17 @@ impl Slot {
     /// steal them. Those aborted meanwhile are dropped instead: returns their
     /// ids, for the caller to report them cancelled.
     pub fn give_back(&self, batch: &[u8]) -> Result<Vec<u32>, FrameError> {
+        self.put_back(batch, false)
+    }
+
+    /// Like [`Slot::give_back`], for tasks from [`Slot::take_held`]: only
+    /// those this slot still holds go back; one cancelled or taken over by a
+    /// sibling meanwhile (which may be running it) is left alone.
+    pub fn give_back_held(&self, batch: &[u8]) -> Result<Vec<u32>, FrameError> {
+        self.put_back(batch, true)
+    }
+
+    fn put_back(&self, batch: &[u8], held_only: bool) -> Result<Vec<u32>, FrameError> {
         let tasks = frames(batch)
             .map(|f| {
                 f.map(|(id, payload)| Task {
@@ -507,20 +519,20 @@ impl Slot {
         // back in front of it, so that a slot starts its tasks in submission
         // order (the deque only pushes at the back).
         let queued_after: Vec<Task> = std::iter::from_fn(|| self.local.pop()).collect();
-        let mut cancelled = Vec::new();
         let mut held = lock(&self.pool.held);
+        let mut cancelled = Vec::new();
         for task in tasks {
             match states.get(&task.id) {
-                Some(TaskState::Running) => {
-                    states.insert(task.id, TaskState::Queued);
-                    self.local.push(task);
-                }
                 Some(TaskState::Held(holder)) if *holder == self.index => {
                     states.insert(task.id, TaskState::Queued);
                     held.payloads.remove(&task.id);
                     self.local.push(task);
                 }
-                Some(TaskState::Aborting) => {
+                Some(TaskState::Running) if !held_only => {
+                    states.insert(task.id, TaskState::Queued);
+                    self.local.push(task);
+                }
+                Some(TaskState::Aborting) if !held_only => {
                     states.remove(&task.id);
                     cancelled.push(task.id);
                 }
@@ -694,6 +706,37 @@ mod tests {
         );
         assert_eq!(pool.state(3), Some(TaskState::Queued));
         assert_eq!(pool.cancel_queued(), vec![3]);
+    }
+
+    #[test]
+    fn a_holder_gives_back_only_what_it_still_holds() {
+        let (pool, _) = counting_pool();
+        pool.submit(&batch(&[(1, b"long"), (2, b"x"), (3, b"y")]))
+            .unwrap();
+        let busy = Slot::attach(pool.clone());
+        let idle = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        busy.take_held(10, &mut out);
+        assert!(busy.claim(1));
+        std::thread::sleep(STEAL_HELD_AFTER + Duration::from_millis(2));
+        let mut stolen = Vec::new();
+        assert_eq!(idle.take_held(1, &mut stolen).0, 1);
+        assert!(idle.claim(2), "running on the idle slot now");
+        // The holder, done with its long task, gives back the rest of its batch.
+        assert_eq!(
+            busy.give_back_held(&batch(&[(2, b"x"), (3, b"y")]))
+                .unwrap(),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            pool.state(2),
+            Some(TaskState::Running),
+            "left with the slot running it"
+        );
+        assert_eq!(pool.state(3), Some(TaskState::Queued));
+        let mut again = Vec::new();
+        assert_eq!(idle.take_held(10, &mut again).0, 1);
+        assert_eq!(ids(&again), vec![3], "task 2 is not handed out twice");
     }
 
     #[test]
