@@ -61,6 +61,10 @@ pub const FRAME_HEADER: usize = 8;
 /// in a long call: idle siblings take its held tasks over.
 pub const STEAL_HELD_AFTER: Duration = Duration::from_millis(8);
 
+/// How soon an idle slot looks again when the tasks it could not find are
+/// between a sibling's deque and that sibling's states (being taken).
+const IN_FLIGHT_RETRY: Duration = Duration::from_millis(1);
+
 /// The payloads of held tasks, and when each holding slot last claimed one.
 #[derive(Default)]
 struct HeldTasks {
@@ -440,8 +444,15 @@ impl Slot {
         let mut soonest: Option<Duration> = None;
         let mut stealable: Vec<u32> = Vec::new();
         for (id, state) in states.iter() {
-            let TaskState::Held(holder) = *state else {
-                continue;
+            let holder = match *state {
+                TaskState::Held(holder) => holder,
+                // Queued, yet nowhere to take from: in a sibling's take
+                // between its deque and its states. Held soon: look again.
+                TaskState::Queued => {
+                    soonest = Some(soonest.map_or(IN_FLIGHT_RETRY, |s| s.min(IN_FLIGHT_RETRY)));
+                    continue;
+                }
+                _ => continue,
             };
             if holder == self.index {
                 continue;
