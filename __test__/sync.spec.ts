@@ -799,6 +799,30 @@ function monkeyScenario(dir: string): unknown[] {
   record('execFileSync, args undefined, options third', () => childProcess.execFileSync('pwd', undefined, { cwd: dir, encoding: 'utf8' }))
   record('spawnSync, args null, options third', () => childProcess.spawnSync('pwd', null as unknown as string[], { cwd: dir, encoding: 'utf8' }).stdout)
   record('execSync cwd and env', () => childProcess.execSync('pwd; echo $GT_VALUE', { cwd: dir, env: { ...process.env, GT_VALUE: 'seen' }, encoding: 'utf8' }))
+  record('spawnSync, a program that does not exist', () => {
+    const r = childProcess.spawnSync('gt-no-such-program', ['x'])
+    return [r.error?.message, (r.error as NodeJS.ErrnoException | undefined)?.syscall, r.status]
+  })
+  record('execFileSync, a program that does not exist', () => {
+    try {
+      return childProcess.execFileSync('gt-no-such-program')
+    } catch (err) {
+      return [(err as Error).message, (err as NodeJS.ErrnoException).syscall]
+    }
+  })
+  record('spawnSync, an extra pipe', () => childProcess.spawnSync('sh', ['-c', 'echo fd3 >&3'], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], encoding: 'utf8' }).output)
+  record('spawnSync, a negative timeout', () => childProcess.spawnSync('true', [], { timeout: -5 }).status)
+  record('execSync timeout, the shell its command outlives', () => {
+    const started = Date.now()
+    try {
+      childProcess.execSync('sleep 3; echo late', { timeout: 200, stdio: 'pipe' })
+    } catch (err) {
+      return [(err as NodeJS.ErrnoException).code, (err as { signal?: string }).signal, Date.now() - started < 2000]
+    }
+    return 'returned'
+  })
+  fs.writeFileSync(p('plain'), 'x')
+  record('statSync through a file, throwIfNoEntry false', () => fs.statSync(p('plain/sub'), { throwIfNoEntry: false }))
   return out
 }
 

@@ -113,16 +113,18 @@ function patchFs(): void {
   }
   for (const name of ['stat', 'lstat'] as const) {
     const viaAsync = promisify(f[name])
+    const original = f[`${name}Sync`]
     replace(
       fs,
       `${name}Sync`,
-      yielding(`${name}Sync`, f[`${name}Sync`], (path: unknown, options?: { throwIfNoEntry?: boolean }) => {
+      yielding(`${name}Sync`, original, (path: unknown, options?: { throwIfNoEntry?: boolean }) => {
         try {
           return block(viaAsync(path, options))
         } catch (err) {
-          // As the sync version: no entry is `undefined`, not an error.
+          // No entry: the sync call answers as this Node's does (`undefined`
+          // for ENOENT; ENOTDIR differs between Node lines), at once.
           const code = (err as NodeJS.ErrnoException | null)?.code
-          if (options?.throwIfNoEntry === false && (code === 'ENOENT' || code === 'ENOTDIR')) return undefined
+          if (options?.throwIfNoEntry === false && (code === 'ENOENT' || code === 'ENOTDIR')) return original(path, options)
           throw err
         }
       }),
@@ -196,20 +198,33 @@ function spawnAsync(file: string, args: readonly string[], options: SyncSpawnOpt
     // What spawn() does not take, or would handle differently (its own
     // timeout kills without the ETIMEDOUT error spawnSync reports).
     const { input, timeout, killSignal, maxBuffer = MAX_BUFFER, encoding: rawEncoding, ...spawnOptions } = options
+    if (timeout !== undefined && timeout !== null && !(Number.isInteger(timeout) && timeout >= 0)) {
+      // Node's validateTimeout, which spawnSync runs too.
+      throw Object.assign(new RangeError(`The value of "timeout" is out of range. It must be an unsigned integer. Received ${String(timeout)}`), {
+        code: 'ERR_OUT_OF_RANGE',
+      })
+    }
     const encoding = rawEncoding && rawEncoding !== 'buffer' ? rawEncoding : undefined
     const stdio = normalizeStdio(options.stdio)
     if (input !== undefined && input !== null) stdio[0] = 'pipe'
     // Argument errors reject, so block() throws them, as spawnSync would.
     const child = childProcess.spawn(file, args, { ...spawnOptions, stdio } as childProcess.SpawnOptions)
-    const chunks: Buffer[][] = [[], []]
+    // Every piped fd but stdin is collected (`output[fd]`), as spawnSync does.
+    const chunks: Buffer[][] = child.stdio.map(() => [])
     let buffered = 0
     let error: Error | undefined
     let timer: NodeJS.Timeout | undefined
     const kill = (err: Error): void => {
       error ??= err
       child.kill(killSignal ?? 'SIGTERM')
+      // spawnSync stops reading once it has killed the child: a grandchild
+      // holding the pipes (a shell's command) must not keep the call waiting.
+      child.once('exit', () => {
+        for (const stream of child.stdio) stream?.destroy()
+      })
     }
-    ;[child.stdout, child.stderr].forEach((stream, i) => {
+    child.stdio.forEach((stream, i) => {
+      if (i === 0) return
       stream?.on('data', (chunk: Buffer) => {
         if (error) return
         buffered += chunk.length
@@ -234,16 +249,18 @@ function spawnAsync(file: string, args: readonly string[], options: SyncSpawnOpt
       const b = Buffer.concat(bufs)
       return encoding ? b.toString(encoding) : b
     }
-    child.on('error', (err) => {
+    child.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer)
-      // The process could not start: spawnSync reports it in `error`.
-      resolve({ pid: 0, output: null, stdout: null, stderr: null, status: null, signal: null, error: err })
+      // The process could not start: spawnSync reports it in `error`, named as its own.
+      const error = spawnError(err.code ?? 'UNKNOWN', err.errno ?? 0, file, args)
+      resolve({ pid: 0, output: null, stdout: null, stderr: null, status: null, signal: null, error })
     })
     child.on('close', (status, signal) => {
       clearTimeout(timer)
-      const stdout = child.stdout ? text(chunks[0]) : null
-      const stderr = child.stderr ? text(chunks[1]) : null
-      const result: SpawnResult = { pid: child.pid ?? 0, output: [null, stdout, stderr], stdout, stderr, status, signal }
+      const output = child.stdio.map((stream, i) => (i > 0 && stream ? text(chunks[i]) : null))
+      const stdout = output[1] ?? null
+      const stderr = output[2] ?? null
+      const result: SpawnResult = { pid: child.pid ?? 0, output, stdout, stderr, status, signal }
       if (error) result.error = error
       resolve(result)
     })
