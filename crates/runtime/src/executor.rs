@@ -219,26 +219,26 @@ impl Pool {
     /// Cancels a task that has not started (queued or held). False if it
     /// is running, done or unknown.
     pub fn cancel(&self, id: u32) -> bool {
-        let mut states = lock(&self.states);
-        match states.get(&id) {
-            Some(TaskState::Queued) => {
-                states.remove(&id);
-                true
-            }
-            Some(TaskState::Held(_)) => {
-                states.remove(&id);
-                lock(&self.held).payloads.remove(&id);
-                true
-            }
-            _ => false,
-        }
+        self.remove_unstarted(&mut lock(&self.states), id)
     }
 
-    /// The task's signal aborted: cancels it if queued (true); if a worker
-    /// holds it, marks it so that giving it back cancels it (false). False
-    /// too if it is done or unknown.
+    /// The task's signal aborted: cancels it if it has not started (true);
+    /// if a worker runs it, marks it so that giving it back cancels it
+    /// (false). False too if it is done or unknown.
     pub fn abort(&self, id: u32) -> bool {
         let mut states = lock(&self.states);
+        if self.remove_unstarted(&mut states, id) {
+            return true;
+        }
+        if states.get(&id) == Some(&TaskState::Running) {
+            states.insert(id, TaskState::Aborting);
+        }
+        false
+    }
+
+    /// Forgets `id` if it has not started (queued, or held with its
+    /// payload); returns whether it did.
+    fn remove_unstarted(&self, states: &mut HashMap<u32, TaskState>, id: u32) -> bool {
         match states.get(&id) {
             Some(TaskState::Queued) => {
                 states.remove(&id);
@@ -248,10 +248,6 @@ impl Pool {
                 states.remove(&id);
                 lock(&self.held).payloads.remove(&id);
                 true
-            }
-            Some(TaskState::Running) => {
-                states.insert(id, TaskState::Aborting);
-                false
             }
             _ => false,
         }
