@@ -210,3 +210,56 @@ both('unlink(asyncResult) undoes link(asyncResult)', function* (t, m) {
   yield m.sleep(5)
   t.false(result.ready())
 })
+
+// gevent test__issue330.py again, within one hub turn: the killer and its
+// target start in the same turn, the killer first.
+both('a greenlet killed by one started in the same turn, before its own start, never runs', function* (t, m) {
+  let ran = false
+  const target: { g?: ReturnType<typeof m.spawn> } = {}
+  const killer = m.spawn(() => {
+    target.g!.kill(undefined, { block: false })
+  })
+  target.g = m.spawn(() => {
+    ran = true
+  })
+  yield killer.join()
+  yield target.g.join()
+  t.false(ran)
+  t.true(target.g.dead)
+})
+
+// gevent runs the greenlets of a loop iteration one at a time, in the order
+// they became ready: one that starts does not overtake one that was resumed
+// before it (its run up to the next wait comes first).
+both('within a hub turn, greenlets run in the order they became ready, started or resumed', function* (t, m) {
+  const out: string[] = []
+  const a = m.go(function* () {
+    out.push('a0')
+    yield m.sleep(0)
+    out.push('a1')
+    yield m.sleep(0)
+    out.push('a2')
+  })
+  yield m.sleep(0)
+  const b = m.spawn(() => {
+    out.push('b0')
+  })
+  yield m.joinall([a, b])
+  t.deepEqual(out, ['a0', 'a1', 'b0', 'a2'])
+})
+
+// gevent's spawn_later(0) is a timer: it starts after what is ready when the
+// loop next polls (a spawn made after it, a sleep(0) of the caller).
+both('spawnLater(0) starts after a spawn made after it and after the caller yields', function* (t, m) {
+  const out: string[] = []
+  const later = m.Greenlet.spawnLater(0, () => {
+    out.push('later')
+  })
+  const now = m.spawn(() => {
+    out.push('spawn')
+  })
+  yield m.sleep(0)
+  out.push('caller')
+  yield m.joinall([later, now])
+  t.deepEqual(out, ['spawn', 'caller', 'later'])
+})

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm'
 
 import test from 'ava'
 
-import { Event, Greenlet, GreenletExit, Timeout, getcurrent, joinall, killall, sleep, spawn, spawnLater } from '../index'
+import { Event, Greenlet, GreenletExit, Queue, Semaphore, Timeout, getcurrent, joinall, killall, sleep, spawn, spawnLater } from '../index'
 
 // The hub is process-wide: ordering tests must not share turns with other tests.
 const serial = test.serial
@@ -715,4 +715,58 @@ test('a kill with any value, null included, that comes during a foreign await wi
   await g.join()
   t.false(g.successful())
   t.is(g.exception, null)
+})
+
+test('a greenlet killed while two of its waits hold what was handed to them gives both back', async (t) => {
+  const q = new Queue<number>()
+  const g = spawn(() => Promise.all([q.get(), q.get()]))
+  await sleep(0)
+  q.putNowait(1)
+  q.putNowait(2)
+  g.kill(undefined, { block: false })
+  await g.join()
+  t.true(g.dead)
+  const left = [q.getNowait(), q.getNowait()]
+  t.deepEqual(left.sort(), [1, 2])
+
+  const s = new Semaphore(0)
+  const h = spawn(() => Promise.all([s.acquire(), s.acquire()]))
+  await sleep(0)
+  s.release()
+  s.release()
+  h.kill(undefined, { block: false })
+  await h.join()
+  t.is(s.value, 2)
+
+  const other = new Event()
+  const q2 = new Queue<string>()
+  const k = spawn(() => Promise.all([other.wait(), q2.get()]))
+  await sleep(0)
+  q2.putNowait('x')
+  k.kill(undefined, { block: false })
+  await k.join()
+  t.is(q2.qsize(), 1)
+})
+
+// gevent runs a timer callback in the hub: a watchdog a greenlet sets up for
+// itself kills it from outside. Here the callback runs in the greenlet's own
+// async context (getcurrent() names it), and a kill or join from there while
+// the greenlet waits counts as from outside all the same.
+test('kill() and join() from a callback a greenlet set up, while it waits, act on it as from outside', async (t) => {
+  const events: string[] = []
+  const g = spawn(async () => {
+    setTimeout(() => {
+      events.push(getcurrent() === g ? 'callback runs as g' : 'callback runs elsewhere')
+      void g.join().then((finished) => events.push(`joined: ${finished}`))
+      void g.kill()
+    }, 10)
+    await sleep(5000)
+    return 'slept'
+  })
+  const started = performance.now()
+  await g.join()
+  t.true(performance.now() - started < 4000, 'killed long before its sleep would end')
+  t.is(g.value, undefined, 'killed: it never returned')
+  await sleep(5)
+  t.deepEqual(events, ['callback runs as g', 'joined: true'])
 })

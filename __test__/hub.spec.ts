@@ -38,8 +38,8 @@ function probes(log: Log, ...names: string[]): Probe[] {
 test.serial('spawn starts on the next turn; yields come round in the order they were made', async (t) => {
   const log: Log = []
   const [a, b, c] = probes(log, 'a', 'b', 'c')
-  hub.spawn(a, 0)
-  hub.spawn(b, 0)
+  hub.spawn(a, -1)
+  hub.spawn(b, -1)
   t.deepEqual(log, [], 'nothing runs inside the call')
   await turn()
   t.deepEqual(log, [
@@ -47,7 +47,7 @@ test.serial('spawn starts on the next turn; yields come round in the order they 
     ['b', START],
   ])
   log.length = 0
-  hub.spawn(c, 0)
+  hub.spawn(c, -1)
   hub.yieldNow(b)
   hub.yieldNow(a)
   await turn()
@@ -61,8 +61,8 @@ test.serial('spawn starts on the next turn; yields come round in the order they 
 test.serial('a park ends with its timer, or earlier with unpark, whose timer then never fires', async (t) => {
   const log: Log = []
   const [a, b] = probes(log, 'a', 'b')
-  hub.spawn(a, 0)
-  hub.spawn(b, 0)
+  hub.spawn(a, -1)
+  hub.spawn(b, -1)
   await turn()
   log.length = 0
   hub.park(a, 20)
@@ -115,7 +115,7 @@ test.serial('startLater: a spawn with a delay starts on its timer; an interrupt 
 test.serial('interrupt: a parked record is resumed with it; a running one gets it at its next wait; a queued one keeps its place', async (t) => {
   const log: Log = []
   const [a, b, c] = probes(log, 'a', 'b', 'c')
-  for (const p of [a, b, c]) hub.spawn(p, 0)
+  for (const p of [a, b, c]) hub.spawn(p, -1)
   await turn()
   log.length = 0
   hub.park(a, -1)
@@ -142,7 +142,7 @@ test.serial('interrupt: a parked record is resumed with it; a running one gets i
 test.serial('joinWait: woken once `count` targets died, or at the first failure with raiseError; targets not started yet count too', async (t) => {
   const log: Log = []
   const [w, x, y, z, notStarted] = probes(log, 'w', 'x', 'y', 'z', 'notStarted')
-  for (const p of [w, x, y, z]) hub.spawn(p, 0)
+  for (const p of [w, x, y, z]) hub.spawn(p, -1)
   await turn()
   log.length = 0
   hub.joinWait(w, [x, y, z], 2, false, -1)
@@ -159,7 +159,7 @@ test.serial('joinWait: woken once `count` targets died, or at the first failure 
   t.deepEqual(log, [['w', WAKE]])
   log.length = 0
   hub.joinWait(w, [notStarted], 1, false, -1)
-  hub.spawn(notStarted, 0)
+  hub.spawn(notStarted, -1)
   await turn()
   t.deepEqual(log, [['notStarted', START]])
   hub.die(notStarted, false)
@@ -173,8 +173,8 @@ test.serial('joinWait: woken once `count` targets died, or at the first failure 
 test.serial('a join wait with a timer ends with TIMER; a death after that does not resume it again', async (t) => {
   const log: Log = []
   const [w, x] = probes(log, 'w', 'x')
-  hub.spawn(w, 0)
-  hub.spawn(x, 0)
+  hub.spawn(w, -1)
+  hub.spawn(x, -1)
   await turn()
   log.length = 0
   hub.joinWait(w, [x], 1, false, 10)
@@ -213,7 +213,7 @@ test.serial('an entry of the batch being resumed is skipped if resumed directly 
       hub.die(killed, true)
     }
   })('early', log)
-  for (const p of [early, late, killed]) hub.spawn(p, 0)
+  for (const p of [early, late, killed]) hub.spawn(p, -1)
   await turn()
   log.length = 0
   hub.yieldNow(early)
@@ -275,7 +275,7 @@ test.serial('transient records: discard means never resumed; once delivered, int
 test.serial('a record that waits again before its resumption ran is not resumed for the old wait', async (t) => {
   const log: Log = []
   const [a] = probes(log, 'a')
-  hub.spawn(a, 0)
+  hub.spawn(a, -1)
   await turn()
   log.length = 0
   hub.park(a, -1)

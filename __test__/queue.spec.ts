@@ -206,6 +206,53 @@ both('killing a blocked putter raises GreenletExit in its put and leaves its ite
   t.is(q.getNowait(), 3)
 })
 
+// gevent: a kill(block=False) is delivered before the queue serves its
+// putters again, so a get right after it finds only what was queued.
+both('a blocked put killed (or timed out) without waiting is off the line at once: a get in the same turn does not take its item', function* (t, m) {
+  const q = new m.Queue<string>({ maxsize: 1 })
+  q.putNowait('a')
+  const { g, caught } = spawnRecording(m, () => q.put('b'))
+  yield m.sleep(0)
+  g.kill(undefined, { block: false })
+  t.is(q.getNowait(), 'a')
+  t.throws(() => q.getNowait(), { instanceOf: m.QueueEmpty })
+  yield g.join()
+  t.true(caught() instanceof m.GreenletExit)
+  t.true(q.empty())
+
+  const ch = new m.Channel<string>()
+  const c = spawnRecording(m, () => ch.put('c'))
+  yield m.sleep(0)
+  c.g.kill(undefined, { block: false })
+  t.throws(() => ch.getNowait(), { instanceOf: m.QueueEmpty })
+  yield c.g.join()
+  t.true(c.caught() instanceof m.GreenletExit)
+
+  // A Timeout that fires in the turn a getter wakes in, before it.
+  const timed = new m.Queue<string>({ maxsize: 1 })
+  timed.putNowait('x')
+  const late = m.go(function* () {
+    using _ = m.Timeout.startNew(5)
+    yield timed.put('y')
+  })
+  const taken: string[] = []
+  const getter = m.go(function* () {
+    yield m.sleep(5)
+    try {
+      for (;;) taken.push(timed.getNowait())
+    } catch (err) {
+      if (!(err instanceof m.QueueEmpty)) throw err
+    }
+  })
+  yield m.sleep(0)
+  const end = performance.now() + 15
+  while (performance.now() < end); // both timers come due before the next poll
+  yield getter.join()
+  yield late.join()
+  t.true(late.exception instanceof m.Timeout)
+  t.deepEqual(taken, ['x'])
+})
+
 both('a put accepted just before its greenlet is killed, before it ran again, leaves the item queued', function* (t, m) {
   const q = new m.Queue<number>({ maxsize: 1 })
   q.putNowait(1)

@@ -296,7 +296,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /** Schedules the greenlet to run on a later turn of the hub. No effect if already started. */
   start(): this {
-    if (this._state === 'new') this.#schedule(0)
+    if (this._state === 'new') this.#schedule(-1)
     return this
   }
 
@@ -307,6 +307,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     return this
   }
 
+  /** `delay`: -1 for the next turn; else a timer, as gevent's `spawn_later(0)`, which starts after what is ready then. */
   #schedule(delay: number): void {
     this._state = 'scheduled'
     this._goLive()

@@ -38,7 +38,7 @@
  * the logic of each primitive exists once, and each mode's class only says
  * how its methods return.
  */
-import { type HubRecord, type WokenWait, hub, suspendWith } from './hub'
+import { type HubRecord, type ListedWait, type WokenWait, hub, suspendWith } from './hub'
 import { invalidType } from './errors'
 
 /** What a wait returns when its timer fired before anything was handed. */
@@ -60,7 +60,7 @@ export interface BlockingWaiter {
  * One wait on a list: requested by a blocking operation, carried out by its
  * mode (linked into the list intrusively, so leaving it is O(1)).
  */
-export class Waiter<T, P> implements WokenWait {
+export class Waiter<T, P> implements WokenWait, ListedWait {
   /** The hub record it parks under: its greenlet, or a transient wait. */
   waiter: HubRecord | undefined = undefined
   handed = false
@@ -74,6 +74,8 @@ export class Waiter<T, P> implements WokenWait {
   suspended: Promise<number> | undefined = undefined
   /** Set by an interrupt that came after a direct wake-up, before the waiter ran. */
   interrupted = false
+  /** What it was handed went back (an interrupt): once only. */
+  givenBack = false
   exception: unknown = undefined
   /** The greenlet that keeps it as its `_woken` wait, if any. */
   holder: { _woken: WokenWait | undefined } | undefined = undefined
@@ -93,6 +95,10 @@ export class Waiter<T, P> implements WokenWait {
     readonly payload: P,
     readonly signal: AbortSignal | undefined,
   ) {}
+
+  leaveList(): void {
+    this.list._leaveInterrupted(this)
+  }
 }
 
 /**
@@ -176,6 +182,7 @@ export class WaitList<T, P = undefined> {
   /** Called by `suspendWith` with the record the wait of `w` suspends under. */
   _suspendedAs(w: Waiter<T, P>, waiter: HubRecord): void {
     w.waiter = waiter
+    waiter._listWait = w
     this.#append(w)
     // Without a timer the hub need not know the wait: kills reach a
     // Promise-based wait directly, and so do hand-offs and aborts.
@@ -189,6 +196,7 @@ export class WaitList<T, P = undefined> {
    * reason of its signal's abort.
    */
   _leave(w: Waiter<T, P>): T | TimedOut {
+    this.#forget(w)
     if (w.onAbort !== undefined) this.#unwatch(w)
     if (w.holder !== undefined && w.holder._woken === w) w.holder._woken = undefined
     if (w.interrupted) {
@@ -198,10 +206,20 @@ export class WaitList<T, P = undefined> {
     return this.#settled(w)
   }
 
-  /** A wait begun with `_enterAsync` was interrupted. */
+  /**
+   * `w` was interrupted: it leaves the list, or gives back what it was
+   * handed. Called as soon as the interrupt is known (`leaveList`), then
+   * again when the wait itself ends.
+   */
   _leaveInterrupted(w: Waiter<T, P>): void {
+    this.#forget(w)
     if (w.onAbort !== undefined) this.#unwatch(w)
     this.#interrupted(w)
+  }
+
+  /** Its record's current wait is no longer `w`. */
+  #forget(w: Waiter<T, P>): void {
+    if (w.waiter !== undefined && w.waiter._listWait === w) w.waiter._listWait = undefined
   }
 
   /** Carries out `w` by blocking `waiter`, the current sync greenlet. */
@@ -209,6 +227,7 @@ export class WaitList<T, P = undefined> {
     try {
       waiter._wait((record) => {
         w.waiter = record
+        record._listWait = w
         this.#append(w)
         this.#park(w)
         if (w.signal !== undefined) this.#watch(w)
@@ -254,8 +273,12 @@ export class WaitList<T, P = undefined> {
   }
 
   #interrupted(w: Waiter<T, P>): void {
-    if (w.handed) this.giveBack?.(w.value as T)
-    else this.#remove(w)
+    if (!w.handed) {
+      this.#remove(w)
+    } else if (!w.givenBack) {
+      w.givenBack = true
+      this.giveBack?.(w.value as T)
+    }
   }
 
   #settled(w: Waiter<T, P>): T | TimedOut {

@@ -135,7 +135,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return rejecting(async () => {
       const ms = checkMs('timeoutMs', timeoutMs, true)
       if (this._state === 'dead') return true
-      if (getcurrent() === this) throw new Error(`${this} cannot join itself: it would wait forever`)
+      if (getcurrent() === this) {
+        if (this.#suspended()) return currentStorage.exit(() => this.join(timeoutMs))
+        throw new Error(`${this} cannot join itself: it would wait forever`)
+      }
       await suspend((waiter) => hub.joinWait(waiter, [this], 1, false, ms))
       return this.dead
     })
@@ -160,6 +163,16 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   }
 
   /**
+   * Code that runs as this greenlet while it is suspended in a wait of its
+   * own: a callback it set up (a timer, a listener), which runs in its async
+   * context. A kill or join from there comes from outside, as in gevent,
+   * where such callbacks run in the hub.
+   */
+  #suspended(): boolean {
+    return this._waiting && this._state === 'running'
+  }
+
+  /**
    * Raises `exception` in the greenlet at its current or next wait, and by
    * default waits for it to die. Never rejects because the greenlet is dead
    * or fails. A greenlet that has not started yet dies without running.
@@ -170,6 +183,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
       if (this._state === 'dead') return
+      if (getcurrent() === this && this.#suspended()) return currentStorage.exit(() => this.kill(exception, options))
       if (this._markKilled(exception)) return
       if (getcurrent() === this) throw exception
       this._raiseAt(exception, true)
@@ -381,6 +395,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       // Taken by the woken wait.
     } else if (this._waiting && this._state === 'running') {
       const resolve = this._resolve
+      this._listWait?.leaveList()
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
@@ -390,10 +405,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       super._raiseAt(exception, isKill)
     }
     if (this._extraWaits) {
-      for (const wait of this._extraWaits) {
-        hub.discard(wait)
-        wait.reject(exception)
-      }
+      for (const wait of this._extraWaits) wait.interruptWith(exception)
       this._extraWaits.clear()
     }
   }

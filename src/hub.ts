@@ -36,7 +36,13 @@
  * `discard` (-> GONE). A turn (`tick`, a macrotask) takes the run queue as
  * one batch (READY -> DELIVERED), then resumes its entries in order, each
  * that is still DELIVERED then (-> RUNNING). So `sleep(0)` resumes after
- * every other ready greenlet has run up to its next wait.
+ * every other ready greenlet has run up to its next wait. Most resumptions
+ * settle a Promise (the greenlet runs on from a microtask), but a start runs
+ * the greenlet's function at once: a START that follows such a resumption
+ * in the batch waits until the microtasks have run (the batch goes on from
+ * `process.nextTick`), so greenlets run in the batch's order, as in gevent.
+ * An interrupt of a DELIVERED START turns it into INTERRUPTED: a greenlet
+ * killed before it started dies without running.
  *
  * What is not the hub's, and where it lives: a greenlet's lifecycle (`new`,
  * `scheduled`, `running`, `dead`: what `started` and `dead` report) and how
@@ -134,6 +140,12 @@ export abstract class HubRecord {
   _joiners: HubRecord | (HubRecord | number)[] | undefined = undefined
   /** @internal */ _joinerEpoch = 0
   /** @internal Deaths its join wait still needs (0: not in a join wait). */ _joinRemaining = 0
+  /**
+   * @internal The list entry of its current wait, if that is a primitive's
+   * wait list: an interrupt takes it off the list at once, before the wait
+   * has run (a party arriving meanwhile must not hand it anything).
+   */
+  _listWait: ListedWait | undefined = undefined
 
   /**
    * `transient`: a wait made once under an id of its own (outside greenlets,
@@ -157,6 +169,12 @@ export abstract class HubRecord {
   _wakeNow?(parked: boolean, woken: WokenWait): void
   /** Its wait may skip the hub while it has no timer: no interrupt is queued in the hub. */
   _mayWaitUnparked?(): boolean
+}
+
+/** A wait in a primitive's wait list (src/_waiters.ts). */
+export interface ListedWait {
+  /** Leaves the list: the wait is interrupted, and nothing may be handed to it any more. */
+  leaveList(): void
 }
 
 /** What a greenlet exposes to the suspension machinery. */
@@ -203,6 +221,15 @@ const scheduleInHubContext = AsyncResource.bind((tick: () => void): void => {
   setImmediate(tick)
 })
 
+/**
+ * Calls `run` (in the hub's async context) once the microtask queue has
+ * drained, before the event loop goes on: a tick queued from a microtask runs
+ * after every microtask, including those queued meanwhile.
+ */
+const resumeAfterMicrotasks = AsyncResource.bind((run: () => void): void => {
+  queueMicrotask(() => process.nextTick(run))
+})
+
 class HubClient {
   /**
    * Records by id, for what names them by id: completions of waits under an
@@ -239,11 +266,14 @@ class HubClient {
   private tickDeferred = false
   private keepAlive: NodeJS.Timeout | undefined
   private lastId = 0
-  /** The batch being resumed: records and outcomes, the next entry, how many. */
+  /** The batch being resumed: its records, the next entry, how many. */
   private readonly ready: (HubRecord | undefined)[] = []
-  private readonly readyOutcomes: number[] = []
   private cursor = 0
   private delivered = 0
+  /** An entry of the batch settled a Promise whose continuation has not run yet (see `takeReady`). */
+  private settledInBatch = false
+  /** The rest of the batch goes on once the microtasks have run. */
+  private batchResumeQueued = false
   /** The outcome of the entry `takeReady` returned last. */
   takenOutcome = 0
   /** Counts the ready batches: which one is being resumed. */
@@ -299,11 +329,11 @@ class HubClient {
 
   // --- Transitions (see the state machine above) ---
 
-  /** Registers a greenlet and starts it on a later turn, or after `ms` (a timer). */
+  /** Registers a greenlet and starts it on a later turn (`ms` negative), or after `ms` (a timer). */
   spawn(r: HubRecord, ms: number): void {
     if (r._hubState === GONE) return
     r._hubState = SCHEDULED
-    if (ms > 0) this.#startTimer(r, deadline(ms))
+    if (ms >= 0) this.#startTimer(r, deadline(ms))
     else this.#makeReady(r, Outcome.START)
   }
 
@@ -401,14 +431,21 @@ class HubClient {
     switch (r._hubState) {
       case PARKED:
       case SCHEDULED:
+        r._listWait?.leaveList()
         this.#endWait(r)
         this.#makeReady(r, Outcome.INTERRUPTED)
         break
       case READY:
         setReadyOutcome(r, Outcome.INTERRUPTED)
         break
-      case RUNNING:
       case DELIVERED:
+        // Not started yet: it dies without running.
+        if (readyOutcome(r) === Outcome.START) {
+          setReadyOutcome(r, Outcome.INTERRUPTED)
+          break
+        }
+      // falls through
+      case RUNNING:
         // A transient wait is forgotten once delivered: nothing to raise at.
         if ((r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
         break
@@ -423,6 +460,7 @@ class HubClient {
   interruptTransient(r: TransientWait, exception: unknown): void {
     r.exception = exception
     if (r._hubState === RUNNING) {
+      r._listWait?.leaveList()
       this.discard(r)
       r._resume(Outcome.INTERRUPTED)
     } else {
@@ -645,21 +683,41 @@ class HubClient {
       this.tickDeferred = true
       return
     }
+    // A batch left for the microtasks is finished first (its own resumption normally comes before any turn).
+    if (this.cursor < this.delivered) return this.#resumeBatch()
     if (this.count > 0 || this.nativeDue || performance.now() >= this.nextDeadline) this.pollNative()
     this.batch++
     this.#takeBatch()
+    this.#resumeBatch()
+  }
+
+  /** Resumes the entries of the batch left, unless it must wait for the microtasks (see `takeReady`). */
+  #resumeBatch(): void {
+    this.settledInBatch = false
     // The cursor is a field: a sync greenlet that blocks mid-batch takes the
     // following entries itself (takeReady), before this loop sees them.
     for (let r = this.takeReady(); r !== undefined; r = this.takeReady()) r._resume(this.takenOutcome)
+    if (this.cursor < this.delivered) return
     this.holdProcess(this.liveTimers > 0)
     if ((this.runHead < this.runTail || this.nativeDue || this.count > 0) && !this.tickScheduled) this.schedule()
+  }
+
+  /** Goes on with the batch once the Promises its entries settled have run their continuations. */
+  #resumeBatchAfterMicrotasks(): void {
+    if (this.batchResumeQueued) return
+    this.batchResumeQueued = true
+    resumeAfterMicrotasks(this.resumeBatchLater)
+  }
+
+  private readonly resumeBatchLater = (): void => {
+    this.batchResumeQueued = false
+    if (this.cursor < this.delivered) this.#resumeBatch()
   }
 
   /** Moves up to a batch of the run queue into `ready`, each record DELIVERED from here on. */
   #takeBatch(): void {
     const queue = this.runQueue
     const ready = this.ready
-    const outcomes = this.readyOutcomes
     let i = this.runHead
     let n = 0
     while (n < READY_PER_BATCH && i < this.runTail) {
@@ -669,9 +727,7 @@ class HubClient {
       if (r._hubState !== READY) continue
       r._hubState = DELIVERED
       if ((r._hubFlags & TRANSIENT) !== 0) r._hubFlags &= ~INTERRUPT_QUEUED
-      ready[n] = r
-      outcomes[n] = readyOutcome(r)
-      n++
+      ready[n++] = r
     }
     if (i === this.runTail) {
       this.runHead = this.runTail = 0
@@ -691,17 +747,32 @@ class HubClient {
    * order; a sync greenlet that blocks mid-batch takes the next ones itself,
    * to hand its thread's turn directly to the next greenlet instead of
    * returning to the tick.
+   *
+   * Also `undefined` at a START that follows an entry whose resumption
+   * settled a Promise: a start runs the greenlet's function at once, which
+   * would overtake the continuation of that Promise; the batch goes on once
+   * the microtasks have run.
    */
   takeReady(): HubRecord | undefined {
     while (this.cursor < this.delivered) {
-      const k = this.cursor++
+      const k = this.cursor
       const r = this.ready[k]!
-      this.ready[k] = undefined
       if (r._hubState === DELIVERED) {
+        const outcome = readyOutcome(r)
+        if (outcome !== Outcome.START) {
+          this.settledInBatch = true
+        } else if (this.settledInBatch) {
+          this.#resumeBatchAfterMicrotasks()
+          return undefined
+        }
+        this.cursor++
+        this.ready[k] = undefined
         r._hubState = RUNNING
-        this.takenOutcome = this.readyOutcomes[k]
+        this.takenOutcome = outcome
         return r
       }
+      this.cursor++
+      this.ready[k] = undefined
     }
     return undefined
   }
@@ -793,6 +864,9 @@ export class TransientWait extends HubRecord {
     hub.resumables.set(this.id, this)
   }
 
+  /** Woken directly and not run yet (see `_wakeNow`). */
+  #woken: WokenWait | undefined = undefined
+
   _resume(outcome: number): void {
     hub.resumables.delete(this.id)
     this.owner?._extraWaits?.delete(this)
@@ -804,9 +878,41 @@ export class TransientWait extends HubRecord {
     return true
   }
 
-  override _wakeNow(parked: boolean, _woken: WokenWait): void {
+  /**
+   * Until its continuation has run (the list wait clears `_woken` then) it
+   * stays among its owner's waits: an interrupt of the owner meanwhile is
+   * raised by the wait, which gives back what it was handed.
+   */
+  override _wakeNow(parked: boolean, woken: WokenWait): void {
     if (parked) hub.discard(this)
-    this._resume(Outcome.WAKE)
+    if (this.owner === undefined) return this._resume(Outcome.WAKE)
+    hub.resumables.delete(this.id)
+    this.#woken = woken
+    woken.holder = this
+    this.resolve(Outcome.WAKE)
+  }
+
+  get _woken(): WokenWait | undefined {
+    return this.#woken
+  }
+
+  set _woken(woken: WokenWait | undefined) {
+    this.#woken = woken
+    if (woken === undefined) this.owner?._extraWaits?.delete(this)
+  }
+
+  /** Raises `exception` here (its owner is killed): by the wait itself if it was woken directly and has not run, else at once. */
+  interruptWith(exception: unknown): void {
+    const woken = this.#woken
+    if (woken !== undefined) {
+      this.#woken = undefined
+      woken.interrupted = true
+      woken.exception = exception
+      return
+    }
+    this._listWait?.leaveList()
+    hub.discard(this)
+    this.reject(exception)
   }
 
   override _mayWaitUnparked(): boolean {
