@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { CancelledError, Future, InvalidStateError, ThreadPoolExecutor, TimeoutError, asCompleted, wait } from '../index'
+import { CancelledError, Future, GreenletExit, InvalidStateError, ThreadPoolExecutor, Timeout, TimeoutError, asCompleted, sleep, spawn, wait } from '../index'
 
 // One pool, one test at a time: timings are overlaps with wide margins.
 const serial = test.serial
@@ -247,3 +247,40 @@ test('standalone Futures work with wait() and asCompleted(), next to an executor
   t.throws(() => theirs.setResult('x'), { instanceOf: InvalidStateError, message: /its executor settles it/ })
   await pool.shutdown()
 })
+
+// gevent raises a kill or a Timeout once, at the wait it interrupts.
+test('a kill or Timeout that interrupts a wait for Futures is raised there once, not again at the next wait', async (t) => {
+  const waits: Record<string, () => Promise<unknown>> = {
+    'result()': () => new Future().result(),
+    'exception()': () => new Future().exception(),
+    'wait()': () => wait([new Future()]),
+    asCompleted: async () => {
+      for await (const _ of asCompleted([new Future()]));
+    },
+  }
+  for (const [name, first] of Object.entries(waits)) {
+    for (const how of ['kill', 'timeout']) {
+      const events: string[] = []
+      const g = spawn(async () => {
+        const timeout = how === 'timeout' ? Timeout.startNew(20) : undefined
+        try {
+          await first()
+        } catch (err) {
+          events.push((err as Error).name)
+        } finally {
+          timeout?.cancel()
+        }
+        await sleep(10)
+        events.push('next wait ok')
+      })
+      if (how === 'kill') {
+        await sleep(20)
+        await g.kill()
+      } else {
+        await g.join()
+      }
+      t.deepEqual(events, [how === 'kill' ? GreenletExit.name : Timeout.name, 'next wait ok'], `${how} in ${name}`)
+    }
+  }
+})
+

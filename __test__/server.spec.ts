@@ -337,3 +337,28 @@ serial('5,000 concurrent connections are served by one JS-handler server, each w
   t.is(r.status, 0, r.stderr)
   t.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), { concurrent: clients, ok: clients })
 })
+
+serial('killing the greenlet in serveForever() stops the server: its handlers are killed after timeoutMs and clients see the end', async (t) => {
+  const events: string[] = []
+  const server = new StreamServer({ port: 0 }, async (sock: Socket) => {
+    try {
+      await sock.recv()
+      events.push('handler got data')
+    } catch (err) {
+      events.push(`handler: ${(err as Error).name}`)
+    }
+  })
+  const forever = spawn(() => server.serveForever({ timeoutMs: 100 }))
+  await sleep(20)
+  const client = nodeConnect((server.address as AddressInfo).port, '127.0.0.1')
+  const ended = new Promise<string>((resolve) => client.on('end', () => resolve('end')).on('close', () => resolve('closed')))
+  await once(client, 'connect')
+  await sleep(50)
+  await forever.kill()
+  t.true(server.closed)
+  t.is(server.handlers.size, 0)
+  t.deepEqual(events, ['handler: GreenletExit'])
+  t.not(await Promise.race([ended, sleep(2000).then(() => 'nothing within 2 s')]), 'nothing within 2 s')
+  client.destroy()
+})
+

@@ -401,9 +401,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._transfer = undefined
       hub.resumed(this)
       raiseThrough(resolve, exception)
-    } else {
+    } else if (this._extraWaits === undefined || this._extraWaits.size === 0) {
       super._raiseAt(exception, isKill)
     }
+    // Raised at its waits under ids of their own (and, above, not again at its next wait).
     if (this._extraWaits) {
       for (const wait of this._extraWaits) wait.interruptWith(exception)
       this._extraWaits.clear()
