@@ -31,6 +31,7 @@ import { isIP } from 'node:net'
 import { constants } from 'node:os'
 import { getSystemErrorName } from 'node:util'
 import { isUint8Array } from 'node:util/types'
+import { markAsUntransferable } from 'node:worker_threads'
 
 import type { NativeNet, NativeSocket } from 'native-binding'
 import { checkMs, checkOptions, invalidType } from './errors'
@@ -74,6 +75,18 @@ const ENTRIES_PER_POLL = 4096
  */
 const ARENA_BYTES = 256 * 1024
 const POLL_ROOM = 64 * 1024
+
+/**
+ * An arena is shared by every socket's deliveries: like Node's Buffer pool it
+ * cannot be transferred (in a `transferList` it is copied on Node 20 and
+ * refused from Node 22), or a worker would get other connections' bytes and
+ * the next delivery would write into a detached buffer.
+ */
+function newArena(): Buffer {
+  const arena = Buffer.allocUnsafeSlow(ARENA_BYTES)
+  markAsUntransferable(arena.buffer)
+  return arena
+}
 const ENTRIES_PER_DRAIN = 256
 const DRAIN_BYTES = 64 * 1024
 const DEFAULT_RECV = 64 * 1024
@@ -162,7 +175,7 @@ class NetClient {
   /** Waits whose completion is still to be taken; completions of others are dropped. */
   readonly #expected = new Set<number>()
   readonly #meta = new Float64Array(POLL_HEADER + ENTRIES_PER_POLL * POLL_ENTRY_WIDTH)
-  #arena = Buffer.allocUnsafeSlow(ARENA_BYTES)
+  #arena = newArena()
   #arenaUsed = 0
   readonly #drainMeta = new Float64Array(ENTRIES_PER_DRAIN * ENTRY_WIDTH)
   readonly #drainBytes = Buffer.allocUnsafeSlow(DRAIN_BYTES)
@@ -216,8 +229,9 @@ class NetClient {
     if (client === undefined) return
     const meta = this.#meta
     for (;;) {
-      if (ARENA_BYTES - this.#arenaUsed < POLL_ROOM) {
-        this.#arena = Buffer.allocUnsafeSlow(ARENA_BYTES)
+      // Length 0: detached all the same (`ArrayBuffer#transfer()` of a delivered view's buffer).
+      if (ARENA_BYTES - this.#arenaUsed < POLL_ROOM || this.#arena.length === 0) {
+        this.#arena = newArena()
         this.#arenaUsed = 0
       }
       const arena = this.#arena
