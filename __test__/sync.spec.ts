@@ -1008,3 +1008,109 @@ new Worker('try { require(' + JSON.stringify(SYNC) + ') } catch (e) { require("w
   t.is(w.status, 0, w.stderr)
   t.regex(report(w).message, /main thread only/)
 })
+
+test('a stack overflow reached while blocking raises RangeError before the wait starts: the greenlet stays whole and can block again', async (t) => {
+  const r = await runChild(`
+const { run, spawn, joinall, sleep, getcurrent, Greenlet } = require(SYNC)
+// Each frame, unwinding from the limit, blocks once: one of them lands where the
+// blocking call itself runs out of stack.
+const sleeps = [], switches = []
+let h
+function unwindSleeping(n) {
+  try { unwindSleeping(n + 1) } catch (e) { if (!(e instanceof RangeError)) throw e }
+  if (sleeps.length < 60) {
+    let c
+    try { sleep(0); c = 'o' } catch (e) { c = e instanceof RangeError ? 'R' : 'X:' + e.message }
+    sleeps.push(getcurrent() === null ? c + '!' : c)
+  }
+}
+function unwindSwitching(n) {
+  try { unwindSwitching(n + 1) } catch (e) { if (!(e instanceof RangeError)) throw e }
+  if (switches.length < 60) {
+    let c
+    try { h.switch(); c = 'o' } catch (e) { c = e instanceof RangeError ? 'R' : 'X:' + e.message }
+    switches.push(getcurrent() === null ? c + '!' : c)
+  }
+}
+run(() => {
+  const other = spawn(() => { for (let i = 0; i < 100; i++) sleep(0); return 'other done' })
+  const g = spawn(() => { unwindSleeping(0); sleep(1); return 'slept after' })
+  joinall([g, other])
+  let partner
+  h = new Greenlet(() => { for (;;) partner.switch() })
+  partner = spawn(() => { h.switch(); unwindSwitching(0); sleep(1); return 'switched after' })
+  joinall([g, other, partner])
+  return { sleeps: [...new Set(sleeps)], switches: [...new Set(switches)], values: [g.value, other.value, partner.value] }
+}).then((r) => console.log(JSON.stringify(r)), (e) => console.log(JSON.stringify({ error: String(e) })))
+`)
+  t.is(r.status, 0, r.stderr)
+  const res = report(r)
+  t.deepEqual(res.values, ['slept after', 'other done', 'switched after'])
+  for (const trace of [res.sleeps, res.switches]) t.true(trace.every((c: string) => c === 'R' || c === 'o'), JSON.stringify(trace))
+})
+
+// A wasm module (hand-assembled): export go(x) = imp(x) + 1, imp imported from env.
+const WASM_GO = `new Uint8Array([0,97,115,109,1,0,0,0, 1,6,1,96,1,127,1,127, 2,11,1,3,101,110,118,3,105,109,112,0,0,
+  3,2,1,0, 7,6,1,2,103,111,0,1, 10,11,1,9,0,32,0,16,0,65,1,106,11])`
+
+test('blocking inside a WebAssembly.promising() export (JSPI) throws a clear Error instead of crashing the process', async (t) => {
+  const r = await runChild(`
+const { run, spawn, joinall, sleep, block, monkey } = require(SYNC)
+if (typeof WebAssembly.promising !== 'function') { console.log(JSON.stringify({ jspi: false })); process.exit(0) }
+const instance = new WebAssembly.Instance(new WebAssembly.Module(${WASM_GO}), { env: { imp: (x) => { sleep(5); return x * 2 } } })
+const go = WebAssembly.promising(instance.exports.go)
+run(() => {
+  const gs = [0, 1].map((i) => spawn(() => block(go(i))))
+  joinall(gs)
+  const plain = new WebAssembly.Instance(new WebAssembly.Module(${WASM_GO}), { env: { imp: (x) => x * 2 } })
+  return { errors: gs.map((g) => g.exception && g.exception.message), ok: block(WebAssembly.promising(plain.exports.go)(20)) }
+}).then((r) => console.log(JSON.stringify(r)), (e) => console.log(JSON.stringify({ error: String(e) })))
+`)
+  t.is(r.status, 0, r.stderr)
+  const res = report(r)
+  if (res.jspi === false) {
+    t.false(process.versions.v8.startsWith('13.') || process.versions.v8.startsWith('14.'), 'JSPI exists from V8 13')
+    return
+  }
+  t.is(res.ok, 41)
+  for (const message of res.errors) t.regex(message, /sleep\(\) blocks, and a sync greenlet cannot block inside a WebAssembly\.promising\(\) call/)
+})
+
+test('blocking inside JSON.stringify callbacks: both results on Node 20, 24, 26; a clear Error on Node 22 (V8 12 would abort)', async (t) => {
+  const r = await runChild(`
+const { run, spawn, joinall, sleep } = require(SYNC)
+run(() => {
+  const work = (tag, ms) => JSON.stringify({ tag, v: { toJSON() { sleep(ms); return tag } } })
+  const gs = [spawn(() => work('A', 10)), spawn(() => work('B', 40))]
+  joinall(gs)
+  return gs.map((g) => (g.exception ? 'error: ' + g.exception.message : g.value))
+}).then((r) => console.log(JSON.stringify(r)), (e) => console.log(JSON.stringify({ error: String(e) })))
+`)
+  t.is(r.status, 0, r.stderr)
+  const res = report(r)
+  if (process.versions.v8.startsWith('12.')) {
+    for (const out of res) t.regex(out, /^error: sleep\(\) blocks, and on Node 22 a sync greenlet cannot block inside JSON\.stringify/)
+  } else {
+    t.deepEqual(res, ['{"tag":"A","v":"A"}', '{"tag":"B","v":"B"}'])
+  }
+})
+
+test('with monkey patches on, greenlets that require() the same new module at once both get its whole exports', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-require-'))
+  const file = path.join(dir, 'fresh.js')
+  fs.writeFileSync(file, 'exports.value = 42\n')
+  const data = path.join(dir, 'data.json')
+  fs.writeFileSync(data, '{ "value": 43 }\n')
+  const r = await runChild(`
+const { run, spawn, joinall, monkey } = require(SYNC)
+monkey.patchAll()
+run(() => {
+  const gs = [0, 1].flatMap(() => [spawn(() => require(${JSON.stringify(file)}).value), spawn(() => require(${JSON.stringify(data)}).value)])
+  joinall(gs)
+  return gs.map((g) => g.value)
+}).then((r) => console.log(JSON.stringify(r)), (e) => console.log(JSON.stringify({ error: String(e) })))
+`)
+  fs.rmSync(dir, { recursive: true, force: true })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(report(r), [42, 43, 42, 43])
+})

@@ -30,11 +30,13 @@
 // the read-only namespace copies that `import * as` would give.
 import childProcess = require('node:child_process')
 import fs = require('node:fs')
+import Module = require('node:module')
 import { syncBuiltinESMExports } from 'node:module'
 import { promisify } from 'node:util'
 
 import { checkOptions } from './errors'
 import { currentGreenlet } from './sync/scheduler'
+import { onOwnStack } from './sync/stack'
 import { block } from './sync/waits'
 import { underWatchdog } from './sync/watchdog'
 import { KEEP_ALIVE_MS } from './_keep-alive'
@@ -53,9 +55,36 @@ type AnyFunction = (...args: any[]) => any
 /** What was replaced, to restore it. */
 const originals: { target: Record<string, unknown>; name: string; value: unknown }[] = []
 
-/** Whether a blocking call can suspend the caller; elsewhere (and under a vm watchdog) the real call blocks. */
+/**
+ * `require()`s in progress. Node's module loader reads files through the
+ * patched `fs`: a load that yielded there would leave its half-made module
+ * in the cache, and a concurrent `require()` of it would get its empty
+ * exports. Loading makes the real calls.
+ */
+let loading = 0
+
+/**
+ * Whether a blocking call can suspend the caller; elsewhere (outside
+ * greenlets, under a vm watchdog, on a WebAssembly JSPI stack, inside a
+ * `require()`) the real call blocks.
+ */
 function inGreenlet(): boolean {
-  return currentGreenlet() !== null && !underWatchdog()
+  return currentGreenlet() !== null && loading === 0 && !underWatchdog() && onOwnStack()
+}
+
+type ModuleLoad = (this: unknown, ...args: unknown[]) => unknown
+
+function patchModuleLoading(): void {
+  const m = Module as unknown as { _load: ModuleLoad }
+  const load = m._load
+  replace(m, '_load', function _load(this: unknown, ...args: unknown[]): unknown {
+    loading++
+    try {
+      return load.apply(this, args)
+    } finally {
+      loading--
+    }
+  })
 }
 
 function replace(target: object, name: string, value: unknown): void {
@@ -105,6 +134,7 @@ const FS_SAME_RESULT = [
 ] as const
 
 function patchFs(): void {
+  patchModuleLoading()
   const f = fs as unknown as Record<string, AnyFunction>
   for (const name of FS_SAME_RESULT) {
     if (typeof f[name] !== 'function' || typeof f[`${name}Sync`] !== 'function') continue

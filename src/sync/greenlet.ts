@@ -24,6 +24,7 @@ import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../li
 import { syncNative } from './native'
 import { type BatonResumable, NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
+import { checkStackToBlock } from './stack'
 import { blockedByWatchdog, underWatchdog } from './watchdog'
 
 /** The sync greenlet running the calling code; `null` on the main thread outside greenlets. */
@@ -41,6 +42,7 @@ export function blockingGreenlet(what: string): Greenlet {
     )
   }
   if (underWatchdog()) throw blockedByWatchdog(what)
+  checkStackToBlock(what)
   return g as Greenlet
 }
 

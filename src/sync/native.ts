@@ -30,6 +30,7 @@ export interface SyncBinding {
   switchTo(slot: number, expectLong: boolean): boolean
   prepare(slot: number): void
   threadStats(): { threads: number; idle: number }
+  stackRoom(): number
 }
 
 interface PlatformScript {

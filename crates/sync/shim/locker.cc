@@ -144,24 +144,38 @@ bool DrainInterrupts(v8::Isolate* isolate, bool rethrow) {
   return true;
 }
 
+// The calling greenlet thread's stack, [t_stack_low, t_stack_high), once
+// SetStackLimitInsideThisStack has run on it (0 on other threads).
+thread_local uintptr_t t_stack_low = 0;
+thread_local uintptr_t t_stack_high = 0;
+
 // Rule 2, for the calling (greenlet) thread.
 void SetStackLimitInsideThisStack(v8::Isolate* isolate) {
   uintptr_t low = 0;
+  uintptr_t size = 0;
 #if defined(__APPLE__)
   pthread_t self = pthread_self();
-  low = reinterpret_cast<uintptr_t>(pthread_get_stackaddr_np(self)) - pthread_get_stacksize_np(self);
+  size = pthread_get_stacksize_np(self);
+  low = reinterpret_cast<uintptr_t>(pthread_get_stackaddr_np(self)) - size;
 #else
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     void* addr = nullptr;
-    size_t size = 0;
-    if (pthread_attr_getstack(&attr, &addr, &size) == 0) low = reinterpret_cast<uintptr_t>(addr);
+    size_t bytes = 0;
+    if (pthread_attr_getstack(&attr, &addr, &bytes) == 0) {
+      low = reinterpret_cast<uintptr_t>(addr);
+      size = bytes;
+    }
     pthread_attr_destroy(&attr);
   }
 #endif
   // Without the bounds V8's default stays; the Rust side creates threads
   // whose stack is large enough for it.
-  if (low != 0) isolate->SetStackLimit(low + kStackHeadroom);
+  if (low != 0) {
+    isolate->SetStackLimit(low + kStackHeadroom);
+    t_stack_low = low;
+    t_stack_high = low + size;
+  }
 }
 
 }  // namespace
@@ -241,6 +255,19 @@ int greenthread_shim_switch(int on_main_thread, void (*handoff)(void*), void* da
 // baton: the caller hands it on. The Locker is per greenlet, so an idle
 // thread has no V8 state (every GC, young ones too, walks the state of every
 // thread that has one).
+// Bytes of JS stack left to the calling greenlet thread (its stack pointer
+// above the JS stack limit), or -1 when it is not running on its own stack:
+// a WebAssembly JSPI (`WebAssembly.promising`) stack, whose switching state
+// V8 keeps per isolate, not per thread. Other threads: INTPTR_MAX.
+intptr_t greenthread_shim_stack_room() {
+  if (t_stack_low == 0) return INTPTR_MAX;
+  volatile char probe = 0;
+  auto here = reinterpret_cast<uintptr_t>(&probe);
+  if (here < t_stack_low || here >= t_stack_high) return -1;
+  if (here < t_stack_low + kStackHeadroom) return 0;
+  return static_cast<intptr_t>(here - t_stack_low - kStackHeadroom);
+}
+
 int greenthread_shim_run() {
   v8::Isolate* isolate = g_isolate;
   int next = 0;

@@ -58,6 +58,9 @@ extern "C" {
     /// Only on a greenlet thread that holds the baton, after a successful
     /// install. Returns the slot to give the baton to, still holding it.
     fn greenthread_shim_run() -> c_int;
+    /// Always safe: bytes of JS stack left to a greenlet thread, -1 off its
+    /// own stack (a WebAssembly JSPI stack), `isize::MAX` on other threads.
+    fn greenthread_shim_stack_room() -> isize;
 }
 
 struct Slot {
@@ -294,6 +297,16 @@ pub fn prepare(slot: u32) -> Result<()> {
         to.baton.prepare();
     }
     Ok(())
+}
+
+/// Bytes of JS stack left to the calling greenlet thread; -1 when it runs on
+/// a stack not its own (a WebAssembly JSPI stack: blocking there would mix
+/// two threads' stack switching, which V8 keeps per isolate); a very large
+/// number on other threads. Lets a blocking call refuse before it starts.
+#[napi(catch_unwind)]
+pub fn stack_room() -> f64 {
+    // SAFETY: reads thread-locals and the address of a local only.
+    (unsafe { greenthread_shim_stack_room() }) as f64
 }
 
 /// Thread counts, for benchmarks and diagnostics.
