@@ -450,13 +450,17 @@ export function wait<F extends Future<any>>(fs: Iterable<F>, options?: FuturesWa
     }
     if (!satisfied() && ms !== 0) {
       const pending = [...all].filter((f) => !f.done())
-      let check: (() => void) | undefined
+      let check: ((f: F) => void) | undefined
       try {
         await suspendFresh((waiter) => {
           hub.park(waiter, ms)
+          // Counted as they finish (each calls once), not rescanned: a scan per finish made large waits quadratic.
+          let unfinished = pending.length
           let woken = false
-          check = () => {
-            if (!woken && satisfied()) {
+          check = (f) => {
+            unfinished--
+            if (woken) return
+            if (returnWhen === 'FIRST_COMPLETED' || unfinished === 0 || (returnWhen === 'FIRST_EXCEPTION' && f._failed)) {
               woken = true
               hub.unpark(waiter)
             }
@@ -499,7 +503,9 @@ export function asCompleted<F extends Future<any>>(fs: Iterable<F>, options?: As
     for (const f of pending) f._addWaiter(onDone)
     try {
       for (;;) {
-        while (ready.length > 0) yield ready.shift()!
+        // By index, not shift(): taking from the front of a long array copies it.
+        for (let next = 0; next < ready.length; next++) yield ready[next]
+        ready.length = 0
         if (pending.size === 0) return
         const left = deadline < 0 ? -1 : Math.max(0, deadline - performance.now())
         if (left === 0) throw new TimeoutError(`${pending.size} (of ${all.size}) futures unfinished`)
