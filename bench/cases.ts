@@ -116,7 +116,7 @@ for (const n of [100_000, 10_000, 1_000_000]) {
     {
       id,
       title: `W1 spawn+join, ${n.toLocaleString('en')} greenlets`,
-      description: `${n.toLocaleString('en')} tasks that each yield once, all joined. Peers: async functions awaiting \`setImmediate\` + \`Promise.all\` (also with an AsyncLocalStorage store entered, the tax greenthread's getcurrent() puts on every Promise on Node 20/22); Effect fibers (\`Effect.forkChild(Effect.yieldNow)\`, \`Fiber.joinAll\`); gevent (\`spawn(gevent.sleep, 0)\`, \`joinall\`).`,
+      description: `${n.toLocaleString('en')} tasks that each yield once, all joined. Peers: async functions awaiting \`setImmediate\` + \`Promise.all\` (also with an AsyncLocalStorage store entered, the tax greenthread's getcurrent() puts on every Promise on Node 20/22); Effect fibers (\`Effect.forkChild(Effect.yieldNow)\`, \`Fiber.joinAll\`); gevent (\`spawn(gevent.sleep, 0)\`, \`joinall\`); the floor: a bare scheduler giving each task the AsyncLocalStorage context getcurrent() needs and nothing else (bench/core.ts \`floorFanOut\`), the least any greenlet can cost here.`,
       metric: 'rate',
       display: 'rate',
       reference: `w1-bare@${k(n)}`,
@@ -129,6 +129,7 @@ for (const n of [100_000, 10_000, 1_000_000]) {
         ? []
         : [{ id: `w1-bare-als@${k(n)}`, label: 'async/await + Promise.all, ALS on', ours: false, runtime: 'node' as const, quick: main, command: nodeCase('core.js', 'w1-bare-promises+als', String(n)) }]),
       { id: `w1-effect@${k(n)}`, label: 'Effect fibers (fork/join)', ours: false, runtime: 'node', quick: main, command: nodeCase('core.js', 'w1-effect', String(n)) },
+      { id: `w1-floor@${k(n)}`, label: 'floor: bare scheduler, a context per task', ours: false, runtime: 'node', quick: main, command: nodeCase('core.js', 'w1-floor', String(n)) },
       // 100k gevent greenlets take ~3 s and 800 MB here; 1M would dominate the run.
       ...(n === 1_000_000
         ? []
@@ -171,7 +172,7 @@ workload(
   {
     id: 'W3',
     title: 'W3 sleep fan-out, 100,000 x sleep(10 ms)',
-    description: '100,000 tasks each sleeping 10 ms, all joined (wall time). Peers: `new Promise(r => setTimeout(r, 10))` + `Promise.all` (also with ALS on); Effect fibers each `Effect.sleep(10)`; gevent `spawn(gevent.sleep, 0.01)`.',
+    description: '100,000 tasks each sleeping 10 ms, all joined (wall time). Peers: `new Promise(r => setTimeout(r, 10))` + `Promise.all` (also with ALS on); Effect fibers each `Effect.sleep(10)`; gevent `spawn(gevent.sleep, 0.01)`; the floor (a bare scheduler with a context per task, as in W1).',
     metric: 'rate',
     display: 'ms',
     reference: 'w3-settimeout',
@@ -182,6 +183,7 @@ workload(
     { id: 'w3-settimeout', label: 'setTimeout Promises + Promise.all', ours: false, runtime: 'node', quick: true, command: nodeCase('core.js', 'w3-settimeout-promises') },
     { id: 'w3-settimeout-als', label: 'setTimeout Promises, ALS on', ours: false, runtime: 'node', quick: true, command: nodeCase('core.js', 'w3-settimeout-promises+als') },
     { id: 'w3-effect', label: 'Effect fibers (Effect.sleep)', ours: false, runtime: 'node', quick: true, command: nodeCase('core.js', 'w3-effect-sleep') },
+    { id: 'w3-floor', label: 'floor: bare scheduler, a context per task', ours: false, runtime: 'node', quick: true, command: nodeCase('core.js', 'w3-floor') },
     { id: 'w3-gevent', label: 'gevent (CPython)', ours: false, runtime: 'python', quick: true, command: pythonCase('w3-gevent') },
   ],
 )

@@ -15,13 +15,15 @@
  *   transfer), the plain-JS coroutine.
  * - W3 sleep fan-out: 100,000 greenlets each sleeping 10 ms. Peers:
  *   setTimeout Promises + Promise.all; Effect fibers each sleeping 10 ms.
+ * - `w1-floor`, `w3-floor`: the least any greenlet can cost here (see
+ *   `floorFanOut`), next to the peers.
  *
  * `+als` cases run the bare peer in a process where an AsyncLocalStorage
  * store has been entered, as it is with greenthread (getcurrent() must be
  * right after every await): on Node 20 and 22 every Promise then pays the
  * async_hooks promise hooks.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
 
 import { Greenlet, joinall, sleep, spawn } from '../index'
 
@@ -56,6 +58,75 @@ async function effectForkJoin(count: number, child: (Effect: any) => unknown): P
   return timed(count, () => Effect.runPromise(program))
 }
 
+/**
+ * The floor of W1/W3 on this Node: the least a greenlet can cost where
+ * getcurrent() must name it after any await. Each task gets its own
+ * AsyncLocalStorage context (one AsyncContextFrame each on Node 24, a Map)
+ * and a Promise per wait; a run queue drained once per macrotask; a counter
+ * for the join; timers grouped per millisecond. Nothing else: no kill,
+ * Timeout, links, names, parents or state, so not a library, a bound.
+ */
+function floorFanOut(n: number, sleepMs: number): Promise<Result> {
+  type Task = { fn: (() => Promise<void>) | undefined; wake: (() => void) | undefined }
+  const current = new AsyncLocalStorage<Task>()
+  const scope = new AsyncResource('floor')
+  let queue: Task[] = []
+  let scheduled = false
+  const timers = new Map<number, Task[]>()
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(turn)
+    }
+  }
+  const enterAndRun = (task: Task) => {
+    current.enterWith(task)
+    const fn = task.fn!
+    task.fn = undefined
+    void fn().then(finished)
+  }
+  const turn = () => {
+    scheduled = false
+    const batch = queue
+    queue = []
+    for (const task of batch) {
+      if (task.fn !== undefined) scope.runInAsyncScope(enterAndRun, undefined, task)
+      else task.wake!()
+    }
+  }
+  const sleep = () =>
+    new Promise<void>((resolve) => {
+      const task = current.getStore()!
+      task.wake = resolve
+      if (sleepMs === 0) {
+        queue.push(task)
+        return schedule()
+      }
+      const at = Math.ceil(performance.now()) + sleepMs
+      let due = timers.get(at)
+      if (due === undefined) {
+        timers.set(at, (due = []))
+        setTimeout(() => {
+          timers.delete(at)
+          queue.push(...due!)
+          schedule()
+        }, at - performance.now())
+      }
+      due.push(task)
+    })
+  let left = n
+  let allDone!: () => void
+  const finished = () => {
+    if (--left === 0) allDone()
+  }
+  return timed(n, async () => {
+    const joined = new Promise<void>((resolve) => (allDone = resolve))
+    for (let i = 0; i < n; i++) queue.push({ fn: sleep, wake: undefined })
+    schedule()
+    await joined
+  })
+}
+
 const cases: Record<string, (tasks: number) => Promise<Result>> = {
   'w1-greenthread': (n) =>
     timed(n, async () => {
@@ -70,6 +141,7 @@ const cases: Record<string, (tasks: number) => Promise<Result>> = {
       await Promise.all(ps)
     }),
   'w1-effect': (n) => effectForkJoin(n, (Effect) => Effect.yieldNow),
+  'w1-floor': (n) => floorFanOut(n, 0),
 
   'w2-greenthread-switch': () =>
     timed(W2_TRANSFERS, async () => {
@@ -161,6 +233,7 @@ const cases: Record<string, (tasks: number) => Promise<Result>> = {
       await Promise.all(ps)
     }),
   'w3-effect-sleep': () => effectForkJoin(W3_TASKS, (Effect) => Effect.sleep(W3_SLEEP_MS)),
+  'w3-floor': () => floorFanOut(W3_TASKS, W3_SLEEP_MS),
 }
 
 for (const name of ['w1-bare-promises', 'w2-bare-promise-pingpong', 'w3-settimeout-promises']) {
