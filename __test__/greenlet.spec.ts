@@ -750,15 +750,17 @@ test('a greenlet killed while two of its waits hold what was handed to them give
 
 // gevent runs a timer callback in the hub: a watchdog a greenlet sets up for
 // itself kills it from outside. Here the callback runs in the greenlet's own
-// async context (getcurrent() names it), and a kill or join from there while
-// the greenlet waits counts as from outside all the same.
-test('kill() and join() from a callback a greenlet set up, while it waits, act on it as from outside', async (t) => {
+// async context (getcurrent() names it), and a kill from there while the
+// greenlet waits reaches it all the same, without failing the callback.
+test('kill() from a callback a greenlet set up, while it waits, kills it; the call itself resolves', async (t) => {
   const events: string[] = []
   const g = spawn(async () => {
     setTimeout(() => {
       events.push(getcurrent() === g ? 'callback runs as g' : 'callback runs elsewhere')
-      void g.join().then((finished) => events.push(`joined: ${finished}`))
-      void g.kill()
+      g.kill().then(
+        () => events.push('kill resolved'),
+        (err) => events.push(`kill failed: ${err}`),
+      )
     }, 10)
     await sleep(5000)
     return 'slept'
@@ -768,5 +770,55 @@ test('kill() and join() from a callback a greenlet set up, while it waits, act o
   t.true(performance.now() - started < 4000, 'killed long before its sleep would end')
   t.is(g.value, undefined, 'killed: it never returned')
   await sleep(5)
-  t.deepEqual(events, ['callback runs as g', 'joined: true'])
+  t.deepEqual(events, ['callback runs as g', 'kill resolved'])
+})
+
+// A greenlet's own code that left a wait pending and kills itself: it dies at
+// its next wait (gevent's kill(block=False) of the current greenlet), and the
+// kill neither hangs nor is lost.
+test('a greenlet that kills itself with a wait of its own left pending dies at its next wait', async (t) => {
+  const q = new Queue<number>()
+  const events: string[] = []
+  const g = spawn(async () => {
+    const pending = q.get()
+    pending.catch((err) => events.push(`pending get: ${(err as Error).name}`))
+    await getcurrent()!.kill()
+    events.push('after kill')
+    await sleep(5)
+    events.push('after sleep')
+  })
+  await g.join(1000)
+  t.true(g.dead)
+  t.deepEqual(events.sort(), ['after kill', 'pending get: GreenletExit'], 'killed at the sleep after the kill')
+  q.putNowait(1)
+  t.is(q.qsize(), 1, 'the pending get took nothing')
+})
+
+// A select-style race leaves its losing wait pending: a kill or Timeout that
+// comes while the greenlet sits in a foreign await still reaches its next wait.
+test('a kill or Timeout reaches the next wait of a greenlet that left a race-losing wait pending', async (t) => {
+  for (const how of ['kill', 'timeout']) {
+    const q1 = new Queue<string>()
+    const q2 = new Queue<string>()
+    const events: string[] = []
+    const g = spawn(async () => {
+      const timeout = how === 'timeout' ? Timeout.startNew(20) : undefined
+      try {
+        events.push(`got ${await Promise.race([q1.get(), q2.get()])}`)
+        await new Promise((resolve) => setTimeout(resolve, 40))
+        await sleep(2000)
+        events.push('slept')
+      } catch (err) {
+        events.push(`raised ${(err as Error).name}`)
+      } finally {
+        timeout?.cancel()
+      }
+    })
+    await sleep(5)
+    q1.putNowait('a')
+    await sleep(5)
+    if (how === 'kill') await g.kill()
+    else await g.join()
+    t.deepEqual(events, ['got a', `raised ${how === 'kill' ? 'GreenletExit' : 'Timeout'}`], how)
+  }
 })

@@ -135,10 +135,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return rejecting(async () => {
       const ms = checkMs('timeoutMs', timeoutMs, true)
       if (this._state === 'dead') return true
-      if (getcurrent() === this) {
-        if (this.#suspended()) return currentStorage.exit(() => this.join(timeoutMs))
-        throw new Error(`${this} cannot join itself: it would wait forever`)
-      }
+      if (getcurrent() === this) throw new Error(`${this} cannot join itself: it would wait forever`)
       await suspend((waiter) => hub.joinWait(waiter, [this], 1, false, ms))
       return this.dead
     })
@@ -163,10 +160,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   }
 
   /**
-   * Code that runs as this greenlet while it is suspended in a wait of its
-   * own: a callback it set up (a timer, a listener), which runs in its async
-   * context. A kill or join from there comes from outside, as in gevent,
-   * where such callbacks run in the hub.
+   * A wait of its own record is pending while code runs as this greenlet:
+   * a callback it set up (a timer, a listener, which runs in its async
+   * context; gevent runs them in the hub), or its own code that left the
+   * wait pending.
    */
   #suspended(): boolean {
     return this._waiting && this._state === 'running'
@@ -183,9 +180,18 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
       if (this._state === 'dead') return
-      if (getcurrent() === this && this.#suspended()) return currentStorage.exit(() => this.kill(exception, options))
       if (this._markKilled(exception)) return
-      if (getcurrent() === this) throw exception
+      if (getcurrent() === this) {
+        if (!this.#suspended()) throw exception
+        // A callback it set up, or its own code with a wait of its own left
+        // pending (not awaited): which cannot be told. Both are served, and
+        // the call neither waits nor fails: the wait raises now (a
+        // callback's kill acts from outside), and so does the next wait
+        // (its own code dies there, as of gevent's kill(block=False)).
+        this._raiseAt(exception, true)
+        super._raiseAt(exception, true)
+        return
+      }
       this._raiseAt(exception, true)
       if (o.block !== false) await this.join(ms < 0 ? undefined : ms)
     })
@@ -401,14 +407,26 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._transfer = undefined
       hub.resumed(this)
       raiseThrough(resolve, exception)
-    } else if (this._extraWaits === undefined || this._extraWaits.size === 0) {
+    } else if (!this.#inFreshWait()) {
       super._raiseAt(exception, isKill)
     }
-    // Raised at its waits under ids of their own (and, above, not again at its next wait).
+    // Raised at its waits under ids of their own too.
     if (this._extraWaits) {
       for (const wait of this._extraWaits) wait.interruptWith(exception)
       this._extraWaits.clear()
     }
+  }
+
+  /**
+   * In a library wait under an id of its own (`suspendFresh`: a Future, a
+   * socket): an interrupt raised there is its raise, not also the next
+   * wait's. Other concurrent waits may be left over (the losers of a race):
+   * its code may be elsewhere, so the next wait raises too.
+   */
+  #inFreshWait(): boolean {
+    if (this._extraWaits === undefined) return false
+    for (const wait of this._extraWaits) if (wait._pendingFresh) return true
+    return false
   }
 
   #run(args: unknown[]): void {

@@ -103,8 +103,10 @@ const INTERRUPT_QUEUED = 4
 const JOIN_RAISE = 8
 /** A wait made once under an id of its own: forgotten once delivered. */
 const TRANSIENT = 16
+/** Its resumption runs it to its next wait before returning (a sync greenlet): it settles no Promise. */
+const RUNS_AT_ONCE = 32
 /** The outcome a READY or DELIVERED record is resumed with, in the bits from here. */
-const OUTCOME_SHIFT = 5
+const OUTCOME_SHIFT = 6
 const OUTCOME_MASK = 7 << OUTCOME_SHIFT
 
 function readyOutcome(r: HubRecord): number {
@@ -479,6 +481,11 @@ class HubClient {
     return true
   }
 
+  /** `r` is resumed by running it to its next wait (a sync greenlet), not by settling a Promise. */
+  runsAtOnce(r: HubRecord): void {
+    r._hubFlags |= RUNS_AT_ONCE
+  }
+
   /** Whether `r` is in the run queue or the batch being resumed, waiting for its turn. */
   isQueued(r: HubRecord): boolean {
     return r._hubState === READY || r._hubState === DELIVERED
@@ -760,7 +767,7 @@ class HubClient {
       if (r._hubState === DELIVERED) {
         const outcome = readyOutcome(r)
         if (outcome !== Outcome.START) {
-          this.settledInBatch = true
+          if ((r._hubFlags & RUNS_AT_ONCE) === 0) this.settledInBatch = true
         } else if (this.settledInBatch) {
           this.#resumeBatchAfterMicrotasks()
           return undefined
@@ -857,6 +864,12 @@ export class TransientWait extends HubRecord {
   reject!: (err: unknown) => void
   /** Set by whoever interrupts this wait. */
   exception: unknown
+  /**
+   * Made by `suspendFresh` (a library wait on a Future, a socket...): its
+   * owner's code is waiting there, as on a wait of its own record, so an
+   * interrupt raised there is not raised again at the next wait.
+   */
+  fresh = false
 
   constructor(readonly owner: WaitOwner | undefined) {
     super(true)
@@ -899,6 +912,11 @@ export class TransientWait extends HubRecord {
   set _woken(woken: WokenWait | undefined) {
     this.#woken = woken
     if (woken === undefined) this.owner?._extraWaits?.delete(this)
+  }
+
+  /** A fresh wait still pending, not woken: see `fresh`. */
+  get _pendingFresh(): boolean {
+    return this.fresh && this.#woken === undefined
   }
 
   /** Raises `exception` here (its owner is killed): by the wait itself if it was woken directly and has not run, else at once. */
@@ -999,6 +1017,7 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord)
 export function suspendFresh(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
   const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
+  wait.fresh = true
   return new Promise<number>((resolve, reject) => {
     wait.resolve = resolve
     wait.reject = reject

@@ -93,6 +93,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | []) {
     super(fn, args)
     this.#parent = getcurrent()
+    hub.runsAtOnce(this)
   }
 
   /**
@@ -435,6 +436,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 class FreshWait extends HubRecord implements BatonResumable {
   constructor(private readonly greenlet: Greenlet) {
     super(true)
+    hub.runsAtOnce(this)
     hub.resumables.set(this.id, this)
   }
 
