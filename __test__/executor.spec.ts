@@ -275,15 +275,23 @@ for (const kind of kinds) {
   serial(`${kind.name}: aborting a signal cancels a queued task and reaches a running one without killing the worker`, async (t) => {
     const pool = kind.make({ maxWorkers: 1 })
     const blocker = new AbortController()
+    // Started in the worker (a child's running() may be a task of its batch not started yet, which an abort cancels).
+    const started = path.join(os.tmpdir(), `gt-abort-started-${process.pid}-${kind.name}`)
+    fs.rmSync(started, { force: true })
     // A signal aborted before the task starts in the worker comes aborted already: no 'abort' event then.
-    const running = pool.submitWith({ signal: blocker.signal }, (signal: AbortSignal) =>
-      new Promise((resolve) => {
-        const aborted = (): void => resolve(`aborted: ${signal.reason.message}`)
-        if (signal.aborted) aborted()
-        else signal.addEventListener('abort', aborted)
-      }),
+    const running = pool.submitWith(
+      { signal: blocker.signal },
+      (file: string, signal: AbortSignal) =>
+        new Promise((resolve) => {
+          require('node:fs').writeFileSync(file, '')
+          const aborted = (): void => resolve(`aborted: ${signal.reason.message}`)
+          if (signal.aborted) aborted()
+          else signal.addEventListener('abort', aborted)
+        }),
+      started,
     )
-    while (!running.running()) await new Promise((r) => setTimeout(r, 5))
+    while (!fs.existsSync(started)) await new Promise((r) => setTimeout(r, 5))
+    fs.rmSync(started, { force: true })
     const queuedSignal = new AbortController()
     const queued = pool.submitWith({ signal: queuedSignal.signal }, () => 'ran')
     queuedSignal.abort()
