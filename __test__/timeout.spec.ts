@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 
 import test from 'ava'
 
-import { GreenletExit, Timeout, getcurrent, sleep, spawn, waitFor } from '../index'
+import { GreenletExit, Queue, Timeout, getcurrent, sleep, spawn, waitFor } from '../index'
 
 const serial = test.serial
 
@@ -299,4 +299,33 @@ serial('a greenlet that caught a kill and returns with a Timeout pending (fired 
   await sleep(5)
   await g.kill(new GreenletExit(), { block: false })
   t.is(await g.get(), 'value')
+})
+
+// gevent's with_timeout returns what the work returned if it got there
+// first: a queue item or a lock the work took at the deadline is never lost.
+test('Timeout.run and waitFor give the caller a result the work took at the deadline, instead of dropping it', async (t) => {
+  for (const how of ['Timeout.run', 'waitFor'] as const) {
+    let returned = 0
+    let kept = 0
+    let lost = 0
+    for (let i = 0; i < 60; i++) {
+      const q = new Queue<string>()
+      spawn(async () => {
+        await sleep(2 + (i % 3))
+        q.putNowait('item')
+      })
+      const work = async () => await q.get()
+      let result: string | undefined
+      try {
+        result = how === 'waitFor' ? await waitFor(work, 3) : await Timeout.run(3, work)
+      } catch (err) {
+        if (!(err instanceof Timeout)) throw err
+      }
+      await sleep(8)
+      if (result === 'item') returned++
+      else if (q.qsize() === 1) kept++
+      else lost++
+    }
+    t.is(lost, 0, `${how}: ${returned} returned, ${kept} kept`)
+  }
 })

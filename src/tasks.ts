@@ -4,9 +4,9 @@
  */
 import { checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { liveGreenlets } from './_greenlet-base'
-import { Alarm } from './hub'
+import { Alarm, sleep } from './hub'
 import { Greenlet, getcurrent, spawn } from './greenlet'
-import { Timeout, joinOrKill } from './timeout'
+import { Timeout, joinOrKill, spawnKeepingResult } from './timeout'
 
 /** A Promise (or thenable), a Greenlet, or a function to run as a new greenlet. */
 export type Awaitable<T> = PromiseLike<T> | Greenlet<T> | (() => T | PromiseLike<T>)
@@ -68,13 +68,19 @@ export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | u
   return rejecting(async () => {
     const ms = checkMs('timeoutMs', timeoutMs, true)
     if (awaitable instanceof Greenlet || (typeof awaitable === 'function' && !isThenable(awaitable))) {
-      const g = awaitable instanceof Greenlet ? awaitable : spawn(awaitable as () => T | PromiseLike<T>)
+      const work = awaitable instanceof Greenlet ? undefined : spawnKeepingResult(awaitable as () => T | PromiseLike<T>)
+      const g = work?.greenlet ?? (awaitable as Greenlet<T>)
       await joinOrKill(g, ms)
       if (g.dead) return g.get() as Promise<T>
       const timeout = new Timeout(ms)
       // Settles at the deadline (see Timeout.run).
       void g.kill(timeout, { block: false })
       void g.exception // observed: the caller gets the Timeout
+      if (work !== undefined) {
+        await sleep(0)
+        const kept = work.result()
+        if (kept !== undefined) return kept.value
+      }
       throw timeout
     }
     if (!isThenable(awaitable)) throw invalidType('awaitable', 'a Promise, a Greenlet or a function', awaitable)

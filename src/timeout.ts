@@ -162,7 +162,8 @@ export class Timeout extends TimeoutBase {
       const delay = checkMs('ms', ms, true)
       checkFunction('fn', fn)
       const o = checkOptions('options', options)
-      const g = spawn(fn)
+      const work = spawnKeepingResult(fn)
+      const g = work.greenlet
       await joinOrKill(g, delay)
       if (g.dead) return g.get()
       const raised = new Timeout(delay, o.exception).raised
@@ -173,6 +174,8 @@ export class Timeout extends TimeoutBase {
       void g.kill(raised, { block: false })
       await sleep(0)
       void g.exception // observed: the caller gets it (or the fallback)
+      const kept = work.result()
+      if (kept !== undefined) return kept.value
       const fallback = fallbackOf(o)
       if (fallback !== undefined) return fallback.value
       throw raised
@@ -191,6 +194,23 @@ export class Timeout extends TimeoutBase {
 }
 
 /** Waits up to `ms` (-1: forever) for `g`; if the waiter is killed meanwhile, `g` is killed too. */
+/**
+ * Spawns `fn` (the work of `Timeout.run` or `waitFor`) and keeps what it
+ * returns. The work may be past its last wait at the deadline, its result in
+ * hand (a queue item, a lock, a Future's value) and not yet returned: the
+ * kill then lands after its wait, and a kill wins over a value returned
+ * after it, which would drop that result. The caller gets it instead.
+ */
+export function spawnKeepingResult<R>(fn: () => R | PromiseLike<R>): { greenlet: Greenlet<R>; result: () => { value: R } | undefined } {
+  let kept: { value: R } | undefined
+  const greenlet = spawn(async () => {
+    const value = await fn()
+    kept = { value }
+    return value
+  })
+  return { greenlet, result: () => kept }
+}
+
 export async function joinOrKill(g: Greenlet, ms: number): Promise<void> {
   try {
     await g.join(ms < 0 ? undefined : ms)
