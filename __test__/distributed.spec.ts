@@ -255,6 +255,47 @@ if (!hasRedis) {
     await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, pool: 'fiber' as any }), { instanceOf: TypeError, message: /^options\.pool/ })
     await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, concurrency: 0 }), { instanceOf: RangeError, message: /^options\.concurrency/ })
     await t.throwsAsync(runWorker({ connection, queue: 'q' } as any), { instanceOf: TypeError, message: /^options\.module/ })
+    // Node's timers take at most 2^31 - 1 ms: longer ones fired at once (a connect given up at once, a stall check every 1 ms).
+    t.throws(() => new DistributedExecutor({ connection, queue: 'q', connectTimeoutMs: 2 ** 31 }), { instanceOf: RangeError, message: /^options\.connectTimeoutMs must be at most/ })
+    t.throws(() => new DistributedExecutor({ connection, queue: 'q', reconnectTimeoutMs: 1e10 }), { instanceOf: RangeError, message: /^options\.reconnectTimeoutMs must be at most/ })
+    await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, stalledIntervalMs: 2 ** 31 }), { instanceOf: RangeError, message: /^options\.stalledIntervalMs must be at most/ })
+    await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, connectTimeoutMs: 2 ** 31 }), { instanceOf: RangeError, message: /^options\.connectTimeoutMs must be at most/ })
+  })
+
+  serial('a job waiting for its retry (after a failed attempt) is not running, and cancel() takes it back', async (t) => {
+    const ex = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port }, queue: 'backoff', module: TASKS, attempts: 2, backoffMs: 5000 })
+    executors.push(ex)
+    const worker = await runWorker({ connection: { host: '127.0.0.1', port }, queue: 'backoff', module: TASKS, concurrency: 1, pool: 'thread' })
+    try {
+      const k = key('backoff')
+      const f = ex.submit('flaky', marks, k, 1)
+      await until('the first attempt ran', () => runs(k).length === 1, 10_000)
+      await until('the job waits for its retry', () => !f.running(), 3000)
+      t.true(f.cancel())
+      await t.throwsAsync(f.result(), { instanceOf: CancelledError })
+      await sleep(6000)
+      t.is(runs(k).length, 1, 'not retried after the cancel')
+    } finally {
+      await worker.close()
+    }
+  })
+
+  serial('a Redis that takes no more clients while the executor sets up: ready() and the futures fail within connectTimeoutMs, and shutdown returns', async (t) => {
+    const server = await ownRedis(['--save', ''])
+    try {
+      // The executor's first connection gets in; bullmq's find no room.
+      t.is(spawnSync('redis-cli', ['-p', String(server.port), 'config', 'set', 'maxclients', '2'], { encoding: 'utf8' }).stdout.trim(), 'OK')
+      const ex = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port: server.port }, queue: 'full', module: TASKS, connectTimeoutMs: 1000 })
+      executors.push(ex)
+      const f = ex.submit('square', 2)
+      const started = performance.now()
+      await t.throwsAsync(ex.ready(), { message: /did not answer within 1000 ms/ })
+      t.true(performance.now() - started < 10_000, 'given up within a few connect timeouts')
+      t.true((await f.exception({ timeoutMs: 5000 })) instanceof BrokenExecutor)
+      await ex.shutdown({ cancelFutures: true })
+    } finally {
+      await server.stop()
+    }
   })
 
   serial('cancel removes a job no worker has taken; a running job cannot be cancelled', async (t) => {

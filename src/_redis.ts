@@ -85,7 +85,26 @@ export function checkQueueName(name: string, value: unknown): string {
 /** @internal */
 export function checkConnectTimeout(name: string, value: unknown): number {
   if (value === undefined) return 3000
-  return checkMs(name, value, false)
+  return checkTimerMs(name, value)
+}
+
+/** Node's timers take at most 2^31 - 1 ms (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** @internal Milliseconds for a Node timer: `checkMs`, and at most `MAX_TIMER_MS`. */
+export function checkTimerMs(name: string, value: unknown): number {
+  const ms = checkMs(name, value, false)
+  if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`)
+  return ms
+}
+
+/** @internal Rejects with an Error saying `what` did not happen if `work` has not settled within `ms`. */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)
+  })
+  return Promise.race([work, late]).finally(() => clearTimeout(timer))
 }
 
 /** @internal */

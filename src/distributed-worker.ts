@@ -12,6 +12,7 @@ import type * as BullMQ from 'bullmq'
 
 import {
   checkConnectTimeout,
+  checkTimerMs,
   checkConnection,
   checkQueueName,
   connect,
@@ -92,8 +93,8 @@ export function runWorker(options: RunWorkerOptions): Promise<DistributedWorker>
     const prefetch = nonNegativeInteger('options.prefetch', o.prefetch, concurrency)
     const kind = o.pool ?? 'process'
     if (kind !== 'process' && kind !== 'thread') throw new TypeError(`options.pool must be 'process' or 'thread', got ${safeString(kind)}`)
-    const stalledInterval = o.stalledIntervalMs === undefined ? 30_000 : checkPositiveInteger('options.stalledIntervalMs', o.stalledIntervalMs)
-    const lockDuration = o.lockDurationMs === undefined ? 30_000 : checkPositiveInteger('options.lockDurationMs', o.lockDurationMs)
+    const stalledInterval = o.stalledIntervalMs === undefined ? 30_000 : checkTimerMs('options.stalledIntervalMs', checkPositiveInteger('options.stalledIntervalMs', o.stalledIntervalMs))
+    const lockDuration = o.lockDurationMs === undefined ? 30_000 : checkTimerMs('options.lockDurationMs', checkPositiveInteger('options.lockDurationMs', o.lockDurationMs))
     const maxStalledCount = nonNegativeInteger('options.maxStalledCount', o.maxStalledCount, 1)
     const connectTimeoutMs = checkConnectTimeout('options.connectTimeoutMs', o.connectTimeoutMs)
     let mod: Record<string, unknown>

@@ -21,6 +21,7 @@ import type * as BullMQ from 'bullmq'
 import {
   checkConnectTimeout,
   checkConnection,
+  checkTimerMs,
   checkQueueName,
   connect,
   debug,
@@ -31,6 +32,7 @@ import {
   options as requiredOptions,
   isTask,
   resolveModule,
+  withDeadline,
   type Connection,
   type JobData,
   type RedisClient,
@@ -149,7 +151,9 @@ function exportNames(url: string, given: unknown): Set<string> | undefined {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require(fileURLToPath(url))
   } catch (err) {
-    if ((err as NodeJS.ErrnoException)?.code === 'ERR_REQUIRE_ESM') return undefined
+    // An ES module (with top-level await, from Node 22) is checked by the workers that import it.
+    const code = (err as NodeJS.ErrnoException)?.code
+    if (code === 'ERR_REQUIRE_ESM' || code === 'ERR_REQUIRE_ASYNC_MODULE') return undefined
     throw new TypeError(`options.module ${safeString(given)} cannot be loaded: ${(err as Error)?.message ?? safeString(err)}`, { cause: err })
   }
   const names = new Set<string>()
@@ -242,7 +246,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     const attempts = o.attempts === undefined ? 1 : checkPositiveInteger('options.attempts', o.attempts)
     const backoffMs = o.backoffMs === undefined ? 0 : checkMs('options.backoffMs', o.backoffMs, false)
     const connectTimeoutMs = checkConnectTimeout('options.connectTimeoutMs', o.connectTimeoutMs)
-    this.#reconnectTimeoutMs = o.reconnectTimeoutMs === undefined ? 60_000 : checkMs('options.reconnectTimeoutMs', o.reconnectTimeoutMs, false)
+    this.#reconnectTimeoutMs = o.reconnectTimeoutMs === undefined ? 60_000 : checkTimerMs('options.reconnectTimeoutMs', o.reconnectTimeoutMs)
     const keepMs = o.keepJobsMs === undefined ? 3_600_000 : checkMs('options.keepJobsMs', o.keepJobsMs, false)
     if (o.module !== undefined) {
       this.#moduleName = o.module instanceof URL ? o.module.href : safeString(o.module)
@@ -303,14 +307,15 @@ export class DistributedExecutor<M extends object = TaskModule> {
       this.#sweepSoon(0, 'reconnected')
     })
     try {
-      await this.#listen(control)
+      // A Redis lost meanwhile (or refusing more clients) would keep bullmq waiting for ever.
+      await withDeadline(this.#listen(control), connectTimeoutMs, `cannot set up the queue ${this.queue} at ${this.address}: Redis did not answer`)
     } catch (err) {
       if (this.#closing !== undefined) return
       this.#break(new BrokenExecutor(`cannot use the queue ${this.queue} at ${this.address}: ${(err as Error)?.message}`, { cause: err }))
       throw err
     }
     try {
-      await this.#setMark()
+      await withDeadline(this.#setMark(), connectTimeoutMs, `Redis at ${this.address} did not answer`)
     } catch (err) {
       if (this.#closing !== undefined) return
       this.#break(new BrokenExecutor(`cannot use Redis at ${this.address}: ${(err as Error)?.message}`, { cause: err }))
@@ -354,11 +359,15 @@ export class DistributedExecutor<M extends object = TaskModule> {
       const t = this.#task(jobId)
       if (t !== undefined) t.running = true
     })
-    events.on('stalled', ({ jobId }: { jobId: string }) => {
-      // Back in the queue after its worker went silent (died): another worker will run it again.
+    const backInQueue = ({ jobId }: { jobId: string }): void => {
       const t = this.#task(jobId)
       if (t !== undefined) t.running = false
-    })
+    }
+    // Back in the queue after its worker went silent (died): another worker will run it again.
+    events.on('stalled', backInQueue)
+    // A failed attempt waiting to be retried (after its backoff, or added again): not running meanwhile.
+    events.on('waiting', backInQueue)
+    events.on('delayed', backInQueue)
     events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
       const t = this.#task(jobId)
       if (t !== undefined) this.#complete(t, returnvalue)
@@ -578,8 +587,11 @@ export class DistributedExecutor<M extends object = TaskModule> {
     if (typeof recorded === 'string') {
       try {
         const err = decodeError(recorded)
-        // bullmq drops an empty reason (an Error without message): '' then.
-        if (!(err instanceof Error) || err.message === (job.failedReason || '')) return err
+        // Only if it is this failure's (an attempt that failed otherwise
+        // after it, a stall for one, records nothing): its message is the
+        // reason (the worker's `#fail`). bullmq drops an empty reason: '' then.
+        const message = err instanceof Error ? err.message : `task threw ${safeString(err)}`
+        if (message === (job.failedReason || '')) return err
       } catch (inner) {
         debug('queue %s: the error of job %s cannot be read: %s', this.queue, job.id, (inner as Error)?.message)
       }
