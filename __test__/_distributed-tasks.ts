@@ -89,3 +89,11 @@ export function unsendable(dir?: string, key?: string): () => void {
   if (dir !== undefined && key !== undefined) fs.appendFileSync(path.join(dir, key), `${process.ppid}\n`)
   return () => {}
 }
+
+/** Records the run; the first throws the number 42 (not an Error), later ones never return (a worker to be killed). */
+export async function numberThenHang(dir: string, key: string): Promise<never> {
+  const file = path.join(dir, key)
+  fs.appendFileSync(file, `${process.ppid}\n`)
+  if (fs.readFileSync(file, 'utf8').trim().split('\n').length === 1) throw 42
+  return new Promise<never>(() => undefined)
+}

@@ -262,6 +262,29 @@ if (!hasRedis) {
     await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, connectTimeoutMs: 2 ** 31 }), { instanceOf: RangeError, message: /^options\.connectTimeoutMs must be at most/ })
   })
 
+  serial('a job whose worker died in a later attempt fails with that failure, not with what an earlier attempt threw', async (t) => {
+    const queue = 'stale'
+    const ex = executor({ queue, attempts: 2 })
+    await ex.ready()
+    // No stall allowed: a job whose worker went silent fails at the next check.
+    const strictWorker = async (): Promise<ChildProcess> => {
+      const args = [CLI, '--redis', `127.0.0.1:${port}`, '--queue', queue, '--module', TASKS, '--concurrency', '1']
+      const child = spawn(process.execPath, [...args, '--stalled-interval', '500', '--lock-duration', '1000', '--max-stalled', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root })
+      workers.push(child)
+      await waitForLine(child, new RegExp(`ready: queue ${queue} `), 20_000, 'greenthread-worker')
+      return child
+    }
+    const first = await strictWorker()
+    const k = key('stale')
+    const f = ex.submit('numberThenHang', marks, k)
+    await until('the second attempt runs', () => runs(k).length === 2, 20_000)
+    first.kill('SIGKILL')
+    await strictWorker()
+    const err = await f.exception({ timeoutMs: 30_000 })
+    t.true(err instanceof Error, `got ${String(err)}`)
+    t.regex((err as Error).message, /stalled/)
+  })
+
   serial('a job waiting for its retry (after a failed attempt) is not running, and cancel() takes it back', async (t) => {
     const ex = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port }, queue: 'backoff', module: TASKS, attempts: 2, backoffMs: 5000 })
     executors.push(ex)
