@@ -279,10 +279,15 @@ if (!hasRedis) {
     const f = ex.submit('numberThenHang', marks, k)
     await until('the second attempt runs', () => runs(k).length === 2, 20_000)
     first.kill('SIGKILL')
-    await strictWorker()
-    const err = await f.exception({ timeoutMs: 30_000 })
-    t.true(err instanceof Error, `got ${String(err)}`)
-    t.regex((err as Error).message, /stalled/)
+    const second = await strictWorker()
+    try {
+      const err = await f.exception({ timeoutMs: 30_000 })
+      t.true(err instanceof Error, `got ${String(err)}`)
+      t.regex((err as Error).message, /stalled/)
+    } finally {
+      // The other tests count the live workers of the main queue.
+      second.kill('SIGKILL')
+    }
   })
 
   serial('a job waiting for its retry (after a failed attempt) is not running, and cancel() takes it back', async (t) => {

@@ -380,6 +380,8 @@ for (const Pool of [ThreadPoolExecutor, ProcessPoolExecutor]) {
       const fast = ex.submit(nap, 0, 'fast')
       const endless = ex.submit(nap, 60_000, 'endless')
       t.is(await fast.result({ timeoutMs: 1500 }), 'fast')
+      // Started (a task still queued at destroy() is cancelled, not broken).
+      while (!endless.running()) await new Promise((resolve) => setTimeout(resolve, 5))
       await ex.destroy()
       t.is(await fast.result(), 'fast')
       t.true((await endless.exception()) instanceof BrokenExecutor)
