@@ -98,13 +98,9 @@ export function checkTimerMs(name: string, value: unknown): number {
   return ms
 }
 
-/** @internal Rejects with an Error saying `what` did not happen if `work` has not settled within `ms`. */
-export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)
-  })
-  return Promise.race([work, late]).finally(() => clearTimeout(timer))
+/** @internal Waits for `work`; rejects with an Error saying `what` did not happen if it has not settled within `ms`. */
+export async function withDeadline(work: Promise<unknown>, ms: number, what: string): Promise<void> {
+  if (!(await answersWithin(work, ms))) throw new Error(`${what} within ${ms} ms`)
 }
 
 /** @internal */
