@@ -247,3 +247,9 @@ export interface SocketAddress {
   family: string
   port: number
 }
+
+/**
+ * Moves an executor child's pipe to its parent from `fd` to a descriptor of
+ * its own (see the runtime's `pipe::move_to_private_fd`); returns it.
+ */
+export declare function takePipeFd(fd: number): number

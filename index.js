@@ -849,3 +849,4 @@ module.exports.hubProtocol = nativeBinding.hubProtocol
 module.exports.netProtocol = nativeBinding.netProtocol
 module.exports.runtimeInfo = nativeBinding.runtimeInfo
 module.exports.sendFunction = nativeBinding.sendFunction
+module.exports.takePipeFd = nativeBinding.takePipeFd

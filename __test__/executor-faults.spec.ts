@@ -700,3 +700,61 @@ ex.submit(() => process.pid).result().then((pid) => {
   if (!gone) process.kill(childPid, 'SIGKILL')
   t.true(gone, 'the child outlived its parent by 5 s')
 })
+
+serial("ProcessPoolExecutor: a task closing fd 3, or opening a file there, leaves the pool's pipe alone", async (t) => {
+  const pool = new ProcessPoolExecutor({ maxWorkers: 1 })
+  const file = path.join(tmp, 'fd3-task.txt')
+  try {
+    t.is(await pool.submit((x: number) => x * 2, 21).result(), 42)
+    // The pipe to the parent no longer has the number the child inherited.
+    const closed = await pool.submit((name: string) => {
+      const fs = require('node:fs')
+      let error = ''
+      try {
+        fs.closeSync(3)
+      } catch (err) {
+        error = (err as NodeJS.ErrnoException).code ?? 'thrown'
+      }
+      // A file opened now may well get that number: nothing of the pool's goes into it.
+      const fd = fs.openSync(name, 'w')
+      fs.writeSync(fd, 'mine')
+      fs.closeSync(fd)
+      return error
+    }, file).result()
+    t.true(closed === '' || closed === 'EBADF', `closeSync(3): ${closed}`)
+    t.is(await pool.submit((x: number) => x + 1, 6).result(), 7)
+    t.is(fs.readFileSync(file, 'utf8'), 'mine')
+    // Processes a task spawns do not hold the pipe: the child's end is its own.
+    const pipes = await pool.submit(() => {
+      const { execFileSync } = require('node:child_process')
+      const count = "find /proc/$$/fd -mindepth 1 -lname 'socket:*' | grep -vc '/fd/[012]$' || true"
+      return execFileSync('sh', ['-c', count], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()
+    }).result()
+    t.is(pipes, '0')
+  } finally {
+    await pool.shutdown()
+  }
+})
+
+serial('ProcessPoolExecutor: a child that closes its pipe to the pool and lives on breaks the pool (its futures settle)', async (t) => {
+  const pool = new ProcessPoolExecutor({ maxWorkers: 1 })
+  try {
+    t.is(await pool.submit(() => 1).result(), 1)
+    const f = pool.submit(() => {
+      const fs = require('node:fs')
+      for (const name of fs.readdirSync('/proc/self/fd')) {
+        let target = ''
+        try {
+          target = fs.readlinkSync(`/proc/self/fd/${name}`)
+        } catch {}
+        if (target.startsWith('socket:')) fs.closeSync(Number(name))
+      }
+      return 5
+    })
+    const err = await t.throwsAsync(f.exception({ timeoutMs: 20_000 }).then((e) => Promise.reject(e)))
+    t.true(err instanceof BrokenProcessPool, String(err))
+    t.regex(String((err as Error).cause), /closed its pipe/)
+  } finally {
+    await pool.shutdown()
+  }
+})

@@ -619,8 +619,10 @@ function processMain(): void {
   // Reads here; a native thread writes (see the runtime's pipe module):
   // each result leaves as its task ends, even while the next one keeps this
   // thread busy, and fast results still go out merged.
-  const sock = new net.Socket({ fd: 3, readable: true, writable: false })
-  const writer = new native.NativePipeWriter(3, Msg.RESULTS)
+  // On a descriptor of its own: a task closing or reopening fd 3 must not cut the channel or get its bytes.
+  const fd = native.takePipeFd(3)
+  const sock = new net.Socket({ fd, readable: true, writable: false })
+  const writer = new native.NativePipeWriter(fd, Msg.RESULTS)
   const defs = new Map<number, Uint8Array>()
   const queue: Buffer[] = []
   let runner: Runner | undefined

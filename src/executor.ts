@@ -1255,6 +1255,13 @@ export class ProcessPoolExecutor extends Executor {
     sock.on('data', (chunk: Buffer) => parser.push(chunk))
     // EPIPE and resets when a child dies: its exit is what reports it.
     sock.on('error', noop)
+    // A child alive with its end of the pipe closed (a task closed every
+    // descriptor) can send no result: its tasks would pend for ever.
+    sock.on('end', () => {
+      if (!this.#children.has(c) || c.closing) return
+      c.error ??= new Error('the child process closed its pipe to the pool')
+      proc.kill('SIGKILL')
+    })
     proc.on('error', (err: NodeJS.ErrnoException) => {
       c.error = err
       // Spawning failed (EAGAIN, ENOENT, EACCES): there is no child to wait for.

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use greenthread_runtime::executor::{Pool, Slot, TaskState};
-use greenthread_runtime::pipe::PipeWriter;
+use greenthread_runtime::pipe::{move_to_private_fd, PipeWriter};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -195,6 +195,18 @@ impl NativeExecutorSlot {
     pub fn detach(&mut self) {
         self.slot = None;
     }
+}
+
+/// Moves an executor child's pipe to its parent from `fd` to a descriptor of
+/// its own (see the runtime's `pipe::move_to_private_fd`); returns it.
+#[napi(catch_unwind)]
+pub fn take_pipe_fd(fd: i32) -> Result<i32> {
+    move_to_private_fd(fd).map_err(|e| {
+        Error::new(
+            Status::GenericFailure,
+            format!("cannot take over the pipe to the parent (fd {fd}): {e}"),
+        )
+    })
 }
 
 /// An executor child's messages to its parent, written by a thread of their

@@ -50,6 +50,22 @@ fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Moves `fd` (the pipe a child inherited from its parent) to a descriptor
+/// of its own, close-on-exec, and closes `fd`: a task that closes or reuses
+/// the well-known number then cannot cut the channel or receive its bytes,
+/// and processes the task spawns do not inherit it (which would keep the
+/// parent from seeing the child's end).
+pub fn move_to_private_fd(fd: RawFd) -> std::io::Result<RawFd> {
+    // SAFETY: fcntl and close on a descriptor number; an invalid one fails with EBADF.
+    let private = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, fd + 1) };
+    if private < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was valid (it was just duplicated) and is no longer used.
+    unsafe { libc::close(fd) };
+    Ok(private)
+}
+
 /// Writes queued messages to `fd` from its own thread.
 pub struct PipeWriter {
     shared: Arc<Shared>,
@@ -332,5 +348,30 @@ mod tests {
         let mut closed = PipeWriter::new(c.as_raw_fd(), 8).unwrap();
         closed.message(2, b"nobody reads this");
         closed.finish();
+    }
+
+    #[test]
+    fn a_moved_pipe_keeps_working_and_its_old_number_is_closed() {
+        use std::os::fd::IntoRawFd;
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let old = a.into_raw_fd();
+        let private = move_to_private_fd(old).unwrap();
+        assert!(private > old);
+        // SAFETY: fcntl on descriptor numbers.
+        assert_eq!(unsafe { libc::fcntl(old, libc::F_GETFD) }, -1);
+        assert_eq!(
+            unsafe { libc::fcntl(private, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            libc::FD_CLOEXEC
+        );
+        let mut writer = PipeWriter::new(private, 8).unwrap();
+        writer.message(3, b"moved");
+        writer.finish();
+        drop(writer);
+        // SAFETY: the test owns `private`; the writer is done with it.
+        unsafe { libc::close(private) };
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(messages(&got), vec![(3, b"moved".to_vec())]);
+        assert_eq!(move_to_private_fd(old).unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 }
