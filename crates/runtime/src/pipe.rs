@@ -372,6 +372,9 @@ mod tests {
         let mut got = Vec::new();
         b.read_to_end(&mut got).unwrap();
         assert_eq!(messages(&got), vec![(3, b"moved".to_vec())]);
-        assert_eq!(move_to_private_fd(old).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            move_to_private_fd(old).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 }
