@@ -22,7 +22,14 @@ import {
   spawn,
   spawnLater,
 } from '../sync'
-import { getcurrent as asyncGetcurrent, sleep as asyncSleep, spawn as asyncSpawn } from '../index'
+import {
+  Group as AsyncGroup,
+  StreamServer as AsyncStreamServer,
+  getcurrent as asyncGetcurrent,
+  joinall as asyncJoinall,
+  sleep as asyncSleep,
+  spawn as asyncSpawn,
+} from '../index'
 
 // One hub and one baton per process: these tests must not interleave.
 const serial = test.serial
@@ -491,6 +498,32 @@ serial('sync and async greenlets share the hub: each waits for the other, and ne
     return { seen, viaRun: await run(() => (sleep(5), 7)) }
   }).get()
   t.deepEqual(fromAsync, { seen: null, viaRun: 7 })
+})
+
+serial("a greenlet handed to the other mode's joinall, Group or parent is named as such in the TypeError", async (t) => {
+  const message = /must be a Greenlet.*, got a Greenlet of greenthread(\/sync)? \(each mode joins, kills, links and groups only its own greenlets\)/
+  const syncOne = spawn(() => 1)
+  const asyncOne = asyncSpawn(() => 2)
+  await t.throwsAsync(asyncJoinall([syncOne as never]), { instanceOf: TypeError, message: /greenlets\[0\] must be a Greenlet, got a Greenlet of greenthread\/sync/ })
+  t.throws(() => new AsyncGroup().add(syncOne as never), { instanceOf: TypeError, message })
+  t.throws(() => joinall([asyncOne as never]), { instanceOf: TypeError, message: /greenlets\[0\] must be a Greenlet, got a Greenlet of greenthread \(/ })
+  t.throws(() => (new Greenlet(() => 3).parent = asyncOne as never), { instanceOf: TypeError, message })
+  await run(() => joinall([syncOne]))
+  await asyncOne.join()
+})
+
+serial("the async StreamServer started in a sync greenlet says to use greenthread/sync's", async (t) => {
+  const error = await run(() => {
+    const server = new AsyncStreamServer({ host: '127.0.0.1', port: 0 }, async () => {})
+    try {
+      server.start()
+      server.stop()
+      return undefined
+    } catch (err) {
+      return (err as Error).message
+    }
+  })
+  t.is(error, "StreamServer.start() cannot run in a sync greenlet: use greenthread/sync's StreamServer there")
 })
 
 serial('blocking calls on the main thread outside greenlets throw instead of deadlocking', (t) => {

@@ -48,10 +48,29 @@ export function reportError(message: string, err: unknown): void {
   }
 }
 
+/**
+ * @internal The entry point whose greenlets an object is (on each mode's
+ * `Greenlet` prototype): a greenlet handed to the other mode is described
+ * as such, not as some object.
+ */
+export const GREENLET_MODE: unique symbol = Symbol('greenthread.greenletMode')
+
+function greenletModeOf(value: object): unknown {
+  try {
+    return (value as { [GREENLET_MODE]?: unknown })[GREENLET_MODE]
+  } catch {
+    return undefined
+  }
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null'
   if (typeof value === 'function') return 'a function'
-  if (typeof value === 'object') return `an object (${tagOf(value)})`
+  if (typeof value === 'object') {
+    const mode = greenletModeOf(value)
+    if (typeof mode === 'string') return `a Greenlet of ${mode} (each mode joins, kills, links and groups only its own greenlets)`
+    return `an object (${tagOf(value)})`
+  }
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
   return `${typeof value} ${String(value)}`
 }

@@ -12,7 +12,7 @@
  * `g.signal`, which aborts at once.
  */
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
-import { GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
+import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, raiseThrough, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
@@ -492,6 +492,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return `<Greenlet "${this.name}" id=${this.id}: ${safeString(this._fnName() || 'anonymous')}(${args.join(', ')})>`
   }
 }
+
+Object.defineProperty(Greenlet.prototype, GREENLET_MODE, { value: 'greenthread' })
 
 const promiseThen = Promise.prototype.then
 

@@ -183,8 +183,12 @@ export class StreamServer {
       if (isIP(this.#host) === 0 && this.#host !== 'localhost') {
         throw Object.assign(new TypeError(`listener.host must be an IP address or 'localhost', got '${this.#host}'`), { cause: err })
       }
-      // Its native objects are made on the main thread only (greenthread/sync's StreamServer moves there).
-      throw new Error(`StreamServer.start() could not create its listener (in a sync greenlet, use greenthread/sync's StreamServer): ${(err as Error)?.message}`, { cause: err })
+      // napi-rs makes its classes on the main thread only; a sync greenlet runs on a thread of its own.
+      const message = String((err as Error)?.message)
+      if (/constructor of class/.test(message)) {
+        throw new Error("StreamServer.start() cannot run in a sync greenlet: use greenthread/sync's StreamServer there", { cause: err })
+      }
+      throw new Error(`StreamServer.start() could not create its listener: ${message}`, { cause: err })
     }
     if (typeof made === 'number') throw socketError('listen', made, { address: this.#host, port: this.#port })
     this.#native = made

@@ -17,7 +17,7 @@
  * at the greenlet's current wait, or at its next one if it is busy.
  */
 import { GreenletBase, NO_ARGS, type Transfer } from '../_greenlet-base'
-import { GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
+import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
@@ -425,6 +425,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return `<Greenlet "${this.name}" id=${this.id} ${this._state}>`
   }
 }
+
+Object.defineProperty(Greenlet.prototype, GREENLET_MODE, { value: 'greenthread/sync' })
 
 /**
  * A wait of a sync greenlet under a fresh id: the hub resumes it as the
