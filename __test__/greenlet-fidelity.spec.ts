@@ -72,6 +72,58 @@ both('throw() with no argument ends a greenlet suspended in switch() quietly: it
   t.true(result.ok)
 })
 
+// greenlet: a finished greenlet's result goes to its nearest live ancestor
+// past a parent that has died.
+both('a greenlet whose parent has died returns its result to the nearest live ancestor, which is in switch()', function* (t, m) {
+  const result = yield m.go(function* () {
+    const creator = new m.Greenlet(() => new m.Greenlet(() => 'orphan-result'))
+    const orphan = yield creator.switch()
+    const creatorDead = creator.dead
+    const parentIsCreator = orphan.parent === creator
+    const got = yield orphan.switch()
+    return { creatorDead, parentIsCreator, got, orphanDead: orphan.dead }
+  }).get({ timeoutMs: 5000 })
+  t.deepEqual(result, { creatorDead: true, parentIsCreator: true, got: 'orphan-result', orphanDead: true })
+})
+
+// gevent: kill(GreenletExit), Timeout(seconds, ValueError): a class is instantiated.
+both('an Error class given to kill(), killall(), throw() or a Timeout is raised as an instance of it', function* (t, m) {
+  const victim = m.go(function* () {
+    yield m.sleep(1000)
+  })
+  yield m.sleep(0)
+  yield victim.kill(m.GreenletExit)
+  t.true(victim.successful(), 'a GreenletExit class ends it quietly')
+  const others = [m.go(function* () { yield m.sleep(1000) })]
+  yield m.sleep(0)
+  yield m.killall(others, { exception: RangeError })
+  t.true(others[0].exception instanceof RangeError)
+  const timedOut = yield m.go(function* () {
+    const timeout = new m.Timeout(5, TypeError).start()
+    try {
+      yield m.sleep(1000)
+      return 'not raised'
+    } catch (err) {
+      return err
+    } finally {
+      timeout.cancel()
+    }
+  }).get()
+  t.true(timedOut instanceof TypeError)
+  const thrown = yield m.go(function* () {
+    const child = new m.Greenlet(m.fn(function* () {
+      try {
+        yield m.getcurrent()!.parent!.switch('ready')
+      } catch (err) {
+        return err
+      }
+    }))
+    yield child.switch()
+    return yield child.throw(SyntaxError)
+  }).get()
+  t.true(thrown instanceof SyntaxError)
+})
+
 both('throw() of another error into a dead greenlet raises it in the caller', function* (t, m) {
   const g = m.spawn(() => 1)
   yield g.join()

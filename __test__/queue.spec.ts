@@ -3,7 +3,7 @@ import { getEventListeners } from 'node:events'
 
 import test from 'ava'
 
-import { Channel, type Greenlet, Queue, sleep, spawn } from '../index'
+import { Channel, type Greenlet, Queue, QueueEmpty, joinall, sleep, spawn } from '../index'
 import * as sync from '../sync'
 import { type Body, type Mode, both } from './_modes'
 
@@ -491,6 +491,31 @@ both('Channel.put() waits until a getter takes the item', function* (t, m) {
   t.is(yield ch.get(), 'hello')
   yield putter.join()
   t.true(delivered)
+})
+
+test('Channel.get({ timeoutMs }) keeps its deadline when putters that called it leave before it runs', async (t) => {
+  const ch = new Channel<string>()
+  const started = performance.now()
+  const getter = spawn(() => ch.get({ timeoutMs: 150 }))
+  const putters: Greenlet[] = []
+  for (let i = 0; i < 4; i++) {
+    await sleep(60)
+    putters.push(
+      spawn(async () => {
+        const leave = new AbortController()
+        const put = ch.put(`x${i}`, { signal: leave.signal })
+        // Out of line before the getter it called has run.
+        leave.abort(new Error('changed my mind'))
+        await put.catch(() => undefined)
+      }),
+    )
+  }
+  const err = await getter.get().catch((e: unknown) => e)
+  const elapsed = performance.now() - started
+  t.true(err instanceof QueueEmpty, String(err))
+  // Restarted by each putter it was 60 ms * 4 + 150 ms.
+  t.true(elapsed < 340, `rejected after ${elapsed.toFixed(0)} ms`)
+  await joinall(putters)
 })
 
 both('Channel: get() waits for a putter, putNowait() needs a waiting getter, getNowait() a waiting putter', function* (t, m) {

@@ -205,10 +205,19 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     if (transfer !== undefined || this.#rare !== undefined) this.#extra().transfer = transfer
   }
 
-  /** @internal Who gets the result when it finishes, if suspended in switch() then. */
+  /**
+   * @internal Who gets the result when it finishes, if suspended in
+   * switch() then: the parent it had when started by switch(), or, if that
+   * has died, the nearest live ancestor (as in greenlet).
+   */
   protected get _switchParent(): GreenletBase<unknown, unknown> | undefined {
-    return this.#rare?.switchParent
+    let parent = this.#rare?.switchParent
+    while (parent !== undefined && parent._state === 'dead') parent = parent._parentGreenlet()
+    return parent
   }
+
+  /** @internal Its parent, where the mode has one for top-level code its main greenlet: a result passes up to it past this greenlet once dead. */
+  protected abstract _parentGreenlet(): GreenletBase<unknown, unknown> | undefined
   /** @internal */ protected set _switchParent(parent: GreenletBase<unknown, unknown> | undefined) {
     if (parent !== undefined || this.#rare !== undefined) this.#extra().switchParent = parent
   }

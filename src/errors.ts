@@ -88,6 +88,22 @@ export function safeString(value: unknown): string {
   }
 }
 
+/**
+ * An exception given as a class, as gevent takes them (`kill(GreenletExit)`,
+ * `Timeout(5, ValueError)`): an instance of it, made without arguments.
+ * Anything else (an instance, any thrown value) is returned as it is.
+ */
+export function exceptionFrom(value: unknown): unknown {
+  if (typeof value !== 'function') return value
+  let errorClass = false
+  try {
+    errorClass = value === Error || value.prototype instanceof Error
+  } catch {
+    // A revoked Proxy: not a class to instantiate.
+  }
+  return errorClass ? new (value as new () => unknown)() : value
+}
+
 export function invalidType(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(`${name} must be ${expected}, got ${describe(value)}`)
 }

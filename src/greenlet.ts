@@ -12,7 +12,7 @@
  * `g.signal`, which aborts at once.
  */
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
-import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, invalidType, rejecting, safeString } from './errors'
+import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, raiseThrough, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
@@ -88,6 +88,11 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._switchParent = to
     }
   }
+  /** @internal See GreenletBase. */
+  protected override _parentGreenlet(): Greenlet {
+    return this.#parent ?? Greenlet.#mainGreenlet()
+  }
+
   /** @internal Its own record is in a wait (a second concurrent wait gets a transient one). */
   get _waiting(): boolean {
     return (this._flags & WAITING) !== 0
@@ -177,6 +182,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    */
   kill(exception: unknown = new GreenletExit(), options?: KillOptions): Promise<void> {
     return rejecting(async () => {
+      exception = exceptionFrom(exception)
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
       if (this._state === 'dead') return
@@ -235,6 +241,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    */
   throw(err: unknown = new GreenletExit()): Promise<unknown> {
     return rejecting(() => {
+      err = exceptionFrom(err)
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.reject(err)
       const dead = this.dead

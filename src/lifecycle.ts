@@ -3,7 +3,7 @@
  * (`src/greenlet.ts`) and the sync mode (`src/sync/greenlet.ts`): argument
  * checks, joinall's plan, link callbacks. Internal.
  */
-import { GreenletExit, checkMs, checkOptions, invalidType, reportError } from './errors'
+import { GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType, reportError } from './errors'
 import { Outcome } from './hub'
 
 export type LinkKind = 'any' | 'value' | 'exception'
@@ -134,6 +134,6 @@ export function planKillAll<G>(
   const list = checkGreenletList('greenlets', greenlets, isGreenlet)
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  const exception = 'exception' in o ? o.exception : new GreenletExit()
+  const exception = 'exception' in o ? exceptionFrom(o.exception) : new GreenletExit()
   return { list, ms, exception, block: o.block !== false }
 }

@@ -287,6 +287,18 @@ const NONE: unique symbol = Symbol('none')
 /** @internal What `_next` returns once a shut-down queue is empty: iteration ends. */
 export const DRAINED: unique symbol = Symbol('drained')
 
+/**
+ * A wait that goes round (a called putter that left, a shut-down queue
+ * still serving) keeps the deadline it started with: `timeLeft` of it.
+ */
+function deadlineOf(ms: number): number {
+  return ms > 0 ? performance.now() + ms : 0
+}
+
+function timeLeft(ms: number, deadline: number): number {
+  return ms > 0 ? Math.max(0, deadline - performance.now()) : ms
+}
+
 /** The part of every queue that both modes share. */
 export abstract class QueueBase<T> {
   /** @internal Infinity when unbounded, 0 for a Channel. */
@@ -433,10 +445,11 @@ export abstract class QueueBase<T> {
   *_get(options: QueueGetOptions | undefined): Blocking<T> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
     const signal = waitSignal(options)
+    const deadline = deadlineOf(ms)
     for (;;) {
       const item = this.#poll()
       if (item !== NONE) return item
-      const outcome: T | typeof SHUT | typeof CALLED | TimedOut = yield this.#getters.request(ms, ++this.#arrivals, signal)
+      const outcome: T | typeof SHUT | typeof CALLED | TimedOut = yield this.#getters.request(timeLeft(ms, deadline), ++this.#arrivals, signal)
       if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
       if (outcome === CALLED) {
         // Its putter is taken below (unless it left meanwhile: then wait again).
@@ -462,10 +475,11 @@ export abstract class QueueBase<T> {
   *_peek(options: QueueGetOptions | undefined): Blocking<T> {
     const ms = checkMs('options.timeoutMs', checkOptions('options', options).timeoutMs, true)
     const signal = waitSignal(options)
+    const deadline = deadlineOf(ms)
     for (;;) {
       const item = this.#peekNow()
       if (item !== NONE) return item
-      const outcome: T | typeof SHUT | TimedOut = yield this.#peekers.request(ms, ++this.#arrivals, signal)
+      const outcome: T | typeof SHUT | TimedOut = yield this.#peekers.request(timeLeft(ms, deadline), ++this.#arrivals, signal)
       if (outcome === TIMED_OUT) throw new QueueEmpty(`queue still empty after ${ms} ms`)
       if (outcome !== SHUT) return outcome
     }

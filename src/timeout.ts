@@ -6,7 +6,7 @@
  * queue or socket wait), or at the next one if it is busy computing or
  * awaiting something foreign.
  */
-import { checkFunction, checkMs, checkOptions, rejecting } from './errors'
+import { checkFunction, checkMs, checkOptions, exceptionFrom, rejecting } from './errors'
 import { Alarm, sleep } from './hub'
 import { type Greenlet, getcurrent, spawn } from './greenlet'
 
@@ -61,7 +61,7 @@ export abstract class TimeoutBase extends Error {
     super(typeof exception === 'string' ? exception : delay < 0 ? 'timed out' : `timed out after ${delay} ms`)
     this.name = 'Timeout'
     this.ms = delay < 0 ? null : delay
-    this.#exception = typeof exception === 'string' || exception === null || exception === false ? undefined : exception
+    this.#exception = typeof exception === 'string' || exception === null || exception === false ? undefined : exceptionFrom(exception)
   }
 
   /** The exception this Timeout raises when it fires. */

@@ -17,7 +17,7 @@
  * at the greenlet's current wait, or at its next one if it is busy.
  */
 import { GreenletBase, NO_ARGS, type Transfer } from '../_greenlet-base'
-import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, invalidType } from '../errors'
+import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
@@ -78,6 +78,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._switchParent = parent ?? undefined
     }
   }
+
+  /** @internal See GreenletBase. */
+  protected override _parentGreenlet(): Greenlet | undefined {
+    return this.#parent ?? undefined
+  }
+
   /** Its thread once started, until it finishes. */
   #slot = NO_SLOT
   /** How its current wait ended (a hub outcome), set by whoever resumes it. */
@@ -148,6 +154,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * greenlets pass `{ block: false }`: waiting needs a greenlet.
    */
   kill(exception: unknown = new GreenletExit(), options?: KillOptions): void {
+    exception = exceptionFrom(exception)
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     if (this._state === 'dead') return
@@ -194,6 +201,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
    * back as the value; another `err` is thrown.
    */
   throw(err: unknown = new GreenletExit()): unknown {
+    err = exceptionFrom(err)
     const caller = getcurrent()
     if (this === caller) throw err
     const dead = this.dead
