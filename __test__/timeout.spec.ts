@@ -1,9 +1,11 @@
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import * as path from 'node:path'
 
 import test from 'ava'
 
 import { GreenletExit, Queue, Timeout, getcurrent, sleep, spawn, waitFor } from '../index'
+import { describeExit, runNode } from './_child'
 
 const serial = test.serial
 
@@ -328,4 +330,60 @@ test('Timeout.run and waitFor give the caller a result the work took at the dead
     }
     t.is(lost, 0, `${how}: ${returned} returned, ${kept} kept`)
   }
+})
+
+test("a greenlet's signal read under a Timeout per loop iteration keeps memory bounded (Node's AbortSignal.any kept them all)", async (t) => {
+  const index = JSON.stringify(path.join(__dirname, '..', 'index.js'))
+  const script = `
+const { Timeout, getcurrent, sleep, spawn } = require(${index})
+const heap = () => { global.gc(); return process.memoryUsage().heapUsed }
+spawn(async () => {
+  const round = async () => {
+    for (let i = 0; i < 200000; i++) {
+      const t = Timeout.startNew(60000)
+      void getcurrent().signal
+      t.cancel()
+      if ((i & 1023) === 0) await sleep(0)
+    }
+    await sleep(5)
+  }
+  await round()
+  const before = heap()
+  await round()
+  await round()
+  console.log(JSON.stringify({ grewMiB: (heap() - before) / 2 ** 20 }))
+})`
+  const r = await runNode(['--expose-gc', '-e', script], { timeoutMs: 60_000 })
+  t.is(r.status, 0, describeExit(r))
+  const { grewMiB } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { grewMiB: number }
+  // Kept, 400,000 combined signals are some 40 MiB.
+  t.true(grewMiB < 12, `the heap grew ${grewMiB.toFixed(1)} MiB`)
+})
+
+test('a greenlet signal combined with Timeouts aborts with whichever fires first, and with the kill', async (t) => {
+  const seen: unknown[] = []
+  const g = spawn(async () => {
+    const outer = Timeout.startNew(40, new Error('outer'))
+    const inner = Timeout.startNew(20, new Error('inner'))
+    const first = getcurrent()!.signal
+    await new Promise((resolve) => first.addEventListener('abort', resolve))
+    seen.push((first.reason as Error).message)
+    inner.cancel()
+    const second = getcurrent()!.signal
+    t.not(first, second)
+    await new Promise((resolve) => second.addEventListener('abort', resolve))
+    seen.push((second.reason as Error).message)
+    outer.cancel()
+    const third = getcurrent()!.signal
+    t.false(third.aborted)
+    // Signals read before stay wired to the kill.
+    const killed = new Promise((resolve) => third.addEventListener('abort', () => resolve(third.reason)))
+    readThird()
+    seen.push(((await killed) as Error).message)
+  })
+  let readThird!: () => void
+  await new Promise<void>((resolve) => (readThird = resolve))
+  await g.kill(new Error('kill'))
+  t.deepEqual(seen, ['inner', 'outer', 'kill'])
+  t.is((g.exception as Error).message, 'kill')
 })

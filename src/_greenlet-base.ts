@@ -7,6 +7,7 @@
  */
 import { AsyncResource } from 'node:async_hooks'
 
+import { anySignal } from './_any-signal'
 import { GreenletExit, checkFunction, checkMs, invalidType, isGreenletExit, reportError } from './errors'
 import { HubRecord, type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
@@ -279,7 +280,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     if (rare.killedWith !== NO_INTERRUPT && !controller.signal.aborted) controller.abort(rare.killedWith)
     const timeouts = rare.timeouts
     if (timeouts === undefined || timeouts.length === 0) return controller.signal
-    return (rare.combined ??= AbortSignal.any([controller.signal, ...timeouts.map((t) => t.signal)]))
+    return (rare.combined ??= anySignal([controller.signal, ...timeouts.map((t) => t.signal)]))
   }
 
   /** @internal A Timeout was armed for it. */
