@@ -758,3 +758,30 @@ serial('ProcessPoolExecutor: a child that closes its pipe to the pool and lives 
     await pool.shutdown()
   }
 })
+
+for (const kind of kinds) {
+  serial(`${kind.name}: a worker whose task or module left a timer open still retires and shuts down`, async (t) => {
+    const module = path.join(tmp, `keeps-alive-${kind.name}.js`)
+    // As client libraries do at load: a timer for the life of the process.
+    fs.writeFileSync(module, 'setInterval(() => {}, 1000)\nexports.twice = (x) => x * 2\n')
+    const leaveInterval = (): string => {
+      setInterval(() => {}, 1000)
+      return 'left'
+    }
+    const within = <T>(ms: number, p: Promise<T>, what: string): Promise<T> =>
+      Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done in ${ms} ms`)), ms).unref())])
+    // A worker retired after its one task starts again for the next.
+    const retiring = kind.make({ maxWorkers: 1, maxTasksPerChild: 1 })
+    try {
+      t.is(await retiring.submit(leaveInterval).result(), 'left')
+      t.is(await within(20_000, retiring.submit((x: number) => x + 1, 1).result(), 'the task after a retirement'), 2)
+    } finally {
+      await within(20_000, retiring.shutdown(), 'shutdown after retirements')
+    }
+    const withModule = kind.make({ maxWorkers: 1, module })
+    t.is(await withModule.submit('twice', 21).result(), 42)
+    t.is(await withModule.submit(leaveInterval).result(), 'left')
+    await t.notThrowsAsync(within(20_000, withModule.shutdown(), 'shutdown'))
+    t.is(withModule.stats().workers, 0)
+  })
+}

@@ -465,6 +465,10 @@ serial('bad options and arguments throw TypeError or RangeError naming the argum
   t.throws(() => new ThreadPoolExecutor({ maxWorkers: 1.5 }), { instanceOf: RangeError, message: /options.maxWorkers/ })
   t.throws(() => new ProcessPoolExecutor({ maxWorkers: '2' as any }), { instanceOf: TypeError, message: /options.maxWorkers/ })
   t.throws(() => new ThreadPoolExecutor({ maxTasksPerChild: -1 }), { instanceOf: RangeError, message: /options.maxTasksPerChild/ })
+  // Past Node's timer limit a timer fires at once: idle workers would retire after 1 ms.
+  for (const Pool of [ThreadPoolExecutor, ProcessPoolExecutor]) {
+    t.throws(() => new Pool({ idleTimeout: 2 ** 31 }), { instanceOf: RangeError, message: /options.idleTimeout must be at most 2147483647 ms/ })
+  }
   t.throws(() => new ThreadPoolExecutor({ initargs: 1 as any }), { instanceOf: TypeError, message: /options.initargs/ })
   t.throws(() => new ThreadPoolExecutor({ initializer: 5 as any }), { instanceOf: TypeError, message: /options.initializer/ })
   t.throws(() => new ThreadPoolExecutor({ initializer: 'init' }), { instanceOf: TypeError, message: /options.module is not set/ })

@@ -15,7 +15,7 @@ import type * as BullMQ from 'bullmq'
 import type IORedis from 'ioredis'
 
 import { type ErrorRecord, errorRecord, rebuildError } from './_error-record'
-import { checkMs, checkOptions, invalidType, safeString } from './errors'
+import { checkOptions, checkTimerMs, invalidType, safeString } from './errors'
 
 /** `NODE_DEBUG=greenthread` shows what the Redis side reports (errors while reconnecting, sweeps). */
 /** @internal */
@@ -86,16 +86,6 @@ export function checkQueueName(name: string, value: unknown): string {
 export function checkConnectTimeout(name: string, value: unknown): number {
   if (value === undefined) return 3000
   return checkTimerMs(name, value)
-}
-
-/** Node's timers take at most 2^31 - 1 ms (about 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-/** @internal Milliseconds for a Node timer: `checkMs`, and at most `MAX_TIMER_MS`. */
-export function checkTimerMs(name: string, value: unknown): number {
-  const ms = checkMs(name, value, false)
-  if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`)
-  return ms
 }
 
 /** @internal Waits for `work`; rejects with an Error saying `what` did not happen if it has not settled within `ms`. */

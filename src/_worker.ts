@@ -501,6 +501,9 @@ async function threadMain(data: ThreadWorkerData): Promise<void> {
     Atomics.notify(bell, BELL)
     clearInterval(keepAlive)
     sharePort.close()
+    // Now, not once the event loop is empty: a task or the module may have
+    // left a timer or a socket open, and the pool waits for this exit.
+    process.exit(0)
   }
   try {
     await runner.init()

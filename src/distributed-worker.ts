@@ -12,7 +12,6 @@ import type * as BullMQ from 'bullmq'
 
 import {
   checkConnectTimeout,
-  checkTimerMs,
   checkConnection,
   checkQueueName,
   connect,
@@ -27,7 +26,7 @@ import {
   type JobData,
   type RedisConnectionOptions,
 } from './_redis'
-import { checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
+import { checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting, safeString } from './errors'
 import { ProcessPoolExecutor, ThreadPoolExecutor } from './executor'
 import { BrokenExecutor } from './futures'
 

@@ -21,7 +21,6 @@ import type * as BullMQ from 'bullmq'
 import {
   checkConnectTimeout,
   checkConnection,
-  checkTimerMs,
   checkQueueName,
   connect,
   debug,
@@ -38,7 +37,7 @@ import {
   type RedisClient,
   type RedisConnectionOptions,
 } from './_redis'
-import { checkLimit, checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting, safeString } from './errors'
+import { checkLimit, checkMs, checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting, safeString } from './errors'
 import { BrokenExecutor, Future, mapInOrder, wait } from './futures'
 
 export { runWorker, DistributedWorker, type RunWorkerOptions, type WorkerCloseOptions } from './distributed-worker'

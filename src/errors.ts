@@ -129,6 +129,16 @@ export function checkMs(name: string, value: unknown, optional: boolean): number
   return value
 }
 
+/** Node's timers take at most 2^31 - 1 ms (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** @internal Milliseconds for a Node timer: `checkMs`, and at most `MAX_TIMER_MS`. */
+export function checkTimerMs(name: string, value: unknown): number {
+  const ms = checkMs(name, value, false)
+  if (ms > MAX_TIMER_MS) throw new RangeError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${value}`)
+  return ms
+}
+
 export function checkOptions(name: string, value: unknown): Record<string, unknown> {
   if (value === undefined || value === null) return {}
   if (typeof value !== 'object') throw invalidType(name, 'an options object', value)

@@ -68,7 +68,7 @@ import {
   type TransferMessage,
   type WorkerConfig,
 } from './_worker'
-import { checkLimit, checkMs, checkOptions, checkPositiveInteger, invalidType, rejecting } from './errors'
+import { checkLimit, checkMs, checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting } from './errors'
 import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, mapInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
 import { native } from './native'
@@ -386,7 +386,7 @@ export abstract class Executor {
       else if (typeof o.initializer === 'string') throw new TypeError(`options.initializer names the export ${JSON.stringify(o.initializer)}, but options.module is not set`)
       else throw invalidType('options.initializer', 'a function or the name of an export of options.module', o.initializer)
     }
-    const idleMs = o.idleTimeout === undefined ? 0 : checkPositiveInteger('options.idleTimeout', o.idleTimeout)
+    const idleMs = o.idleTimeout === undefined ? 0 : checkTimerMs('options.idleTimeout', checkPositiveInteger('options.idleTimeout', o.idleTimeout))
     this.config = { moduleUrl: url, initializer, initargs: (o.initargs as unknown[]) ?? [], maxTasks, idleMs }
     // Clone initargs now: a failure while starting a worker would have nobody to report to.
     try {
