@@ -42,6 +42,15 @@ function concurrencyProbe<T, R>(fn: (item: T) => R): { fn: (item: T) => R; max: 
   }
 }
 
+both('a Pool\'s size is fixed at construction: assigning it throws rather than reporting a limit it does not keep', function* (t, m) {
+  const pool = new m.Pool(1)
+  t.throws(() => {
+    ;(pool as { size: number }).size = 3
+  }, { instanceOf: TypeError })
+  t.is(pool.size, 1)
+  yield pool.join()
+})
+
 both('Group.spawn() tracks greenlets until they finish, and join() waits for all of them', function* (t, m) {
   const group = new m.Group()
   const done: number[] = []

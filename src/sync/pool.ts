@@ -174,13 +174,17 @@ export class Group extends BaseGroup {
  * `Pool(0)`, whose `spawn` blocks until its timeout.
  */
 export class Pool extends BaseGroup {
-  /** Most members at once: `Infinity` for no limit. */
-  readonly size: number
+  readonly #size: number
+
+  /** Most members at once: `Infinity` for no limit. Fixed at construction (a getter: assigning it is a TypeError in strict code). */
+  get size(): number {
+    return this.#size
+  }
 
   constructor(size?: number) {
     const checked = checkPoolSize(size)
     super(checked)
-    this.size = checked
+    this.#size = checked
   }
 
   /** Takes a free slot, or blocks until one is free, then starts `fn(...args)` in a new member greenlet. */
