@@ -822,3 +822,37 @@ test('a kill or Timeout reaches the next wait of a greenlet that left a race-los
     t.deepEqual(events, ['got a', `raised ${how === 'kill' ? 'GreenletExit' : 'Timeout'}`], how)
   }
 })
+
+test('a greenlet whose function returns the Promise of its own sleep() or switch() ends with that wait: value, kill, Timeout, throw()', async (t) => {
+  // Ends with the wait's value, as `() => sleep(0)` did through its Promise.
+  const slept = spawn(() => sleep(0))
+  // Killed at that sleep: it dies of the kill, and no rejection is left unhandled.
+  const killed = spawn(() => sleep(10_000))
+  const timedOut = spawn(() => {
+    Timeout.startNew(5, new RangeError('late'))
+    return sleep(10_000)
+  })
+  const exited = spawn(() => sleep(10_000))
+  const switched = await spawn(async () => {
+    // Its parent is this greenlet, which its result goes back to.
+    const parked = new Greenlet(() => getcurrent()!.parent!.switch('up'))
+    const up = await parked.switch()
+    // Switched back into: its switch() returns 'down', and so does the greenlet, to its parent.
+    const back = await parked.switch('down')
+    const thrown = new Greenlet(() => getcurrent()!.parent!.switch())
+    await thrown.switch()
+    const caught = await thrown.throw(new Error('thrown in')).catch((err: unknown) => (err as Error).message)
+    return { up, back, parked: parked.value, caught, thrown: (thrown.exception as Error).message }
+  }).get()
+  await sleep(0)
+  await killed.kill(new Error('killed at its tail wait'))
+  const killedWith = (killed.exception as Error).message
+  await exited.kill()
+  await joinall([slept, timedOut])
+  t.deepEqual(switched, { up: 'up', back: 'down', parked: 'down', caught: 'thrown in', thrown: 'thrown in' })
+  t.true(slept.successful())
+  t.is(slept.value, undefined)
+  t.is(killedWith, 'killed at its tail wait')
+  t.true(timedOut.exception instanceof RangeError)
+  t.true(exited.successful(), 'a GreenletExit ends it quietly')
+})

@@ -13,7 +13,7 @@
  */
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
 import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType, rejecting, safeString } from './errors'
-import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, hub, ownWait, raiseThrough, startInOwnContext, suspend } from './hub'
+import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, endBodyCall, hub, isLastOwnWait, ownWait, raiseThrough, startBodyCall, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
@@ -108,6 +108,13 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this._flags = on ? this._flags | SLEEPING : this._flags & ~SLEEPING
   }
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
+  /**
+   * @internal Its function returned the Promise of its own wait
+   * (`() => sleep(ms)`, `() => other.switch()`): the end of that wait ends
+   * the greenlet, at once (see `#endOwnWait`), with no reaction per greenlet
+   * and no later microtask in which another greenlet could run first.
+   */
+  _tailWait: Promise<unknown> | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
 
   constructor(fn: (...args: A) => T | PromiseLike<T>, ...args: A | [])
@@ -332,8 +339,27 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this.#clearWait()
     this._inSwitch = false
     this._transfer = undefined
+    this.#endOwnWait(resolve, value, failed)
+  }
+
+  /**
+   * Settles the Promise of its own wait, just ended, with `value` (or
+   * rejects with it if `failed`); if its function returned that Promise
+   * (`_tailWait`) the greenlet finishes with it now.
+   */
+  #endOwnWait(resolve: ((outcome: number) => void) | undefined, value: unknown, failed: boolean): void {
     if (failed) raiseThrough(resolve, value)
     else resolve?.(value as number)
+    const tail = this._tailWait
+    if (tail === undefined) return
+    this._tailWait = undefined
+    if (failed) {
+      // Its rejection is this greenlet's failure, not an unhandled rejection.
+      tail.then(undefined, noop)
+      this._finish(undefined, value, true)
+    } else {
+      this._finishReturned(value as T)
+    }
   }
 
   /** What its plain wait resolves with: the outcome, or nothing for a sleep(). */
@@ -362,14 +388,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
-      raiseThrough(resolve, this._takeInterrupt())
+      this.#endOwnWait(resolve, this._takeInterrupt(), true)
     } else if (this._inSwitch) {
       this.#settleTransfer()
     } else {
       const resolve = this._resolve
       const value = this.#waitValue(outcome)
       this.#clearWait()
-      resolve?.(value as number)
+      this.#endOwnWait(resolve, value, false)
     }
   }
 
@@ -387,7 +413,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this._keepWoken(woken)
     // Voids the wait in the hub, and anything it has queued for it.
     if (parked) hub.resumed(this)
-    resolve?.(value as number)
+    this.#endOwnWait(resolve, value, false)
   }
 
   /** @internal See HubRecord (hub.ts). */
@@ -413,7 +439,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._inSwitch = false
       this._transfer = undefined
       hub.resumed(this)
-      raiseThrough(resolve, exception)
+      this.#endOwnWait(resolve, exception, true)
     } else if (!this.#inFreshWait()) {
       super._raiseAt(exception, isKill)
     }
@@ -456,17 +482,26 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   _body(args: unknown[]): void {
     let result: unknown
     let then: unknown
+    const outer = startBodyCall(this)
     try {
       const fn = this._takeFn()
       result = args.length === 0 ? fn() : fn(...args)
       // As `await` does: a thenable is followed, and reading its `then` may throw.
       then = result !== null && (typeof result === 'object' || typeof result === 'function') ? (result as PromiseLike<T>).then : undefined
     } catch (err) {
+      endBodyCall(outer)
       this._finish(undefined, err, true)
       return
     }
+    const tail = this._waiting && isLastOwnWait(this, result)
+    endBodyCall(outer)
     if (typeof then !== 'function') {
       this._finishReturned(result as T)
+      return
+    }
+    if (tail) {
+      // The Promise of its own wait: ends with it (`#endOwnWait`).
+      this._tailWait = result as Promise<unknown>
       return
     }
     const settled = result instanceof Promise && then === promiseThen ? result : Promise.resolve(result)
@@ -503,6 +538,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 Object.defineProperty(Greenlet.prototype, GREENLET_MODE, { value: 'greenthread' })
 
 const promiseThen = Promise.prototype.then
+
+function noop(): void {}
 
 function bodyReturned(value: unknown): void {
   ;(currentStorage.getStore() as Greenlet)._bodySettled(value, false)

@@ -940,6 +940,27 @@ export class TransientWait extends HubRecord {
 
 /** Whose wait `ownWait` is making: read by `takeSettlers`, the one executor they all share. */
 let settling: Settleable | undefined
+/**
+ * The greenlet whose function is being called (its first synchronous part),
+ * and the Promise of the own wait it made last meanwhile: see `isLastOwnWait`.
+ * Recorded only then: storing every wait's Promise costs the switch() ping-pong 10%.
+ */
+let callingBodyOf: Settleable | undefined
+let lastOwnWait: Promise<number> | undefined
+let lastOwnWaitOf: Settleable | undefined
+
+/** `g`'s function is being called; returns whose call this one is nested in, for `endBodyCall`. */
+export function startBodyCall(g: Settleable): Settleable | undefined {
+  const outer = callingBodyOf
+  callingBodyOf = g
+  return outer
+}
+
+export function endBodyCall(outer: Settleable | undefined): void {
+  callingBodyOf = outer
+  lastOwnWait = undefined
+  lastOwnWaitOf = undefined
+}
 
 interface Settleable {
   _resolve: ((outcome: number) => void) | undefined
@@ -968,7 +989,20 @@ export function ownWait<T = number>(g: Settleable): Promise<T> {
   settling = g
   const waited = new Promise<number>(takeSettlers)
   settling = undefined
+  if (g === callingBodyOf) {
+    lastOwnWait = waited
+    lastOwnWaitOf = g
+  }
   return waited as Promise<unknown> as Promise<T>
+}
+
+/**
+ * Whether `p` is the Promise of the wait `ownWait` made last for `g` while
+ * its function was being called: a function that returns it
+ * (`() => sleep(ms)`) ends with that wait.
+ */
+export function isLastOwnWait(g: Settleable, p: unknown): boolean {
+  return p === lastOwnWait && g === lastOwnWaitOf
 }
 
 /**
