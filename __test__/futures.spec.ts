@@ -319,3 +319,29 @@ test('wait() and asCompleted() look at each future a bounded number of times, ho
   t.is(yielded, n)
   t.true(looks < 10 * n, `asCompleted: ${looks} looks`)
 })
+
+test('a kill reaches the next wait of a greenlet whose Future.result() lost a race and was left pending', async (t) => {
+  for (const rival of ['sleep', 'future'] as const) {
+    const losing = new Future<string>()
+    const winning = new Future<string>()
+    const events: string[] = []
+    const g = spawn(async () => {
+      try {
+        const won = rival === 'sleep' ? sleep(5).then(() => 'slept') : winning.result()
+        events.push(`got ${await Promise.race([losing.result(), won])}`)
+        // A foreign await: the kill comes here, while the lost result() still waits.
+        await new Promise((resolve) => setTimeout(resolve, 40))
+        await sleep(2000)
+        events.push('slept on')
+      } catch (err) {
+        events.push(`raised ${(err as Error).name}`)
+      }
+    })
+    await sleep(1)
+    if (rival === 'future') winning.setResult('won')
+    await sleep(15)
+    await g.kill(new GreenletExit(), { timeoutMs: 1000 })
+    t.deepEqual(events, [`got ${rival === 'sleep' ? 'slept' : 'won'}`, 'raised GreenletExit'], rival)
+    losing.cancel()
+  }
+})

@@ -13,7 +13,7 @@
  */
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
 import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType, rejecting, safeString } from './errors'
-import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, endBodyCall, hub, isLastOwnWait, ownWait, raiseThrough, startBodyCall, startInOwnContext, suspend } from './hub'
+import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, endBodyCall, hub, isLastOwnWait, ownWait, raceFreshWaits, raiseThrough, startBodyCall, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
@@ -289,6 +289,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   #parkInSwitch(): Promise<unknown> {
     this._waiting = true
     this._inSwitch = true
+    if (this._extraWaits !== undefined) raceFreshWaits(this)
     // Only an interrupt pending in the hub needs the hub to know this wait
     // (its park delivers it on the next turn): kills reach a switch() wait
     // directly, a switch resumes it directly, and so does a child that

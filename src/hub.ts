@@ -873,7 +873,11 @@ export class TransientWait extends HubRecord {
 
   constructor(readonly owner: WaitOwner | undefined) {
     super(true)
-    if (owner) (owner._extraWaits ??= new Set()).add(this)
+    if (owner) {
+      // Those pending are raced (or joined) with this one now, not awaited alone.
+      if (owner._extraWaits !== undefined) raceFreshWaits(owner)
+      ;(owner._extraWaits ??= new Set()).add(this)
+    }
     hub.resumables.set(this.id, this)
   }
 
@@ -936,6 +940,16 @@ export class TransientWait extends HubRecord {
   override _mayWaitUnparked(): boolean {
     return true
   }
+}
+
+/**
+ * A wait of `g`'s own record starts while waits under fresh ids are
+ * pending: code that races them (`Promise.race([f.result(), sleep(5)])`)
+ * may move on when another wins, so an interrupt raised at them is raised
+ * at its next wait too (see `TransientWait.fresh`).
+ */
+export function raceFreshWaits(g: WaitOwner): void {
+  for (const wait of g._extraWaits!) wait.fresh = false
 }
 
 /** Whose wait `ownWait` is making: read by `takeSettlers`, the one executor they all share. */
@@ -1015,6 +1029,7 @@ export function suspend(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
+    if (g._extraWaits !== undefined) raceFreshWaits(g)
     return new Promise<number>((resolve) => {
       g._resolve = resolve
       issue(g)
@@ -1036,6 +1051,7 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord)
   const g = currentStorage.getStore()
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
+    if (g._extraWaits !== undefined) raceFreshWaits(g)
     target._suspendedAs(arg, g)
     return ownWait(g)
   }
@@ -1051,7 +1067,9 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord)
 export function suspendFresh(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
   const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
-  wait.fresh = true
+  // Awaited alone, unless other waits of its greenlet are pending: then raced (or joined) with them.
+  const owner = wait.owner
+  wait.fresh = owner !== undefined && !owner._waiting && owner._extraWaits!.size === 1
   return new Promise<number>((resolve, reject) => {
     wait.resolve = resolve
     wait.reject = reject
@@ -1099,6 +1117,7 @@ export function sleep(ms: number = 0): Promise<void> {
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
     g._sleeping = true
+    if (g._extraWaits !== undefined) raceFreshWaits(g)
     if (ms === 0) hub.yieldNow(g)
     else hub.park(g, ms)
     return ownWait<void>(g)
