@@ -705,13 +705,16 @@ test('Timeout.start() in a callback a finished greenlet scheduled throws: there 
 })
 
 test('a kill with any value, null included, that comes during a foreign await wins over the value returned after it', async (t) => {
+  let release: (() => void) | undefined
   const g = spawn(async () => {
-    await new Promise((resolve) => setTimeout(resolve, 30))
+    await new Promise<void>((resolve) => (release = resolve))
     return 'value'
   })
   g.linkException(() => {}) // looked at: no report on stderr
   await sleep(5)
   void g.kill(null, { block: false })
+  // The foreign await lets go only after the kill, however loaded the machine.
+  release?.()
   await g.join()
   t.false(g.successful())
   t.is(g.exception, null)
@@ -832,6 +835,8 @@ test('a greenlet whose function returns the Promise of its own sleep() or switch
     Timeout.startNew(5, new RangeError('late'))
     return sleep(10_000)
   })
+  // Its failure is looked at below: not reported.
+  timedOut.link(() => undefined)
   const exited = spawn(() => sleep(10_000))
   const switched = await spawn(async () => {
     // Its parent is this greenlet, which its result goes back to.
@@ -855,4 +860,75 @@ test('a greenlet whose function returns the Promise of its own sleep() or switch
   t.is(killedWith, 'killed at its tail wait')
   t.true(timedOut.exception instanceof RangeError)
   t.true(exited.successful(), 'a GreenletExit ends it quietly')
+})
+
+test('a greenlet returning the Promise of its own switch() follows a Promise switched into it, and ends as it awaited it', async (t) => {
+  const results = await spawn(async () => {
+    const main = getcurrent()!
+    const g = new Greenlet(() => main.switch('first'))
+    await g.switch()
+    await g.switch(Promise.resolve(42))
+    const h = new Greenlet(() => main.switch('first'))
+    await h.switch()
+    const rejected = await h.switch(Promise.reject(new Error('boom'))).catch((err: unknown) => (err as Error).message)
+    await joinall([g, h])
+    return { g: g.value, rejected, h: (h.exception as Error).message }
+  }).get()
+  t.deepEqual(results, { g: 42, rejected: 'boom', h: 'boom' })
+})
+
+test('a chain of 2,000 greenlets returning their switch() Promise, each the parent of the next, unwinds without overflowing the stack', async (t) => {
+  const n = 2000
+  const outcome = await spawn(async () => {
+    const s = getcurrent()!
+    const gs: Greenlet[] = []
+    for (let i = 0; i < n; i++) {
+      const g = new Greenlet(() => s.switch(i))
+      await g.switch()
+      g.parent = i === 0 ? s : gs[i - 1]
+      gs.push(g)
+    }
+    const got = await gs[n - 1].switch('v')
+    await joinall(gs)
+    return { got, dead: gs.filter((g) => g.dead && g.successful()).length }
+  }).get()
+  t.deepEqual(outcome, { got: 'v', dead: n })
+})
+
+test("a greenlet's function returning a Promise of a wait that already ended while it ran ends with that Promise, not a later wait", async (t) => {
+  const value = await spawn(async () => {
+    const s = getcurrent()!
+    const child = new Greenlet(() => s.switch('c1'))
+    await child.switch()
+    const never = new Event()
+    const other = spawn(() => never.wait())
+    const g = spawn(() => {
+      child.parent = getcurrent()
+      // Ends at once: the child returns 'x' to its new parent, this greenlet.
+      const p = child.switch('x')
+      void other.join()
+      return p
+    })
+    const done = await g.join(5000)
+    await other.kill()
+    return { done, value: g.value }
+  }).get()
+  t.deepEqual(value, { done: true, value: 'x' })
+})
+
+test('a greenlet ending with its sleep() is not dead yet when one resumed before it in the same turn runs, as in gevent', async (t) => {
+  const seen: boolean[] = []
+  let tail!: Greenlet
+  const before = spawn(async () => {
+    await sleep(10)
+    seen.push(tail.dead)
+  })
+  tail = spawn(() => sleep(10))
+  const after = spawn(async () => {
+    await sleep(10)
+    seen.push(tail.dead)
+  })
+  await joinall([before, tail, after])
+  // gevent: False, True (the sleeps end in the order they were armed).
+  t.deepEqual(seen, [false, true])
 })

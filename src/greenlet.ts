@@ -109,10 +109,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   }
   /** @internal */ _resolve: ((outcome: number) => void) | undefined = undefined
   /**
-   * @internal Its function returned the Promise of its own wait
-   * (`() => sleep(ms)`, `() => other.switch()`): the end of that wait ends
-   * the greenlet, at once (see `#endOwnWait`), with no reaction per greenlet
-   * and no later microtask in which another greenlet could run first.
+   * @internal Its function returned the Promise of its own sleep
+   * (`() => sleep(ms)`): the end of that sleep ends the greenlet (see
+   * `#endOwnWait`), at once when the hub resumes it and nothing resumed
+   * before it still has a continuation to run, with no reaction per greenlet.
    */
   _tailWait: Promise<unknown> | undefined = undefined
   /** @internal */ _extraWaits: Set<TransientWait> | undefined = undefined
@@ -345,22 +345,37 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
 
   /**
    * Settles the Promise of its own wait, just ended, with `value` (or
-   * rejects with it if `failed`); if its function returned that Promise
-   * (`_tailWait`) the greenlet finishes with it now.
+   * rejects with it if `failed`). If its function returned that Promise
+   * (`_tailWait`), the greenlet finishes with it: now if `atOnce` (the hub
+   * resumes it, and nothing resumed before it has a continuation pending),
+   * else once the Promise has settled, as when it awaited it.
    */
-  #endOwnWait(resolve: ((outcome: number) => void) | undefined, value: unknown, failed: boolean): void {
+  #endOwnWait(resolve: ((outcome: number) => void) | undefined, value: unknown, failed: boolean, atOnce = false): void {
     if (failed) raiseThrough(resolve, value)
     else resolve?.(value as number)
     const tail = this._tailWait
     if (tail === undefined) return
     this._tailWait = undefined
-    if (failed) {
+    if (!atOnce) {
+      tail.then(
+        (v) => this._finishReturned(v as T),
+        (err: unknown) => this._finish(undefined, err, true),
+      )
+    } else if (failed) {
       // Its rejection is this greenlet's failure, not an unhandled rejection.
       tail.then(undefined, noop)
       this._finish(undefined, value, true)
     } else {
       this._finishReturned(value as T)
     }
+  }
+
+  /** Whether the hub's resumption of its sleep may finish it at once (see `_tailWait`). */
+  #tailEndsAtOnce(): boolean {
+    if (this._tailWait === undefined || hub.continuationBeforeTaken()) return false
+    // It leaves no continuation behind for what comes next in the batch.
+    hub.takenLeftNoContinuation()
+    return true
   }
 
   /** What its plain wait resolves with: the outcome, or nothing for a sleep(). */
@@ -389,14 +404,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this.#clearWait()
       this._inSwitch = false
       this._transfer = undefined
-      this.#endOwnWait(resolve, this._takeInterrupt(), true)
+      this.#endOwnWait(resolve, this._takeInterrupt(), true, this.#tailEndsAtOnce())
     } else if (this._inSwitch) {
       this.#settleTransfer()
     } else {
       const resolve = this._resolve
       const value = this.#waitValue(outcome)
       this.#clearWait()
-      this.#endOwnWait(resolve, value, false)
+      this.#endOwnWait(resolve, value, false, this.#tailEndsAtOnce())
     }
   }
 
@@ -494,7 +509,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       this._finish(undefined, err, true)
       return
     }
-    const tail = this._waiting && isLastOwnWait(this, result)
+    // A sleep only: a switch() into it hands it any value (a thenable to follow), and its end resumes its parent.
+    const tail = this._sleeping && isLastOwnWait(this, result)
     endBodyCall(outer)
     if (typeof then !== 'function') {
       this._finishReturned(result as T)

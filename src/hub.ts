@@ -274,6 +274,8 @@ class HubClient {
   private delivered = 0
   /** An entry of the batch settled a Promise whose continuation has not run yet (see `takeReady`). */
   private settledInBatch = false
+  /** `settledInBatch` before the entry `takeReady` returned last. */
+  private settledBeforeTaken = false
   /** The rest of the batch goes on once the microtasks have run. */
   private batchResumeQueued = false
   /** The outcome of the entry `takeReady` returned last. */
@@ -767,6 +769,7 @@ class HubClient {
       if (r._hubState === DELIVERED) {
         const outcome = readyOutcome(r)
         if (outcome !== Outcome.START) {
+          this.settledBeforeTaken = this.settledInBatch
           if ((r._hubFlags & RUNS_AT_ONCE) === 0) this.settledInBatch = true
         } else if (this.settledInBatch) {
           this.#resumeBatchAfterMicrotasks()
@@ -782,6 +785,20 @@ class HubClient {
       this.ready[k] = undefined
     }
     return undefined
+  }
+
+  /**
+   * Whether an entry resumed before the one `takeReady` returned last left a
+   * Promise continuation that has not run yet: that entry must not finish
+   * anything at once, which would overtake the continuation.
+   */
+  continuationBeforeTaken(): boolean {
+    return this.settledBeforeTaken
+  }
+
+  /** The entry `takeReady` returned last left no continuation behind (it finished at once). */
+  takenLeftNoContinuation(): void {
+    this.settledInBatch = this.settledBeforeTaken
   }
 
   /**
@@ -962,6 +979,8 @@ let settling: Settleable | undefined
 let callingBodyOf: Settleable | undefined
 let lastOwnWait: Promise<number> | undefined
 let lastOwnWaitOf: Settleable | undefined
+/** Its resolver: the wait is still the one pending only while the greenlet's `_resolve` is this. */
+let lastOwnWaitResolve: ((outcome: number) => void) | undefined
 
 /** `g`'s function is being called; returns whose call this one is nested in, for `endBodyCall`. */
 export function startBodyCall(g: Settleable): Settleable | undefined {
@@ -974,6 +993,7 @@ export function endBodyCall(outer: Settleable | undefined): void {
   callingBodyOf = outer
   lastOwnWait = undefined
   lastOwnWaitOf = undefined
+  lastOwnWaitResolve = undefined
 }
 
 interface Settleable {
@@ -1006,6 +1026,7 @@ export function ownWait<T = number>(g: Settleable): Promise<T> {
   if (g === callingBodyOf) {
     lastOwnWait = waited
     lastOwnWaitOf = g
+    lastOwnWaitResolve = g._resolve
   }
   return waited as Promise<unknown> as Promise<T>
 }
@@ -1016,7 +1037,7 @@ export function ownWait<T = number>(g: Settleable): Promise<T> {
  * (`() => sleep(ms)`) ends with that wait.
  */
 export function isLastOwnWait(g: Settleable, p: unknown): boolean {
-  return p === lastOwnWait && g === lastOwnWaitOf
+  return p === lastOwnWait && g === lastOwnWaitOf && g._resolve === lastOwnWaitResolve
 }
 
 /**
