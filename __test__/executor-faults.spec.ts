@@ -785,3 +785,32 @@ for (const kind of kinds) {
     t.is(withModule.stats().workers, 0)
   })
 }
+
+for (const kind of kinds) {
+  serial(`${kind.name}: a big argument and result do not stay allocated once their task is done`, async (t) => {
+    const out = await script(
+      `big-message-${kind.name}`,
+      `
+const { ${kind.name} } = require(${distIndex})
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50))
+;(async () => {
+  const pool = new ${kind.name}({ maxWorkers: 1 })
+  const before = process.memoryUsage().arrayBuffers
+  // In a call of its own: the suspended caller keeps no reference to the last result.
+  const roundTrip = async (i) => {
+    const echoed = await pool.submit((b) => b, Buffer.alloc(64 << 20, i)).result()
+    if (echoed.length !== 64 << 20 || echoed[12345] !== i) throw new Error('wrong bytes back')
+  }
+  for (let i = 0; i < 2; i++) await roundTrip(i)
+  await pool.submit((x) => x, 1).result()
+  global.gc(); await settle(); global.gc()
+  console.log(JSON.stringify({ keptMiB: (process.memoryUsage().arrayBuffers - before) / 2 ** 20 }))
+  await pool.shutdown()
+})()`,
+      { args: ['--expose-gc'] },
+    )
+    const { keptMiB } = JSON.parse(out.split('\n').pop()!) as { keptMiB: number }
+    // Kept, the writer that encoded them holds 64 MiB or more.
+    t.true(keptMiB < 16, `${keptMiB.toFixed(1)} MiB of ArrayBuffers kept`)
+  })
+}

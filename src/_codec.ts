@@ -163,6 +163,9 @@ class MessageDeserializer extends v8.Deserializer {
 
 /** An Error as it crosses a thread or process boundary. */
 
+/** A buffer grown past this for a big message goes once emptied: a long-lived writer must not keep its largest message. */
+const KEPT_WRITER_BYTES = 1 << 20
+
 /** A growable little-endian byte buffer that frames are written into. */
 export class Writer {
   #buf: Buffer
@@ -171,11 +174,16 @@ export class Writer {
 
   /** `share` decides what happens to SharedArrayBuffers: {@link refuseSharing} unless given. */
   constructor(
-    initial = 16 * 1024,
+    private readonly initial = 16 * 1024,
     private readonly share: ShareHook = refuseSharing,
   ) {
     this.#buf = Buffer.allocUnsafe(initial)
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength)
+  }
+
+  #use(buf: Buffer): void {
+    this.#buf = buf
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   }
 
   #ensure(n: number): void {
@@ -183,8 +191,13 @@ export class Writer {
     if (need <= this.#buf.length) return
     const next = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2))
     this.#buf.copy(next, 0, 0, this.length)
-    this.#buf = next
-    this.#view = new DataView(next.buffer, next.byteOffset, next.byteLength)
+    this.#use(next)
+  }
+
+  /** Empties it, dropping a buffer a big message grew. */
+  #empty(): void {
+    this.length = 0
+    if (this.#buf.length > KEPT_WRITER_BYTES) this.#use(Buffer.allocUnsafe(this.initial))
   }
 
   u8(v: number): void {
@@ -343,12 +356,12 @@ export class Writer {
   /** The bytes written so far, copied, and an empty writer. */
   take(): Buffer {
     const out = Buffer.from(this.#buf.subarray(0, this.length))
-    this.length = 0
+    this.#empty()
     return out
   }
 
   reset(): void {
-    this.length = 0
+    this.#empty()
   }
 }
 
