@@ -362,3 +362,40 @@ serial('killing the greenlet in serveForever() stops the server: its handlers ar
   client.destroy()
 })
 
+
+test('serveForever() raced and left behind: a kill stops the server, kills its handlers, and is raised at the greenlet’s next wait too', async (t) => {
+  const events: string[] = []
+  let handler: Greenlet | undefined
+  const server = new StreamServer({ host: '127.0.0.1', port: 0 }, async () => {
+    handler = getcurrent()!
+    try {
+      await sleep(5000)
+      events.push('handler finished')
+    } catch (err) {
+      events.push(`handler ${(err as Error).name}`)
+    }
+  })
+  const g = spawn(async () => {
+    try {
+      await Promise.race([server.serveForever({ timeoutMs: 50 }), sleep(10)])
+      // A foreign await: the kill comes here.
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await sleep(5000)
+      events.push('slept on')
+    } catch (err) {
+      events.push(`g ${(err as Error).name}`)
+    }
+  })
+  await sleep(20)
+  const client = await connect('127.0.0.1', server.address!.port)
+  try {
+    while (handler === undefined) await sleep(5)
+    await sleep(20)
+    await g.kill(new GreenletExit(), { timeoutMs: 3000 })
+    await handler.join(3000)
+    t.true(server.closed)
+    t.deepEqual(events.sort(), ['g GreenletExit', 'handler GreenletExit'])
+  } finally {
+    client.close()
+  }
+})

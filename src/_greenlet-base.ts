@@ -299,6 +299,11 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     this.#rare!.combined = undefined
   }
 
+  /** @internal Links, or a parent suspended in switch() to resume: finishing settles or queues something of someone else's. */
+  protected _finishWakesOthers(): boolean {
+    return this.#rare !== undefined && (this.#rare.links !== undefined || this._switchParent !== undefined)
+  }
+
   /** @internal Killed and not dead yet (killall and Group.kill raise in it once). */
   _dying(): boolean {
     return this.#rare !== undefined && this.#rare.killedWith !== NO_INTERRUPT && this._state !== 'dead'
@@ -488,22 +493,26 @@ export abstract class GreenletBase<T, G> extends HubRecord {
 
   /**
    * @internal Takes back `exception` (a Timeout's, cancelled) if it still
-   * waits to be raised at the next wait; one delivered already, or about to
-   * be, stays.
+   * waits to be raised at the next wait, and says whether it did; one
+   * delivered already, or about to be, stays.
    */
-  _withdrawRaise(exception: unknown): void {
+  _withdrawRaise(exception: unknown): boolean {
     const rare = this.#rare
-    if (rare === undefined) return
+    if (rare === undefined) return false
     const later = rare.laterInterrupts
     if (rare.interrupt !== exception) {
       const at = later?.indexOf(exception) ?? -1
-      if (at >= 0) later!.splice(at, 1)
+      if (at < 0) return false
+      later!.splice(at, 1)
     } else if (later !== undefined && later.length > 0) {
       // The next one takes its place; the hub still has one queued.
       rare.interrupt = later.shift()
     } else if (hub.withdrawInterrupt(this._interruptedRecord())) {
       rare.interrupt = NO_INTERRUPT
+    } else {
+      return false
     }
+    return true
   }
 
   /** @internal An interrupt waits to be raised at its next wait. */

@@ -370,9 +370,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     }
   }
 
-  /** Whether the hub's resumption of its sleep may finish it at once (see `_tailWait`). */
+  /**
+   * Whether the hub's resumption of its sleep may finish it at once (see
+   * `_tailWait`): not if that would run something (its links, a parent in
+   * switch()) before the continuations of those resumed ahead of it, or
+   * before what comes next in the batch.
+   */
   #tailEndsAtOnce(): boolean {
-    if (this._tailWait === undefined || hub.continuationBeforeTaken()) return false
+    if (this._tailWait === undefined || hub.continuationBeforeTaken() || this._finishWakesOthers()) return false
     // It leaves no continuation behind for what comes next in the batch.
     hub.takenLeftNoContinuation()
     return true

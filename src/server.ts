@@ -237,7 +237,15 @@ export class StreamServer {
       })
     } catch (err) {
       if (forever !== undefined) this.#foreverWaits.delete(forever)
-      await this.stop(o as StopOptions)
+      // A kill raised here may wait for the greenlet's next wait as well (this
+      // call was raced against others): not the waits of stopping.
+      const current = getcurrent()
+      const raiseLater = current !== null && current._withdrawRaise(err)
+      try {
+        await this.stop(o as StopOptions)
+      } finally {
+        if (raiseLater) current._raise(err)
+      }
       throw err
     }
   }
