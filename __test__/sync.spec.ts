@@ -1128,6 +1128,36 @@ run(() => {
   }
 })
 
+test('blocking inside Array.prototype.join, toLocaleString or String(array) (an element toString) throws a clear Error: V8 aborted when two such joins ended out of order', async (t) => {
+  const r = await runChild(`
+const { run, spawn, joinall, sleep } = require(SYNC)
+const blocking = (tag, ms) => ({ toString() { sleep(ms); return tag }, toLocaleString() { sleep(ms); return tag } })
+run(() => {
+  // Entered first, ends first: the order that aborted the process.
+  const gs = [
+    spawn(() => [blocking('a', 10)].join()),
+    spawn(() => [blocking('b', 40)].join(['p', 'q'].join('+'))),
+    spawn(() => String([blocking('c', 20)])),
+    spawn(() => \`\${[blocking('d', 30)]}\`),
+    spawn(() => [blocking('e', 5)].toLocaleString()),
+    spawn(() => new Uint8Array([1, 2]).join(blocking(',', 15))),
+  ]
+  joinall(gs)
+  // Outside a join, blocking is fine, and joins still work.
+  const plain = spawn(() => { sleep(1); return [1, [2, 3], 'x'].join('-') + ' ' + new Float64Array([1.5]).toLocaleString('en-US') })
+  joinall([plain])
+  return [...gs.map((g) => (g.exception ? 'error: ' + g.exception.message : 'value: ' + g.value)), plain.value]
+}).then((r) => console.log(JSON.stringify(r)), (e) => console.log(JSON.stringify({ error: String(e) })))
+`)
+  t.is(r.status, 0, r.stderr)
+  const res = report(r) as string[]
+  t.is(res.length, 7)
+  for (const out of res.slice(0, 6)) t.regex(out, /^error: sleep\(\) blocks, and a sync greenlet cannot block inside Array\.prototype\.join or toLocaleString/)
+  t.is(res[6], '1-2,3-x 1.5')
+  t.is([].join.name, 'join')
+  t.is(Array.prototype.join.length, 1)
+})
+
 test('with monkey patches on, greenlets that require() the same new module at once both get its whole exports', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-require-'))
   const file = path.join(dir, 'fresh.js')

@@ -13,8 +13,8 @@
  *   greenlet entered such an export, crashed the process (Node 24, 26). A
  *   blocking call there throws instead, and monkey-patched functions make
  *   their real blocking call.
- * - Builtins that must unwind in order across the isolate (`JSON.stringify`
- *   on Node 22): likewise.
+ * - Builtins that must unwind in order across the isolate or context
+ *   (`Array.prototype.join`; `JSON.stringify` on Node 22): likewise.
  */
 import { syncNative } from './native'
 
@@ -22,75 +22,88 @@ import { syncNative } from './native'
 const ROOM_TO_BLOCK = 64 * 1024
 
 /**
- * `WebAssembly.promising()` exports running now, up to their first
- * suspension. V8 runs the JS imports they call on the thread's own stack, so
- * the stack pointer cannot tell: the exports are counted instead. (After a
- * `WebAssembly.Suspending` import has suspended one, it runs on from Promise
- * callbacks, where no greenlet may block anyway.)
+ * Calls running now of builtins a greenlet cannot block inside (see the
+ * module comment), by kind. A blocking call inside one throws, so only the
+ * running greenlet's stack is ever counted here.
+ * - `promising`: `WebAssembly.promising()` exports, up to their first
+ *   suspension. V8 runs the JS imports they call on the thread's own stack,
+ *   so the stack pointer cannot tell: the exports are counted instead.
+ *   (After a `WebAssembly.Suspending` import has suspended one, it runs on
+ *   from Promise callbacks, where no greenlet may block anyway.)
+ * - `stringify`: `JSON.stringify` on V8 12 (Node 22), which registers each
+ *   call on an isolate-wide list that must unwind in order, and aborts the
+ *   process when a greenlet that blocked inside a `toJSON`, replacer or
+ *   getter finishes after one that entered later.
+ * - `join`: `Array.prototype.join` and `toLocaleString` (and the typed
+ *   arrays'; `String(array)` calls `join`), which V8 tracks on a stack per
+ *   context: joins of greenlets that blocked inside an element's `toString`
+ *   and end out of order abort the process (all Node lines).
  */
-let inPromising = 0
+const inside = { promising: 0, stringify: 0, join: 0 }
+
+/** `fn` in a function of the same name and length that counts its calls in `inside[kind]`. */
+function counted<F extends (...args: any[]) => unknown>(fn: F, kind: keyof typeof inside): F {
+  const wrapper = {
+    [fn.name](this: unknown, ...args: unknown[]): unknown {
+      inside[kind]++
+      try {
+        return fn.apply(this, args)
+      } finally {
+        inside[kind]--
+      }
+    },
+  }[fn.name]
+  Object.defineProperty(wrapper, 'length', { value: fn.length })
+  return wrapper as F
+}
+
+/** Replaces the method `owner[name]` by one counting its calls as `kind`. */
+function countCalls(owner: object, name: string, kind: keyof typeof inside): void {
+  const method = (owner as Record<string, unknown>)[name]
+  if (typeof method !== 'function') return
+  Object.defineProperty(owner, name, { value: counted(method as (...args: unknown[]) => unknown, kind), writable: true, configurable: true, enumerable: false })
+}
 
 const wasm = (globalThis as { WebAssembly?: { promising?: (fn: unknown) => (...args: unknown[]) => unknown } }).WebAssembly
 const promising = wasm?.promising
 if (wasm !== undefined && typeof promising === 'function') {
-  const counted = {
+  const countedPromising = {
     promising(this: unknown, fn: unknown): unknown {
-      const exported = promising.call(this, fn)
-      const wrapped = {
-        [exported.name](this: unknown, ...args: unknown[]): unknown {
-          inPromising++
-          try {
-            return exported.apply(this, args)
-          } finally {
-            inPromising--
-          }
-        },
-      }[exported.name]
-      Object.defineProperty(wrapped, 'length', { value: exported.length })
-      return wrapped
+      return counted(promising.call(this, fn), 'promising')
     },
   }.promising
-  Object.defineProperty(wasm, 'promising', { value: counted, writable: true, configurable: true, enumerable: false })
+  Object.defineProperty(wasm, 'promising', { value: countedPromising, writable: true, configurable: true, enumerable: false })
 }
 
-/**
- * `JSON.stringify` calls running now, where they cannot be left: V8 12
- * (Node 22) registers each one on an isolate-wide list that must unwind in
- * order, and aborts the process when a greenlet that blocked inside a
- * `toJSON`, replacer or getter finishes after one that entered later.
- */
-let inStringify = 0
+if (process.versions.v8.startsWith('12.')) countCalls(JSON, 'stringify', 'stringify')
 
-if (process.versions.v8.startsWith('12.')) {
-  const stringify = JSON.stringify
-  const counted = {
-    stringify(this: unknown, ...args: Parameters<typeof JSON.stringify>): string {
-      inStringify++
-      try {
-        return stringify.apply(this, args)
-      } finally {
-        inStringify--
-      }
-    },
-  }.stringify
-  Object.defineProperty(counted, 'length', { value: stringify.length })
-  Object.defineProperty(JSON, 'stringify', { value: counted, writable: true, configurable: true, enumerable: false })
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object
+for (const owner of [Array.prototype, typedArrayPrototype]) {
+  countCalls(owner, 'join', 'join')
+  countCalls(owner, 'toLocaleString', 'join')
 }
 
-/** Whether the calling code may switch threads: on its own stack, not inside a JSPI export or (Node 22) JSON.stringify. */
+/** Whether the calling code may switch threads: on its own stack, not inside a JSPI export, a join or (Node 22) JSON.stringify. */
 export function onOwnStack(): boolean {
-  return inPromising === 0 && inStringify === 0 && syncNative.stackRoom() >= 0
+  return inside.promising === 0 && inside.stringify === 0 && inside.join === 0 && syncNative.stackRoom() >= 0
 }
 
 /** Throws, before anything has happened, where a blocking call `what` cannot run. */
 export function checkStackToBlock(what: string): void {
-  if (inStringify > 0) {
+  if (inside.stringify > 0) {
     throw new Error(
       `${what} blocks, and on Node 22 a sync greenlet cannot block inside JSON.stringify (a toJSON, replacer or getter): ` +
         'V8 12 aborts the process when such calls of two greenlets end out of order. Block before or after it.',
     )
   }
-  const room = inPromising === 0 ? syncNative.stackRoom() : -1
+  if (inside.join > 0) {
+    throw new Error(
+      `${what} blocks, and a sync greenlet cannot block inside Array.prototype.join or toLocaleString (an element's ` +
+        'toString, String(array), a template literal): V8 aborts the process when such calls of two greenlets end out of ' +
+        'order. Block before or after it.',
+    )
+  }
+  const room = inside.promising === 0 ? syncNative.stackRoom() : -1
   if (room >= ROOM_TO_BLOCK) return
   if (room >= 0) throw new RangeError('Maximum call stack size exceeded')
   throw new Error(
