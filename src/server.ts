@@ -238,8 +238,9 @@ export class StreamServer {
     } catch (err) {
       if (forever !== undefined) this.#foreverWaits.delete(forever)
       // A kill raised here may wait for the greenlet's next wait as well (this
-      // call was raced against others): not the waits of stopping.
-      const current = getcurrent()
+      // call was raced against others): not the waits of stopping. (A sync
+      // greenlet blocks in this call alone.)
+      const current = this.#mode === asyncMode ? getcurrent() : null
       const raiseLater = current !== null && current._withdrawRaise(err)
       try {
         await this.stop(o as StopOptions)
