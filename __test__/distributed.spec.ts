@@ -260,6 +260,13 @@ if (!hasRedis) {
     t.throws(() => new DistributedExecutor({ connection, queue: 'q', reconnectTimeoutMs: 1e10 }), { instanceOf: RangeError, message: /^options\.reconnectTimeoutMs must be at most/ })
     await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, stalledIntervalMs: 2 ** 31 }), { instanceOf: RangeError, message: /^options\.stalledIntervalMs must be at most/ })
     await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, connectTimeoutMs: 2 ** 31 }), { instanceOf: RangeError, message: /^options\.connectTimeoutMs must be at most/ })
+    // No connection answers in 0 ms: that only ever failed, blaming Redis.
+    t.throws(() => new DistributedExecutor({ connection, queue: 'q', connectTimeoutMs: 0 }), { instanceOf: RangeError, message: /^options\.connectTimeoutMs must be at least 1 ms/ })
+    await t.throwsAsync(runWorker({ connection, queue: 'q', module: TASKS, connectTimeoutMs: 0 }), { instanceOf: RangeError, message: /^options\.connectTimeoutMs must be at least 1 ms/ })
+    // A report every 0 ms flooded the terminal with NaN/s.
+    const cli = spawnSync(process.execPath, [CLI, '--redis', '127.0.0.1:1', '--queue', 'q', '--module', TASKS, '--interval', '0'], { encoding: 'utf8', timeout: 10_000 })
+    t.is(cli.status, 2)
+    t.regex(cli.stderr, /--interval must be at least 1 ms/)
   })
 
   serial('a job whose worker died in a later attempt fails with that failure, not with what an earlier attempt threw', async (t) => {
@@ -323,6 +330,39 @@ if (!hasRedis) {
       await ex.shutdown({ cancelFutures: true })
     } finally {
       await server.stop()
+    }
+  })
+
+  serial('a Redis that stops answering the connections bullmq opens while the executor sets up: shutdown returns and no connection stays open', async (t) => {
+    // The executor's first connection reaches Redis; later ones are accepted and never answered.
+    const open = new Set<net.Socket>()
+    let accepted = 0
+    const proxy = net.createServer((client) => {
+      open.add(client)
+      client.on('close', () => open.delete(client))
+      client.on('error', () => {})
+      // Read (and drop) what comes: a paused socket would not see its peer's end.
+      client.resume()
+      if (++accepted === 1) {
+        const upstream = net.connect(port, '127.0.0.1')
+        client.pipe(upstream).pipe(client)
+        upstream.on('error', () => client.destroy())
+        client.on('close', () => upstream.destroy())
+      }
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const ex = new DistributedExecutor<typeof Tasks>({ connection: { host: '127.0.0.1', port: (proxy.address() as net.AddressInfo).port }, queue: 'mute', module: TASKS, connectTimeoutMs: 1000, reconnectTimeoutMs: 2000 })
+      await t.throwsAsync(ex.ready(), { message: /did not answer within 1000 ms/ })
+      const started = performance.now()
+      const returned = await Promise.race([ex.shutdown().then(() => true), sleep(10_000).then(() => false)])
+      t.true(returned, 'shutdown() returned')
+      t.true(performance.now() - started < 5000)
+      await until('every connection to the mute Redis is closed', () => open.size === 0, 5000)
+      t.true(accepted >= 2)
+    } finally {
+      for (const socket of open) socket.destroy()
+      proxy.close()
     }
   })
 

@@ -345,3 +345,21 @@ test('a kill reaches the next wait of a greenlet whose Future.result() lost a ra
     losing.cancel()
   }
 })
+
+test('a kill reaches a greenlet that loops on Future.result() of futures settled at once, between two of those waits', async (t) => {
+  let iterations = 0
+  const g = spawn(async () => {
+    for (;;) {
+      const f = new Future<number>()
+      setImmediate(() => f.setResult(iterations))
+      await f.result()
+      iterations++
+    }
+  })
+  await sleep(30)
+  const killed = await Promise.race([g.kill().then(() => 'killed'), new Promise((resolve) => setTimeout(resolve, 3000, 'kill() pending after 3 s')).then(String)])
+  t.is(killed, 'killed')
+  t.true(g.dead)
+  t.true(g.successful(), 'it died of the GreenletExit')
+  t.true(iterations > 0)
+})

@@ -57,6 +57,8 @@ function int(flag) {
 // `host:port` as a shorthand; anything with a scheme goes to ioredis as a URL.
 const connection = /^[a-z][a-z0-9+.-]*:\/\//i.test(values.redis) ? values.redis : `redis://${values.redis}`
 const interval = int('interval') ?? 1000
+// A report every 0 ms divides by it and floods the terminal.
+if (interval < 1) fail(`--interval must be at least 1 ms, got ${interval}`)
 
 // The compiled library, next to this script in a checkout and in the package.
 const { runWorker } = require(path.join(__dirname, '..', 'dist', 'src', 'distributed.js'))

@@ -515,6 +515,12 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     return true
   }
 
+  /** @internal See WaitOwner (hub.ts): the interrupt the hub holds for its next wait, taken. */
+  _takeRaiseForWait(): { exception: unknown } | undefined {
+    if (!this._interruptPending() || !hub.withdrawInterrupt(this._interruptedRecord())) return undefined
+    return { exception: this._takeInterrupt() }
+  }
+
   /** @internal An interrupt waits to be raised at its next wait. */
   _interruptPending(): boolean {
     return this.#rare !== undefined && this.#rare.interrupt !== NO_INTERRUPT

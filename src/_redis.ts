@@ -85,7 +85,10 @@ export function checkQueueName(name: string, value: unknown): string {
 /** @internal */
 export function checkConnectTimeout(name: string, value: unknown): number {
   if (value === undefined) return 3000
-  return checkTimerMs(name, value)
+  const ms = checkTimerMs(name, value)
+  // No connection can answer in no time: 0 only ever failed, blaming Redis.
+  if (ms < 1) throw new RangeError(`${name} must be at least 1 ms, got ${value}`)
+  return ms
 }
 
 /** @internal Waits for `work`; rejects with an Error saying `what` did not happen if it has not settled within `ms`. */
@@ -128,7 +131,8 @@ export function isTask(value: unknown): boolean {
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Whether `attempt` resolves within `ms` (false: it was too late; its rejection is then dropped). */
-async function answersWithin(attempt: Promise<unknown>, ms: number): Promise<boolean> {
+/** @internal Whether `attempt` settles within `ms`. */
+export async function answersWithin(attempt: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)))
   try {

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import type * as BullMQ from 'bullmq'
 
 import {
+  answersWithin,
   checkConnectTimeout,
   checkConnection,
   checkQueueName,
@@ -128,6 +129,8 @@ const MIN_SWEEP_GAP_MS = 500
 const SWEEP_BATCH = 1000
 /** The life of an executor's mark in Redis, renewed every WATCH_MS while futures are pending. */
 const MARK_TTL_MS = 300_000
+/** Disconnecting needs no answer from Redis: what has not ended by then never will. */
+const FORCED_DISCONNECT_MS = 1000
 
 const noop = (): void => {}
 
@@ -817,17 +820,20 @@ export class DistributedExecutor<M extends object = TaskModule> {
       const closed = Promise.allSettled([this.#events?.close(), this.#bullQueue?.close(), this.#broken ? undefined : this.#control?.del(this.#mark)])
       // Closing says QUIT and waits for the answer: from a Redis that does
       // not answer (the executor broke of it, or it stops now) it never comes.
-      if (this.#broken === undefined) {
-        let timer: NodeJS.Timeout | undefined
-        const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#reconnectTimeoutMs, true)))
-        const late = await Promise.race([closed.then(() => false), gaveUp])
-        clearTimeout(timer)
-        if (!late) {
-          this.#control?.disconnect()
-          return
+      if (this.#broken === undefined && (await answersWithin(closed, this.#reconnectTimeoutMs))) {
+        this.#control?.disconnect()
+        return
+      }
+      // BullMQ's disconnect (and QueueEvents' close) first waits for its
+      // connection to be ready, for ever if it never was: bounded, then its
+      // backend's forced close, which does not wait (internal to bullmq 6).
+      const disconnected = Promise.allSettled([this.#events?.disconnect(), this.#bullQueue?.disconnect()])
+      if (!(await answersWithin(disconnected, FORCED_DISCONNECT_MS))) {
+        for (const part of [this.#events, this.#bullQueue]) {
+          const backend = (part as { backend?: { close?: (force: boolean) => Promise<void> } } | undefined)?.backend
+          backend?.close?.(true).catch(noop)
         }
       }
-      await Promise.allSettled([this.#events?.disconnect(), this.#bullQueue?.disconnect()])
       this.#control?.disconnect()
     })())
   }

@@ -188,6 +188,8 @@ export interface WaitOwner extends HubRecord {
   _sleeping: boolean
   _resolve: ((outcome: number) => void) | undefined
   _extraWaits: Set<TransientWait> | undefined
+  /** An interrupt waiting for its next wait, taken, for a wait that is not its own record's to raise; `undefined` if none. */
+  _takeRaiseForWait(): { exception: unknown } | undefined
 }
 
 const COMMANDS_PER_BATCH = 4096
@@ -1087,6 +1089,12 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord)
  */
 export function suspendFresh(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
+  if (g !== undefined && !g.dead && !g._waiting) {
+    // A kill that came after its last wait ended is raised here: such waits
+    // are not its own record's, which would deliver it (a loop of them never would).
+    const pending = g._takeRaiseForWait()
+    if (pending !== undefined) return Promise.reject(pending.exception)
+  }
   const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
   // Awaited alone, unless other waits of its greenlet are pending: then raced (or joined) with them.
   const owner = wait.owner

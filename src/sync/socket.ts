@@ -61,6 +61,11 @@ class Delegate extends HubRecord implements WaitOwner {
 
   _resume(): void {}
 
+  /** Its interrupts go to the next wait's start instead (`DelegateWaits`). */
+  _takeRaiseForWait(): undefined {
+    return undefined
+  }
+
   interrupt(exception: unknown): void {
     let delivered = false
     for (const wait of this._extraWaits ?? []) delivered = interruptWait(wait, exception) || delivered
