@@ -363,3 +363,26 @@ test('a kill reaches a greenlet that loops on Future.result() of futures settled
   t.true(g.successful(), 'it died of the GreenletExit')
   t.true(iterations > 0)
 })
+
+test('after a Future.result() lost a race and was left pending, a kill at a later lone Future.result() is raised there once', async (t) => {
+  const losing = new Future<string>()
+  const later = new Future<string>()
+  const events: string[] = []
+  const g = spawn(async () => {
+    events.push(`got ${await Promise.race([losing.result(), sleep(5).then(() => 'slept')])}`)
+    try {
+      await later.result()
+    } catch (err) {
+      events.push(`raised ${(err as Error).name}`)
+    } finally {
+      // Cleanup that waits: the kill was raised above, once.
+      await sleep(1)
+      events.push('cleaned up')
+    }
+  })
+  await sleep(30)
+  await g.kill(new GreenletExit(), { timeoutMs: 3000 })
+  t.deepEqual(events, ['got slept', 'raised GreenletExit', 'cleaned up'])
+  losing.cancel()
+  later.cancel()
+})

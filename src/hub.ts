@@ -1095,10 +1095,14 @@ export function suspendFresh(issue: (waiter: HubRecord) => void): Promise<number
     const pending = g._takeRaiseForWait()
     if (pending !== undefined) return Promise.reject(pending.exception)
   }
-  const wait = new TransientWait(g !== undefined && !g.dead ? g : undefined)
-  // Awaited alone, unless other waits of its greenlet are pending: then raced (or joined) with them.
-  const owner = wait.owner
-  wait.fresh = owner !== undefined && !owner._waiting && owner._extraWaits!.size === 1
+  const owner = g !== undefined && !g.dead ? g : undefined
+  // Awaited alone, unless a wait of its greenlet that may be awaited is
+  // pending: then raced (or joined) with it. Those known to have been raced
+  // already (losers the code moved on from) do not count.
+  let alone = owner !== undefined && !owner._waiting
+  if (alone && owner!._extraWaits !== undefined) for (const other of owner!._extraWaits) if (other._pendingFresh) alone = false
+  const wait = new TransientWait(owner)
+  wait.fresh = alone
   return new Promise<number>((resolve, reject) => {
     wait.resolve = resolve
     wait.reject = reject
