@@ -349,15 +349,15 @@ spawn(async () => {
   }
   await round()
   const before = heap()
-  await round()
-  await round()
+  for (let i = 0; i < 4; i++) await round()
   console.log(JSON.stringify({ grewMiB: (heap() - before) / 2 ** 20 }))
 })`
-  const r = await runNode(['--expose-gc', '-e', script], { timeoutMs: 60_000 })
+  const r = await runNode(['--expose-gc', '-e', script], { timeoutMs: 90_000 })
   t.is(r.status, 0, describeExit(r))
   const { grewMiB } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { grewMiB: number }
-  // Kept, 400,000 combined signals are some 40 MiB.
-  t.true(grewMiB < 12, `the heap grew ${grewMiB.toFixed(1)} MiB`)
+  // Kept (Node 20), 800,000 combined signals are some 55 MiB; Node 24's heap
+  // swings by up to ~20 MiB between full GCs here, whatever it keeps.
+  t.true(grewMiB < 32, `the heap grew ${grewMiB.toFixed(1)} MiB`)
 })
 
 test('a greenlet signal combined with Timeouts aborts with whichever fires first, and with the kill', async (t) => {
