@@ -130,8 +130,7 @@ export function isTask(value: unknown): boolean {
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Whether `attempt` resolves within `ms` (false: it was too late; its rejection is then dropped). */
-/** @internal Whether `attempt` settles within `ms`. */
+/** @internal Whether `attempt` resolves within `ms` (false: it was too late; its rejection is then dropped). */
 export async function answersWithin(attempt: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)))

@@ -358,16 +358,14 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     this._tailWait = undefined
     if (!atOnce) {
       tail.then(
-        (v) => this._finishReturned(v as T),
-        (err: unknown) => this._finish(undefined, err, true),
+        (v) => this._bodySettled(v, false),
+        (err: unknown) => this._bodySettled(err, true),
       )
-    } else if (failed) {
-      // Its rejection is this greenlet's failure, not an unhandled rejection.
-      tail.then(undefined, noop)
-      this._finish(undefined, value, true)
-    } else {
-      this._finishReturned(value as T)
+      return
     }
+    // Its rejection is this greenlet's failure, not an unhandled rejection.
+    if (failed) tail.then(undefined, noop)
+    this._bodySettled(value, failed)
   }
 
   /**

@@ -962,10 +962,10 @@ export class TransientWait extends HubRecord {
 }
 
 /**
- * A wait of `g`'s own record starts while waits under fresh ids are
- * pending: code that races them (`Promise.race([f.result(), sleep(5)])`)
- * may move on when another wins, so an interrupt raised at them is raised
- * at its next wait too (see `TransientWait.fresh`).
+ * Another wait of `g` starts (its own record's, or a transient one) while waits under fresh ids are pending: code that
+ * races them (`Promise.race([f.result(), sleep(5)])`) may move on when
+ * another wins, so an interrupt raised at them is raised at its next wait
+ * too (see `TransientWait.fresh`).
  */
 export function raceFreshWaits(g: WaitOwner): void {
   for (const wait of g._extraWaits!) wait.fresh = false
@@ -1089,18 +1089,18 @@ export function suspendWith<A>(target: { _suspendedAs(arg: A, waiter: HubRecord)
  */
 export function suspendFresh(issue: (waiter: HubRecord) => void): Promise<number> {
   const g = currentStorage.getStore()
-  if (g !== undefined && !g.dead && !g._waiting) {
-    // A kill that came after its last wait ended is raised here: such waits
-    // are not its own record's, which would deliver it (a loop of them never would).
-    const pending = g._takeRaiseForWait()
-    if (pending !== undefined) return Promise.reject(pending.exception)
-  }
   const owner = g !== undefined && !g.dead ? g : undefined
   // Awaited alone, unless a wait of its greenlet that may be awaited is
   // pending: then raced (or joined) with it. Those known to have been raced
   // already (losers the code moved on from) do not count.
   let alone = owner !== undefined && !owner._waiting
-  if (alone && owner!._extraWaits !== undefined) for (const other of owner!._extraWaits) if (other._pendingFresh) alone = false
+  if (alone) {
+    // A kill that came after its last wait ended is raised here: such waits
+    // are not its own record's, which would deliver it (a loop of them never would).
+    const pending = owner!._takeRaiseForWait()
+    if (pending !== undefined) return Promise.reject(pending.exception)
+    if (owner!._extraWaits !== undefined) for (const other of owner!._extraWaits) if (other._pendingFresh) alone = false
+  }
   const wait = new TransientWait(owner)
   wait.fresh = alone
   return new Promise<number>((resolve, reject) => {
