@@ -724,6 +724,9 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
         }), ok('either', (r) => (r === true || r === 'v' ? undefined : `got ${r}`)))
     }
   }
+  for (const [text, v] of [['undefined', undefined], ['null', null], ['5', 5], ['{}', {}]] as const) {
+    both(area, `AsyncResult.callback(${text})`, (api) => new api.AsyncResult().callback(v), arg('TypeError', 'source', 'throw'))
+  }
   both(area, 'AsyncResult.get({ block: false }) before set is a Timeout saying it is not ready', (api) => new api.AsyncResult().get({ block: false }), state(/not ready/, 'reject', 'Timeout'))
   {
     const stored = Symbol('stored exception')
@@ -1607,6 +1610,56 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
       await g.kill(v)
       return g.exception === v
     }, ok('resolve', (r) => eq('exception', r, true)), { settleMs: 30 })
+  }
+  // Functions whose name is no string, whose name getter throws, or a revoked Proxy of one (bundler output, wrappers).
+  const oddlyNamed: [string, () => (...args: any[]) => unknown][] = [
+    ['a name of undefined', () => Object.defineProperty(() => 7, 'name', { value: undefined })],
+    ['a name getter that throws', () => Object.defineProperty(() => 7, 'name', { get: () => { throw new Error('name read') } })],
+    ['a name that is an object', () => Object.defineProperty(() => 7, 'name', { value: { toString: () => { throw new Error('toString') } } })],
+  ]
+  for (const [text, make] of oddlyNamed) {
+    both(area, `a greenlet of a function with ${text} runs it and describes itself`, (api) =>
+      drive(api, function* () {
+        const g = api.spawn(make())
+        const value = yield g.get()
+        return [value, typeof String(g)]
+      }), ok('either', (r) => (r[0] === 7 && r[1] === 'string' ? undefined : `value, String(g): ${r}`)))
+    both(area, `an unobserved failure of a function with ${text} is reported`, (api) => {
+      const fn = make()
+      api.spawn(Object.defineProperty(() => {
+        throw new Error(`failed with ${text}`)
+      }, 'name', Object.getOwnPropertyDescriptor(fn, 'name')!))
+    }, ok('return'), { settleMs: 30 })
+  }
+  const { proxy: revokedFn, revoke: revokeFn } = Proxy.revocable(() => 7, {})
+  revokeFn()
+  both(area, 'a greenlet of a revoked function Proxy fails with its TypeError and describes itself', (api) =>
+    drive(api, function* () {
+      const g = api.spawn(revokedFn)
+      yield g.join()
+      return [g.exception instanceof TypeError, typeof String(g)]
+    }), ok('either', (r) => (r[0] === true && r[1] === 'string' ? undefined : `TypeError, String(g): ${r}`)))
+}
+
+// ---- boolean options: 0 and 1 (Python's truthiness), strings and null are refused, never read as `=== false`
+{
+  const area = 'flags'
+  const notFlags = [['0', 0], ['1', 1], ['"yes"', 'yes'], ['null', null]] as const
+  const flagArg = (label: string, name: string, call: (api: any, v: unknown, fx: any, env: Env) => unknown, more: Partial<Case> & { syncPrep?: Case['prep'] } = {}): void => {
+    for (const [text, v] of notFlags) both(area, label.replace('$', text), (api, fx, env) => call(api, v, fx, env), arg('TypeError', name, 'reject'), more)
+  }
+  const alive = { prep: (env: Env) => env.alive(), syncPrep: (env: Env) => env.syncAlive() }
+  flagArg('alive.get({ block: $ })', 'options.block', (_api, v, g) => g.get({ block: v }), alive)
+  flagArg('alive.kill(undefined, { block: $ })', 'options.block', (_api, v, g) => g.kill(undefined, { block: v }), alive)
+  flagArg('joinall([alive], { raiseError: $ })', 'options.raiseError', (api, v, g) => api.joinall([g], { raiseError: v }), alive)
+  flagArg('killall([alive], { block: $ })', 'options.block', (api, v, g) => api.killall([g], { block: v }), alive)
+  flagArg('AsyncResult.get({ block: $ })', 'options.block', (api, v) => new api.AsyncResult().get({ block: v }))
+  flagArg('Semaphore(0).acquire({ blocking: $ })', 'options.blocking', (api, v) => new api.Semaphore(0).acquire({ blocking: v }))
+  flagArg('RLock.acquire({ blocking: $ })', 'options.blocking', (api, v) => new api.RLock().acquire({ blocking: v }))
+  flagArg('Group.join({ raiseError: $ })', 'options.raiseError', (api, v) => new api.Group().join({ raiseError: v }))
+  flagArg('Pool(1).spawnWith({ block: $ }, fn)', 'options.block', (api, v) => new api.Pool(1).spawnWith({ block: v }, () => 1))
+  for (const [text, v] of notFlags) {
+    add(area, 'async', `gather(fn, { returnExceptions: ${text} })`, (_fx, env) => env.A.gather(() => 1, { returnExceptions: v }), arg('TypeError', 'options.returnExceptions', 'reject'))
   }
 }
 

@@ -123,7 +123,7 @@ const groups: [string, string[]][] = [
   ['greenlets (spawn, Greenlet and its methods, join/joinall/killall/kill, sleep)', ['greenlet']],
   ['Timeout, gather/waitFor, configure', ['timeout', 'tasks', 'config']],
   ['Event, AsyncResult, the queues', ['event', 'queue']],
-  ['Semaphore, Lock, RLock, Group, Pool', ['lock', 'pool']],
+  ['Semaphore, Lock, RLock, Group, Pool; boolean options', ['lock', 'pool', 'flags']],
   ['connect, Socket methods, closed sockets, StreamServer', ['socket', 'server']],
   ['executors, Future, wait, asCompleted', ['executor', 'future']],
   ['sync mode: run, block, monkey; hostile values in reports', ['sync', 'report']],
@@ -228,23 +228,28 @@ test.serial('bad input: every public function and class of both entries is swept
 })
 
 // A bad environment variable is input too: each value in a child of its own.
-const envValues = ['abc', '-1', '1.5', '', '99999999999999999999999', ' 5', '0x10']
-test.serial('bad input: GREENTHREAD_SYNC_MAX_THREADS that is not a non-negative integer fails the import with an Error naming it', async (t) => {
+const envValues = ['abc', '-1', '1.5', '99999999999999999999999', '0x10', '0']
+/** Set but fine: empty counts as unset, spaces around a number are ignored. */
+const fineEnvValues = ['', ' 5']
+test.serial('bad input: GREENTHREAD_SYNC_MAX_THREADS that is not a positive integer fails the import with a RangeError naming it', async (t) => {
   const sync = JSON.stringify(path.join(__dirname, '..', 'sync.js'))
-  for (const value of envValues) {
+  for (const value of [...envValues, ...fineEnvValues]) {
     children++
     const r = await runNode(['-e', `try { require(${sync}); console.log('loaded') } catch (e) { console.log(e.constructor.name + ': ' + e.message) }`], {
       timeoutMs: 30_000,
       env: { GREENTHREAD_SYNC_MAX_THREADS: value },
     })
     t.is(r.status, 0, describeExit(r))
-    t.is(r.stdout.trim(), `Error: GREENTHREAD_SYNC_MAX_THREADS must be a non-negative integer, got ${JSON.stringify(value)}`, describeExit(r))
+    const expected = fineEnvValues.includes(value)
+      ? 'loaded'
+      : `RangeError: GREENTHREAD_SYNC_MAX_THREADS must be a positive integer (the greenlet threads a process may create), got ${JSON.stringify(value)}`
+    t.is(r.stdout.trim(), expected, describeExit(r))
   }
 })
 
 test.after.always(() => {
   const all = listed ?? []
-  const tried = [...results.keys()].length + envValues.length
+  const tried = [...results.keys()].length + envValues.length + fineEnvValues.length
   const failed = [...results.values()].filter((v) => !v.ok).length
   const perArea = new Map<string, number>()
   for (const c of all) if (results.has(c.index)) perArea.set(c.area, (perArea.get(c.area) ?? 0) + 1)

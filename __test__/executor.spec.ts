@@ -188,6 +188,20 @@ for (const kind of kinds) {
     await pool.shutdown()
   })
 
+  serial(`${kind.name}: with maxTasksPerChild, tasks still start in submission order (a retiring worker's taken tasks go first)`, async (t) => {
+    for (const maxWorkers of [1, 2]) {
+      const pool = kind.make({ maxWorkers, maxTasksPerChild: 1 })
+      const started: number[] = []
+      const fs = Array.from({ length: 12 }, (_, i) => pool.submit(async (n: number) => (await new Promise((r) => setTimeout(r, 5)), n), i))
+      for (const [i, f] of fs.entries()) f.addDoneCallback(() => started.push(i))
+      await wait(fs)
+      if (maxWorkers === 1) t.deepEqual(started, Array.from({ length: 12 }, (_, i) => i))
+      // Two workers may finish neighbours the other way round, never far apart.
+      else t.true(started.every((n, at) => Math.abs(n - at) <= 2), `completion order ${started}`)
+      await pool.shutdown()
+    }
+  })
+
   serial(`${kind.name}: the initializer runs in each worker before its tasks`, async (t) => {
     const pool = kind.make({
       maxWorkers: 2,

@@ -124,6 +124,17 @@ both('an Error class given to kill(), killall(), throw() or a Timeout is raised 
   t.true(thrown instanceof SyntaxError)
 })
 
+// greenlet src/greenlet/tests/test_throw.py (test_kill_unstarted... : a GreenletExit thrown into a
+// greenlet that never ran comes back as the value, as from a dead one).
+both('throw() with no argument into a never-started greenlet: it dies without running, and the GreenletExit comes back', function* (t, m) {
+  let ran = false
+  const g = new m.Greenlet(() => (ran = true))
+  const exited = yield g.throw()
+  t.true(exited instanceof m.GreenletExit)
+  t.true(g.dead)
+  t.false(ran)
+})
+
 both('throw() of another error into a dead greenlet raises it in the caller', function* (t, m) {
   const g = m.spawn(() => 1)
   yield g.join()

@@ -4,6 +4,20 @@ import test from 'ava'
 import { Local, sleep, spawn } from '../index'
 import { both } from './_modes'
 
+both('a Local cannot be frozen, sealed or made non-extensible: a TypeError that says so, and it stays usable', function* (t, m) {
+  const local = new m.Local() as any
+  local.a = 1
+  for (const freeze of [Object.preventExtensions, Object.seal, Object.freeze]) {
+    t.throws(() => freeze(local), { instanceOf: TypeError, message: /a Local cannot be made non-extensible/ })
+  }
+  local.b = 2
+  t.deepEqual(Object.keys(local), ['a', 'b'])
+  yield m.go(function* () {
+    local.c = 3
+    t.deepEqual(Object.keys(local), ['c'])
+  }).join()
+})
+
 // Restates gevent's src/gevent/tests/test__local.py test_local_opts_not_subclassed and test_attribute_error.
 both('a Local keeps separate properties per greenlet, and one set for code outside greenlets', function* (t, m) {
   const local = new m.Local() as any

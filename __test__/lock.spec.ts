@@ -89,6 +89,21 @@ both('tryAcquire() takes a free permit without waiting and never jumps the line'
   t.true(yield waiter.get())
 })
 
+both('RLock.tryAcquire() takes a free lock, or one more level of its own, without waiting; never one another greenlet holds', function* (t, m) {
+  const lock = new m.RLock()
+  t.true(lock.tryAcquire())
+  t.true(lock.tryAcquire(), 'reentrant')
+  const other = m.spawn(() => lock.tryAcquire())
+  t.false(yield other.get())
+  lock.release()
+  t.true(lock.locked(), 'one level left')
+  lock.release()
+  t.false(lock.locked())
+  const holder = m.spawn(() => lock.tryAcquire())
+  t.true(yield holder.get())
+  t.false(lock.tryAcquire(), 'held by the (dead) greenlet that took it')
+})
+
 both('BoundedSemaphore throws when released more often than acquired', function* (t, m) {
   const s = new m.BoundedSemaphore(2)
   yield s.acquire()

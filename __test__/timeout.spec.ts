@@ -360,6 +360,38 @@ spawn(async () => {
   t.true(grewMiB < 32, `the heap grew ${grewMiB.toFixed(1)} MiB`)
 })
 
+test('a Timeout left armed by a greenlet that finished (or was killed) does not keep the process alive; it stays pending and still fires', async (t) => {
+  for (const entry of ['index.js', 'sync.js']) {
+    const api = JSON.stringify(path.join(__dirname, '..', entry))
+    const sync = entry === 'sync.js'
+    const script = `
+const gt = require(${api})
+const started = Date.now()
+process.on('exit', () => console.log('exit after', Date.now() - started))
+let armed
+const body = () => { armed = gt.Timeout.startNew(60000); return 1 }
+const killedBody = () => { gt.Timeout.startNew(60000); gt.sleep(60000) }
+const done = ${sync ? 'gt.run(() => { const k = gt.spawn(killedBody); gt.sleep(5); k.kill(); return gt.spawn(body).get() })' : '(async () => { const k = gt.spawn(async () => { gt.Timeout.startNew(60000); await gt.sleep(60000) }); await gt.sleep(5); await k.kill(); return gt.spawn(body).get() })()'}
+done.then((v) => console.log('value', v, 'pending', armed.pending))`
+    const r = await runNode(['-e', script], { timeoutMs: 30_000 })
+    t.is(r.status, 0, describeExit(r))
+    const [value, exit] = r.stdout.trim().split('\n')
+    t.is(value, 'value 1 pending true', entry)
+    t.true(Number(exit.split(' ').pop()) < 20_000, `${entry}: ${exit}`)
+  }
+  // It still fires while the process lives: its signal aborts at the deadline.
+  let armed!: Timeout
+  await spawn(() => {
+    armed = Timeout.startNew(20)
+  }).join()
+  t.true(armed.pending)
+  // (Something else keeps this process alive meanwhile: that Timeout does not.)
+  const hold = setTimeout(() => undefined, 10_000)
+  await new Promise((resolve) => armed.signal.addEventListener('abort', resolve))
+  clearTimeout(hold)
+  t.false(armed.pending)
+})
+
 test('a greenlet signal combined with Timeouts aborts with whichever fires first, and with the kill', async (t) => {
   const seen: unknown[] = []
   const g = spawn(async () => {

@@ -85,7 +85,8 @@ both('iwait() yields greenlets, Events and AsyncResults as they become ready, th
   const e1 = new m.Event()
   const e2 = new m.Event()
   const r = new m.AsyncResult()
-  const g = m.spawn(() => m.sleep(10))
+  // Far apart, so that a loaded machine does not deliver them in one batch.
+  const g = m.spawn(() => m.sleep(80))
   m.spawn(
     m.fn(function* () {
       yield m.sleep(1)

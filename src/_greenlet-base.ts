@@ -8,7 +8,7 @@
 import { AsyncResource } from 'node:async_hooks'
 
 import { anySignal } from './_any-signal'
-import { GreenletExit, checkFunction, checkMs, invalidType, isGreenletExit, reportError } from './errors'
+import { GreenletExit, checkFunction, checkMs, functionName, invalidType, isGreenletExit, reportError } from './errors'
 import { HubRecord, type WokenWait, hub } from './hub'
 import { type Link, type LinkKind, callLinks } from './lifecycle'
 
@@ -33,6 +33,8 @@ function linkCallback<G>(target: LinkTarget<G>): (g: G) => void {
 export interface ArmedTimeout {
   /** Aborted, with the Timeout's exception, when it fires. */
   readonly signal: AbortSignal
+  /** The greenlet it was armed for has finished: it has nobody to raise in, and must not keep the process alive. */
+  _targetFinished(): void
 }
 
 /**
@@ -138,13 +140,13 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   /** @internal Its function, given up: it is called once. */
   protected _takeFn(): (...args: any[]) => unknown {
     const fn = this._fn as (...args: any[]) => unknown
-    this._fn = fn.name
+    this._fn = functionName(fn)
     return fn
   }
 
   /** @internal The name of its function, for `toString`. */
   protected _fnName(): string {
-    return typeof this._fn === 'string' ? this._fn : this._fn.name
+    return typeof this._fn === 'string' ? this._fn : functionName(this._fn)
   }
 
   #flag(bit: number, on: boolean): void {
@@ -588,6 +590,7 @@ export abstract class GreenletBase<T, G> extends HubRecord {
       this._observed = true
     }
     hub.die(this, failed, keepWait)
+    if (this.#rare?.timeouts !== undefined) for (const t of this.#rare.timeouts) t._targetFinished()
     if (this.#rare?.links) this.#runLinks()
     if (failed) setImmediate(reportIfUnobserved, this)
   }

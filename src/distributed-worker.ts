@@ -26,7 +26,7 @@ import {
   type JobData,
   type RedisConnectionOptions,
 } from './_redis'
-import { checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting, safeString } from './errors'
+import { checkFlag, checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting, safeString } from './errors'
 import { ProcessPoolExecutor, ThreadPoolExecutor } from './executor'
 import { BrokenExecutor } from './futures'
 
@@ -193,8 +193,8 @@ export class DistributedWorker {
   close(options?: WorkerCloseOptions): Promise<void> {
     return rejecting(async () => {
       const o = checkOptions('options', options)
-      if (o.force !== undefined && typeof o.force !== 'boolean') throw invalidType('options.force', 'a boolean', o.force)
-      if (o.force === true && !this.#forced) {
+      const force = checkFlag('options.force', o.force, false)
+      if (force && !this.#forced) {
         this.#forced = true
         // bullmq closing first: the connection it is about to lose is then
         // not retried (after a 15 s timer that would hold the process).

@@ -38,7 +38,7 @@ import {
   type RedisClient,
   type RedisConnectionOptions,
 } from './_redis'
-import { checkLimit, checkMs, checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting, safeString } from './errors'
+import { checkFlag, checkLimit, checkMs, checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting, safeString } from './errors'
 import { BrokenExecutor, Future, mapInOrder, wait } from './futures'
 
 export { runWorker, DistributedWorker, type RunWorkerOptions, type WorkerCloseOptions } from './distributed-worker'
@@ -422,12 +422,12 @@ export class DistributedExecutor<M extends object = TaskModule> {
   shutdown(options?: DistributedShutdownOptions): Promise<void> {
     return rejecting(async () => {
       const o = checkOptions('options', options)
-      if (o.wait !== undefined && typeof o.wait !== 'boolean') throw invalidType('options.wait', 'a boolean', o.wait)
-      if (o.cancelFutures !== undefined && typeof o.cancelFutures !== 'boolean') throw invalidType('options.cancelFutures', 'a boolean', o.cancelFutures)
+      const waitForPending = checkFlag('options.wait', o.wait, true)
+      const cancelFutures = checkFlag('options.cancelFutures', o.cancelFutures, false)
       this.#shutdown = true
-      if (o.cancelFutures === true) for (const t of [...this.#pending.values()]) t.future.cancel()
+      if (cancelFutures) for (const t of [...this.#pending.values()]) t.future.cancel()
       if (this.#pending.size === 0) void this.#close()
-      if (o.wait === false) return
+      if (!waitForPending) return
       while (this.#pending.size > 0) await wait([...this.#pending.values()].map((t) => t.future))
       await this.#close()
     })

@@ -89,6 +89,20 @@ export function safeString(value: unknown): string {
 }
 
 /**
+ * The name a function was given, for descriptions (`toString`), or `''`:
+ * read from its own data property only, so that a name that is not a
+ * string, a throwing getter or a revoked Proxy neither throws nor runs code.
+ */
+export function functionName(fn: Function): string {
+  try {
+    const name = Object.getOwnPropertyDescriptor(fn, 'name')?.value
+    return typeof name === 'string' ? name : ''
+  } catch {
+    return ''
+  }
+}
+
+/**
  * An exception given as a class, as gevent takes them (`kill(GreenletExit)`,
  * `Timeout(5, ValueError)`): an instance of it, made without arguments.
  * Anything else (an instance, any thrown value) is returned as it is.
@@ -106,6 +120,17 @@ export function exceptionFrom(value: unknown): unknown {
 
 export function invalidType(name: string, expected: string, value: unknown): TypeError {
   return new TypeError(`${name} must be ${expected}, got ${describe(value)}`)
+}
+
+/**
+ * An optional boolean option, `fallback` when absent. Anything else is
+ * refused, 0 and 1 included: read as `=== false` they would silently mean
+ * the opposite of what Python's truthiness makes of them.
+ */
+export function checkFlag(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw invalidType(name, 'a boolean', value)
+  return value
 }
 
 export function checkFunction(name: string, value: unknown): asserts value is (...args: any[]) => unknown {

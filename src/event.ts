@@ -16,7 +16,7 @@
  * module's classes wait with Promises, those of `greenthread/sync` block.
  */
 import { type Blocking, TIMED_OUT, WaitList, drive, waitSignal } from './_waiters'
-import { checkMs, checkOptions } from './errors'
+import { checkFlag, checkMs, checkOptions, invalidType } from './errors'
 import { Timeout } from './timeout'
 
 export interface WaitOptions {
@@ -173,6 +173,9 @@ export abstract class AsyncResultBase<T = unknown> {
    * function, so it can be a link callback: `g.link(result.callback)`.
    */
   readonly callback = (source: ResultSource<T>): void => {
+    if (typeof (source as Partial<ResultSource<T>> | null)?.successful !== 'function') {
+      throw invalidType('source', 'a finished Greenlet or AsyncResult (with successful(), value and exception)', source)
+    }
     if (source.successful()) this.set(source.value as T)
     else this.setException(source.exception)
   }
@@ -236,7 +239,8 @@ export abstract class AsyncResultBase<T = unknown> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const signal = waitSignal(o)
-    if (this.#state === PENDING && o.block === false) throw this._timeout(0, 'AsyncResult is not ready')
+    const block = checkFlag('options.block', o.block, true)
+    if (this.#state === PENDING && !block) throw this._timeout(0, 'AsyncResult is not ready')
     if (!(yield* this.#notified.wait(this.#state !== PENDING, ms, signal, mayBlock))) throw this._timeout(ms)
     if (this.#state === EXCEPTION) throw this.#exception
     return this.#value as T

@@ -68,7 +68,7 @@ import {
   type TransferMessage,
   type WorkerConfig,
 } from './_worker'
-import { checkLimit, checkMs, checkOptions, checkPositiveInteger, checkTimerMs, invalidType, rejecting } from './errors'
+import { checkFlag, checkLimit, checkMs, checkOptions, checkPositiveInteger, checkTimerMs, functionName, invalidType, rejecting } from './errors'
 import { BrokenExecutor, BrokenProcessPool, BrokenThreadPool, Future, mapInOrder } from './futures'
 import { hub, suspendFresh } from './hub'
 import { native } from './native'
@@ -262,10 +262,10 @@ function sourceOf(name: string, fn: (...args: any[]) => unknown): string {
     throw new TypeError(`${name} must be a self-contained function or the name of an export of options.module; got a native or bound function, which cannot be sent by source`)
   }
   if (/^class\b/.test(source)) {
-    const className = fn.name || '(anonymous)'
+    const className = functionName(fn)
     throw new TypeError(
-      `${name} must be a function that can be called as a task, got the class ${className}: a class constructor cannot be called without new` +
-        ` (submit a function that creates the instance, such as (...args) => new ${fn.name || 'C'}(...args))`,
+      `${name} must be a function that can be called as a task, got the class ${className || '(anonymous)'}: a class constructor cannot be called without new` +
+        ` (submit a function that creates the instance, such as (...args) => new ${className || 'C'}(...args))`,
     )
   }
   return source
@@ -520,12 +520,12 @@ export abstract class Executor {
   shutdown(options?: ShutdownOptions): Promise<void> {
     return rejecting(async () => {
       const o = checkOptions('options', options)
-      if (o.wait !== undefined && typeof o.wait !== 'boolean') throw invalidType('options.wait', 'a boolean', o.wait)
-      if (o.cancelFutures !== undefined && typeof o.cancelFutures !== 'boolean') throw invalidType('options.cancelFutures', 'a boolean', o.cancelFutures)
+      const wait = checkFlag('options.wait', o.wait, true)
+      const cancelFutures = checkFlag('options.cancelFutures', o.cancelFutures, false)
       if (!this.#shutdown) {
         this.#flush()
         this.#shutdown = true
-        if (o.cancelFutures === true) {
+        if (cancelFutures) {
           for (const id of this.#native.cancelQueued()) {
             const f = this.#pending.get(id)
             this.#pending.delete(id)
@@ -535,7 +535,7 @@ export abstract class Executor {
         }
         this.closeWorkers()
       }
-      if (o.wait !== false && this.workerCount() > 0) {
+      if (wait && this.workerCount() > 0) {
         // A hub wait, as Future.result's: a greenlet kill or Timeout ends it.
         let wake: (() => void) | undefined
         try {

@@ -446,7 +446,8 @@ export function wait<F extends Future<any>>(fs: Iterable<F>, options?: FuturesWa
           if (returnWhen === 'FIRST_EXCEPTION' && f._failed) return true
         }
       }
-      return returnWhen === 'FIRST_COMPLETED' ? anyDone : allDone
+      // As CPython: all done (none given, too) ends any wait.
+      return allDone || (returnWhen === 'FIRST_COMPLETED' && anyDone)
     }
     if (!satisfied() && ms !== 0) {
       const pending = [...all].filter((f) => !f.done())

@@ -12,7 +12,7 @@
  * `g.signal`, which aborts at once.
  */
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
-import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType, rejecting, safeString } from './errors'
+import { GREENLET_MODE, GreenletExit, checkFlag, checkMs, checkOptions, exceptionFrom, functionName, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, endBodyCall, hub, isLastOwnWait, ownWait, raceFreshWaits, raiseThrough, startBodyCall, startInOwnContext, suspend } from './hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
@@ -161,9 +161,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     return rejecting(async () => {
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+      const block = checkFlag('options.block', o.block, true)
       this._observed = true
       if (this._state !== 'dead') {
-        if (o.block === false) throw new Timeout(0, `${this} has not finished`)
+        if (!block) throw new Timeout(0, `${this} has not finished`)
         await this.join(ms < 0 ? undefined : ms)
         if (!this.dead) throw new Timeout(ms)
       }
@@ -192,6 +193,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       exception = exceptionFrom(exception)
       const o = checkOptions('options', options)
       const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+      const block = checkFlag('options.block', o.block, true)
       if (this._state === 'dead') return
       if (this._markKilled(exception)) return
       if (getcurrent() === this) {
@@ -206,7 +208,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
         return
       }
       this._raiseAt(exception, true)
-      if (o.block !== false) await this.join(ms < 0 ? undefined : ms)
+      if (block) await this.join(ms < 0 ? undefined : ms)
     })
   }
 
@@ -251,8 +253,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
       err = exceptionFrom(err)
       const caller = getcurrent() ?? Greenlet.#mainGreenlet()
       if (this === caller) return Promise.reject(err)
-      const dead = this.dead
-      if (!this._throwWithoutSwitch(err)) return Promise.resolve(dead ? err : undefined)
+      const finished = this.dead || this._state === 'new'
+      if (!this._throwWithoutSwitch(err)) return Promise.resolve(finished ? err : undefined)
       this.#checkSwitch(caller)
       const suspended = caller.#parkInSwitch()
       this.#resumeFromSwitch(err, true)
@@ -550,8 +552,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /** Like gevent's repr: name, id and the call it runs, e.g. `<Greenlet "Greenlet-1" id=1: f(5)>`. */
   override toString(): string {
     // Arguments are user values: one without a string form must not make the repr throw.
-    const args = this._args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? safeString(a.name || 'fn') : safeString(a)))
-    return `<Greenlet "${this.name}" id=${this.id}: ${safeString(this._fnName() || 'anonymous')}(${args.join(', ')})>`
+    const args = this._args.map((a) => (typeof a === 'string' ? JSON.stringify(a) : typeof a === 'function' ? safeString(functionName(a) || 'fn') : safeString(a)))
+    return `<Greenlet "${this.name}" id=${this.id}: ${this._fnName() || 'anonymous'}(${args.join(', ')})>`
   }
 }
 

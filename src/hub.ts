@@ -60,8 +60,8 @@
  * - A timer is named on the wire by its slot and the slot's serial (raised
  *   by every timer the slot gets): an expiry that is not the slot's current
  *   timer's is ignored.
- * - `liveTimers` counts records whose current wait has a timer: the process
- *   is kept alive exactly while it is non-zero.
+ * - `liveTimers` counts records whose current wait has a timer, those
+ *   `unref`'d aside: the process is kept alive exactly while it is non-zero.
  */
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
 import { getSystemErrorName } from 'node:util'
@@ -108,6 +108,8 @@ const RUNS_AT_ONCE = 32
 /** The outcome a READY or DELIVERED record is resumed with, in the bits from here. */
 const OUTCOME_SHIFT = 6
 const OUTCOME_MASK = 7 << OUTCOME_SHIFT
+/** Its timers do not keep the process alive (`unref`). */
+const UNREF = 1 << 9
 
 function readyOutcome(r: HubRecord): number {
   return (r._hubFlags & OUTCOME_MASK) >> OUTCOME_SHIFT
@@ -490,6 +492,15 @@ class HubClient {
     r._hubFlags |= RUNS_AT_ONCE
   }
 
+  /** The timers of `r`, from now on, do not keep the process alive (as Node's `timer.unref()`). */
+  unref(r: HubRecord): void {
+    if ((r._hubFlags & UNREF) !== 0) return
+    r._hubFlags |= UNREF
+    if ((r._hubFlags & TIMED) === 0) return
+    this.liveTimers--
+    this.holdProcess(this.liveTimers > 0)
+  }
+
   /** Whether `r` is in the run queue or the batch being resumed, waiting for its turn. */
   isQueued(r: HubRecord): boolean {
     return r._hubState === READY || r._hubState === DELIVERED
@@ -548,7 +559,7 @@ class HubClient {
    */
   #startTimer(r: HubRecord, at: number): void {
     r._hubFlags |= TIMED
-    this.liveTimers++
+    if ((r._hubFlags & UNREF) === 0) this.liveTimers++
     const slot = this.freeTimerSlots.length > 0 ? this.freeTimerSlots.pop()! : this.timed.length
     const serial = ((this.timerSerials[slot] ?? 0) + 1) & 0x3fff_ffff
     this.timed[slot] = r
@@ -559,7 +570,7 @@ class HubClient {
 
   /** The timer of `r` ended (expired, or cancelled): its slot is free. */
   #forgetTimed(r: HubRecord): void {
-    this.liveTimers--
+    if ((r._hubFlags & UNREF) === 0) this.liveTimers--
     this.timed[r._timerSlot] = undefined
     this.freeTimerSlots.push(r._timerSlot)
   }
@@ -1130,6 +1141,11 @@ export class Alarm extends HubRecord {
   cancel(): void {
     if (!this.pending) return
     hub.discard(this)
+  }
+
+  /** It no longer keeps the process alive; it still fires if the process lives that long. */
+  unref(): void {
+    hub.unref(this)
   }
 }
 

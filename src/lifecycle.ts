@@ -3,7 +3,7 @@
  * (`src/greenlet.ts`) and the sync mode (`src/sync/greenlet.ts`): argument
  * checks, joinall's plan, link callbacks. Internal.
  */
-import { GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType, reportError } from './errors'
+import { GreenletExit, checkFlag, checkMs, checkOptions, exceptionFrom, invalidType, reportError } from './errors'
 import { Outcome } from './hub'
 
 export type LinkKind = 'any' | 'value' | 'exception'
@@ -97,7 +97,7 @@ export function planJoinAll<G extends JoinableGreenlet>(
     }
     wanted = Math.min(o.count, count)
   }
-  const raiseError = o.raiseError === true
+  const raiseError = checkFlag('options.raiseError', o.raiseError, false)
   if (raiseError && firstFailure !== undefined) throw firstFailure.exception
   return { list, ms, raiseError, pending, missing: wanted - (count - pending.length) }
 }
@@ -135,5 +135,5 @@ export function planKillAll<G>(
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
   const exception = 'exception' in o ? exceptionFrom(o.exception) : new GreenletExit()
-  return { list, ms, exception, block: o.block !== false }
+  return { list, ms, exception, block: checkFlag('options.block', o.block, true) }
 }

@@ -60,6 +60,10 @@ const handler: ProxyHandler<LocalBase> = {
     return descriptor
   },
   defineProperty: (target, key, descriptor) => Reflect.defineProperty(storeOf(target), key, { ...descriptor, configurable: true }),
+  // The Local itself must stay extensible for the traps above to keep the Proxy's invariants.
+  preventExtensions: () => {
+    throw new TypeError('a Local cannot be made non-extensible (Object.preventExtensions, seal, freeze): each greenlet has properties of its own')
+  },
 }
 
 function storeOf(target: LocalBase): object {

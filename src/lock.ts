@@ -15,7 +15,7 @@
  * module's locks wait with Promises, those of `greenthread/sync` block.
  */
 import { type Blocking, TIMED_OUT, WaitList, drive, waitSignal } from './_waiters'
-import { checkMs, checkOptions, invalidType } from './errors'
+import { checkFlag, checkMs, checkOptions, invalidType } from './errors'
 import { getcurrent } from './greenlet'
 import { Timeout } from './timeout'
 
@@ -39,7 +39,7 @@ export interface GuardOptions {
 function acquireMs(options: AcquireOptions | undefined): number | null {
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
-  return o.blocking === false ? null : ms
+  return checkFlag('options.blocking', o.blocking, true) ? ms : null
 }
 
 /** What a lock's `guard()` shares: acquiring with a timeout, releasing once. */
@@ -214,20 +214,28 @@ export abstract class RLockBase {
     return this._getcurrent() ?? (OUTSIDE_GREENLETS as unknown as object)
   }
 
+  /** Acquires it if it is free or the current greenlet holds it, without waiting; returns whether it did. */
+  tryAcquire(): boolean {
+    return this.#tryAcquireFor(this.#currentOwner())
+  }
+
+  #tryAcquireFor(me: object): boolean {
+    if (this.#owner === me) {
+      this.#count++
+      return true
+    }
+    if (this.#owner !== undefined) return false
+    this.#owner = me
+    this.#count = 1
+    return true
+  }
+
   /** @internal */
   *_acquire(options: AcquireOptions | undefined): Blocking<boolean> {
     const ms = acquireMs(options)
     const signal = waitSignal(options)
     const me = this.#currentOwner()
-    if (this.#owner === me) {
-      this.#count++
-      return true
-    }
-    if (this.#owner === undefined) {
-      this.#owner = me
-      this.#count = 1
-      return true
-    }
+    if (this.#tryAcquireFor(me)) return true
     if (ms === null) return false
     return (yield this.#waiters.request(ms, me, signal)) !== TIMED_OUT
   }

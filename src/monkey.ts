@@ -34,7 +34,7 @@ import Module = require('node:module')
 import { syncBuiltinESMExports } from 'node:module'
 import { promisify } from 'node:util'
 
-import { checkOptions } from './errors'
+import { checkFlag, checkOptions } from './errors'
 import { currentGreenlet } from './sync/scheduler'
 import { onOwnStack } from './sync/stack'
 import { block } from './sync/waits'
@@ -391,10 +391,13 @@ export function isPatched(): boolean {
  */
 export function patchAll(options?: PatchOptions): void {
   const o = checkOptions('options', options)
+  const fs = checkFlag('options.fs', o.fs, true)
+  const childProcess = checkFlag('options.childProcess', o.childProcess, true)
+  const atomics = checkFlag('options.atomics', o.atomics, true)
   if (isPatched()) return
-  if (o.fs !== false) patchFs()
-  if (o.childProcess !== false) patchChildProcess()
-  if (o.atomics !== false) patchAtomics()
+  if (fs) patchFs()
+  if (childProcess) patchChildProcess()
+  if (atomics) patchAtomics()
   syncBuiltinESMExports()
 }
 

@@ -38,7 +38,7 @@
  */
 import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
-import { GreenletExit, checkFunction, checkLimit, checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { GreenletExit, checkFlag, checkFunction, checkLimit, checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
 import { sleep } from './hub'
 import { Semaphore } from './lock'
@@ -148,7 +148,7 @@ function slotWait(options: SpawnOptions | undefined): { ms: number | null; signa
   const o = checkOptions('options', options)
   const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
   const signal = waitSignal(o)
-  return { ms: o.block === false ? null : ms, signal }
+  return { ms: checkFlag('options.block', o.block, true) ? ms : null, signal }
 }
 
 /** The logic of `Group` and `Pool` that both modes share. `G` is the mode's Greenlet. */
@@ -287,7 +287,7 @@ export abstract class GroupBase<G extends Member> {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const signal = waitSignal(o)
-    if (o.raiseError !== true) {
+    if (!checkFlag('options.raiseError', o.raiseError, false)) {
       return this.#members.size === 0 || (yield this.#joiners.request(ms, undefined, signal)) !== TIMED_OUT
     }
     let failed = this.#unraised

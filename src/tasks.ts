@@ -2,7 +2,7 @@
  * asyncio-style helpers on the greenlet core: `gather`, `waitFor`,
  * `currentTask`, `allTasks`. A task is a Greenlet.
  */
-import { checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { checkFlag, checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { liveGreenlets } from './_greenlet-base'
 import { Alarm, sleep } from './hub'
 import { Greenlet, getcurrent, spawn } from './greenlet'
@@ -51,7 +51,7 @@ export function gather(...args: unknown[]): Promise<unknown[]> {
     const last = args[args.length - 1]
     // Options are a plain object: anything else (a sync Greenlet, a class instance) is an awaitable to check.
     if (isPlainObject(last) && !isThenable(last)) {
-      returnExceptions = checkOptions('options', args.pop()).returnExceptions === true
+      returnExceptions = checkFlag('options.returnExceptions', checkOptions('options', args.pop()).returnExceptions, false)
     }
     const promises = args.map((x, i) => toPromise(`awaitables[${i}]`, x))
     if (!returnExceptions) return Promise.all(promises)

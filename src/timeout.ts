@@ -133,6 +133,15 @@ export abstract class TimeoutBase extends Error {
     firedIn?._withdrawRaise(this.raised)
   }
 
+  /**
+   * @internal The greenlet it is armed for finished with it pending: it
+   * stays pending, and still fires (aborting its signal, which something
+   * the greenlet started may hold), but no longer keeps the process alive.
+   */
+  _targetFinished(): void {
+    this.#alarm?.unref()
+  }
+
   /** Same as `cancel()`, for `using t = Timeout.startNew(ms)`. */
   [Symbol.dispose](): void {
     this.cancel()

@@ -17,7 +17,7 @@
  * at the greenlet's current wait, or at its next one if it is busy.
  */
 import { GreenletBase, NO_ARGS, type Transfer } from '../_greenlet-base'
-import { GREENLET_MODE, GreenletExit, checkMs, checkOptions, exceptionFrom, invalidType } from '../errors'
+import { GREENLET_MODE, GreenletExit, checkFlag, checkMs, checkOptions, exceptionFrom, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
 import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
@@ -137,9 +137,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   get(options?: GetOptions): T {
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const block = checkFlag('options.block', o.block, true)
     this._observed = true
     if (this._state !== 'dead') {
-      if (o.block === false) throw new Timeout(0, `${this} has not finished`)
+      if (!block) throw new Timeout(0, `${this} has not finished`)
       this.join(ms < 0 ? undefined : ms)
       if (!this.dead) throw new Timeout(ms)
     }
@@ -157,9 +158,10 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     exception = exceptionFrom(exception)
     const o = checkOptions('options', options)
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
+    const blockWanted = checkFlag('options.block', o.block, true)
     if (this._state === 'dead') return
     const me = getcurrent()
-    const block = o.block !== false && this._state !== 'new' && me !== this
+    const block = blockWanted && this._state !== 'new' && me !== this
     if (block) blockingGreenlet('kill() (pass { block: false } to kill without waiting)')
     if (this._markKilled(exception)) return
     if (me === this) throw exception
@@ -204,8 +206,8 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     err = exceptionFrom(err)
     const caller = getcurrent()
     if (this === caller) throw err
-    const dead = this.dead
-    if (!this._throwWithoutSwitch(err)) return dead ? err : undefined
+    const finished = this.dead || this._state === 'new'
+    if (!this._throwWithoutSwitch(err)) return finished ? err : undefined
     const me = blockingGreenlet('throw() into a greenlet suspended in switch()')
     this._checkSwitchTarget()
     me.#parkInSwitch()

@@ -87,6 +87,17 @@ function runner(): number {
 /** Called before every hand-over: running it services pending V8 interrupts. */
 function drain(): void {}
 
+/** Checked here for an error that names it; the native side reads it. Empty counts as unset. */
+function checkMaxThreads(): void {
+  const raw = process.env.GREENTHREAD_SYNC_MAX_THREADS
+  if (raw === undefined || raw.trim() === '') return
+  const max = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new RangeError(`GREENTHREAD_SYNC_MAX_THREADS must be a positive integer (the greenlet threads a process may create), got ${JSON.stringify(raw)}`)
+  }
+}
+
+checkMaxThreads()
 syncNative.install(runner, drain, Number(process.versions.modules))
 
 // A wasm code GC started before the loader turned it off leaves a task on

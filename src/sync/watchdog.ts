@@ -16,8 +16,12 @@
  * Node runs every such script through `vm.Script`'s `runInContext` or
  * `runInThisContext` (`runInNewContext` and the module-level functions call
  * them), and `vm.Module#evaluate` where vm modules are enabled: those are
- * wrapped, once, when sync mode loads. Only one thread runs JS at a time and
- * the script's thread cannot switch while it runs, so one count is enough.
+ * wrapped, once, when sync mode loads. The inspector's `Runtime.evaluate`
+ * and `Debugger.evaluateOnCallFrame` with a `timeout` are the same hazard
+ * (V8's inspector terminates from a thread of its own): an in-process
+ * `inspector.Session#post` evaluates before it returns, so it is wrapped
+ * too. Only one thread runs JS at a time and the script's thread cannot
+ * switch while it runs, so one count is enough.
  */
 import * as vm from 'node:vm'
 
@@ -31,7 +35,7 @@ export function underWatchdog(): boolean {
 /** The Error a blocking call throws inside such a script. */
 export function blockedByWatchdog(what: string): Error {
   return new Error(
-    `${what} blocks, and a sync greenlet cannot block inside a vm script run with a timeout or breakOnSigint: ` +
+    `${what} blocks, and a sync greenlet cannot block inside a vm script run with a timeout or breakOnSigint (or an inspector evaluation with a timeout): ` +
       'Node stops that script by terminating whatever JavaScript runs when its watchdog fires, which would be ' +
       'another greenlet or the main thread. Run the script, then block (or run it without a timeout).',
   )
@@ -81,4 +85,25 @@ if (vmModule !== undefined) {
       return armsWatchdog(options) ? watched(() => evaluate.call(this, options)) : evaluate.call(this, options)
     },
   }.evaluate as Evaluate
+}
+
+// Node built without the inspector has no module to wrap.
+let inspector: typeof import('node:inspector') | undefined
+try {
+  inspector = require('node:inspector') as typeof import('node:inspector')
+} catch {
+  inspector = undefined
+}
+if (inspector !== undefined) {
+  type Post = (this: object, method: string, params?: object, callback?: unknown) => void
+  const session = inspector.Session.prototype as unknown as { post: Post }
+  const post = session.post
+  session.post = {
+    post(this: object, ...args: Parameters<Post>) {
+      const [method, params] = args
+      const evaluates = method === 'Runtime.evaluate' || method === 'Debugger.evaluateOnCallFrame'
+      const timed = evaluates && params !== null && typeof params === 'object' && (params as { timeout?: unknown }).timeout !== undefined
+      return timed ? watched(() => post.apply(this, args)) : post.apply(this, args)
+    },
+  }.post as Post
 }

@@ -33,7 +33,10 @@
 //!   gives it back unstarted, [`Slot::give_back`] drops it and reports it
 //!   cancelled instead of queueing it again, so an abort is never lost
 //!   between workers.
-//! - A dropped slot gives its local tasks back to the injector.
+//! - A dropped slot (a worker retired, or died) leaves its local tasks to
+//!   the pool's orphans, which every take looks at before anything else:
+//!   they left the injector before what is still in it, so a retiring
+//!   worker does not send the tasks it had taken behind later ones.
 //!
 //! # Held tasks (thread workers)
 //! A worker that runs in the pool's process takes with [`Slot::take_held`]:
@@ -45,8 +48,8 @@
 //! over (the holder's claim fails too). `held` keeps a held task's payload
 //! for that, and is locked after `states`, never alone before it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -149,6 +152,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Pool {
     id: u32,
     injector: Injector<Task>,
+    /// Tasks of dropped slots, oldest (lowest id) first.
+    orphans: Mutex<VecDeque<Task>>,
+    /// `orphans` is not empty: spares takes the lock when it is.
+    has_orphans: AtomicBool,
     stealers: RwLock<Vec<(u32, Stealer<Task>)>>,
     next_slot: AtomicU32,
     states: Mutex<HashMap<u32, TaskState>>,
@@ -168,6 +175,8 @@ impl Pool {
         let pool = Arc::new(Pool {
             id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
             injector: Injector::new(),
+            orphans: Mutex::default(),
+            has_orphans: AtomicBool::new(false),
             stealers: RwLock::default(),
             next_slot: AtomicU32::new(1),
             states: Mutex::default(),
@@ -279,6 +288,8 @@ impl Pool {
         lock(&self.held).payloads.clear();
         drop(states);
         while !matches!(self.injector.steal(), Steal::Empty) {}
+        lock(&self.orphans).clear();
+        self.has_orphans.store(false, Ordering::Release);
     }
 
     pub fn state(&self, id: u32) -> Option<TaskState> {
@@ -557,6 +568,9 @@ impl Slot {
     /// because what they hold left the injector before anything still in
     /// it: tasks start in about submission order, as from one shared queue.
     fn refill(&self, want: usize) -> Option<Task> {
+        if let Some(task) = self.adopt_orphans(want) {
+            return Some(task);
+        }
         let stealers = self.pool.stealers.read().unwrap_or_else(|e| e.into_inner());
         for (index, stealer) in stealers.iter() {
             if *index == self.index {
@@ -586,6 +600,27 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Pops the oldest orphan, moving up to `want` more into the local deque.
+    fn adopt_orphans(&self, want: usize) -> Option<Task> {
+        if !self.pool.has_orphans.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut orphans = lock(&self.pool.orphans);
+        let first = orphans.pop_front();
+        for _ in 0..want.saturating_sub(1) {
+            match orphans.pop_front() {
+                Some(task) => self.local.push(task),
+                None => break,
+            }
+        }
+        if orphans.is_empty() {
+            self.pool.has_orphans.store(false, Ordering::Release);
+        }
+        first
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         lock(&self.pool.held).last_claim.remove(&self.index);
@@ -594,8 +629,13 @@ impl Drop for Slot {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(i, _)| *i != self.index);
-        while let Some(task) = self.local.pop() {
-            self.pool.injector.push(task);
+        let mut orphans = lock(&self.pool.orphans);
+        let before = orphans.len();
+        orphans.extend(std::iter::from_fn(|| self.local.pop()));
+        if orphans.len() > before {
+            // Ids grow with submission: two slots' leftovers interleave by age.
+            orphans.make_contiguous().sort_unstable_by_key(|t| t.id);
+            self.pool.has_orphans.store(true, Ordering::Release);
         }
     }
 }
@@ -855,17 +895,57 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_slot_returns_its_local_tasks() {
+    fn a_dropped_slot_returns_its_local_tasks_ahead_of_the_queue() {
         let (pool, _) = counting_pool();
-        let tasks: Vec<(u32, &[u8])> = (1..=4).map(|i| (i, &b""[..])).collect();
+        let tasks: Vec<(u32, &[u8])> = (1..=6).map(|i| (i, &b""[..])).collect();
         pool.submit(&batch(&tasks)).unwrap();
         let a = Slot::attach(pool.clone());
         let mut out = Vec::new();
+        // Asks for 1: refills 2, so 2 stays in its deque.
         assert_eq!(a.take(1, &mut out), 1);
+        assert!(!a.local.is_empty());
         drop(a);
+        // A worker that replaces it (maxTasksPerChild) starts 2 next, not 3.
         let b = Slot::attach(pool.clone());
         out.clear();
-        assert_eq!(b.take(10, &mut out), 3);
+        assert_eq!(b.take(1, &mut out), 1);
+        assert_eq!(ids(&out), vec![2]);
+        out.clear();
+        assert_eq!(b.take(10, &mut out), 4);
+        assert_eq!(ids(&out), vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn orphans_of_two_slots_are_taken_oldest_first_and_purged_with_the_pool() {
+        let (pool, _) = counting_pool();
+        let tasks: Vec<(u32, &[u8])> = (1..=8).map(|i| (i, &b""[..])).collect();
+        pool.submit(&batch(&tasks)).unwrap();
+        let a = Slot::attach(pool.clone());
+        let b = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(a.take(2, &mut out), 2); // 1, 2; holds 3, 4
+        assert_eq!(b.take(1, &mut out), 1); // steals from a first
+        drop(b);
+        drop(a);
+        let c = Slot::attach(pool.clone());
+        let mut next = Vec::new();
+        assert_eq!(c.take(10, &mut next), 5);
+        let taken = ids(&next);
+        let mut sorted = taken.clone();
+        sorted.sort();
+        assert_eq!(taken, sorted, "in submission order");
+        let all: Vec<u32> = ids(&out).into_iter().chain(taken).collect();
+        assert_eq!(all.len(), 8);
+        // A purge forgets orphans too.
+        pool.submit(&batch(&[(20, b""), (21, b"")])).unwrap();
+        let d = Slot::attach(pool.clone());
+        let mut one = Vec::new();
+        assert_eq!(d.take(1, &mut one), 1);
+        drop(d);
+        pool.purge();
+        let e = Slot::attach(pool.clone());
+        one.clear();
+        assert_eq!(e.take(10, &mut one), 0);
     }
 
     #[test]

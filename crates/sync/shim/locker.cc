@@ -19,7 +19,20 @@
 //    stack. V8 otherwise derives the limit from the stack position at first
 //    lock and a fixed size, which can lie below a small thread stack: deep
 //    recursion would then hit the guard page (SIGSEGV) instead of throwing
-//    RangeError.
+//    RangeError. The limit gives JS what the main thread has (V8's default
+//    --stack-size) and leaves the rest of an 8 MiB stack below it, as the
+//    main thread does: V8's parsers, regexp compiler and bytecode generator
+//    recurse without stack checks on some deep but legal input (30,000
+//    nested regexp groups, destructuring 3,000 deep), and 192 KiB of room
+//    under the limit was a SIGSEGV there where the main thread throws.
+// 7. SIGPROF found at its default action at install is set to be ignored.
+//    V8's CPU sampler signals the thread that started a profile, and
+//    stopping the last one restores the SIGPROF action it found: a profile
+//    started on one greenlet thread and stopped on another (or on the main
+//    thread) left a sample signal pending for a thread parked on the baton,
+//    delivered after the restore with the default action, which ends the
+//    process. A profile already running at install found the default before
+//    this: stop it on the thread that started it.
 // 3. Drain pending V8 interrupts before giving up the lock. Interrupt flags
 //    (GC and compilation requests, TerminateExecution, inspector pauses) are
 //    archived with the thread that held the lock; a greenlet that sleeps for
@@ -81,7 +94,9 @@
 #include <v8.h>
 
 #include <pthread.h>
+#include <signal.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -92,6 +107,11 @@ namespace {
 // stack, for V8's runtime functions and native code below the limit (Node
 // keeps the same 192 KiB for worker threads).
 constexpr uintptr_t kStackHeadroom = 192 * 1024;
+
+// JS stack of a greenlet thread, as V8's default --stack-size gives the main
+// thread: the limit sits this far below the stack's top when the stack is
+// large enough (rule 2), else kStackHeadroom above its end.
+constexpr uintptr_t kJsStackBytes = 984 * 1024;
 
 // Set once by install() on the main thread, never freed: heap-allocated so
 // that no static destructor runs at process exit while greenlet threads are
@@ -144,10 +164,12 @@ bool DrainInterrupts(v8::Isolate* isolate, bool rethrow) {
   return true;
 }
 
-// The calling greenlet thread's stack, [t_stack_low, t_stack_high), once
-// SetStackLimitInsideThisStack has run on it (0 on other threads).
+// The calling greenlet thread's stack, [t_stack_low, t_stack_high), and the
+// JS stack limit set in it, once SetStackLimitInsideThisStack has run on it
+// (0 on other threads).
 thread_local uintptr_t t_stack_low = 0;
 thread_local uintptr_t t_stack_high = 0;
+thread_local uintptr_t t_stack_limit = 0;
 
 // Rule 2, for the calling (greenlet) thread.
 void SetStackLimitInsideThisStack(v8::Isolate* isolate) {
@@ -172,10 +194,20 @@ void SetStackLimitInsideThisStack(v8::Isolate* isolate) {
   // Without the bounds V8's default stays; the Rust side creates threads
   // whose stack is large enough for it.
   if (low != 0) {
-    isolate->SetStackLimit(low + kStackHeadroom);
+    uintptr_t high = low + size;
+    uintptr_t limit = size > kJsStackBytes + kStackHeadroom ? high - kJsStackBytes : low + kStackHeadroom;
+    isolate->SetStackLimit(limit);
     t_stack_low = low;
-    t_stack_high = low + size;
+    t_stack_high = high;
+    t_stack_limit = limit;
   }
+}
+
+// Rule 7.
+void IgnoreStraySigprof() {
+  struct sigaction current {};
+  if (sigaction(SIGPROF, nullptr, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) std::signal(SIGPROF, SIG_IGN);
 }
 
 }  // namespace
@@ -211,6 +243,7 @@ int greenthread_shim_install(napi_value runner, napi_value drain, char* err, siz
   if (!runner_value->IsFunction() || !drain_value->IsFunction()) {
     return Fail(err, err_len, "runner and drain must be functions");
   }
+  IgnoreStraySigprof();
   g_isolate = isolate;
   g_context = new v8::Global<v8::Context>(isolate, isolate->GetCurrentContext());
   g_runner = new v8::Global<v8::Function>(isolate, runner_value.As<v8::Function>());
@@ -264,8 +297,8 @@ intptr_t greenthread_shim_stack_room() {
   volatile char probe = 0;
   auto here = reinterpret_cast<uintptr_t>(&probe);
   if (here < t_stack_low || here >= t_stack_high) return -1;
-  if (here < t_stack_low + kStackHeadroom) return 0;
-  return static_cast<intptr_t>(here - t_stack_low - kStackHeadroom);
+  if (here < t_stack_limit) return 0;
+  return static_cast<intptr_t>(here - t_stack_limit);
 }
 
 int greenthread_shim_run() {

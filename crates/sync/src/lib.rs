@@ -30,10 +30,12 @@ use greenthread_runtime::baton::{hand_over, Baton, Expect};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// Greenlet thread stacks. The shim puts the JS stack limit 192 KiB above the
-/// stack's end, which leaves JS about as much stack as on the main thread
-/// (V8's default `--stack-size` is 984 KiB). Untouched pages cost no memory.
-const STACK_BYTES: usize = 1280 * 1024;
+/// Greenlet thread stacks, as large as the main thread's usual one. The shim
+/// gives JS as much of it as on the main thread (V8's default `--stack-size`,
+/// 984 KiB) and leaves the rest below the JS limit for V8's own recursion
+/// (its parsers and compilers do not always check the stack). Untouched
+/// pages cost no memory, only address space.
+const STACK_BYTES: usize = 8 * 1024 * 1024;
 
 // The V8 shim (shim/locker.cc). Contracts of each call:
 extern "C" {
@@ -186,13 +188,21 @@ pub fn install(runner: Function, drain: Function, node_abi: u32) -> Result<()> {
             "already installed in this process",
         ));
     }
+    // The JS loader checks it first, for a RangeError; empty counts as unset.
     let max_threads = match std::env::var(MAX_THREADS_ENV) {
-        Ok(v) => Some(v.parse::<usize>().map_err(|_| {
-            Error::new(
-                Status::InvalidArg,
-                format!("{MAX_THREADS_ENV} must be a non-negative integer, got {v:?}"),
-            )
-        })?),
+        Ok(v) if v.trim().is_empty() => None,
+        Ok(v) => Some(
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    Error::new(
+                        Status::InvalidArg,
+                        format!("{MAX_THREADS_ENV} must be a positive integer, got {v:?}"),
+                    )
+                })?,
+        ),
         Err(_) => None,
     };
     let mut err = [0 as c_char; 256];
