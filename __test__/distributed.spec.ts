@@ -333,6 +333,32 @@ if (!hasRedis) {
     }
   })
 
+  serial('runWorker against a Redis with one free client slot (enough for its probe, not for bullmq): rejects naming the address within connectTimeoutMs', async (t) => {
+    const server = await ownRedis(['--save', ''])
+    const hogs: net.Socket[] = []
+    try {
+      // maxclients 3, two taken: the probe gets in and leaves; bullmq needs two.
+      t.is(spawnSync('redis-cli', ['-p', String(server.port), 'config', 'set', 'maxclients', '3'], { encoding: 'utf8' }).stdout.trim(), 'OK')
+      for (let i = 0; i < 2; i++) {
+        const hog = net.connect(server.port, '127.0.0.1')
+        hog.on('error', () => {})
+        hogs.push(hog)
+        await new Promise((resolve) => hog.once('connect', resolve))
+      }
+      const started = performance.now()
+      const worker = runWorker({ connection: { host: '127.0.0.1', port: server.port }, queue: 'one-slot', module: TASKS, concurrency: 1, pool: 'thread', connectTimeoutMs: 1000 })
+      await t.throwsAsync(worker, { message: new RegExp(`Redis at 127.0.0.1:${server.port} did not take the worker's connections within 1000 ms`) })
+      t.true(performance.now() - started < 10_000, 'given up within a few connect timeouts')
+      // With room again, it starts.
+      for (const hog of hogs.splice(0)) hog.destroy()
+      const ready = await runWorker({ connection: { host: '127.0.0.1', port: server.port }, queue: 'one-slot', module: TASKS, concurrency: 1, pool: 'thread', connectTimeoutMs: 5000 })
+      await ready.close()
+    } finally {
+      for (const hog of hogs) hog.destroy()
+      await server.stop()
+    }
+  })
+
   serial('a Redis that stops answering the connections bullmq opens while the executor sets up: shutdown returns and no connection stays open', async (t) => {
     // The executor's first connection reaches Redis; later ones are accepted and never answered.
     const open = new Set<net.Socket>()

@@ -12,6 +12,7 @@ import type * as BullMQ from 'bullmq'
 
 import {
   checkConnectTimeout,
+  answersWithin,
   checkConnection,
   checkQueueName,
   connect,
@@ -111,7 +112,7 @@ export function runWorker(options: RunWorkerOptions): Promise<DistributedWorker>
     const probe = await connect(conn, connectTimeoutMs)
     probe.disconnect()
     const makePool = (): Pool => (kind === 'thread' ? new ThreadPoolExecutor({ maxWorkers: concurrency, module: url }) : new ProcessPoolExecutor({ maxWorkers: concurrency, module: url }))
-    return new DistributedWorker(SECRET, {
+    const worker = new DistributedWorker(SECRET, {
       queue,
       address: conn.address,
       module: url,
@@ -119,6 +120,13 @@ export function runWorker(options: RunWorkerOptions): Promise<DistributedWorker>
       makePool,
       workerOptions: { connection: conn.bullmq, concurrency: concurrency + prefetch, stalledInterval, lockDuration, maxStalledCount },
     })
+    // Ready once bullmq's connections are (it takes two: the probe's one
+    // free client slot is not enough), not merely once Redis answered.
+    if (!(await answersWithin(worker._ready, connectTimeoutMs))) {
+      await worker.close({ force: true })
+      throw new Error(`Redis at ${conn.address} did not take the worker's connections within ${connectTimeoutMs} ms (lost, or out of client slots)`)
+    }
+    return worker
   })
 }
 
@@ -152,6 +160,8 @@ export class DistributedWorker {
   readonly #worker: BullMQ.Worker<JobData, string>
   #closing: Promise<void> | undefined
   #forced = false
+  /** @internal Resolves once bullmq's worker is connected (both its connections) and takes jobs. */
+  readonly _ready: Promise<void>
 
   /** @internal Made by runWorker. */
   constructor(token: typeof SECRET, setup: Setup) {
@@ -165,6 +175,7 @@ export class DistributedWorker {
     this.#pool = setup.makePool()
     const { Worker } = loadBullmq()
     this.#worker = new Worker<JobData, string>(this.queue, this.#process, setup.workerOptions as any)
+    this._ready = new Promise((resolve) => this.#worker.once('ready', () => resolve()))
     // Connection errors while Redis restarts, locks lost with it: bullmq recovers, the job runs again.
     this.#worker.on('error', (err: Error) => debug('worker %s: %s', this.queue, err?.message))
   }
