@@ -186,6 +186,33 @@ test.serial('a join wait with a timer ends with TIMER; a death after that does n
   t.deepEqual(log, [['w', TIMER]])
 })
 
+test.serial('joins that ended without the death (timed out, interrupted) do not pile up on a live target; live joiners are all resumed', async (t) => {
+  const log: Log = []
+  const [target] = probes(log, 'target')
+  hub.resumed(target)
+  // 10,000 joins that end by interrupt, as a poller's join(0) or a killed joiner's would.
+  const pollers = probes(log, ...Array.from({ length: 100 }, (_, i) => `p${i}`))
+  for (const p of pollers) hub.resumed(p)
+  for (let round = 0; round < 100; round++) {
+    for (const p of pollers) {
+      hub.joinWait(p, [target], 1, false, -1)
+      hub.interrupt(p)
+    }
+    await turn()
+  }
+  const listed = (target._joiners as unknown[] | undefined)?.length ?? 0
+  t.true(listed <= 2 * 2 * 100 + 64, `${listed / 2} joins still listed`)
+  log.length = 0
+  const [a, b] = probes(log, 'a', 'b')
+  hub.resumed(a)
+  hub.resumed(b)
+  hub.joinWait(a, [target], 1, false, -1)
+  hub.joinWait(b, [target], 1, false, -1)
+  hub.die(target, false)
+  await turn()
+  t.deepEqual(log, [['a', WAKE], ['b', WAKE]])
+})
+
 test.serial('a record that died is no longer unparked or interrupted; dying does not resume anybody but joiners (parents are the greenlets\' own)', async (t) => {
   const log: Log = []
   const [parent, child] = probes(log, 'parent', 'child')

@@ -953,6 +953,10 @@ test('a CPU profile started in one greenlet and stopped in another (or on the ma
   // way after the stop found SIGPROF at its default action (exit 155).
   const r = await runChild(`
 const { run, spawn, sleep } = require(SYNC)
+// A listener added and removed puts SIGPROF back at its default action (libuv).
+const listener = () => {}
+process.on('SIGPROF', listener)
+process.off('SIGPROF', listener)
 const session = new (require('inspector').Session)()
 session.connect()
 session.post('Profiler.enable')
@@ -980,23 +984,31 @@ serial("a greenlet cannot block inside the inspector's Runtime.evaluate with a t
   // V8's inspector ends a timed-out evaluation by terminating whatever JS
   // runs then: had the greenlet handed over, another greenlet (never
   // finished) or the main thread ("async hook stack has become corrupted").
+  // inspector/promises loaded first keeps its own reference to the callback API's post.
   const r = await runChild(`
-const { run, spawn, joinall, sleep } = require(SYNC)
+const promises = require('inspector/promises')
+const { run, spawn, joinall, sleep, block } = require(SYNC)
 globalThis.sleep = sleep
 const session = new (require('inspector').Session)()
 session.connect()
+const promised = new promises.Session()
+promised.connect()
+const describe = (r) => r.exceptionDetails ? r.exceptionDetails.exception.description : r.result.value
 run(() => {
   const others = [1, 2, 3].map(() => spawn(() => { for (let i = 0; i < 20; i++) { const s = Date.now(); while (Date.now() - s < 2); sleep(1) } return 'done' }))
   let timed, untimed
-  session.post('Runtime.evaluate', { expression: 'sleep(100); "slept"', timeout: 20 }, (e, r) => { timed = r.exceptionDetails ? r.exceptionDetails.exception.description : r.result.value })
+  session.post('Runtime.evaluate', { expression: 'sleep(100); "slept"', timeout: 20 }, (e, r) => { timed = describe(r) })
   session.post('Runtime.evaluate', { expression: 'sleep(5); "slept"' }, (e, r) => { untimed = r.result.value })
+  const timedPromised = describe(block(promised.post('Runtime.evaluate', { expression: 'sleep(100); "slept"', timeout: 20 })))
   joinall(others, { timeoutMs: 10000 })
-  return { timed, untimed, others: others.map((g) => g.value) }
+  return { timed, untimed, timedPromised, others: others.map((g) => g.value) }
 }).then((r) => console.log(JSON.stringify(r)))
 `)
   t.is(r.status, 0, r.stderr)
   const res = report(r)
-  t.regex(res.timed, /sleep\(\) blocks, and a sync greenlet cannot block inside a vm script run with a timeout or breakOnSigint \(or an inspector evaluation with a timeout\)/)
+  const refused = /sleep\(\) blocks, and a sync greenlet cannot block inside a vm script run with a timeout or breakOnSigint \(or an inspector evaluation with a timeout\)/
+  t.regex(res.timed, refused)
+  t.regex(res.timedPromised, refused)
   t.is(res.untimed, 'slept')
   t.deepEqual(res.others, ['done', 'done', 'done'])
 })

@@ -379,6 +379,24 @@ done.then((v) => console.log('value', v, 'pending', armed.pending))`
     t.is(value, 'value 1 pending true', entry)
     t.true(Number(exit.split(' ').pop()) < 20_000, `${entry}: ${exit}`)
   }
+  // One whose signal was handed out keeps it alive: another greenlet may wait on that signal.
+  for (const entry of ['index.js', 'sync.js']) {
+    const api = JSON.stringify(path.join(__dirname, '..', entry))
+    const script = entry === 'sync.js'
+      ? `const gt = require(${api})
+gt.run(() => {
+  let shared
+  gt.spawn(() => { shared = gt.Timeout.startNew(200); return 1 }).join()
+  try { new gt.Event().wait({ signal: shared.signal }); return 'not aborted' } catch (e) { return e.name }
+}).then((r) => console.log(r))`
+      : `const gt = require(${api})
+let shared
+gt.spawn(() => { shared = gt.Timeout.startNew(200); void shared.signal; return 1 }).join().then(() =>
+  gt.spawn(async () => { try { await new gt.Event().wait({ signal: shared.signal }); return 'not aborted' } catch (e) { return e.name } }).get()).then((r) => console.log(r))`
+    const r = await runNode(['-e', script], { timeoutMs: 30_000 })
+    t.is(r.status, 0, describeExit(r))
+    t.is(r.stdout.trim(), 'Timeout', `${entry}: the waiter on its signal was aborted before the process exited`)
+  }
   // It still fires while the process lives: its signal aborts at the deadline.
   let armed!: Timeout
   await spawn(() => {

@@ -119,6 +119,22 @@ function setReadyOutcome(r: HubRecord, outcome: number): void {
   r._hubFlags = (r._hubFlags & ~OUTCOME_MASK) | (outcome << OUTCOME_SHIFT)
 }
 
+/** `waiter` is still in the join wait it registered for under `epoch`. */
+function stillJoining(waiter: HubRecord, epoch: number): boolean {
+  return waiter._epoch === epoch && waiter._hubState === PARKED && waiter._joinRemaining > 0
+}
+
+/** Keeps the (waiter, epoch) pairs of `joiners` still joining, in order. */
+function dropEndedJoins(joiners: (HubRecord | number)[]): void {
+  let kept = 0
+  for (let i = 0; i < joiners.length; i += 2) {
+    if (!stillJoining(joiners[i] as HubRecord, joiners[i + 1] as number)) continue
+    joiners[kept++] = joiners[i]
+    joiners[kept++] = joiners[i + 1]
+  }
+  joiners.length = kept
+}
+
 /** A wait woken directly whose greenlet has not run yet: an interrupt meanwhile is raised by it. */
 export interface WokenWait {
   interrupted: boolean
@@ -405,12 +421,15 @@ class HubClient {
       const target = targets[i]
       if (target._hubState === GONE) continue
       const joiners = target._joiners
-      if (joiners === undefined) {
+      if (joiners === undefined || (joiners instanceof HubRecord && !stillJoining(joiners, target._joinerEpoch))) {
         target._joiners = waiter
         target._joinerEpoch = epoch
       } else if (joiners instanceof HubRecord) {
         target._joiners = [joiners, target._joinerEpoch, waiter, epoch]
       } else {
+        // Joins that ended otherwise (a timeout, a kill) stay listed until the target dies: dropped
+        // each time the list doubles, so a long-lived target polled with join(0) keeps no more than twice its live joiners.
+        if (joiners.length >= 64 && (joiners.length & (joiners.length - 1)) === 0) dropEndedJoins(joiners)
         joiners.push(waiter, epoch)
       }
     }
@@ -501,6 +520,15 @@ class HubClient {
     this.holdProcess(this.liveTimers > 0)
   }
 
+  /** Undoes `unref`: the timers of `r` keep the process alive again. */
+  ref(r: HubRecord): void {
+    if ((r._hubFlags & UNREF) === 0) return
+    r._hubFlags &= ~UNREF
+    if ((r._hubFlags & TIMED) === 0) return
+    this.liveTimers++
+    this.holdProcess(true)
+  }
+
   /** Whether `r` is in the run queue or the batch being resumed, waiting for its turn. */
   isQueued(r: HubRecord): boolean {
     return r._hubState === READY || r._hubState === DELIVERED
@@ -544,7 +572,7 @@ class HubClient {
   }
 
   #joined(waiter: HubRecord, epoch: number, failed: boolean): void {
-    if (waiter._epoch !== epoch || waiter._hubState !== PARKED || waiter._joinRemaining === 0) return
+    if (!stillJoining(waiter, epoch)) return
     waiter._joinRemaining = failed && (waiter._hubFlags & JOIN_RAISE) !== 0 ? 0 : waiter._joinRemaining - 1
     if (waiter._joinRemaining === 0) {
       this.#endWait(waiter)
@@ -1146,6 +1174,11 @@ export class Alarm extends HubRecord {
   /** It no longer keeps the process alive; it still fires if the process lives that long. */
   unref(): void {
     hub.unref(this)
+  }
+
+  /** It keeps the process alive again. */
+  ref(): void {
+    hub.ref(this)
   }
 }
 

@@ -47,6 +47,8 @@ export abstract class TimeoutBase extends Error {
   /** The greenlet it is armed for, until it fires or is cancelled. */
   #target: TimeoutTarget | undefined
   #controller: AbortController | undefined
+  /** Pending after its greenlet finished, no longer keeping the process alive (see `_targetFinished`). */
+  #targetFinished = false
   /** The greenlet it fired in, until cancelled: the raise may still wait for its next wait there. */
   #firedIn: TimeoutTarget | undefined
 
@@ -81,6 +83,8 @@ export abstract class TimeoutBase extends Error {
    * A restart gives a new one.
    */
   get signal(): AbortSignal {
+    // Someone may wait on it now: a Timeout its finished greenlet left pending keeps the process alive again.
+    if (this.#targetFinished) this.#alarm?.ref()
     return (this.#controller ??= new AbortController()).signal
   }
 
@@ -95,6 +99,7 @@ export abstract class TimeoutBase extends Error {
     if (this.ms === null) return this
     if (this.#controller?.signal.aborted) this.#controller = undefined
     this.#target = target
+    this.#targetFinished = false
     target._armTimeout(this)
     this.#alarm = new Alarm(this.ms, () => this.#fire(target))
     return this
@@ -135,10 +140,13 @@ export abstract class TimeoutBase extends Error {
 
   /**
    * @internal The greenlet it is armed for finished with it pending: it
-   * stays pending, and still fires (aborting its signal, which something
-   * the greenlet started may hold), but no longer keeps the process alive.
+   * stays pending and still fires, but has nobody to raise in. Unless its
+   * signal was handed out (another greenlet may wait on it), it no longer
+   * keeps the process alive.
    */
   _targetFinished(): void {
+    if (this.#controller !== undefined) return
+    this.#targetFinished = true
     this.#alarm?.unref()
   }
 

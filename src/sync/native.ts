@@ -31,6 +31,7 @@ export interface SyncBinding {
   prepare(slot: number): void
   threadStats(): { threads: number; idle: number }
   stackRoom(): number
+  ignoreStraySigprof(): void
 }
 
 interface PlatformScript {

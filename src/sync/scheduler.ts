@@ -31,6 +31,7 @@
  *   (the shim saves it across hand-overs).
  */
 import { type HubRecord, hub } from '../hub'
+import './inspector'
 import { syncNative } from './native'
 
 /** The main thread's slot. */

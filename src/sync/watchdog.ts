@@ -18,10 +18,9 @@
  * them), and `vm.Module#evaluate` where vm modules are enabled: those are
  * wrapped, once, when sync mode loads. The inspector's `Runtime.evaluate`
  * and `Debugger.evaluateOnCallFrame` with a `timeout` are the same hazard
- * (V8's inspector terminates from a thread of its own): an in-process
- * `inspector.Session#post` evaluates before it returns, so it is wrapped
- * too. Only one thread runs JS at a time and the script's thread cannot
- * switch while it runs, so one count is enough.
+ * (V8's inspector terminates from a thread of its own): see ./inspector.ts.
+ * Only one thread runs JS at a time and the script's thread cannot switch
+ * while it runs, so one count is enough.
  */
 import * as vm from 'node:vm'
 
@@ -48,7 +47,8 @@ function armsWatchdog(options: unknown): boolean {
   return timeout !== undefined || breakOnSigint === true
 }
 
-function watched<T>(run: () => T): T {
+/** Runs `run`, which may arm a watchdog: blocking inside it throws. */
+export function watched<T>(run: () => T): T {
   depth++
   try {
     return run()
@@ -85,25 +85,4 @@ if (vmModule !== undefined) {
       return armsWatchdog(options) ? watched(() => evaluate.call(this, options)) : evaluate.call(this, options)
     },
   }.evaluate as Evaluate
-}
-
-// Node built without the inspector has no module to wrap.
-let inspector: typeof import('node:inspector') | undefined
-try {
-  inspector = require('node:inspector') as typeof import('node:inspector')
-} catch {
-  inspector = undefined
-}
-if (inspector !== undefined) {
-  type Post = (this: object, method: string, params?: object, callback?: unknown) => void
-  const session = inspector.Session.prototype as unknown as { post: Post }
-  const post = session.post
-  session.post = {
-    post(this: object, ...args: Parameters<Post>) {
-      const [method, params] = args
-      const evaluates = method === 'Runtime.evaluate' || method === 'Debugger.evaluateOnCallFrame'
-      const timed = evaluates && params !== null && typeof params === 'object' && (params as { timeout?: unknown }).timeout !== undefined
-      return timed ? watched(() => post.apply(this, args)) : post.apply(this, args)
-    },
-  }.post as Post
 }

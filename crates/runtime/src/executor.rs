@@ -49,7 +49,7 @@
 //! for that, and is locked after `states`, never alone before it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,10 @@ use crate::alarm::Wake;
 
 /// Bytes of a frame header: id and length.
 pub const FRAME_HEADER: usize = 8;
+
+/// Cancelled tasks the injector may hold before it is swept (and at least
+/// as many as half of what it holds: a sweep costs a pass over it).
+const CANCELLED_IN_QUEUE_SLACK: usize = 1024;
 
 /// A holder that has started nothing for this long is taken to be blocked
 /// in a long call: idle siblings take its held tasks over.
@@ -156,6 +160,10 @@ pub struct Pool {
     orphans: Mutex<VecDeque<Task>>,
     /// `orphans` is not empty: spares takes the lock when it is.
     has_orphans: AtomicBool,
+    /// Tasks cancelled while in the injector since it was last swept: only a
+    /// take drops them, and with no worker taking (none started yet, or all
+    /// retired idle) their payloads would stay.
+    cancelled_in_queue: AtomicUsize,
     stealers: RwLock<Vec<(u32, Stealer<Task>)>>,
     next_slot: AtomicU32,
     states: Mutex<HashMap<u32, TaskState>>,
@@ -177,6 +185,7 @@ impl Pool {
             injector: Injector::new(),
             orphans: Mutex::default(),
             has_orphans: AtomicBool::new(false),
+            cancelled_in_queue: AtomicUsize::new(0),
             stealers: RwLock::default(),
             next_slot: AtomicU32::new(1),
             states: Mutex::default(),
@@ -251,6 +260,10 @@ impl Pool {
         match states.get(&id) {
             Some(TaskState::Queued) => {
                 states.remove(&id);
+                let cancelled = self.cancelled_in_queue.fetch_add(1, Ordering::Relaxed) + 1;
+                if cancelled > CANCELLED_IN_QUEUE_SLACK && cancelled > self.injector.len() / 2 {
+                    self.sweep_injector(states);
+                }
                 true
             }
             Some(TaskState::Held(_)) => {
@@ -259,6 +272,27 @@ impl Pool {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Drops the cancelled tasks from the injector, keeping the order of the
+    /// rest (a worker taking meanwhile gets older ones first, as ever).
+    fn sweep_injector(&self, states: &HashMap<u32, TaskState>) {
+        self.cancelled_in_queue.store(0, Ordering::Relaxed);
+        let mut kept = Vec::new();
+        loop {
+            match self.injector.steal() {
+                Steal::Success(task) => {
+                    if states.get(&task.id) == Some(&TaskState::Queued) {
+                        kept.push(task);
+                    }
+                }
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+        for task in kept {
+            self.injector.push(task);
         }
     }
 
@@ -276,6 +310,8 @@ impl Pool {
             states.remove(id);
             held.payloads.remove(id);
         }
+        drop(held);
+        self.sweep_injector(&states);
         ids
     }
 
@@ -913,6 +949,34 @@ mod tests {
         out.clear();
         assert_eq!(b.take(10, &mut out), 4);
         assert_eq!(ids(&out), vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn tasks_cancelled_with_no_worker_taking_do_not_stay_in_the_queue() {
+        let (pool, _) = counting_pool();
+        let n = 3 * CANCELLED_IN_QUEUE_SLACK as u32;
+        let tasks: Vec<(u32, &[u8])> = (1..=n).map(|i| (i, &[0u8; 100][..])).collect();
+        pool.submit(&batch(&tasks)).unwrap();
+        // Two of every three are cancelled before any worker exists: more than half of what waits.
+        for id in (1..=n).filter(|id| id % 3 != 0) {
+            assert!(pool.cancel(id));
+        }
+        assert!(
+            pool.injector.len() < n as usize,
+            "swept: {} left of {n}",
+            pool.injector.len()
+        );
+        let slot = Slot::attach(pool.clone());
+        let mut out = Vec::new();
+        assert_eq!(slot.take(n as usize, &mut out), n as usize / 3);
+        assert_eq!(ids(&out), (3..=n).step_by(3).collect::<Vec<_>>());
+        // Cancelling all that wait empties the queue at once.
+        pool.submit(&batch(&[(n + 1, b"x"), (n + 2, b"y")]))
+            .unwrap();
+        let mut cancelled = pool.cancel_queued();
+        cancelled.sort();
+        assert_eq!(cancelled, vec![n + 1, n + 2]);
+        assert_eq!(pool.injector.len(), 0);
     }
 
     #[test]

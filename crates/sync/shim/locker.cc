@@ -31,8 +31,11 @@
 //    started on one greenlet thread and stopped on another (or on the main
 //    thread) left a sample signal pending for a thread parked on the baton,
 //    delivered after the restore with the default action, which ends the
-//    process. A profile already running at install found the default before
-//    this: stop it on the thread that started it.
+//    process. The loader does it again before each profile it sees start
+//    (the inspector's Profiler.start, v8.startCpuProfile): removing a
+//    process.on('SIGPROF') listener puts the default back. A profile already
+//    running at install found the default before this: stop it on the
+//    thread that started it.
 // 3. Drain pending V8 interrupts before giving up the lock. Interrupt flags
 //    (GC and compilation requests, TerminateExecution, inspector pauses) are
 //    archived with the thread that held the lock; a greenlet that sleeps for
@@ -300,6 +303,8 @@ intptr_t greenthread_shim_stack_room() {
   if (here < t_stack_limit) return 0;
   return static_cast<intptr_t>(here - t_stack_limit);
 }
+
+void greenthread_shim_ignore_stray_sigprof() { IgnoreStraySigprof(); }
 
 int greenthread_shim_run() {
   v8::Isolate* isolate = g_isolate;

@@ -63,6 +63,8 @@ extern "C" {
     /// Always safe: bytes of JS stack left to a greenlet thread, -1 off its
     /// own stack (a WebAssembly JSPI stack), `isize::MAX` on other threads.
     fn greenthread_shim_stack_room() -> isize;
+    /// Always safe: sets SIGPROF to be ignored if it is at its default action.
+    fn greenthread_shim_ignore_stray_sigprof();
 }
 
 struct Slot {
@@ -334,4 +336,13 @@ pub fn thread_stats() -> Result<ThreadStats> {
     let threads = world.slots.read().unwrap_or_else(|e| e.into_inner()).len() as u32 - 1;
     let idle = world.idle.lock().unwrap_or_else(|e| e.into_inner()).len() as u32;
     Ok(ThreadStats { threads, idle })
+}
+
+/// Before a CPU profile starts: SIGPROF back at its default action (a
+/// `process.on('SIGPROF')` listener removed) is set to be ignored again, so
+/// that the profile may stop on another thread (see the shim's rule 7).
+#[napi(catch_unwind)]
+pub fn ignore_stray_sigprof() {
+    // SAFETY: reads and sets a signal disposition; touches no V8 state.
+    unsafe { greenthread_shim_ignore_stray_sigprof() }
 }
