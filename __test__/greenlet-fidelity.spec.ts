@@ -2,6 +2,9 @@
  * Greenlet behaviour that gevent's and greenlet's own test suites pin down,
  * in both modes (each test names the peer test it restates).
  */
+import test from 'ava'
+
+import { joinall, sleep, spawn } from '../index'
 import { both } from './_modes'
 
 // gevent src/gevent/tests/test__greenlet.py (TestBasic: `started` is bool(g),
@@ -309,6 +312,42 @@ both('within a hub turn, greenlets run in the order they became ready, started o
   })
   yield m.joinall([a, b])
   t.deepEqual(out, ['a0', 'a1', 'b0', 'a2'])
+})
+
+// The same twin in gevent (helper() a plain function there) prints
+// A0 B0 C0 A1 B1 C1 A2 B2 C2: each greenlet runs up to its next switch. Here
+// A awaits an async function of its own (two microtask hops, no wait) before
+// each line, C one: they still run before B, resumed after them.
+test('async: a greenlet whose code awaits its own async functions still runs up to its next wait before the next one of the turn', async (t) => {
+  const out: string[] = []
+  const helper = async (): Promise<void> => {}
+  const worker = (name: string, hops: number) =>
+    spawn(async () => {
+      for (let i = 0; i < 3; i++) {
+        for (let h = 0; h < hops; h++) await helper()
+        out.push(`${name}${i}`)
+        await sleep(0)
+      }
+    })
+  await joinall([worker('A', 2), worker('B', 0), worker('C', 1)])
+  t.deepEqual(out, ['A0', 'B0', 'C0', 'A1', 'B1', 'C1', 'A2', 'B2', 'C2'])
+})
+
+test('async: a greenlet in a foreign await lets the turn go on once the microtasks have run out; it goes on when that await ends', async (t) => {
+  const out: string[] = []
+  const a = spawn(async () => {
+    out.push('a0')
+    await sleep(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    out.push('a1')
+  })
+  const b = spawn(async () => {
+    out.push('b0')
+    await sleep(0)
+    out.push('b1')
+  })
+  await joinall([a, b])
+  t.deepEqual(out, ['a0', 'b0', 'b1', 'a1'])
 })
 
 // gevent's spawn_later(0) is a timer: it starts after what is ready when the

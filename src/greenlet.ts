@@ -122,6 +122,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     // `arguments` rather than a rest array: most greenlets take no arguments, and then allocate none.
     super(fn, arguments.length > 1 ? restArguments(arguments) : NO_ARGS)
     this.#parent = getcurrent()
+    hub.settlesOnly(this)
   }
 
   /**
@@ -373,14 +374,12 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
   /**
    * Whether the hub's resumption of its sleep may finish it at once (see
    * `_tailWait`): not if that would run something (its links, a parent in
-   * switch()) before the continuations of those resumed ahead of it, or
-   * before what comes next in the batch.
+   * switch()) before what comes next in the batch. (Those resumed ahead of
+   * it in the batch have reached their next waits by then: see the hub's
+   * `takeReady`.)
    */
   #tailEndsAtOnce(): boolean {
-    if (this._tailWait === undefined || hub.continuationBeforeTaken() || this._finishWakesOthers()) return false
-    // It leaves no continuation behind for what comes next in the batch.
-    hub.takenLeftNoContinuation()
-    return true
+    return this._tailWait !== undefined && !this._finishWakesOthers()
   }
 
   /** What its plain wait resolves with: the outcome, or nothing for a sleep(). */

@@ -37,10 +37,11 @@
  * one batch (READY -> DELIVERED), then resumes its entries in order, each
  * that is still DELIVERED then (-> RUNNING). So `sleep(0)` resumes after
  * every other ready greenlet has run up to its next wait. Most resumptions
- * settle a Promise (the greenlet runs on from a microtask), but a start runs
- * the greenlet's function at once: a START that follows such a resumption
- * in the batch waits until the microtasks have run (the batch goes on from
- * `process.nextTick`), so greenlets run in the batch's order, as in gevent.
+ * settle a Promise (the greenlet runs on from a microtask), a start runs the
+ * greenlet's function at once: either way the next entry waits until the
+ * greenlet resumed before it reaches its next wait or dies (`reachedWait`),
+ * or the microtasks have run out (it awaits something foreign), so each
+ * runs up to its next wait in the batch's order, as in gevent.
  * An interrupt of a DELIVERED START turns it into INTERRUPTED: a greenlet
  * killed before it started dies without running.
  *
@@ -105,6 +106,8 @@ const JOIN_RAISE = 8
 const TRANSIENT = 16
 /** Its resumption runs it to its next wait before returning (a sync greenlet): it settles no Promise. */
 const RUNS_AT_ONCE = 32
+/** Its resumption (other than a start) only settles Promises: it runs no code of anybody's (an async greenlet, a transient wait). */
+const SETTLES_ONLY = 1 << 10
 /** The outcome a READY or DELIVERED record is resumed with, in the bits from here. */
 const OUTCOME_SHIFT = 6
 const OUTCOME_MASK = 7 << OUTCOME_SHIFT
@@ -292,10 +295,15 @@ class HubClient {
   private readonly ready: (HubRecord | undefined)[] = []
   private cursor = 0
   private delivered = 0
-  /** An entry of the batch settled a Promise whose continuation has not run yet (see `takeReady`). */
-  private settledInBatch = false
-  /** `settledInBatch` before the entry `takeReady` returned last. */
-  private settledBeforeTaken = false
+  /**
+   * Whose code the entry `takeReady` returned last goes on in (the greenlet
+   * resumed, or the owner of a transient wait), until it reaches its next
+   * wait (`reachedWait`) or dies; `undefined` once it has, or if it ran to
+   * its next wait before returning (a sync greenlet).
+   */
+  private runningFor: object | undefined = undefined
+  /** The batch waits for `runningFor` (see `takeReady`). */
+  private held = false
   /** The rest of the batch goes on once the microtasks have run. */
   private batchResumeQueued = false
   /** The outcome of the entry `takeReady` returned last. */
@@ -441,6 +449,7 @@ class HubClient {
    * running) goes on: the record stays, and is resumed when that wait ends.
    */
   die(r: HubRecord, failed: boolean, keepWait = false): void {
+    this.reachedWait(r)
     if (r._hubState === GONE) return
     if (!keepWait) {
       this.#endWait(r)
@@ -509,6 +518,11 @@ class HubClient {
   /** `r` is resumed by running it to its next wait (a sync greenlet), not by settling a Promise. */
   runsAtOnce(r: HubRecord): void {
     r._hubFlags |= RUNS_AT_ONCE
+  }
+
+  /** `r`'s resumption, other than a start, only settles Promises (see `reachedWait`). */
+  settlesOnly(r: HubRecord): void {
+    r._hubFlags |= SETTLES_ONLY
   }
 
   /** The timers of `r`, from now on, do not keep the process alive (as Node's `timer.unref()`). */
@@ -743,7 +757,10 @@ class HubClient {
 
   /** Resumes the entries of the batch left, unless it must wait for the microtasks (see `takeReady`). */
   #resumeBatch(): void {
-    this.settledInBatch = false
+    // Whoever was resumed last has reached its next wait, or let the
+    // microtasks run out (a foreign await): the batch goes on.
+    this.held = false
+    this.runningFor = undefined
     // The cursor is a field: a sync greenlet that blocks mid-batch takes the
     // following entries itself (takeReady), before this loop sees them.
     for (let r = this.takeReady(); r !== undefined; r = this.takeReady()) r._resume(this.takenOutcome)
@@ -798,28 +815,32 @@ class HubClient {
    * to hand its thread's turn directly to the next greenlet instead of
    * returning to the tick.
    *
-   * Also `undefined` at a START that follows an entry whose resumption
-   * settled a Promise: a start runs the greenlet's function at once, which
-   * would overtake the continuation of that Promise; the batch goes on once
-   * the microtasks have run.
+   * Also `undefined` while the entry taken before has not reached its next
+   * wait: most resumptions settle a Promise, and the greenlet goes on in its
+   * continuation; a start runs the greenlet's function up to its first
+   * await, which may be an async call of its own rather than a wait. Each
+   * greenlet runs up to its next wait before the next entry is resumed, as
+   * in gevent (where each runs until it switches), not only up to its first
+   * microtask: the batch goes on once it reaches that wait (`reachedWait`),
+   * dies, or the microtasks have run out (it awaits something foreign).
    */
   takeReady(): HubRecord | undefined {
     while (this.cursor < this.delivered) {
       const k = this.cursor
       const r = this.ready[k]!
       if (r._hubState === DELIVERED) {
-        const outcome = readyOutcome(r)
-        if (outcome !== Outcome.START) {
-          this.settledBeforeTaken = this.settledInBatch
-          if ((r._hubFlags & RUNS_AT_ONCE) === 0) this.settledInBatch = true
-        } else if (this.settledInBatch) {
+        if (this.runningFor !== undefined) {
+          this.held = true
           this.#resumeBatchAfterMicrotasks()
           return undefined
         }
         this.cursor++
         this.ready[k] = undefined
         r._hubState = RUNNING
-        this.takenOutcome = outcome
+        this.takenOutcome = readyOutcome(r)
+        // A sync greenlet runs to its next wait before its resumption returns;
+        // code outside greenlets (a transient wait with no owner) is waited for until the microtasks have run.
+        this.runningFor = (r._hubFlags & RUNS_AT_ONCE) !== 0 ? undefined : r instanceof TransientWait ? (r.owner ?? r) : r
         return r
       }
       this.cursor++
@@ -829,17 +850,43 @@ class HubClient {
   }
 
   /**
-   * Whether an entry resumed before the one `takeReady` returned last left a
-   * Promise continuation that has not run yet: that entry must not finish
-   * anything at once, which would overtake the continuation.
+   * `g` reached a wait, or died: if the batch waits for it, it goes on
+   * once the code running now has returned.
    */
-  continuationBeforeTaken(): boolean {
-    return this.settledBeforeTaken
+  reachedWait(g: object | undefined): void {
+    if (g !== this.runningFor || g === undefined) return
+    this.runningFor = undefined
+    if (!this.held) return
+    this.held = false
+    // The next entry's resumption only settles a Promise: done here, at
+    // once (its continuation runs after this code anyway). Anything else (a
+    // start, a sync greenlet, an alarm) runs code: once this has returned.
+    const next = this.#nextDelivered()
+    if (next === undefined || (next._hubFlags & SETTLES_ONLY) === 0 || readyOutcome(next) === Outcome.START) {
+      queueMicrotask(this.resumeBatchNow)
+      return
+    }
+    const r = this.takeReady()!
+    r._resume(this.takenOutcome)
+    if (this.runningFor === undefined) {
+      queueMicrotask(this.resumeBatchNow)
+    } else {
+      this.held = true
+      this.#resumeBatchAfterMicrotasks()
+    }
   }
 
-  /** The entry `takeReady` returned last left no continuation behind (it finished at once). */
-  takenLeftNoContinuation(): void {
-    this.settledInBatch = this.settledBeforeTaken
+  /** The next entry `takeReady` would return, not taken. */
+  #nextDelivered(): HubRecord | undefined {
+    for (let k = this.cursor; k < this.delivered; k++) {
+      const r = this.ready[k]!
+      if (r._hubState === DELIVERED) return r
+    }
+    return undefined
+  }
+
+  private readonly resumeBatchNow = (): void => {
+    if (this.cursor < this.delivered && !this.held) this.#resumeBatch()
   }
 
   /**
@@ -931,6 +978,8 @@ export class TransientWait extends HubRecord {
 
   constructor(readonly owner: WaitOwner | undefined) {
     super(true)
+    hub.settlesOnly(this)
+    hub.reachedWait(owner)
     if (owner) {
       // Those pending are raced (or joined) with this one now, not awaited alone.
       if (owner._extraWaits !== undefined) raceFreshWaits(owner)
@@ -1061,6 +1110,7 @@ export function raiseThrough(resolve: ((outcome: number) => void) | undefined, e
  * waits' one allocation, without a closure per wait for the executor.
  */
 export function ownWait<T = number>(g: Settleable): Promise<T> {
+  hub.reachedWait(g)
   settling = g
   const waited = new Promise<number>(takeSettlers)
   settling = undefined
@@ -1092,6 +1142,7 @@ export function suspend(issue: (waiter: HubRecord) => void): Promise<number> {
   if (g !== undefined && !g._waiting && !g.dead) {
     g._waiting = true
     if (g._extraWaits !== undefined) raceFreshWaits(g)
+    hub.reachedWait(g)
     return new Promise<number>((resolve) => {
       g._resolve = resolve
       issue(g)
