@@ -33,7 +33,7 @@ function linkCallback<G>(target: LinkTarget<G>): (g: G) => void {
 export interface ArmedTimeout {
   /** Aborted, with the Timeout's exception, when it fires. */
   readonly signal: AbortSignal
-  /** The greenlet it was armed for has finished: it has nobody to raise in, and must not keep the process alive. */
+  /** The greenlet it was armed for has finished: it has nobody to raise in, and keeps the process alive only for its signal's sake. */
   _targetFinished(): void
 }
 

@@ -106,13 +106,13 @@ const JOIN_RAISE = 8
 const TRANSIENT = 16
 /** Its resumption runs it to its next wait before returning (a sync greenlet): it settles no Promise. */
 const RUNS_AT_ONCE = 32
-/** Its resumption (other than a start) only settles Promises: it runs no code of anybody's (an async greenlet, a transient wait). */
-const SETTLES_ONLY = 1 << 10
-/** The outcome a READY or DELIVERED record is resumed with, in the bits from here. */
+/** The outcome a READY or DELIVERED record is resumed with, in bits 6 to 8. */
 const OUTCOME_SHIFT = 6
 const OUTCOME_MASK = 7 << OUTCOME_SHIFT
 /** Its timers do not keep the process alive (`unref`). */
 const UNREF = 1 << 9
+/** Its resumption (other than a start) only settles Promises: it runs no code of anybody's (an async greenlet, a transient wait). */
+const SETTLES_ONLY = 1 << 10
 
 function readyOutcome(r: HubRecord): number {
   return (r._hubFlags & OUTCOME_MASK) >> OUTCOME_SHIFT
