@@ -948,6 +948,24 @@ run(() => spawn(all).get()).then((greenlet) => console.log(JSON.stringify({ main
   }
 })
 
+test('a GC inside a fast API call while another thread is archived does not corrupt the heap (Buffer.byteLength of a rope, Node 24+)', async (t) => {
+  // Without --no-turbo-fast-api-calls: SIGSEGV or "unreachable code" in the scavenger on Node 24 and 26.
+  const r = await runChild(`
+const { run, block } = require(SYNC)
+let stop = false
+;(function pump() { if (!stop) { Buffer.byteLength('x'.repeat(65536)); setImmediate(pump) } })()
+run(() => {
+  for (let i = 0; i < 20000; i++) {
+    Buffer.byteLength('y'.repeat(65536))
+    block(i % 2 ? Promise.resolve() : new Promise((resolve) => setImmediate(resolve)))
+  }
+  return 'done'
+}).then((r) => { stop = true; console.log(JSON.stringify({ r })) })
+`)
+  t.is(r.status, 0, `${r.stderr} (signal ${r.signal})`)
+  t.is(report(r).r, 'done')
+})
+
 test('a CPU profile started in one greenlet and stopped in another (or on the main thread) does not end the process', async (t) => {
   // V8's sampler signals the thread that started it: a signal still on its
   // way after the stop found SIGPROF at its default action (exit 155).

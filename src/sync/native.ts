@@ -97,6 +97,14 @@ function load(): SyncBinding {
   // V8 aborts a wasm code GC while another thread is archived; dead wasm
   // code is then kept until its module dies.
   v8.setFlagsFromString('--no-wasm-code-gc')
+  // A GC inside a fast API call (Node 24's Buffer.byteLength flattening a
+  // string allocates) while another thread is archived corrupts the heap:
+  // SIGSEGV, or "unreachable code" in the scavenger, on Node 24 and 26 in a
+  // loop of a dozen lines. Code optimized from here on makes regular API
+  // calls instead (what was optimized before loading keeps its fast calls:
+  // load greenthread/sync at start-up). Set on every line, as the others
+  // have fast calls too.
+  v8.setFlagsFromString('--no-turbo-fast-api-calls')
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as SyncBinding
