@@ -3,9 +3,12 @@
  * records: what each method does to a wait and what the next turn resumes.
  * Serial: every test reads the order of one turn.
  */
+import * as path from 'node:path'
+
 import test from 'ava'
 
 import { HubRecord, Outcome, hub } from '../src/hub'
+import { describeExit, runNode } from './_child'
 
 const { START, WAKE, TIMER, INTERRUPTED } = Outcome
 
@@ -357,4 +360,21 @@ test.serial('after 2^32 ids the counter wraps around the ids of live greenlets a
   t.is(await old.get(), 'old')
   t.is(await fresh.get(), 'fresh')
   hub.resumables.delete(named.id)
+})
+
+test.serial("node:test's mock timers installed after the hub loaded do not swallow its turns (nor their reset drop them)", async (t) => {
+  const index = JSON.stringify(path.join(__dirname, '..', 'index.js'))
+  const script = `
+const gt = require(${index})
+const { mock } = require('node:test')
+const realSetTimeout = setTimeout
+mock.timers.enable({ apis: ['setImmediate', 'setInterval'] })
+const first = gt.spawn(async () => { await gt.sleep(5); await gt.sleep(0); return 'first' }).get()
+realSetTimeout(() => {
+  mock.timers.reset()
+  first.then((v) => gt.spawn(() => v + ' second').get()).then((v) => console.log(v))
+}, 50)`
+  const r = await runNode(['--no-warnings', '-e', script], { timeoutMs: 20_000 })
+  t.is(r.status, 0, describeExit(r))
+  t.is(r.stdout.trim(), 'first second')
 })

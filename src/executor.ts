@@ -1282,6 +1282,9 @@ export class ProcessPoolExecutor extends Executor {
   }
 
   #onMessage(c: Child, type: Msg, body: Buffer): void {
+    // Destroyed (by a done callback run for an earlier message of the same
+    // chunk, say): nothing it still wrote is wanted, and its slot is gone.
+    if (c.sock.destroyed) return
     switch (type) {
       case Msg.READY:
         if (!this.#children.has(c)) return

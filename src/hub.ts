@@ -237,13 +237,21 @@ function deadline(ms: number): number {
 }
 
 /**
+ * Node's own timers, as they were when the hub loaded: a mock installed later
+ * (node:test's `mock.timers`) would swallow the hub's turns, and its reset
+ * drop them, leaving every greenlet waiting for good.
+ */
+const realSetImmediate = globalThis.setImmediate
+const realSetInterval = globalThis.setInterval
+
+/**
  * Schedules a turn in the async context the hub was loaded in (normally
  * none), not in the one of whoever made something ready (a greenlet):
  * every greenlet the turn starts makes its own context, and on
  * AsyncContextFrame making one copies the context it starts from.
  */
 const scheduleInHubContext = AsyncResource.bind((tick: () => void): void => {
-  setImmediate(tick)
+  realSetImmediate(tick)
 })
 
 /**
@@ -904,7 +912,7 @@ class HubClient {
 
   /** Keeps the event loop alive exactly while the hub has live timers. */
   private holdProcess(hold: boolean): void {
-    if (hold) (this.keepAlive ??= setInterval(noop, KEEP_ALIVE_MS)).ref()
+    if (hold) (this.keepAlive ??= realSetInterval(noop, KEEP_ALIVE_MS)).ref()
     else this.keepAlive?.unref()
   }
 }
