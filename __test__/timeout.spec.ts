@@ -83,6 +83,33 @@ serial('a Timeout raised into busy code fires at the next wait', async (t) => {
   await t.throwsAsync(g.get(), { instanceOf: Timeout })
 })
 
+serial('two Timeouts that expired with the wait\'s own timer in one turn are each raised, at the wait then at the next one', async (t) => {
+  const busyFor = (ms: number) => {
+    const until = Date.now() + ms
+    while (Date.now() < until) {
+      // computes: nothing can interrupt it
+    }
+  }
+  const g = spawn(async () => {
+    // Runs before the hub's next turn: the first sleep's timer has expired then too, behind the two.
+    setImmediate(() => busyFor(10))
+    const outer = Timeout.startNew(30)
+    const inner = Timeout.startNew(20)
+    busyFor(60)
+    const raised: string[] = []
+    for (let i = 0; i < 3; i++) {
+      try {
+        await sleep(1)
+        raised.push('none')
+      } catch (err) {
+        raised.push(err === inner ? 'inner' : err === outer ? 'outer' : String(err))
+      }
+    }
+    return raised
+  })
+  t.deepEqual(await g.get(), ['inner', 'outer', 'none'])
+})
+
 serial('a cancelled Timeout never fires, and `using` cancels it on scope exit', async (t) => {
   const g = spawn(async () => {
     const timeout = Timeout.startNew(10)

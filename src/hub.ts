@@ -28,8 +28,8 @@
  * START); `yieldNow` (-> READY with WAKE); `park` (-> PARKED); `unpark`
  * (PARKED -> READY with WAKE); a timer (PARKED -> READY with TIMER,
  * SCHEDULED -> READY with START); `interrupt` (PARKED or SCHEDULED -> READY
- * with INTERRUPTED; READY keeps its place with INTERRUPTED; RUNNING or
- * DELIVERED: raised at its next wait); `joinWait` (-> PARKED until enough
+ * with INTERRUPTED; READY or DELIVERED keeps its place with INTERRUPTED;
+ * RUNNING: raised at its next wait); `joinWait` (-> PARKED until enough
  * targets `die`); `resumed` (the front end resumed it directly: a switch, a
  * child returning to its parent, a hand-off: -> RUNNING, voiding a queued or
  * delivered resumption but keeping its interrupt for the next wait); `die` /
@@ -42,8 +42,11 @@
  * greenlet resumed before it reaches its next wait or dies (`reachedWait`),
  * or the microtasks have run out (it awaits something foreign), so each
  * runs up to its next wait in the batch's order, as in gevent.
- * An interrupt of a DELIVERED START turns it into INTERRUPTED: a greenlet
- * killed before it started dies without running.
+ * An interrupt of a DELIVERED entry turns it into INTERRUPTED: a greenlet
+ * killed before it started dies without running, and one whose wait ended
+ * (its sleep's timer, a wake-up) after the entry that interrupts it in the
+ * same batch raises at that wait, as in gevent, where a Timeout whose timer
+ * comes first throws into the wait before the wait's own timer fires.
  *
  * What is not the hub's, and where it lives: a greenlet's lifecycle (`new`,
  * `scheduled`, `running`, `dead`: what `started` and `dead` report) and how
@@ -483,12 +486,11 @@ class HubClient {
         setReadyOutcome(r, Outcome.INTERRUPTED)
         break
       case DELIVERED:
-        // Not started yet: it dies without running.
-        if (readyOutcome(r) === Outcome.START) {
-          setReadyOutcome(r, Outcome.INTERRUPTED)
-          break
-        }
-      // falls through
+        // It has not run since its wait ended: the interrupt, which came
+        // first in the batch, is raised there (a START dies without
+        // running). A transient wait is forgotten once delivered.
+        if ((r._hubFlags & TRANSIENT) === 0) setReadyOutcome(r, Outcome.INTERRUPTED)
+        break
       case RUNNING:
         // A transient wait is forgotten once delivered: nothing to raise at.
         if ((r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
