@@ -464,7 +464,9 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     } else {
       ;(rare.laterInterrupts ??= []).push(exception)
     }
-    hub.interrupt(this._interruptedRecord())
+    // A Timeout throws into the wait it fires at, before a wake-up already due there runs (as gevent's timer
+    // callback does); a kill comes behind such a wake-up (gevent queues it as a callback): raised at the next wait.
+    hub.interrupt(this._interruptedRecord(), !isKill)
   }
 
   /** @internal The record an interrupt goes to: itself, or the wait it makes under another id. */
@@ -515,6 +517,20 @@ export abstract class GreenletBase<T, G> extends HubRecord {
       return false
     }
     return true
+  }
+
+  /**
+   * @internal See WaitOwner (hub.ts): `exception`, raised at the wait that
+   * just ended, did not end it (what was handed there stands), so it goes
+   * to the next wait, ahead of any other pending. Once only: a concurrent
+   * wait may hand it back too.
+   */
+  _raiseAtNextWait(exception: unknown): void {
+    const rare = this.#extra()
+    if (rare.interrupt === exception || rare.laterInterrupts?.includes(exception)) return
+    if (rare.interrupt !== NO_INTERRUPT) (rare.laterInterrupts ??= []).unshift(rare.interrupt)
+    rare.interrupt = exception
+    hub.interrupt(this._interruptedRecord())
   }
 
   /** @internal See WaitOwner (hub.ts): the interrupt the hub holds for its next wait, taken. */

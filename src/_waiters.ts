@@ -38,7 +38,7 @@
  * the logic of each primitive exists once, and each mode's class only says
  * how its methods return.
  */
-import { type HubRecord, type ListedWait, type WokenWait, hub, suspendWith } from './hub'
+import { type HubRecord, type ListedWait, type WokenWait, type WokenWaitHolder, currentStorage, hub, suspendWith } from './hub'
 import { invalidType } from './errors'
 
 /** What a wait returns when its timer fired before anything was handed. */
@@ -54,6 +54,7 @@ export type Blocking<R> = Generator<Suspension, R, any>
 /** A sync greenlet, as far as waiting goes (see its `_wait`). */
 export interface BlockingWaiter {
   _wait(issue: (waiter: HubRecord) => void, expectLong: boolean): number
+  _raiseAtNextWait(exception: unknown): void
 }
 
 /**
@@ -78,7 +79,7 @@ export class Waiter<T, P> implements WokenWait, ListedWait {
   givenBack = false
   exception: unknown = undefined
   /** The greenlet that keeps it as its `_woken` wait, if any. */
-  holder: { _woken: WokenWait | undefined } | undefined = undefined
+  holder: WokenWaitHolder | undefined = undefined
   /** Listens to `signal` while it waits. */
   onAbort: (() => void) | undefined = undefined
   prev: Waiter<T, P> | undefined = undefined
@@ -198,12 +199,25 @@ export class WaitList<T, P = undefined> {
   _leave(w: Waiter<T, P>): T | TimedOut {
     this.#forget(w)
     if (w.onAbort !== undefined) this.#unwatch(w)
-    if (w.holder !== undefined && w.holder._woken === w) w.holder._woken = undefined
+    const holder = w.holder
+    if (holder !== undefined && holder._woken === w) holder._woken = undefined
     if (w.interrupted) {
       this.#interrupted(w)
-      throw w.exception
+      if (!this._stands(w) || holder === undefined) throw w.exception
+      holder._raiseAtNextWait(w.exception)
     }
     return this.#settled(w)
+  }
+
+  /**
+   * @internal Whether what `w` was handed stands over an interrupt that
+   * ended its wait: it cannot go back (an item accepted from a blocked
+   * putter, an event set), so the wait succeeds and the interrupt is raised
+   * at the next one, as when the hand-off came first in gevent. Saying the
+   * wait failed would make a caller that retries deliver twice.
+   */
+  _stands(w: Waiter<T, P>): boolean {
+    return w.handed && this.giveBack === undefined
   }
 
   /**
@@ -234,7 +248,8 @@ export class WaitList<T, P = undefined> {
       }, w.ms > 0)
     } catch (err) {
       this._leaveInterrupted(w)
-      throw err
+      if (!this._stands(w)) throw err
+      waiter._raiseAtNextWait(err)
     }
     return this._leave(w)
   }
@@ -337,7 +352,9 @@ async function driveFrom<R>(op: Blocking<R>, first: IteratorResult<Suspension, R
           await suspension.suspended
         } catch (err) {
           list._leaveInterrupted(suspension)
-          throw err
+          const owner = currentStorage.getStore()
+          if (!list._stands(suspension) || owner === undefined) throw err
+          owner._raiseAtNextWait(err)
         }
         outcome = list._leave(suspension)
       } else {

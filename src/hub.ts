@@ -28,8 +28,8 @@
  * START); `yieldNow` (-> READY with WAKE); `park` (-> PARKED); `unpark`
  * (PARKED -> READY with WAKE); a timer (PARKED -> READY with TIMER,
  * SCHEDULED -> READY with START); `interrupt` (PARKED or SCHEDULED -> READY
- * with INTERRUPTED; READY or DELIVERED keeps its place with INTERRUPTED;
- * RUNNING: raised at its next wait); `joinWait` (-> PARKED until enough
+ * with INTERRUPTED; READY keeps its place with INTERRUPTED; DELIVERED too
+ * for a Timeout's, else as RUNNING: raised at its next wait); `joinWait` (-> PARKED until enough
  * targets `die`); `resumed` (the front end resumed it directly: a switch, a
  * child returning to its parent, a hand-off: -> RUNNING, voiding a queued or
  * delivered resumption but keeping its interrupt for the next wait); `die` /
@@ -42,11 +42,13 @@
  * greenlet resumed before it reaches its next wait or dies (`reachedWait`),
  * or the microtasks have run out (it awaits something foreign), so each
  * runs up to its next wait in the batch's order, as in gevent.
- * An interrupt of a DELIVERED entry turns it into INTERRUPTED: a greenlet
- * killed before it started dies without running, and one whose wait ended
- * (its sleep's timer, a wake-up) after the entry that interrupts it in the
- * same batch raises at that wait, as in gevent, where a Timeout whose timer
- * comes first throws into the wait before the wait's own timer fires.
+ * An interrupt of a DELIVERED START turns it into INTERRUPTED: a greenlet
+ * killed before it started dies without running. A Timeout's interrupt of
+ * a greenlet whose wait ended (its sleep's timer, a wake-up) behind the
+ * Timeout's alarm in the same batch is raised at that wait, as in gevent,
+ * where a timer that comes first throws into the wait before the wait's own
+ * timer or wake-up runs; a kill there is queued behind the wake-up (gevent
+ * runs it as a callback): raised at the next wait.
  *
  * What is not the hub's, and where it lives: a greenlet's lifecycle (`new`,
  * `scheduled`, `running`, `dead`: what `started` and `dead` report) and how
@@ -145,7 +147,14 @@ function dropEndedJoins(joiners: (HubRecord | number)[]): void {
 export interface WokenWait {
   interrupted: boolean
   exception: unknown
-  holder: { _woken: WokenWait | undefined } | undefined
+  holder: WokenWaitHolder | undefined
+}
+
+/** Whoever keeps a wait woken directly until its code has run: a greenlet, or a transient wait of one. */
+export interface WokenWaitHolder {
+  _woken: WokenWait | undefined
+  /** See WaitOwner. */
+  _raiseAtNextWait(exception: unknown): void
 }
 
 /**
@@ -214,6 +223,8 @@ export interface WaitOwner extends HubRecord {
   _extraWaits: Set<TransientWait> | undefined
   /** An interrupt waiting for its next wait, taken, for a wait that is not its own record's to raise; `undefined` if none. */
   _takeRaiseForWait(): { exception: unknown } | undefined
+  /** Raises `exception` at its next wait after all: the wait it was raised at stands (a hand-off that cannot go back). */
+  _raiseAtNextWait(exception: unknown): void
 }
 
 const COMMANDS_PER_BATCH = 4096
@@ -473,8 +484,12 @@ class HubClient {
     else for (let i = 0; i < joiners.length; i += 2) this.#joined(joiners[i] as HubRecord, joiners[i + 1] as number, failed)
   }
 
-  /** Raises an exception (kill, Timeout) at the current or next wait of `r`. */
-  interrupt(r: HubRecord): void {
+  /**
+   * Raises an exception (kill, Timeout) at the current or next wait of `r`;
+   * with `overWake`, also at a wait that has ended but not run yet
+   * (DELIVERED: resumed later in this batch).
+   */
+  interrupt(r: HubRecord, overWake = false): void {
     switch (r._hubState) {
       case PARKED:
       case SCHEDULED:
@@ -486,11 +501,16 @@ class HubClient {
         setReadyOutcome(r, Outcome.INTERRUPTED)
         break
       case DELIVERED:
-        // It has not run since its wait ended: the interrupt, which came
-        // first in the batch, is raised there (a START dies without
-        // running). A transient wait is forgotten once delivered.
-        if ((r._hubFlags & TRANSIENT) === 0) setReadyOutcome(r, Outcome.INTERRUPTED)
-        break
+        // Not started yet: it dies without running. It has not run since
+        // its wait ended: with `overWake` the interrupt, which came first in
+        // the batch, is raised there.
+        if (readyOutcome(r) === Outcome.START || (overWake && (r._hubFlags & TRANSIENT) === 0)) {
+          // Out of its wait list now, as when parked: nobody hands it anything more.
+          r._listWait?.leaveList()
+          setReadyOutcome(r, Outcome.INTERRUPTED)
+          break
+        }
+      // falls through
       case RUNNING:
         // A transient wait is forgotten once delivered: nothing to raise at.
         if ((r._hubFlags & TRANSIENT) === 0) r._hubFlags |= INTERRUPT_QUEUED
@@ -1028,6 +1048,11 @@ export class TransientWait extends HubRecord {
 
   get _woken(): WokenWait | undefined {
     return this.#woken
+  }
+
+  /** Its owner's next wait raises it (see WaitOwner). */
+  _raiseAtNextWait(exception: unknown): void {
+    this.owner?._raiseAtNextWait(exception)
   }
 
   set _woken(woken: WokenWait | undefined) {

@@ -66,6 +66,9 @@ class Delegate extends HubRecord implements WaitOwner {
     return undefined
   }
 
+  /** The greenlet raises it once the operation has settled (`windDown`) in any case. */
+  _raiseAtNextWait(): void {}
+
   interrupt(exception: unknown): void {
     let delivered = false
     for (const wait of this._extraWaits ?? []) delivered = interruptWait(wait, exception) || delivered
