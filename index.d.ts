@@ -127,6 +127,10 @@ export declare class NativeNet {
    * wait id, status, offset, length) and `bytes`; returns how many.
    */
   drain(meta: Float64Array, bytes: Uint8Array): number
+  /** Whether an open socket has bytes queued. */
+  hasQueued(): boolean
+  /** `wait_id` completes once no open socket has bytes queued: `DONE` if none has. */
+  flushWait(waitId: number): number
   /**
    * Reads every ready socket: writes the header (entries, flags) and the
    * entries into `meta`, the delivered bytes into `bytes` (see the

@@ -589,21 +589,60 @@ serial('a sendall waiting behind another is a greenlet wait: a kill or the socke
   await done()
 })
 
-serial("shutdown('write') while a sendall waits: that sendall is written out first; one called after fails with EPIPE", async (t) => {
+serial("shutdown('write') while sendalls wait: they are written out first, those waiting their turn too; one called after fails with EPIPE", async (t) => {
   const { sock, remote, done } = await pair()
   remote.pause()
   const first = sock.sendall(Buffer.alloc(8 << 20, 0x42))
+  const second = sock.sendall(Buffer.alloc(1 << 20, 0x43)) // waits its turn behind the first
+  const third = sock.sendall('LAST')
   await sleep(50)
   sock.shutdown('write')
   await t.throwsAsync(sock.sendall('AFTER'), { code: 'EPIPE' })
   const received: Buffer[] = []
   remote.on('data', (d: Buffer) => received.push(d))
   remote.resume()
-  await first
+  await Promise.all([first, second, third])
   await once(remote, 'end')
-  t.is(Buffer.concat(received).length, 8 << 20)
+  const all = Buffer.concat(received)
+  t.is(all.length, (8 << 20) + (1 << 20) + 4)
+  t.is(all[(8 << 20) + 5], 0x43)
+  t.is(all.subarray(-4).toString(), 'LAST')
   sock.close()
   await done()
+})
+
+// As Node's net keeps the process alive for a pending write: a resolved sendall took the bytes.
+serial('a process that ends with bytes a resolved sendall queued on an open socket writes them out before it exits', async (t) => {
+  let received = 0
+  let ended!: () => void
+  const end = new Promise<void>((resolve) => (ended = resolve))
+  const { server, port } = await peer((sock) => {
+    sock.pause()
+    setTimeout(() => sock.resume(), 500) // the child has run out of work by then
+    sock.on('data', (d: Buffer) => (received += d.length))
+    sock.on('end', () => {
+      sock.destroy()
+      ended()
+    })
+  })
+  const entry = JSON.stringify(path.join(__dirname, '..', 'index.js'))
+  // Sends until the kernel's buffers are full and the socket has queued the rest.
+  const code = `const { connect } = require(${entry})
+connect('127.0.0.1', ${port}).then(async (s) => {
+  let sent = 0
+  while (s.queuedBytes === 0 && sent < (256 << 20)) { await s.sendall(Buffer.alloc(65536, 120)); sent += 65536 }
+  console.log(JSON.stringify({ sent, queued: s.queuedBytes }))
+})`
+  const child = spawnChild(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d))
+  const [status] = (await once(child, 'exit')) as [number]
+  await end
+  const { sent, queued } = JSON.parse(out)
+  t.is(status, 0)
+  t.true(queued > 0, `bytes queued when the work ended: ${queued}`)
+  t.is(received, sent)
+  await closeServer(server)
 })
 
 serial('after Timeout.run gave up on a recv, the caller can recv on that socket at once: the killed recv has let go', async (t) => {

@@ -209,12 +209,35 @@ class NetClient {
     try {
       const made = new native.NativeNet(nativeHub, this.#onReady)
       this.send = native.sendFunction(made)
+      process.on('beforeExit', this.#flushBeforeExit)
       return made
     } catch (err) {
       const errno = /\(os error (\d+)\)/.exec((err as Error).message)?.[1]
       if (errno !== undefined) (err as NodeJS.ErrnoException).code = getSystemErrorName(-Number(errno))
       throw err
     }
+  }
+
+  /** Until the process would exit: a flush, at most `CLOSE_LINGER_MS` in all, has not given up. */
+  #flushLeft = true
+
+  /**
+   * The process would exit: bytes a resolved sendall queued on a socket left
+   * open are written out first (a peer that stops reading gets
+   * `CLOSE_LINGER_MS` once), as Node's `net` keeps the process alive for a
+   * pending write. Each time the loop runs dry again this is called again,
+   * and finds nothing queued.
+   */
+  readonly #flushBeforeExit = (): void => {
+    const client = this.#native
+    // Nothing to wait for: the process exits (a wait, even one done at once, would run the loop and come back here).
+    if (client === undefined || !this.#flushLeft || !client.hasQueued()) return
+    // Outside any greenlet: nobody's kill ends it.
+    currentStorage.exit(() => {
+      void nativeWait((id) => client.flushWait(id), CLOSE_LINGER_MS, () => true).then((result) => {
+        if (result === TIMED_OUT) this.#flushLeft = false
+      })
+    })
   }
 
   /**
@@ -861,10 +884,10 @@ export class Socket {
    */
   async #sendInTurn(bytes: Uint8Array): Promise<void> {
     if ((await drive(this.#waitTurn())) === TIMED_OUT_TURN) throw socketError('send', ETIMEDOUT)
-    // The turn is this call's now (#sendBusy stayed set for it).
+    // The turn is this call's now (#sendBusy stayed set for it). A shutdown('write') since it was called waits for it.
     let sending: Promise<void>
     try {
-      this.#checkSend()
+      this.#check('send')
       sending = this.#send(bytes)
     } catch (err) {
       this.#passTurn()

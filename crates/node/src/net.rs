@@ -117,6 +117,22 @@ impl NativeNet {
         self.net.inbox.drain(meta, bytes) as u32
     }
 
+    /// Whether an open socket has bytes queued.
+    #[napi(catch_unwind)]
+    pub fn has_queued(&self) -> bool {
+        self.reactor.lock().any_queued()
+    }
+
+    /// `wait_id` completes once no open socket has bytes queued: `DONE` if none has.
+    #[napi(catch_unwind)]
+    pub fn flush_wait(&self, wait_id: u32) -> i32 {
+        if self.reactor.lock().flush_wait(wait_id) {
+            DONE
+        } else {
+            0
+        }
+    }
+
     /// Reads every ready socket: writes the header (entries, flags) and the
     /// entries into `meta`, the delivered bytes into `bytes` (see the
     /// runtime's `reactor::wire`). 0, or `-errno` if polling failed.

@@ -209,6 +209,8 @@ pub struct Reactor {
     ready: VecDeque<Token>,
     /// Listeners to retry accepting on.
     stalled: Vec<Token>,
+    /// Waits for every socket's queue to be written out ([`Reactor::flush_wait`]).
+    flush_waits: Vec<u32>,
 }
 
 /// Where a poll writes its entries.
@@ -245,6 +247,7 @@ impl Reactor {
             slots: Vec::new(),
             free: Vec::new(),
             done: VecDeque::new(),
+            flush_waits: Vec::new(),
             ready: VecDeque::new(),
             stalled: Vec::new(),
         })
@@ -654,6 +657,36 @@ impl Reactor {
         }
     }
 
+    /// Completes `wait_id` (through a poll) once no open socket has bytes
+    /// queued (written out, or failed): `true` if none has now. The front
+    /// end keeps the process alive meanwhile, so that bytes a resolved
+    /// sendall took are not lost when it would otherwise exit.
+    pub fn flush_wait(&mut self, wait_id: u32) -> bool {
+        if !self.any_queued() {
+            return true;
+        }
+        self.flush_waits.push(wait_id);
+        false
+    }
+
+    /// Whether an open socket has bytes queued (not failed).
+    pub fn any_queued(&self) -> bool {
+        self.slots.iter().any(|slot| match &slot.item {
+            Item::Socket(sock) => sock.conn.tx.queued() > 0 && sock.conn.tx.error().is_none(),
+            _ => false,
+        })
+    }
+
+    /// A queue was written out (or failed, or its socket went): the flush waits end if it was the last.
+    fn check_flushed(&mut self) {
+        if self.flush_waits.is_empty() || self.any_queued() {
+            return;
+        }
+        for id in std::mem::take(&mut self.flush_waits) {
+            self.done.push_back((id, 0));
+        }
+    }
+
     // --- Polling ---
 
     /// Hands the front end what is ready: wait completions and recv
@@ -685,6 +718,7 @@ impl Reactor {
                 let event = self.events.get(i);
                 self.handle(event);
             }
+            self.check_flushed();
         }
         let mut flags = 0;
         if !self.done.is_empty() || !self.ready.is_empty() || events_full {
