@@ -188,9 +188,10 @@ export class Timeout extends TimeoutBase {
       // foreign await it is in (told through g.signal) lets go. It runs once
       // first, so that a wait it dies in lets go of what it held (a socket's
       // recv the caller may go on with).
+      // Observed first: the caller gets its failure (or the fallback), also if it is killed in the sleep below.
+      void g.exception
       void g.kill(raised, { block: false })
       await sleep(0)
-      void g.exception // observed: the caller gets it (or the fallback)
       const kept = work.result()
       if (kept !== undefined) return kept.value
       const fallback = fallbackOf(o)

@@ -34,9 +34,10 @@ export class Timeout extends TimeoutBase {
     // next wait (one that swallows the kill goes on, in its own greenlet).
     // It runs once first, so that a wait it dies in lets go of what it held
     // (a socket's recv the caller may go on with).
+    // Observed first: the caller gets its failure (or the fallback), also if it is killed in the sleep below.
+    void g.exception
     g.kill(raised, { block: false })
     sleep(0)
-    void g.exception // observed: the caller gets it (or the fallback)
     const fallback = fallbackOf(o)
     if (fallback !== undefined) return fallback.value
     throw raised
