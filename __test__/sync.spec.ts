@@ -455,6 +455,35 @@ serial('two Timeouts that expire in one turn are each raised, at the wait then a
   t.deepEqual(seen, ['inner', 'outer', 'none'])
 })
 
+serial('sync greenlets looping on short Timeouts and sleep(0) leave Node\'s own timers and immediates their turns', async (t) => {
+  let stop = false
+  const loop = () =>
+    spawn(() => {
+      while (!stop) {
+        const timeout = Timeout.startNew(3)
+        try {
+          sleep(0)
+        } finally {
+          timeout.cancel()
+        }
+      }
+    })
+  const greenlets = [loop(), loop(), loop()]
+  let intervals = 0
+  let immediates = 0
+  const interval = setInterval(() => intervals++, 1)
+  ;(function again() {
+    immediates++
+    if (!stop) setImmediate(again)
+  })()
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  stop = true
+  clearInterval(interval)
+  await run(() => joinall(greenlets))
+  t.true(intervals >= 150, `a 1 ms interval fired ${intervals} times in 1 s`)
+  t.true(immediates >= 150, `${immediates} immediates in 1 s`)
+})
+
 serial('spawnLater starts after the delay; links run once the greenlet has finished', async (t) => {
   const events: string[] = []
   await run(() => {
@@ -954,6 +983,29 @@ run(() => spawn(all).get()).then((greenlet) => console.log(JSON.stringify({ main
     t.true(['SyntaxError', 'true'].includes(res.regexp), res.regexp)
     for (const d of res.destructure) t.true(['RangeError', 'compiled'].includes(d), d)
   }
+})
+
+test('a greenlet that blocks inside an async_hooks callback gets an Error that says why (fatal there, as any hook error is); hooks that do not block run as before', async (t) => {
+  // Before: a lost process.nextTick (run() never settled, exit 0), timers left unref'd, or Node's
+  // "async hook stack has become corrupted" when init ran for the hub's own setImmediate.
+  const quiet = await runChild(`
+const { run, block, sleep } = require(SYNC)
+const { createHook } = require('node:async_hooks')
+const seen = new Set()
+createHook({ init(id, type) { seen.add(type) } }).enable()
+run(() => { block(new Promise((res) => process.nextTick(res))); sleep(1); return 'ok' })
+  .then((r) => console.log(JSON.stringify({ r, tick: seen.has('TickObject'), timeout: seen.has('Timeout') || seen.has('Immediate') })))
+`)
+  t.is(quiet.status, 0, quiet.stderr)
+  t.deepEqual(report(quiet), { r: 'ok', tick: true, timeout: true })
+  const blocking = await runChild(`
+const { run, block, sleep, getcurrent } = require(SYNC)
+const { createHook } = require('node:async_hooks')
+createHook({ init(id, type) { if (type === 'TickObject' && getcurrent()) sleep(0) } }).enable()
+run(() => block(new Promise((res) => process.nextTick(res))))
+`)
+  t.is(blocking.status, 1)
+  t.regex(blocking.stderr, /sleep\(\) blocks, and a sync greenlet cannot block inside an async_hooks callback/)
 })
 
 test('a GC inside a fast API call while another thread is archived does not corrupt the heap (Buffer.byteLength of a rope, Node 24+)', async (t) => {

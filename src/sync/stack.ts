@@ -15,7 +15,14 @@
  *   their real blocking call.
  * - Builtins that must unwind in order across the isolate or context
  *   (`Array.prototype.join`; `JSON.stringify` on Node 22): likewise.
+ * - `async_hooks` callbacks: Node calls `init` in the middle of its own
+ *   bookkeeping of a tick, timer or immediate (the hub's own setImmediate
+ *   among them), and keeps one async id stack per isolate: a greenlet that
+ *   blocked there lost the tick, left the timer unref'd, or corrupted that
+ *   stack (Node exits). Likewise.
  */
+import { syncBuiltinESMExports } from 'node:module'
+
 import { syncNative } from './native'
 
 /** Stack the hand-over of a blocking call may use, at most (its JS frames, with room to spare). */
@@ -38,8 +45,9 @@ const ROOM_TO_BLOCK = 64 * 1024
  *   arrays'; `String(array)` calls `join`), which V8 tracks on a stack per
  *   context: joins of greenlets that blocked inside an element's `toString`
  *   and end out of order abort the process (all Node lines).
+ * - `hook`: the callbacks of hooks made by `async_hooks.createHook`.
  */
-const inside = { promising: 0, stringify: 0, join: 0 }
+const inside = { promising: 0, stringify: 0, join: 0, hook: 0 }
 
 /** `fn` in a function of the same name and length that counts its calls in `inside[kind]`. */
 function counted<F extends (...args: any[]) => unknown>(fn: F, kind: keyof typeof inside): F {
@@ -83,9 +91,27 @@ for (const owner of [Array.prototype, typedArrayPrototype]) {
   countCalls(owner, 'toLocaleString', 'join')
 }
 
-/** Whether the calling code may switch threads: on its own stack, not inside a JSPI export, a join or (Node 22) JSON.stringify. */
+const HOOK_CALLBACKS = ['init', 'before', 'after', 'destroy', 'promiseResolve'] as const
+const asyncHooks = require('node:async_hooks') as { createHook: (callbacks: object) => unknown }
+const createHook = asyncHooks.createHook
+asyncHooks.createHook = {
+  createHook(this: unknown, callbacks: object): unknown {
+    if (callbacks === null || typeof callbacks !== 'object') return createHook.call(this, callbacks)
+    // Its other properties stay readable through the prototype; what is not a function is Node's to refuse.
+    const counting = Object.create(callbacks) as Record<string, unknown>
+    for (const name of HOOK_CALLBACKS) {
+      const callback = (callbacks as Record<string, unknown>)[name]
+      if (typeof callback === 'function') counting[name] = counted(callback as (...args: unknown[]) => unknown, 'hook')
+    }
+    return createHook.call(this, counting)
+  },
+}.createHook
+// ES modules that import it see this one too.
+syncBuiltinESMExports()
+
+/** Whether the calling code may switch threads: on its own stack, not inside a JSPI export, a join, an async hook or (Node 22) JSON.stringify. */
 export function onOwnStack(): boolean {
-  return inside.promising === 0 && inside.stringify === 0 && inside.join === 0 && syncNative.stackRoom() >= 0
+  return inside.promising === 0 && inside.stringify === 0 && inside.join === 0 && inside.hook === 0 && syncNative.stackRoom() >= 0
 }
 
 /** Throws, before anything has happened, where a blocking call `what` cannot run. */
@@ -101,6 +127,13 @@ export function checkStackToBlock(what: string): void {
       `${what} blocks, and a sync greenlet cannot block inside Array.prototype.join or toLocaleString (an element's ` +
         'toString, String(array), a template literal): V8 aborts the process when such calls of two greenlets end out of ' +
         'order. Block before or after it.',
+    )
+  }
+  if (inside.hook > 0) {
+    throw new Error(
+      `${what} blocks, and a sync greenlet cannot block inside an async_hooks callback (init, before, after, destroy, ` +
+        'promiseResolve): Node calls them in the middle of its own bookkeeping, and its async id stack is one for all ' +
+        'threads. Block before or after it.',
     )
   }
   const room = inside.promising === 0 ? syncNative.stackRoom() : -1

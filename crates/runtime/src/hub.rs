@@ -270,7 +270,10 @@ impl Hub {
             delivered += 1;
         }
         self.compact_timers();
-        let next = self.timers.next_deadline();
+        let live = &self.live;
+        let next = self
+            .timers
+            .next_live_deadline(|e| live.get(&e.id) == Some(&e.epoch));
         more |= next.is_some_and(|deadline| deadline <= now);
         if let (Some(alarm), Some(deadline)) = (&self.alarm, next) {
             // Cheap when nothing changed: the alarm only wakes its thread when
@@ -357,6 +360,17 @@ mod tests {
             flush(&mut hub, &[]),
             vec![Event::Expired { id: 2, epoch: 1 }]
         );
+    }
+
+    #[test]
+    fn the_next_deadline_is_a_live_timers_not_a_cancelled_ones() {
+        let mut hub = Hub::without_alarm();
+        let mut stats = |cmds: &[Command]| hub.flush(cmds.iter().copied(), usize::MAX, &mut |_| {});
+        let early = stats(&[add(1, 0, 5.0), Command::CancelTimer { id: 1 }]);
+        assert!(early.next_deadline.is_none(), "only a cancelled timer: the clock sleeps");
+        let later = stats(&[add(2, 0, 10.0), add(3, 0, 1_000.0), Command::CancelTimer { id: 2 }]);
+        let next = later.next_deadline.expect("a live timer");
+        assert!(next > Duration::from_millis(500), "{next:?}: the cancelled 10 ms timer is skipped");
     }
 
     #[test]

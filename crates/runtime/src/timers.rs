@@ -41,8 +41,16 @@ impl Timers {
         }
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(e)| e.deadline)
+    /// The earliest deadline of an entry `live` accepts; the stale entries
+    /// before it are dropped, so that the clock is not woken for them.
+    pub fn next_live_deadline(&mut self, live: impl Fn(&TimerEntry) -> bool) -> Option<Instant> {
+        while let Some(Reverse(e)) = self.heap.peek() {
+            if live(e) {
+                return Some(e.deadline);
+            }
+            self.heap.pop();
+        }
+        None
     }
 
     pub fn len(&self) -> usize {
