@@ -9,6 +9,20 @@ import { both } from './_modes'
 
 // gevent src/gevent/tests/test__greenlet.py (TestBasic: `started` is bool(g),
 // false once the greenlet has finished).
+// gevent: joinall(count=n) is list(iwait(greenlets, count=n)): n at most, those finished first.
+both('joinall({ count }) returns no more than count greenlets, also when more have finished', function* (t, m) {
+  const gs = ['a', 'b', 'c'].map((name) => m.spawn(() => name))
+  yield m.sleep(0)
+  t.true(gs.every((g) => g.dead))
+  t.deepEqual((yield m.joinall(gs, { count: 1 })).map((g: any) => g.value), ['a'])
+  t.deepEqual((yield m.joinall(gs, { count: 2 })).map((g: any) => g.value), ['a', 'b'])
+  t.deepEqual(yield m.joinall(gs, { count: 0 }), [])
+  // Two that finish on the same timer, waited for with count 1.
+  const later = [m.spawn(() => m.sleep(5)), m.spawn(() => m.sleep(5))]
+  t.is((yield m.joinall(later, { count: 1 })).length, 1)
+  yield m.joinall(later)
+})
+
 both('started is true only between start and finish', function* (t, m) {
   const g = new m.Greenlet(m.fn(function* () {
     yield m.sleep(1)

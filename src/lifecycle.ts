@@ -66,6 +66,8 @@ export interface JoinAllPlan<G> {
   raiseError: boolean
   pending: G[]
   missing: number
+  /** How many it returns at most (`count`). */
+  wanted: number
 }
 
 /**
@@ -99,7 +101,7 @@ export function planJoinAll<G extends JoinableGreenlet>(
   }
   const raiseError = checkFlag('options.raiseError', o.raiseError, false)
   if (raiseError && firstFailure !== undefined) throw firstFailure.exception
-  return { list, ms, raiseError, pending, missing: wanted - (count - pending.length) }
+  return { list, ms, raiseError, pending, missing: wanted - (count - pending.length), wanted }
 }
 
 /**
@@ -108,12 +110,14 @@ export function planJoinAll<G extends JoinableGreenlet>(
  * outcome of its wait, if it waited.
  */
 export function joinAllResult<G extends JoinableGreenlet>(plan: JoinAllPlan<G>, waited?: number): G[] {
-  const { list, raiseError, pending, missing } = plan
+  const { list, raiseError, pending, missing, wanted } = plan
   // Every one it waited for died (or none was left): the whole list has finished.
   const allFinished = missing <= 0 ? pending.length === 0 : waited === Outcome.WAKE && missing === pending.length
-  if (allFinished && !raiseError) return list
+  if (allFinished && !raiseError) return wanted < list.length ? list.slice(0, wanted) : list
   throwFirstFailure(list, raiseError)
-  return list.filter(isDead)
+  const finished = list.filter(isDead)
+  // No more than `count`, as gevent's: more may have finished by the time it returns.
+  return finished.length > wanted ? finished.slice(0, wanted) : finished
 }
 
 function isDead(g: JoinableGreenlet): boolean {
