@@ -42,6 +42,7 @@ type Api = Pick<
   | 'killall'
   | 'sleep'
   | 'spawn'
+  | 'spawnLater'
   | 'waitReady'
 >
 

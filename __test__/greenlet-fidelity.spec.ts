@@ -60,6 +60,18 @@ both('a greenlet killed before it ran never runs, links fire once, a second kill
   g.start()
   yield m.sleep(5)
   t.false(ran)
+  // gevent: a kill of a greenlet that has not run ends it at once, without waiting, and others still run first.
+  const bystander = m.spawn(() => 'ran')
+  const later = m.spawnLater(5, () => 'never')
+  const soon = m.spawn(() => 'never')
+  soon.kill(undefined, { block: false })
+  later.kill(undefined, { block: false })
+  t.true(soon.dead && later.dead)
+  t.false(bystander.dead)
+  yield m.sleep(10)
+  t.is(bystander.value, 'ran')
+  t.is(soon.value, undefined)
+  t.is(later.value, undefined)
 })
 
 // greenlet src/greenlet/tests/test_throw.py (test_throw_goes_to_original_parent,

@@ -365,7 +365,8 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     const rare = this.#extra()
     rare.killedWith = exception
     rare.controller?.abort(exception)
-    if (this._state === 'new') {
+    // Not started: it dies now, without running, as gevent's kill of a greenlet that has not run (its start is void).
+    if (this._state === 'new' || this._state === 'scheduled') {
       this._finish(undefined, exception, true)
       return true
     }

@@ -361,8 +361,14 @@ export abstract class GroupBase<G extends Member> {
    */
   _nextKillRound(): 'kill' | 'yield' | 'done' {
     const current = this._getcurrent()
-    for (const g of this.#members) if (!g.dead && g !== current) return 'kill'
-    return (this.#slots?._handedPending ?? 0) > 0 ? 'yield' : 'done'
+    let leaving = false
+    for (const g of this.#members) {
+      if (g === current) continue
+      if (!g.dead) return 'kill'
+      // Dead, its link not run yet (one killed before it started dies at once): it leaves the group then.
+      leaving = true
+    }
+    return leaving || (this.#slots?._handedPending ?? 0) > 0 ? 'yield' : 'done'
   }
 
   /** @internal `failed`'s exception is being raised to the caller: no join raises it again. */

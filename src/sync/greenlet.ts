@@ -161,7 +161,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const blockWanted = checkFlag('options.block', o.block, true)
     if (this._state === 'dead') return
     const me = getcurrent()
-    const block = blockWanted && this._state !== 'new' && me !== this
+    const block = blockWanted && this._state === 'running' && me !== this
     if (block) blockingGreenlet('kill() (pass { block: false } to kill without waiting)')
     if (this._markKilled(exception)) return
     if (me === this) throw exception
