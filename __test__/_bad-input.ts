@@ -1545,7 +1545,15 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
   add(area, 'sync-outside', 'block() from plain code is told it blocks', (_fx, env) => env.S.block(Promise.resolve(1)), state(/block\(\) blocks/, 'throw'))
   add(area, 'sync-outside', 'sleep() from plain code is told it blocks', (_fx, env) => env.S.sleep(1), state(/sleep\(\) blocks/, 'throw'))
   add(area, 'sync-outside', 'sync joinall() of a live greenlet from plain code is told it blocks', (g, env) => env.S.joinall([g]), state(/joinall\(\) blocks/, 'throw'), { prep: (env) => env.syncAlive() })
-  add(area, 'sync-outside', 'sync kill() of a live greenlet from plain code is told to pass { block: false }', (g) => g.kill(), state(/block: false/, 'throw'), { prep: (env) => env.syncAlive() })
+  // Started: one that has not started dies at once, with nothing to wait for.
+  add(area, 'sync-outside', 'sync kill() of a live greenlet from plain code is told to pass { block: false }', (g) => g.kill(), state(/block: false/, 'throw'), {
+    prep: async (env) => {
+      const g = env.syncAlive()
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      return g
+    },
+  })
+  add(area, 'sync-outside', 'sync kill() of a greenlet not started yet from plain code ends it at once', (g) => (g.kill(), g.dead), ok('return', (r) => eq('dead', r, true)), { prep: (env) => env.syncAlive() })
   add(area, 'sync-outside', 'sync kill(undefined, { block: false }) from plain code works', (g) => g.kill(undefined, { block: false }), ok('return'), { prep: (env) => env.syncAlive() })
   for (const [text, v] of notOptions) add(area, 'sync-outside', `monkey.patchAll(options=${text})`, (_fx, env) => env.S.monkey.patchAll(v as any), arg('TypeError', 'options', 'throw'))
   add(area, 'sync-outside', 'monkey.unpatchAll() without patchAll() changes nothing', (_fx, env) => (env.S.monkey.unpatchAll(), env.S.monkey.isPatched()), ok('return', (r) => eq('patched', r, false)))

@@ -274,6 +274,18 @@ for (const kind of kinds) {
     await pool.shutdown()
   })
 
+  serial(`${kind.name}: shutdown({ cancelFutures }) after a shutdown({ wait: false }) still cancels the queued tasks`, async (t) => {
+    const pool = kind.make({ maxWorkers: 1 })
+    const running = pool.submit(nap, 300)
+    while (!running.running()) await new Promise((r) => setTimeout(r, 5))
+    const queued = Array.from({ length: 5 }, () => pool.submit(nap, 300))
+    await pool.shutdown({ wait: false })
+    await pool.shutdown({ cancelFutures: true })
+    t.false(running.cancelled())
+    t.true(running.done())
+    for (const f of queued) t.true(f.cancelled())
+  })
+
   serial(`${kind.name}: shutdown() waits for queued tasks to run; wait: false returns at once`, async (t) => {
     const pool = kind.make({ maxWorkers: 2 })
     const fs = Array.from({ length: 6 }, () => pool.submit(nap, 50))

@@ -515,26 +515,29 @@ export abstract class Executor {
   /**
    * Stops accepting tasks. Queued tasks still run unless `cancelFutures`;
    * with `wait` (the default) it resolves once every future is done and the
-   * workers have exited. Calling it again is harmless.
+   * workers have exited. Calling it again is harmless; a later call with
+   * `cancelFutures` still cancels what is queued.
    */
   shutdown(options?: ShutdownOptions): Promise<void> {
     return rejecting(async () => {
       const o = checkOptions('options', options)
       const wait = checkFlag('options.wait', o.wait, true)
       const cancelFutures = checkFlag('options.cancelFutures', o.cancelFutures, false)
-      if (!this.#shutdown) {
+      const first = !this.#shutdown
+      if (first) {
         this.#flush()
         this.#shutdown = true
-        if (cancelFutures) {
-          for (const id of this.#native.cancelQueued()) {
-            const f = this.#pending.get(id)
-            this.#pending.delete(id)
-            f?._settle('cancelled', undefined, undefined)
-          }
-          this.#updateRef()
-        }
-        this.closeWorkers()
       }
+      // Also on a later call (a graceful shutdown first, then one that gives up on the queue), as CPython's.
+      if (cancelFutures) {
+        for (const id of this.#native.cancelQueued()) {
+          const f = this.#pending.get(id)
+          this.#pending.delete(id)
+          f?._settle('cancelled', undefined, undefined)
+        }
+        this.#updateRef()
+      }
+      if (first) this.closeWorkers()
       if (wait && this.workerCount() > 0) {
         // A hub wait, as Future.result's: a greenlet kill or Timeout ends it.
         let wake: (() => void) | undefined

@@ -367,10 +367,20 @@ mod tests {
         let mut hub = Hub::without_alarm();
         let mut stats = |cmds: &[Command]| hub.flush(cmds.iter().copied(), usize::MAX, &mut |_| {});
         let early = stats(&[add(1, 0, 5.0), Command::CancelTimer { id: 1 }]);
-        assert!(early.next_deadline.is_none(), "only a cancelled timer: the clock sleeps");
-        let later = stats(&[add(2, 0, 10.0), add(3, 0, 1_000.0), Command::CancelTimer { id: 2 }]);
+        assert!(
+            early.next_deadline.is_none(),
+            "only a cancelled timer: the clock sleeps"
+        );
+        let later = stats(&[
+            add(2, 0, 10.0),
+            add(3, 0, 1_000.0),
+            Command::CancelTimer { id: 2 },
+        ]);
         let next = later.next_deadline.expect("a live timer");
-        assert!(next > Duration::from_millis(500), "{next:?}: the cancelled 10 ms timer is skipped");
+        assert!(
+            next > Duration::from_millis(500),
+            "{next:?}: the cancelled 10 ms timer is skipped"
+        );
     }
 
     #[test]
