@@ -23,6 +23,37 @@ both('joinall({ count }) returns no more than count greenlets, also when more ha
   yield m.joinall(later)
 })
 
+// Each Timeout's cancelled timer used to wake the hub while a turn ran, and Node ran those wake-ups turn after turn in
+// one poll phase: a 1 ms interval fired ~30 times a second in async mode, ~6 in sync mode.
+both('greenlets looping on short Timeouts and sleep(0) leave Node\'s own timers and immediates their turns', function* (t, m) {
+  let stop = false
+  const loop = () =>
+    m.go(function* () {
+      while (!stop) {
+        const timeout = m.Timeout.startNew(3)
+        try {
+          yield m.sleep(0)
+        } finally {
+          timeout.cancel()
+        }
+      }
+    })
+  const greenlets = [loop(), loop(), loop()]
+  let intervals = 0
+  let immediates = 0
+  const interval = setInterval(() => intervals++, 1)
+  ;(function again() {
+    immediates++
+    if (!stop) setImmediate(again)
+  })()
+  yield m.sleep(1000)
+  stop = true
+  clearInterval(interval)
+  yield m.joinall(greenlets)
+  t.true(intervals >= 150, `a 1 ms interval fired ${intervals} times in 1 s`)
+  t.true(immediates >= 150, `${immediates} immediates in 1 s`)
+})
+
 both('started is true only between start and finish', function* (t, m) {
   const g = new m.Greenlet(m.fn(function* () {
     yield m.sleep(1)

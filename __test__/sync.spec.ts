@@ -455,35 +455,6 @@ serial('two Timeouts that expire in one turn are each raised, at the wait then a
   t.deepEqual(seen, ['inner', 'outer', 'none'])
 })
 
-serial('sync greenlets looping on short Timeouts and sleep(0) leave Node\'s own timers and immediates their turns', async (t) => {
-  let stop = false
-  const loop = () =>
-    spawn(() => {
-      while (!stop) {
-        const timeout = Timeout.startNew(3)
-        try {
-          sleep(0)
-        } finally {
-          timeout.cancel()
-        }
-      }
-    })
-  const greenlets = [loop(), loop(), loop()]
-  let intervals = 0
-  let immediates = 0
-  const interval = setInterval(() => intervals++, 1)
-  ;(function again() {
-    immediates++
-    if (!stop) setImmediate(again)
-  })()
-  await new Promise((resolve) => setTimeout(resolve, 1000))
-  stop = true
-  clearInterval(interval)
-  await run(() => joinall(greenlets))
-  t.true(intervals >= 150, `a 1 ms interval fired ${intervals} times in 1 s`)
-  t.true(immediates >= 150, `${immediates} immediates in 1 s`)
-})
-
 serial('spawnLater starts after the delay; links run once the greenlet has finished', async (t) => {
   const events: string[] = []
   await run(() => {

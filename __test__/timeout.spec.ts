@@ -110,37 +110,6 @@ serial('two Timeouts that expired with the wait\'s own timer in one turn are eac
   t.deepEqual(await g.get(), ['inner', 'outer', 'none'])
 })
 
-// Each Timeout's cancelled timer used to wake the hub while a turn ran, and Node ran those wake-ups turn after turn in
-// one poll phase: a 1 ms interval fired ~30 times a second (sync mode: ~6).
-serial('greenlets looping on short Timeouts and sleep(0) leave Node\'s own timers and immediates their turns', async (t) => {
-  let stop = false
-  const loop = () =>
-    spawn(async () => {
-      while (!stop) {
-        const timeout = Timeout.startNew(3)
-        try {
-          await sleep(0)
-        } finally {
-          timeout.cancel()
-        }
-      }
-    })
-  const greenlets = [loop(), loop(), loop()]
-  let intervals = 0
-  let immediates = 0
-  const interval = setInterval(() => intervals++, 1)
-  ;(function again() {
-    immediates++
-    if (!stop) setImmediate(again)
-  })()
-  await new Promise((resolve) => setTimeout(resolve, 1000))
-  stop = true
-  clearInterval(interval)
-  await Promise.all(greenlets.map((g) => g.join()))
-  t.true(intervals >= 150, `a 1 ms interval fired ${intervals} times in 1 s`)
-  t.true(immediates >= 150, `${immediates} immediates in 1 s`)
-})
-
 serial('a cancelled Timeout never fires, and `using` cancels it on scope exit', async (t) => {
   const g = spawn(async () => {
     const timeout = Timeout.startNew(10)
