@@ -83,6 +83,20 @@ serial('a Timeout raised into busy code fires at the next wait', async (t) => {
   await t.throwsAsync(g.get(), { instanceOf: Timeout })
 })
 
+/** What each of three `sleep(1)`s raised: 'inner', 'outer' (which Timeout), or 'none'. */
+async function raisedAtThreeWaits(inner: Timeout, outer: Timeout): Promise<string[]> {
+  const raised: string[] = []
+  for (let i = 0; i < 3; i++) {
+    try {
+      await sleep(1)
+      raised.push('none')
+    } catch (err) {
+      raised.push(err === inner ? 'inner' : err === outer ? 'outer' : String(err))
+    }
+  }
+  return raised
+}
+
 serial('two Timeouts that expired with the wait\'s own timer in one turn are each raised, at the wait then at the next one', async (t) => {
   const busyFor = (ms: number) => {
     const until = Date.now() + ms
@@ -96,16 +110,7 @@ serial('two Timeouts that expired with the wait\'s own timer in one turn are eac
     const outer = Timeout.startNew(30)
     const inner = Timeout.startNew(20)
     busyFor(60)
-    const raised: string[] = []
-    for (let i = 0; i < 3; i++) {
-      try {
-        await sleep(1)
-        raised.push('none')
-      } catch (err) {
-        raised.push(err === inner ? 'inner' : err === outer ? 'outer' : String(err))
-      }
-    }
-    return raised
+    return raisedAtThreeWaits(inner, outer)
   })
   t.deepEqual(await g.get(), ['inner', 'outer', 'none'])
 })
@@ -299,16 +304,7 @@ serial('two Timeouts fired in a foreign await are each raised, at the next wait 
     const inner = Timeout.startNew(20)
     await new Promise((resolve) => setTimeout(resolve, 100))
     if (cancelFirst) inner.cancel()
-    const seen: string[] = []
-    for (let i = 0; i < 3; i++) {
-      try {
-        await sleep(1)
-        seen.push('none')
-      } catch (err) {
-        seen.push(err === inner ? 'inner' : err === outer ? 'outer' : String(err))
-      }
-    }
-    return seen
+    return raisedAtThreeWaits(inner, outer)
   }
   t.deepEqual(await spawn(body, false).get(), ['inner', 'outer', 'none'])
   t.deepEqual(await spawn(body, true).get(), ['outer', 'none', 'none'])

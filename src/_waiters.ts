@@ -201,11 +201,7 @@ export class WaitList<T, P = undefined> {
     if (w.onAbort !== undefined) this.#unwatch(w)
     const holder = w.holder
     if (holder !== undefined && holder._woken === w) holder._woken = undefined
-    if (w.interrupted) {
-      this.#interrupted(w)
-      if (!this._stands(w) || holder === undefined) throw w.exception
-      holder._raiseAtNextWait(w.exception)
-    }
+    if (w.interrupted) this._endInterrupted(w, w.exception, holder)
     return this.#settled(w)
   }
 
@@ -247,11 +243,21 @@ export class WaitList<T, P = undefined> {
         if (w.signal !== undefined) this.#watch(w)
       }, w.ms > 0)
     } catch (err) {
-      this._leaveInterrupted(w)
-      if (!this._stands(w)) throw err
-      waiter._raiseAtNextWait(err)
+      this._endInterrupted(w, err, waiter)
     }
     return this._leave(w)
+  }
+
+  /**
+   * The wait of `w` ended with the interrupt `err`: it leaves the list, or
+   * gives back what it was handed, and throws `err`; unless what it was
+   * handed stands (see `_stands`): then `owner`'s next wait raises `err`,
+   * and the caller goes on to take the value.
+   */
+  _endInterrupted(w: Waiter<T, P>, err: unknown, owner: Pick<WokenWaitHolder, '_raiseAtNextWait'> | undefined): void {
+    this._leaveInterrupted(w)
+    if (!this._stands(w) || owner === undefined) throw err
+    owner._raiseAtNextWait(err)
   }
 
   #watch(w: Waiter<T, P>): void {
@@ -351,10 +357,7 @@ async function driveFrom<R>(op: Blocking<R>, first: IteratorResult<Suspension, R
         try {
           await suspension.suspended
         } catch (err) {
-          list._leaveInterrupted(suspension)
-          const owner = currentStorage.getStore()
-          if (!list._stands(suspension) || owner === undefined) throw err
-          owner._raiseAtNextWait(err)
+          list._endInterrupted(suspension, err, currentStorage.getStore())
         }
         outcome = list._leave(suspension)
       } else {

@@ -232,12 +232,10 @@ class NetClient {
     const client = this.#native
     // Nothing to wait for: the process exits (a wait, even one done at once, would run the loop and come back here).
     if (client === undefined || !this.#flushLeft || !client.hasQueued()) return
-    // Outside any greenlet: nobody's kill ends it.
-    currentStorage.exit(() => {
-      void nativeWait((id) => client.flushWait(id), CLOSE_LINGER_MS, () => true).then((result) => {
-        if (result === TIMED_OUT) this.#flushLeft = false
-      })
-    })
+    lingerFor(
+      (id) => client.flushWait(id),
+      () => (this.#flushLeft = false),
+    )
   }
 
   /**
@@ -398,13 +396,11 @@ class NetClient {
    * meanwhile; at the limit the socket is closed, the rest unsent).
    */
   holdUntilClosed(handle: NativeSocket): void {
-    // Outside any greenlet: killing the one that closed must not end the wait.
-    currentStorage.exit(() => {
-      void nativeWait((id) => handle.closeWait(id), CLOSE_LINGER_MS, () => true).then((result) => {
-        // Still not written out: close now, releasing the fd, the rest unsent.
-        if (result === TIMED_OUT) handle.abandon()
-      })
-    })
+    // Still not written out at the limit: close now, releasing the fd, the rest unsent.
+    lingerFor(
+      (id) => handle.closeWait(id),
+      () => handle.abandon(),
+    )
   }
 
   /** Keeps the process alive while anything holds it (pending waits, listening servers). */
@@ -415,6 +411,19 @@ class NetClient {
   release(): void {
     if (--this.#holds === 0) this.#keepAlive?.unref()
   }
+}
+
+/**
+ * Keeps the process alive while queued bytes are written out (`op` starts
+ * the native wait), `CLOSE_LINGER_MS` at most, then calls `giveUp`. Outside
+ * any greenlet: killing the one that started it must not end the wait.
+ */
+function lingerFor(op: (id: number) => number, giveUp: () => void): void {
+  currentStorage.exit(() => {
+    void nativeWait(op, CLOSE_LINGER_MS, () => true).then((result) => {
+      if (result === TIMED_OUT) giveUp()
+    })
+  })
 }
 
 /** @internal */
