@@ -159,7 +159,7 @@ if (!hasRedis) {
     for await (const v of ex.map('square', items)) out.push(v)
     t.deepEqual(out, items.map((i) => i * i))
     const slow = ex.map('nap', [2000], { timeoutMs: 100 })
-    await t.throwsAsync(slow.next(), { instanceOf: TimeoutError })
+    await t.throwsAsync(slow.next(), { instanceOf: TimeoutError, message: 'map(): the results were not all done within timeoutMs (100 ms)' })
     // With buffersize the input is read a few jobs ahead of the results taken (eagerly, this one would fail the call).
     let read = 0
     const endless = function* (): Generator<number> {

@@ -624,13 +624,19 @@ serial("map throws a task's exception at its position and TimeoutError after tim
   t.deepEqual(seen, [0, 1])
   const slow = pool.map(async (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)), [1, 1_500], { timeoutMs: 300 })
   const got: unknown[] = []
+  // The message names the timeout the caller set (not the time that was left for the item).
   await t.throwsAsync(
     (async () => {
       for await (const v of slow) got.push(v)
     })(),
-    { name: 'TimeoutError' },
+    { name: 'TimeoutError', message: 'map(): the results were not all done within timeoutMs (300 ms)' },
   )
   t.deepEqual(got, [1])
+  // As Python's map: the timeout counts from the call, not from the first
+  // next() (from there, the task would be done 150 ms before it).
+  const late = pool.map(async (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)), [550], { timeoutMs: 300 })
+  await new Promise((r) => setTimeout(r, 400))
+  await t.throwsAsync(late.next(), { name: 'TimeoutError', message: /within timeoutMs \(300 ms\)/ })
   await pool.shutdown({ cancelFutures: true })
 })
 

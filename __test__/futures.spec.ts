@@ -240,6 +240,8 @@ test('a standalone Future: running, then set; InvalidStateError when set twice; 
   const cancelled = new Future<number>()
   t.true(cancelled.cancel())
   t.false(cancelled.setRunningOrNotifyCancel(), 'the cancellation is noticed')
+  // Once, as CPython's (a second call is an executor's bug: RuntimeError there).
+  t.throws(() => cancelled.setRunningOrNotifyCancel(), { instanceOf: InvalidStateError, message: /noticed already/ })
   await t.throwsAsync(cancelled.result(), { instanceOf: CancelledError })
 })
 

@@ -409,8 +409,7 @@ export class DistributedExecutor<M extends object = TaskModule> {
     const ms = checkMs('options.timeoutMs', o.timeoutMs, true)
     const buffersize = checkLimit('options.buffersize', o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
-    const deadline = ms < 0 ? -1 : performance.now() + ms
-    return mapInOrder(iterable, 1, buffersize, deadline, (items, first) => this.#submit(name, items, () => `iterable[${first}]`))
+    return mapInOrder(iterable, 1, buffersize, ms, (items, first) => this.#submit(name, items, () => `iterable[${first}]`))
   }
 
   /**

@@ -469,8 +469,7 @@ export abstract class Executor {
     const chunksize = o.chunksize === undefined ? 1 : checkPositiveInteger('options.chunksize', o.chunksize)
     const buffersize = checkLimit('options.buffersize', o.buffersize)
     if (iterable === null || typeof (iterable as any)?.[Symbol.iterator] !== 'function') throw invalidType('iterable', 'an iterable', iterable)
-    const deadline = ms < 0 ? -1 : performance.now() + ms
-    const results = mapInOrder<T, any>(iterable, chunksize, buffersize, deadline, (items, first) =>
+    const results = mapInOrder<T, any>(iterable, chunksize, buffersize, ms, (items, first) =>
       chunksize === 1
         ? this.#submit(fn, items, 0, undefined, { values: items, name: () => `iterable[${first}]` })
         : this.#submit(fn, [items], TaskFlag.CHUNK, undefined, { values: items, name: (i) => `iterable[${first + i}]` }),

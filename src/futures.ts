@@ -91,6 +91,8 @@ export class Future<T = unknown> {
   #failed = false
   /** A standalone future was marked running (`setRunningOrNotifyCancel`). */
   #running = false
+  /** A standalone future's cancellation was noticed by `setRunningOrNotifyCancel` (once, as CPython's). */
+  #cancelNoticed = false
   // Typed loosely so that Future<T> stays assignable to Future<unknown>.
   #callbacks: ((f: any) => void)[] | undefined = undefined
   #waiters: Set<(f: any) => void> | undefined = undefined
@@ -114,7 +116,11 @@ export class Future<T = unknown> {
    */
   setRunningOrNotifyCancel(): boolean {
     this.#checkStandalone('setRunningOrNotifyCancel')
-    if (this.#state === 'cancelled') return false
+    if (this.#state === 'cancelled' && !this.#cancelNoticed) {
+      this.#cancelNoticed = true
+      return false
+    }
+    if (this.#state === 'cancelled') throw new InvalidStateError('setRunningOrNotifyCancel() on a cancelled future, again: its cancellation was noticed already')
     if (this.#state === 'finished' || this.#running) {
       throw new InvalidStateError(`setRunningOrNotifyCancel() on a future that is ${this.#running && this.#state === 'pending' ? 'running' : 'finished'}`)
     }
@@ -271,10 +277,11 @@ export class Future<T = unknown> {
 
 /**
  * @internal The results of `futures` in their order, each due by `deadline`
- * (`performance.now()` ms; -1: no limit, else TimeoutError): the iteration
- * of an executor's `map`. The futures left are cancelled when it ends.
+ * (`performance.now()` ms, `timeoutMs` after the map's call; -1: no limit,
+ * else TimeoutError): the iteration of an executor's `map`. The futures
+ * left are cancelled when it ends.
  */
-async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source?: MoreTasks<T>): AsyncGenerator<T, void, undefined> {
+async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, timeoutMs: number, source?: MoreTasks<T>): AsyncGenerator<T, void, undefined> {
   let taken = 0
   /** The future awaited now: cancelled too if the iteration ends while it is not done (a timeout, a kill). */
   let current: Future<T> | undefined
@@ -297,8 +304,21 @@ async function* resultsInOrder<T>(futures: Future<T>[], deadline: number, source
         futures.splice(0, taken)
         taken = 0
       }
-      const timeoutMs = deadline < 0 ? undefined : Math.max(0, deadline - performance.now())
-      yield await f.result({ timeoutMs })
+      if (deadline < 0) {
+        yield await f.result()
+        continue
+      }
+      let result: T
+      try {
+        result = await f.result({ timeoutMs: Math.max(0, deadline - performance.now()) })
+      } catch (err) {
+        // Named by the caller's timeout, not by the time that was left for this item.
+        if (err instanceof TimeoutError && !f.done()) {
+          throw new TimeoutError(`map(): the results were not all done within timeoutMs (${timeoutMs} ms)`)
+        }
+        throw err
+      }
+      yield result
     }
     if (failed !== undefined) throw failed.error
   } finally {
@@ -321,9 +341,10 @@ export function mapInOrder<T, R>(
   iterable: Iterable<T>,
   chunksize: number,
   buffersize: number,
-  deadline: number,
+  timeoutMs: number,
   submit: (items: T[], first: number) => Future<R>,
 ): AsyncGenerator<R, void, undefined> {
+  const deadline = timeoutMs < 0 ? -1 : performance.now() + timeoutMs
   const input = iterable[Symbol.iterator]()
   let index = 0
   let exhausted = false
@@ -362,7 +383,7 @@ export function mapInOrder<T, R>(
     close()
     throw err
   }
-  return resultsInOrder(futures, deadline, buffersize === Infinity ? undefined : { next, close })
+  return resultsInOrder(futures, deadline, timeoutMs, buffersize === Infinity ? undefined : { next, close })
 }
 
 /** Where a lazy map's further tasks come from (see `resultsInOrder`). */
