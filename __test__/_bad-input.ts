@@ -120,6 +120,7 @@ const notOptions: [string, unknown][] = [
   ['a function', () => ({})],
 ]
 const notFunctions: [string, unknown][] = [
+  ['undefined (left out)', undefined],
   ['5', 5],
   ['"fn"', 'fn'],
   ['null', null],
@@ -762,7 +763,7 @@ function greenletListArg(area: string, label: (v: string) => string, call: (api:
       }, ok('return', (r) => (r[0] === v && r[1] === 2 && r[2] === false ? undefined : `maxsize, qsize, full: ${r}`)))
     }
   }
-  for (const [text, v] of notFunctions.filter(([, x]) => x !== null)) {
+  for (const [text, v] of notFunctions.filter(([, x]) => x !== null && x !== undefined)) {
     both(area, `new PriorityQueue({ compare: ${text} })`, (api) => new api.PriorityQueue({ compare: v }), arg('TypeError', 'options.compare', 'throw'))
   }
   const ops = [
@@ -1772,6 +1773,8 @@ function judge(expect: Expect, outcome: Outcome): string | undefined {
   const classOk =
     expect.cls === 'TypeOrRange' ? value instanceof TypeError || value instanceof RangeError : expect.cls === 'TypeError' ? value instanceof TypeError : value instanceof RangeError
   if (!classOk) return `expected ${expect.cls} naming ${expect.name}, ${got}`
+  // What it got, said once: "got undefined", not "got undefined undefined".
+  if (/\b(undefined|null) \1\b/.test(value.message)) return `expected the message to say what it got once, ${got}`
   const escaped = expect.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
   return new RegExp(`(^|[^\\w.\\[])${escaped}($|[^\\w\\[])`).test(value.message) ? undefined : `expected the message to name ${expect.name}, ${got}`
 }

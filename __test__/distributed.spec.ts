@@ -539,6 +539,24 @@ if (!hasRedis) {
     await t.throwsAsync(runWorker({ connection: { host: '127.0.0.1', port: dead }, queue: 'q', module: TASKS, connectTimeoutMs: 300 }), {
       message: new RegExp(`127\\.0\\.0\\.1:${dead}`),
     })
+    // Nothing is left behind that keeps the process alive (ioredis' disconnect
+    // of a refused connection armed a 2 s timer: a process lingered that long);
+    // the pipe is the child's stdout.
+    const left = await runNode(
+      [
+        '-e',
+        `const { DistributedExecutor, runWorker } = require(${JSON.stringify(root)})
+        const connection = { host: '127.0.0.1', port: ${dead} }
+        Promise.allSettled([
+          new DistributedExecutor({ connection, queue: 'q', connectTimeoutMs: 300 }).ready(),
+          DistributedExecutor.connect({ connection, queue: 'q', connectTimeoutMs: 300 }),
+          runWorker({ connection, queue: 'q', module: ${JSON.stringify(TASKS)}, connectTimeoutMs: 300 }),
+        ]).then((all) => setImmediate(() => console.log(all.map((r) => r.status).join(), JSON.stringify(process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap')))))`,
+      ],
+      { timeoutMs: 20_000 },
+    )
+    t.is(left.status, 0, describeExit(left))
+    t.is(left.stdout.trim(), 'rejected,rejected,rejected []')
     // The CLI, with its default timeout (3 s): exit code 1 and the address.
     const cliStarted = Date.now()
     const r = await runNode([CLI, '--redis', `127.0.0.1:${dead}`, '--queue', 'q', '--module', TASKS], { timeoutMs: 20_000, cwd: root })

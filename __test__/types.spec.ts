@@ -95,29 +95,39 @@ async function main(): Promise<number> {
 void main
 `
 
-test('the published declarations type-check in a strict consumer without skipLibCheck', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'greenthread-types-'))
-  try {
-    fs.mkdirSync(path.join(dir, 'node_modules'))
-    fs.symlinkSync(root, path.join(dir, 'node_modules', 'greenthread'), 'dir')
-    fs.symlinkSync(path.join(root, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'), 'dir')
-    fs.writeFileSync(path.join(dir, 'consumer.ts'), consumer)
-    fs.writeFileSync(
-      path.join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, module: 'node16', moduleResolution: 'node16', target: 'ES2022', types: ['node'] },
-        files: ['consumer.ts'],
-      }),
-    )
-    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-    const result = await run(process.execPath, [tsc, '-p', dir], { timeout: 60_000 }).then(
-      (r) => ({ ...r, code: 0 }),
-      (err) => err,
-    )
-    t.is(`${result.stdout ?? ''}`.trim(), '', 'tsc reports no errors')
-    // A crash, a timeout or a missing tsc print nothing either.
-    t.is(result.code, 0, `tsc exited with ${result.code} ${result.signal ?? ''} ${result.stderr ?? ''}`)
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
-  }
-})
+// Each resolution a consumer may use: node10 (`module: commonjs`) reads no
+// `exports` map, so `greenthread/sync` needs `typesVersions` there.
+const resolutions: Array<{ module: string; moduleResolution: string; esModuleInterop?: boolean }> = [
+  { module: 'node16', moduleResolution: 'node16' },
+  { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true },
+  { module: 'esnext', moduleResolution: 'bundler' },
+]
+
+for (const { module, moduleResolution, esModuleInterop } of resolutions) {
+  test(`the published declarations type-check in a strict consumer without skipLibCheck (module ${module}, moduleResolution ${moduleResolution})`, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'greenthread-types-'))
+    try {
+      fs.mkdirSync(path.join(dir, 'node_modules'))
+      fs.symlinkSync(root, path.join(dir, 'node_modules', 'greenthread'), 'dir')
+      fs.symlinkSync(path.join(root, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'), 'dir')
+      fs.writeFileSync(path.join(dir, 'consumer.ts'), consumer)
+      fs.writeFileSync(
+        path.join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, module, moduleResolution, esModuleInterop, target: 'ES2022', types: ['node'] },
+          files: ['consumer.ts'],
+        }),
+      )
+      const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+      const result = await run(process.execPath, [tsc, '-p', dir], { timeout: 60_000 }).then(
+        (r) => ({ ...r, code: 0 }),
+        (err) => err,
+      )
+      t.is(`${result.stdout ?? ''}`.trim(), '', 'tsc reports no errors')
+      // A crash, a timeout or a missing tsc print nothing either.
+      t.is(result.code, 0, `tsc exited with ${result.code} ${result.signal ?? ''} ${result.stderr ?? ''}`)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+}

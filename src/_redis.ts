@@ -187,7 +187,9 @@ export async function connect(conn: Connection, timeoutMs: number): Promise<Redi
     if (left <= 0) break
     await delay(Math.min(200, left))
   }
-  client.disconnect()
+  // Not once ioredis has given up ('end'): its disconnect() would arm a 2 s
+  // timer for a stream that has closed already, and keep the process alive.
+  if (client.status !== 'end') client.disconnect()
   const why = lastError instanceof Error ? lastError.message : safeString(lastError)
   throw new Error(`cannot connect to Redis at ${conn.address} (tried for ${timeoutMs} ms): ${why}`, { cause: lastError })
 }

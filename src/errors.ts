@@ -65,6 +65,7 @@ function greenletModeOf(value: object): unknown {
 
 function describe(value: unknown): string {
   if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
   if (typeof value === 'function') return 'a function'
   if (typeof value === 'object') {
     const mode = greenletModeOf(value)
