@@ -1,5 +1,8 @@
+import * as path from 'node:path'
+
 import test from 'ava'
 
+import { describeExit, runNode } from './_child'
 import { Timeout, allTasks, currentTask, gather, sleep, spawn, waitFor } from '../index'
 
 const serial = test.serial
@@ -71,4 +74,44 @@ serial('currentTask and allTasks describe the running greenlets', async (t) => {
   t.deepEqual(allTasks(), [g])
   await g.join()
   t.deepEqual(allTasks(), [])
+})
+
+// A greenlet nobody can resume any more (a generator-style producer dropped
+// while suspended in switch(), a wait on an Event dropped since) is
+// collected once it has lived through two sweeps of the live list, as an
+// abandoned async function is; one that is still referenced stays listed.
+serial('allTasks does not keep abandoned greenlets alive: they are collected, the ones still referenced stay listed', async (t) => {
+  const script = `
+    const { Event, Greenlet, allTasks, spawn } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+    const { sweepLiveGreenlets } = require(${JSON.stringify(path.join(__dirname, '..', 'src', '_greenlet-base.js'))})
+    const kept = []
+    const refs = []
+    const consumer = spawn(async () => {
+      for (let i = 0; i < 200; i++) {
+        const producer = new Greenlet(async () => {
+          const big = new Array(20_000).fill(i)
+          for (;;) await consumer.switch(big.length)
+        })
+        await producer.switch()
+        refs.push(new WeakRef(producer))
+        if (i % 2 === 0) kept.push(producer)
+        refs.push(new WeakRef(spawn(() => new Event().wait())))
+      }
+    })
+    consumer.join().then(async () => {
+      await new Promise((r) => setImmediate(r))
+      sweepLiveGreenlets()
+      sweepLiveGreenlets()
+      await new Promise((r) => setImmediate(r))
+      gc()
+      await new Promise((r) => setImmediate(r))
+      gc()
+      const alive = refs.filter((r) => r.deref() !== undefined).length
+      const listed = allTasks()
+      console.log(alive, listed.length, kept.every((g) => listed.includes(g)))
+    })
+  `
+  const r = await runNode(['--expose-gc', '-e', script], { timeoutMs: 60_000 })
+  t.is(r.status, 0, describeExit(r))
+  t.is(r.stdout.trim(), '100 100 true')
 })

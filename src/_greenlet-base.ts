@@ -46,15 +46,58 @@ export interface ArmedTimeout {
 let linksDue: GreenletBase<unknown, unknown>[] = []
 
 /**
- * Greenlets started and not finished, oldest first: an intrusive list (two
- * fields per greenlet, no hashing), for `allTasks`.
+ * Greenlets started and not finished: an intrusive list (two fields per
+ * greenlet, no hashing), oldest first, for `allTasks`. It holds them
+ * strongly, so a greenlet that lives on from one sweep to the next
+ * (`sweepLiveGreenlets`) moves to `weakLive` if its mode allows: an async
+ * greenlet that nothing else holds (suspended in a `switch()` nobody will
+ * make, or waiting on an object dropped since) is then collected, as an
+ * abandoned async function is; `allTasks` still lists it while it lives.
  */
 let liveHead: GreenletBase<unknown, unknown> | undefined
 let liveTail: GreenletBase<unknown, unknown> | undefined
+/** The newest greenlet of the list at the last sweep: it and those before it were live then. */
+let sweepMark: GreenletBase<unknown, unknown> | undefined
+const weakLive = new Set<WeakRef<GreenletBase<unknown, unknown>>>()
+
+/**
+ * Starts between checks of the clock for a sweep, and the least time
+ * between sweeps: a sweep walks the list, so at most once per this many
+ * starts; greenlets that outlive two sweeps are the long-lived ones.
+ */
+const STARTS_PER_SWEEP_CHECK = 4096
+const SWEEP_INTERVAL_MS = 10_000
+let startsSinceCheck = 0
+let lastSweepAt = 0
 
 /** @internal Greenlets of both modes started and not finished, oldest first. */
 export function* liveGreenlets(): Generator<GreenletBase<unknown, unknown>> {
+  for (const ref of weakLive) {
+    const g = ref.deref()
+    if (g !== undefined) yield g
+  }
   for (let g = liveHead; g !== undefined; g = g._liveNext) yield g
+}
+
+/**
+ * @internal Moves the greenlets that were live at the previous sweep, and
+ * may be collected, from the strong list to `weakLive`; forgets those
+ * collected since. Runs from `_goLive` every few thousand starts, at most
+ * once per `SWEEP_INTERVAL_MS` (tests call it directly).
+ */
+export function sweepLiveGreenlets(): void {
+  lastSweepAt = performance.now()
+  for (const ref of weakLive) if (ref.deref() === undefined) weakLive.delete(ref)
+  const stop = sweepMark
+  if (stop !== undefined) {
+    for (let g = liveHead; g !== undefined; ) {
+      const next = g._liveNext
+      if (g._collectable()) g._weakenLive()
+      if (g === stop) break
+      g = next
+    }
+  }
+  sweepMark = liveTail
 }
 
 // Their ids stay theirs when the hub's id counter wraps.
@@ -83,6 +126,8 @@ const runDueLinks = AsyncResource.bind((): void => {
  */
 class Rare {
   name: string | undefined = undefined
+  /** Its entry in `weakLive` (see `sweepLiveGreenlets`). */
+  weakLive: WeakRef<GreenletBase<unknown, unknown>> | undefined = undefined
   woken: WokenWait | undefined = undefined
   transfer: Transfer | undefined = undefined
   switchParent: GreenletBase<unknown, unknown> | undefined = undefined
@@ -105,8 +150,10 @@ class Rare {
 const FAILED = 1
 const RETURNED = 2
 const OBSERVED = 4
+/** Live, and listed in `weakLive` rather than the strong list. */
+const WEAK_LIVE = 8
 /** @internal Bits from here on are the mode's own. */
-export const FIRST_MODE_FLAG = 8
+export const FIRST_MODE_FLAG = 16
 
 /**
  * The shared core of both modes' `Greenlet`. `G` is the mode's
@@ -337,12 +384,44 @@ export abstract class GreenletBase<T, G> extends HubRecord {
     if (liveTail === undefined) liveHead = this
     else liveTail._liveNext = this
     liveTail = this
+    if (++startsSinceCheck >= STARTS_PER_SWEEP_CHECK) {
+      startsSinceCheck = 0
+      if (performance.now() - lastSweepAt >= SWEEP_INTERVAL_MS) sweepLiveGreenlets()
+    }
+  }
+
+  /**
+   * @internal Whether nothing but the list of live greenlets may be what
+   * keeps it: then the list holds it weakly once it is long-lived. Not in
+   * the base (a sync greenlet's parked thread needs its record).
+   */
+  _collectable(): boolean {
+    return false
+  }
+
+  /** @internal Moves it from the strong list to `weakLive` (see `sweepLiveGreenlets`). */
+  _weakenLive(): void {
+    this.#unlinkLive()
+    const rare = this.#extra()
+    rare.weakLive ??= new WeakRef(this)
+    weakLive.add(rare.weakLive)
+    this._flags |= WEAK_LIVE
   }
 
   #leaveLive(): void {
+    if ((this._flags & WEAK_LIVE) !== 0) {
+      this._flags &= ~WEAK_LIVE
+      weakLive.delete(this.#rare!.weakLive!)
+      return
+    }
+    this.#unlinkLive()
+  }
+
+  #unlinkLive(): void {
     const prev = this._livePrev
     const next = this._liveNext
     if (prev === undefined && next === undefined && liveHead !== this) return
+    if (this === sweepMark) sweepMark = prev
     if (prev === undefined) liveHead = next
     else prev._liveNext = next
     if (next === undefined) liveTail = prev

@@ -419,6 +419,11 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     }
   }
 
+  /** @internal See GreenletBase: nothing of an async greenlet needs it kept but what can still resume it. */
+  override _collectable(): boolean {
+    return true
+  }
+
   /** @internal See HubRecord (hub.ts). */
   override _inPlainWait(): boolean {
     // Dead: a wait that outlived it (see `_waitOutlivesIt`).
