@@ -808,6 +808,25 @@ function failOnZero(x: number): number {
   return 1 / x
 }
 
+// gevent's IMap is a greenlet started at its creation: the calls run while
+// the caller does other work before it reads the first result.
+both('imap() and imapUnordered() start their calls at once, not at the first next()', function* (t, m) {
+  for (const method of ['imap', 'imapUnordered'] as const) {
+    const started: number[] = []
+    const pool = new m.Pool(2)
+    const it = pool[method]((x: number) => {
+      started.push(x)
+      return x * 10
+    }, [1, 2, 3])
+    t.deepEqual(started, [], 'not in the call itself')
+    yield m.sleep(20)
+    t.deepEqual(started, [1, 2, 3], `${method}: all ran before the first next()`)
+    const got: number[] = []
+    for (let r = yield it.next(); !r.done; r = yield it.next()) got.push(r.value as number)
+    t.deepEqual(got.sort((a, b) => a - b), [10, 20, 30])
+  }
+})
+
 // Restates gevent's src/gevent/tests/test__pool.py TestErrorInHandler.test_imap and test_imap_unordered.
 both('imap() and imapUnordered(): a failing call raises at its position, and the iteration goes on with the rest', function* (t, m) {
   for (const method of ['imap', 'imapUnordered'] as const) {

@@ -1312,3 +1312,30 @@ run(() => {
   t.is(r.status, 0, r.stderr)
   t.deepEqual(report(r), [42, 43, 42, 43])
 })
+
+// msgpackr's native decoder (msgpackr-extract, a dependency of bullmq) keeps
+// its state in a C++ thread_local set up on the loading thread: a decode on
+// a greenlet's thread dereferenced it (SIGSEGV, every time). Loading
+// greenthread/sync turns it off (msgpackr's own switch), and warns when it
+// loaded first, too late for that.
+test.serial('a native addon that keeps its state per thread (msgpackr-extract) does not crash a sync greenlet', async (t) => {
+  const msgpackr = JSON.stringify(path.join(__dirname, '..', '..', 'node_modules', 'msgpackr'))
+  const decode = `
+    const { pack, unpack } = require(${msgpackr})
+    const packed = pack({ name: 'x'.repeat(100), list: Array.from({ length: 50 }, (_, i) => 'item ' + 'y'.repeat(i)) })
+    run(() => {
+      const gs = [0, 1, 2].map(() => spawn(() => { sleep(0); return unpack(packed) }))
+      return gs.map((g) => g.get())
+    }).then((all) => console.log(all.every((v) => v.name.length === 100 && v.list[49] === 'item ' + 'y'.repeat(49))))
+  `
+  // Not inherited from this process, where greenthread/sync set it.
+  const env = { MSGPACKR_NATIVE_ACCELERATION_DISABLED: undefined }
+  const first = await runChild(`const { run, spawn, sleep } = require(SYNC)\n${decode}`, [], 90_000, env)
+  t.is(first.signal, null, first.stderr)
+  t.is(first.status, 0, first.stderr)
+  t.is(first.stdout.trim(), 'true')
+  t.notRegex(first.stderr, /GREENTHREAD_THREAD_LOCAL_ADDON/)
+  const late = await runChild(`require(${msgpackr}).unpack(require(${msgpackr}).pack({ s: 'z'.repeat(100) }))\nconst { run, spawn, sleep } = require(SYNC)\nconsole.log('loaded')`, [], 90_000, env)
+  t.is(late.status, 0, late.stderr)
+  t.regex(late.stderr, /GREENTHREAD_THREAD_LOCAL_ADDON.*msgpackr-extract.*MSGPACKR_NATIVE_ACCELERATION_DISABLED=true/s)
+})

@@ -14,7 +14,7 @@
 import { FIRST_MODE_FLAG, GreenletBase, NO_ARGS } from './_greenlet-base'
 import { GREENLET_MODE, GreenletExit, checkFlag, checkMs, checkOptions, exceptionFrom, functionName, invalidType, rejecting, safeString } from './errors'
 import { Outcome, type TransientWait, type WaitOwner, type WokenWait, currentStorage, endBodyCall, hub, isLastOwnWait, ownWait, raceFreshWaits, raiseThrough, startBodyCall, startInOwnContext, suspend } from './hub'
-import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from './lifecycle'
+import { type JoinAllPlan, joinAllResult, killallTimedOut, planJoinAll, planKillAll } from './lifecycle'
 import { Timeout } from './timeout'
 
 export interface KillOptions {
@@ -634,7 +634,7 @@ export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions)
     await Promise.all(others.filter((g) => !g._dying()).map((g) => g.kill(exception, { block: false })))
     if (block) {
       await joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
-      if (others.some((g) => !g.dead)) throw new Timeout(ms)
+      if (others.some((g) => !g.dead)) throw killallTimedOut(new Timeout(ms))
     }
     if (current !== null && list.includes(current)) await current.kill(exception)
   })

@@ -129,6 +129,25 @@ function throwFirstFailure(list: readonly JoinableGreenlet[], raiseError: boolea
   if (failure) throw failure.exception
 }
 
+/** The Timeouts `killall` raised because members outlived its `timeoutMs`. */
+const killallTimeouts = new WeakSet<object>()
+
+/** @internal Marks `timeout` as `killall`'s own (see `isKillallTimeout`). */
+export function killallTimedOut<E extends object>(timeout: E): E {
+  killallTimeouts.add(timeout)
+  return timeout
+}
+
+/**
+ * @internal Whether `err` is the Timeout `killall` raised for members that
+ * outlived its `timeoutMs`: a Group's `kill` returns quietly then, as
+ * gevent's `Group.kill(timeout=)` does (a Timeout of the caller's own still
+ * propagates).
+ */
+export function isKillallTimeout(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && killallTimeouts.has(err)
+}
+
 /** killall's arguments, checked: the greenlets, the timeout (-1: none), the exception, whether to wait. */
 export function planKillAll<G>(
   greenlets: unknown,

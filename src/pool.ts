@@ -40,6 +40,7 @@ import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
 import { GreenletExit, checkFlag, checkFunction, checkLimit, checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
+import { isKillallTimeout } from './lifecycle'
 import { sleep } from './hub'
 import { Semaphore } from './lock'
 import { QueueFull } from './queue'
@@ -466,11 +467,16 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
   kill(options?: KillAllOptions): Promise<void> {
     return rejecting(async () => {
       const startedAt = performance.now()
-      await killall([...this], options)
-      if (options?.block === false) return
-      for (let next = this._nextKillRound(); next !== 'done'; next = this._nextKillRound()) {
-        if (next === 'kill') await killall([...this], laterKillRound(options, startedAt))
-        else await sleep(0)
+      try {
+        await killall([...this], options)
+        if (options?.block === false) return
+        for (let next = this._nextKillRound(); next !== 'done'; next = this._nextKillRound()) {
+          if (next === 'kill') await killall([...this], laterKillRound(options, startedAt))
+          else await sleep(0)
+        }
+      } catch (err) {
+        // Members still alive at `timeoutMs`: returns, as gevent's Group.kill(timeout=).
+        if (!isKillallTimeout(err)) throw err
       }
     })
   }
@@ -797,19 +803,28 @@ export class MapRun<G extends Member, T, R> {
  * on with the remaining results (gevent's IMap). `return()` (what `break`
  * calls) stops the input and kills the calls still running; so does a kill
  * of the greenlet waiting in `next()`. Concurrent `next()` calls are served
- * one after the other. The run starts at the first `next()`, where bad
- * arguments reject: the call itself never throws.
+ * one after the other. The run starts at once, as gevent's IMap (a greenlet
+ * started at its creation): calls run while the caller does other work
+ * before it reads. Bad arguments reject the first `next()`: the call itself
+ * never throws.
  */
 export class MapIterator<R> implements AsyncIterableIterator<R, undefined, undefined> {
-  #plan: (() => MapRun<any, any, R>) | undefined
   #run: MapRun<any, any, R> | undefined = undefined
+  /** Planning the run failed: the first `next()` rejects with it. */
+  #planFailure: { error: unknown } | undefined = undefined
   #done = false
   /** Settles once the last `next()` asked for has: the next one starts then. */
   #tail: Promise<void> | undefined = undefined
 
   /** @internal */
   constructor(plan: () => MapRun<any, any, R>) {
-    this.#plan = plan
+    try {
+      this.#run = plan()
+    } catch (error) {
+      this.#planFailure = { error }
+      return
+    }
+    this.#run.start()
   }
 
   [Symbol.asyncIterator](): this {
@@ -836,18 +851,10 @@ export class MapIterator<R> implements AsyncIterableIterator<R, undefined, undef
 
   async #step(): Promise<IteratorResult<R, undefined>> {
     if (this.#done) return { done: true, value: undefined }
-    let run = this.#run
+    const run = this.#run
     if (run === undefined) {
-      const plan = this.#plan!
-      this.#plan = undefined
-      try {
-        run = plan()
-      } catch (err) {
-        this.#done = true
-        throw err
-      }
-      this.#run = run
-      run.start()
+      this.#done = true
+      throw this.#planFailure!.error
     }
     // A result that is there already costs no wait.
     let result = run.poll()
@@ -867,7 +874,6 @@ export class MapIterator<R> implements AsyncIterableIterator<R, undefined, undef
 
   #finish(): void {
     this.#done = true
-    this.#plan = undefined
     this.#run?.stop()
   }
 }

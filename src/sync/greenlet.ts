@@ -20,7 +20,7 @@ import { GreenletBase, NO_ARGS, type Transfer } from '../_greenlet-base'
 import { GREENLET_MODE, GreenletExit, checkFlag, checkMs, checkOptions, exceptionFrom, invalidType } from '../errors'
 import type { GetOptions, JoinAllOptions, KillAllOptions, KillOptions } from '../greenlet'
 import { HubRecord, Outcome, type WokenWait, currentStorage, hub } from '../hub'
-import { type JoinAllPlan, joinAllResult, planJoinAll, planKillAll } from '../lifecycle'
+import { type JoinAllPlan, joinAllResult, killallTimedOut, planJoinAll, planKillAll } from '../lifecycle'
 import { syncNative } from './native'
 import { type BatonResumable, NO_SLOT, currentGreenlet, handOver, nextSlot, readyDirectly, resumeFromTick, startNext } from './scheduler'
 import { Timeout } from './timeout'
@@ -516,7 +516,7 @@ export function killall(greenlets: Iterable<Greenlet>, options?: KillAllOptions)
   for (const g of others) if (!g._dying()) g.kill(exception, { block: false })
   if (block) {
     joinall(others, { timeoutMs: ms < 0 ? undefined : ms })
-    if (others.some((g) => !g.dead)) throw new Timeout(ms)
+    if (others.some((g) => !g.dead)) throw killallTimedOut(new Timeout(ms))
   }
   if (current !== null && list.includes(current)) current.kill(exception)
 }

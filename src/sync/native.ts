@@ -22,6 +22,7 @@ import * as v8 from 'node:v8'
 import { isMainThread } from 'node:worker_threads'
 
 import { usesAsyncContextFrame } from '../hub'
+import { avoidThreadLocalAddons } from './thread-local-addons'
 
 /** What the binary exports (crates/sync/src/lib.rs). */
 export interface SyncBinding {
@@ -115,3 +116,4 @@ function load(): SyncBinding {
 
 /** @internal */
 export const syncNative: SyncBinding = load()
+avoidThreadLocalAddons()

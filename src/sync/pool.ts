@@ -25,6 +25,7 @@ import {
   iterationStep,
   laterKillRound,
 } from '../pool'
+import { isKillallTimeout } from '../lifecycle'
 import { Greenlet, getcurrent, killall, spawn } from './greenlet'
 import { block, blockOn, sleep } from './waits'
 
@@ -107,11 +108,16 @@ export abstract class BaseGroup extends GroupBase<Greenlet> {
    */
   kill(options?: KillAllOptions): void {
     const startedAt = performance.now()
-    killall([...this], options)
-    if (options?.block === false) return
-    for (let next = this._nextKillRound(); next !== 'done'; next = this._nextKillRound()) {
-      if (next === 'kill') killall([...this], laterKillRound(options, startedAt))
-      else sleep(0)
+    try {
+      killall([...this], options)
+      if (options?.block === false) return
+      for (let next = this._nextKillRound(); next !== 'done'; next = this._nextKillRound()) {
+        if (next === 'kill') killall([...this], laterKillRound(options, startedAt))
+        else sleep(0)
+      }
+    } catch (err) {
+      // Members still alive at `timeoutMs`: returns, as gevent's Group.kill(timeout=).
+      if (!isKillallTimeout(err)) throw err
     }
   }
 
@@ -209,14 +215,15 @@ export class Pool extends BaseGroup {
  * `next()` threw the failure of a call: the following `next()` goes on with
  * the remaining results (gevent's IMap). `return()` (what `break` calls)
  * stops the input and kills the calls still running; so does a kill of the
- * greenlet blocked in `next()`. The run starts at the first `next()`.
+ * greenlet blocked in `next()`. The run starts at once, as gevent's IMap.
  */
 export class SyncMapIterator<R> implements IterableIterator<R, undefined, undefined> {
-  #started = false
   #done = false
 
   /** @internal */
-  constructor(private readonly run: MapRun<Greenlet, any, R>) {}
+  constructor(private readonly run: MapRun<Greenlet, any, R>) {
+    run.start()
+  }
 
   [Symbol.iterator](): this {
     return this
@@ -226,10 +233,6 @@ export class SyncMapIterator<R> implements IterableIterator<R, undefined, undefi
   next(): IteratorResult<R, undefined> {
     if (this.#done) return { done: true, value: undefined }
     const run = this.run
-    if (!this.#started) {
-      this.#started = true
-      run.start()
-    }
     let result = run.poll()
     if (result === NOT_READY) {
       try {
