@@ -539,9 +539,10 @@ if (!hasRedis) {
     await t.throwsAsync(runWorker({ connection: { host: '127.0.0.1', port: dead }, queue: 'q', module: TASKS, connectTimeoutMs: 300 }), {
       message: new RegExp(`127\\.0\\.0\\.1:${dead}`),
     })
-    // Nothing is left behind that keeps the process alive (ioredis' disconnect
-    // of a refused connection armed a 2 s timer: a process lingered that long);
-    // the pipe is the child's stdout.
+    // Nothing is left behind that keeps the process alive half a second later
+    // (ioredis' disconnect of a refused connection armed a 2 s timer: a
+    // process lingered that long; a connection attempt in flight at the
+    // deadline is refused in a moment); the pipe is the child's stdout.
     const left = await runNode(
       [
         '-e',
@@ -551,7 +552,7 @@ if (!hasRedis) {
           new DistributedExecutor({ connection, queue: 'q', connectTimeoutMs: 300 }).ready(),
           DistributedExecutor.connect({ connection, queue: 'q', connectTimeoutMs: 300 }),
           runWorker({ connection, queue: 'q', module: ${JSON.stringify(TASKS)}, connectTimeoutMs: 300 }),
-        ]).then((all) => setImmediate(() => console.log(all.map((r) => r.status).join(), JSON.stringify(process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap')))))`,
+        ]).then((all) => setTimeout(() => setImmediate(() => console.log(all.map((r) => r.status).join(), JSON.stringify(process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap')))), 500))`,
       ],
       { timeoutMs: 20_000 },
     )
@@ -577,6 +578,19 @@ if (!hasRedis) {
       await t.throwsAsync(runWorker({ connection: { host: '127.0.0.1', port }, queue: 'q', module: TASKS, connectTimeoutMs: 300 }), {
         message: /did not answer/,
       })
+      // The connection given up leaves nothing that keeps a process alive half a
+      // second later (ioredis' disconnect waited 2 s for a server that never
+      // closes its side).
+      const left = await runNode(
+        [
+          '-e',
+          `require(${JSON.stringify(root)}).runWorker({ connection: { host: '127.0.0.1', port: ${port} }, queue: 'q', module: ${JSON.stringify(TASKS)}, connectTimeoutMs: 300 })
+            .catch((err) => setTimeout(() => setImmediate(() => console.log(err.message.includes('did not answer'), JSON.stringify(process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap')))), 500))`,
+        ],
+        { timeoutMs: 20_000 },
+      )
+      t.is(left.status, 0, describeExit(left))
+      t.is(left.stdout.trim(), 'true []')
     } finally {
       silent.close()
     }

@@ -189,7 +189,12 @@ export async function connect(conn: Connection, timeoutMs: number): Promise<Redi
   }
   // Not once ioredis has given up ('end'): its disconnect() would arm a 2 s
   // timer for a stream that has closed already, and keep the process alive.
-  if (client.status !== 'end') client.disconnect()
+  // A server that took the connection and never answered would not close its
+  // side either (the same timer): the stream, given up, is destroyed at once.
+  if (client.status !== 'end') {
+    client.disconnect()
+    ;(client as { stream?: { destroy(): void } }).stream?.destroy()
+  }
   const why = lastError instanceof Error ? lastError.message : safeString(lastError)
   throw new Error(`cannot connect to Redis at ${conn.address} (tried for ${timeoutMs} ms): ${why}`, { cause: lastError })
 }
