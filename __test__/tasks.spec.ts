@@ -3,7 +3,7 @@ import * as path from 'node:path'
 import test from 'ava'
 
 import { describeExit, runNode } from './_child'
-import { Timeout, allTasks, currentTask, gather, sleep, spawn, waitFor } from '../index'
+import { GreenletExit, Timeout, allTasks, currentTask, gather, sleep, spawn, waitFor } from '../index'
 
 const serial = test.serial
 
@@ -114,4 +114,85 @@ serial('allTasks does not keep abandoned greenlets alive: they are collected, th
   const r = await runNode(['--expose-gc', '-e', script], { timeoutMs: 60_000 })
   t.is(r.status, 0, describeExit(r))
   t.is(r.stdout.trim(), '100 100 true')
+})
+
+// asyncio's gather: cancelling the task that awaits it cancels the children;
+// a child cancelled from outside is a CancelledError (here GreenletExit).
+serial('gather: a kill or Timeout of the caller kills the greenlets it gathers; a child killed from outside fails with GreenletExit', async (t) => {
+  const finished: string[] = []
+  const child = (name: string) => async () => {
+    await sleep(300)
+    finished.push(name)
+  }
+  const passed = spawn(child('passed'))
+  const caller = spawn(() => gather(child('spawned'), passed, sleep(300).then(() => 'promise')))
+  await sleep(50)
+  await caller.kill()
+  t.true(caller.dead)
+  await sleep(0)
+  t.true(passed.dead, 'a greenlet handed to gather is killed with its caller')
+  await sleep(400)
+  t.deepEqual(finished, [], 'nothing gathered ran on after its caller died')
+  await t.throwsAsync(
+    spawn(() => Timeout.run(50, () => gather(child('under a Timeout')))).get(),
+    { instanceOf: Timeout },
+  )
+  await sleep(400)
+  t.deepEqual(finished, [])
+
+  const killed = spawn(() => sleep(10_000))
+  setTimeout(() => void killed.kill(undefined, { block: false }), 20)
+  await t.throwsAsync(gather(killed, sleep(50).then(() => 'b')), { instanceOf: GreenletExit, message: /was killed before it returned/ })
+  const again = spawn(() => sleep(10_000))
+  setTimeout(() => void again.kill(undefined, { block: false }), 20)
+  const results = await gather(again, sleep(50).then(() => 'b'), { returnExceptions: true })
+  t.true(results[0] instanceof GreenletExit)
+  t.is(results[1], 'b')
+  // A failure leaves the others running, as asyncio's.
+  const slow = spawn(async () => {
+    await sleep(60)
+    return 'slow'
+  })
+  await t.throwsAsync(gather(slow, Promise.reject(new Error('first'))), { message: 'first' })
+  t.is(await slow.get(), 'slow')
+})
+
+// asyncio's wait_for (3.11+) waits for the cancelled task to end, and a value
+// it returns while being cancelled is the result.
+serial('waitFor waits for the killed work to end: a value it returns after catching the Timeout is the result, another exception is raised', async (t) => {
+  const log: string[] = []
+  const late = await waitFor(async () => {
+    try {
+      await sleep(10_000)
+      return 'in time'
+    } catch {
+      await sleep(100)
+      log.push('cleaned up')
+      return 'late'
+    }
+  }, 30)
+  t.is(late, 'late')
+  t.deepEqual(log, ['cleaned up'], 'the cleanup ran before waitFor returned')
+  const work = spawn(async () => {
+    try {
+      await sleep(10_000)
+    } finally {
+      await sleep(50)
+      log.push('finally')
+    }
+  })
+  await t.throwsAsync(waitFor(work, 30), { instanceOf: Timeout })
+  t.true(work.dead, 'a greenlet handed to waitFor is dead when it rejects')
+  t.deepEqual(log, ['cleaned up', 'finally'])
+  const other = new Error('while cleaning up')
+  await t.throwsAsync(
+    waitFor(async () => {
+      try {
+        await sleep(10_000)
+      } catch {
+        throw other
+      }
+    }, 30),
+    { is: other },
+  )
 })

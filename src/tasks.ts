@@ -2,9 +2,9 @@
  * asyncio-style helpers on the greenlet core: `gather`, `waitFor`,
  * `currentTask`, `allTasks`. A task is a Greenlet.
  */
-import { checkFlag, checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { GreenletExit, checkFlag, checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { liveGreenlets } from './_greenlet-base'
-import { Alarm, sleep } from './hub'
+import { Alarm } from './hub'
 import { Greenlet, getcurrent, spawn } from './greenlet'
 import { Timeout, joinOrKill, spawnKeepingResult } from './timeout'
 
@@ -26,13 +26,18 @@ function isPlainObject(x: unknown): x is object {
   return proto === Object.prototype || proto === null
 }
 
-function toPromise(name: string, x: unknown): Promise<unknown> {
-  if (x instanceof Greenlet) return x.get()
-  if (isThenable(x)) return Promise.resolve(x)
-  if (typeof x === 'function') return spawn(x as () => unknown).get()
-  throw invalidType(name, 'a Promise, a Greenlet or a function', x)
+/**
+ * The result of a greenlet as asyncio sees a task's: its value, or a
+ * rejection with its exception; one killed from outside before it returned
+ * rejects with a `GreenletExit` (asyncio's CancelledError), where `get()`
+ * resolves with `undefined`.
+ */
+function taskResult(g: Greenlet): Promise<unknown> {
+  return g.get().then((value) => {
+    if (g._returned) return value
+    throw new GreenletExit(`${g} was killed before it returned`)
+  })
 }
-
 /** What `gather` makes of one argument: a greenlet's value, a function's (awaited) result, a Promise's value. */
 export type Gathered<X> = X extends Greenlet<infer V> ? V : X extends (...args: any[]) => infer R ? Awaited<R> : Awaited<X>
 
@@ -40,7 +45,9 @@ export type Gathered<X> = X extends Greenlet<infer V> ? V : X extends (...args: 
  * Runs the awaitables concurrently and resolves with their results in order.
  * Functions are spawned as greenlets. Rejects with the first failure unless
  * the last argument is `{ returnExceptions: true }`, which puts failures in
- * the result array instead.
+ * the result array instead; a greenlet killed from outside fails with a
+ * `GreenletExit`. As asyncio's: a failure leaves the others running, and a
+ * kill or Timeout of the caller kills the greenlets it gathers.
  */
 export function gather<T extends unknown[]>(...args: [...T, GatherOptions & { returnExceptions: true }]): Promise<{ [K in keyof T]: Gathered<T[K]> | unknown }>
 export function gather<T extends unknown[]>(...args: [...T, GatherOptions]): Promise<{ [K in keyof T]: Gathered<T[K]> }>
@@ -53,16 +60,34 @@ export function gather(...args: unknown[]): Promise<unknown[]> {
     if (isPlainObject(last) && !isThenable(last)) {
       returnExceptions = checkFlag('options.returnExceptions', checkOptions('options', args.pop()).returnExceptions, false)
     }
-    const promises = args.map((x, i) => toPromise(`awaitables[${i}]`, x))
-    if (!returnExceptions) return Promise.all(promises)
-    return Promise.all(promises.map((p) => p.catch((err: unknown) => err)))
+    const isTask = (x: unknown): boolean => x instanceof Greenlet || (typeof x === 'function' && !isThenable(x))
+    for (const [i, x] of args.entries()) {
+      if (!isTask(x) && !isThenable(x)) throw invalidType(`awaitables[${i}]`, 'a Promise, a Greenlet or a function', x)
+    }
+    const caller = getcurrent()
+    const children = args.filter(isTask).map((x) => (x instanceof Greenlet ? x : spawn(x as () => unknown)))
+    // A kill or Timeout of the caller rejects its waits for the children with
+    // its exception, which its signal aborts with: not a failure of theirs.
+    const interrupted = (err: unknown): boolean => caller !== null && caller.signal.aborted && caller.signal.reason === err
+    let next = 0
+    const promises = args.map((x) => (isTask(x) ? taskResult(children[next++]!) : Promise.resolve(x)))
+    try {
+      if (!returnExceptions) return await Promise.all(promises)
+      return await Promise.all(promises.map((p) => p.catch((err: unknown) => (interrupted(err) ? Promise.reject(err) : err))))
+    } catch (err) {
+      // As asyncio's gather: cancelled, it cancels the children; a child's failure leaves the others running.
+      if (interrupted(err)) for (const g of children) if (!g.dead) void g.kill(undefined, { block: false })
+      throw err
+    }
   })
 }
 
 /**
  * Resolves with the result of `awaitable`, or rejects with a Timeout after
  * `timeoutMs` (`null`/`undefined`: no limit). A Greenlet or function is
- * killed on timeout; a Promise cannot be cancelled and is left to settle.
+ * killed on timeout and waited for, as asyncio's `wait_for` waits for the
+ * cancelled task: a value it returns after catching the Timeout is the
+ * result. A Promise cannot be cancelled and is left to settle.
  */
 export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | undefined): Promise<T> {
   return rejecting(async () => {
@@ -73,15 +98,18 @@ export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | u
       await joinOrKill(g, ms)
       if (g.dead) return g.get() as Promise<T>
       const timeout = new Timeout(ms)
-      // Settles at the deadline (see Timeout.run).
-      void g.kill(timeout, { block: false })
-      void g.exception // observed: the caller gets the Timeout
-      if (work !== undefined) {
-        await sleep(0)
-        const kept = work.result()
-        if (kept !== undefined) return kept.value
+      // As asyncio's wait_for: the work is killed and waited for; a value it
+      // returns meanwhile (it caught the Timeout) is the result, an exception
+      // it raises instead is raised.
+      await g.kill(timeout)
+      const kept = work?.result()
+      if (kept !== undefined) return kept.value
+      if (g.successful()) {
+        if (g._returned) return g.value as T
+        throw timeout
       }
-      throw timeout
+      const exception = g.exception
+      throw exception === timeout ? timeout : exception
     }
     if (!isThenable(awaitable)) throw invalidType('awaitable', 'a Promise, a Greenlet or a function', awaitable)
     if (ms < 0) return awaitable as T | PromiseLike<T> as Promise<T>
