@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { EventEmitter, once } from 'node:events'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -1338,4 +1339,38 @@ test.serial('a native addon that keeps its state per thread (msgpackr-extract) d
   const late = await runChild(`require(${msgpackr}).unpack(require(${msgpackr}).pack({ s: 'z'.repeat(100) }))\nconst { run, spawn, sleep } = require(SYNC)\nconsole.log('loaded')`, [], 90_000, env)
   t.is(late.status, 0, late.stderr)
   t.regex(late.stderr, /GREENTHREAD_THREAD_LOCAL_ADDON.*msgpackr-extract.*MSGPACKR_NATIVE_ACCELERATION_DISABLED=true/s)
+})
+
+// block() reads like await: the greenlet goes on before the event loop does,
+// as an await's continuation would. It resumed behind the immediates queued
+// meanwhile, so a listener added right after missed an event one of them
+// emitted (an http2 client waiting for 'response' then 'end' hung forever).
+serial('block() of a settled Promise resumes before the immediates queued meanwhile: a listener added next sees their events', async (t) => {
+  const got = await run(() => {
+    const ee = new EventEmitter()
+    setTimeout(() => {
+      ee.emit('a')
+      setImmediate(() => ee.emit('b', 'from an immediate'))
+    }, 5)
+    block(once(ee, 'a'))
+    // Emitted again later, for a listener that missed the first one.
+    const late = setTimeout(() => ee.emit('b', 'missed it'), 1000)
+    const b = block(once(ee, 'b'))
+    clearTimeout(late)
+    return b
+  })
+  t.deepEqual(got, ['from an immediate'])
+})
+
+serial('a loop of block() on settled Promises still lets the event loop run (at most 64 turns between two of its own)', async (t) => {
+  let immediateRan = false
+  let sawImmediateAt = -1
+  await run(() => {
+    setImmediate(() => (immediateRan = true))
+    for (let i = 0; i < 1000; i++) {
+      block(Promise.resolve(i))
+      if (immediateRan && sawImmediateAt < 0) sawImmediateAt = i
+    }
+  })
+  t.true(sawImmediateAt >= 0 && sawImmediateAt < 1000, `the immediate ran during the loop (at ${sawImmediateAt})`)
 })

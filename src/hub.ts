@@ -231,6 +231,8 @@ const COMMANDS_PER_BATCH = 4096
 const EVENTS_PER_BATCH = 8192
 /** Records resumed per turn at most: the event loop gets a turn in between. */
 const READY_PER_BATCH = 8192
+/** Turns `unparkSoon` may run between two regular turns of the hub (see there). */
+const SOON_TURNS_PER_LOOP = 64
 /** Run queue storage kept once drained, in entries. */
 const KEPT_RUN_QUEUE = 1 << 18
 const MAX_ID = 0xffff_ffff
@@ -308,6 +310,12 @@ class HubClient {
   private runHead = 0
   private runTail = 0
   private tickScheduled = false
+  /** A turn is queued for when the microtasks have drained (`unparkSoon`). */
+  private soonQueued = false
+  /** Turns run that way since the event loop last ran a regular one. */
+  private soonTurns = 0
+  /** Records `unparkSoon` queued since the last batch was taken. */
+  private soonWoken = 0
   /** Ticks wait while this is set (`pauseTicksUntil`); one was due if `tickDeferred`. */
   private ticksPaused = false
   private tickDeferred = false
@@ -410,6 +418,40 @@ class HubClient {
     if (r._hubState !== PARKED) return
     this.#endWait(r)
     this.#makeReady(r, Outcome.WAKE)
+  }
+
+  /**
+   * `unpark`, for a wait that ends the way an `await` would (a Promise
+   * settled: sync mode's `block()`): its turn runs once the microtasks have
+   * drained, before the event loop goes on, as an `await`'s continuation
+   * would, not behind the immediates queued meanwhile (a listener added
+   * right after would miss an event one of them emits). At most
+   * `SOON_TURNS_PER_LOOP` such turns between two regular ones, so that a
+   * loop of `block()` on settled Promises cannot starve the event loop.
+   */
+  unparkSoon(r: HubRecord): void {
+    if (r._hubState !== PARKED) return
+    const queued = this.runTail
+    this.unpark(r)
+    if (this.runTail > queued) this.soonWoken++
+    if (this.soonQueued || this.soonTurns >= SOON_TURNS_PER_LOOP) return
+    this.soonQueued = true
+    this.soonTurns++
+    resumeAfterMicrotasks(this.soonTurn)
+  }
+
+  /**
+   * Resumes what `unparkSoon` woke, if that is all the run queue holds:
+   * greenlets ready otherwise (a `sleep(0)`) wait for the regular turn, so
+   * that the event loop has had its turn before they go on.
+   */
+  private readonly soonTurn = (): void => {
+    this.soonQueued = false
+    const woken = this.soonWoken
+    if (this.ticksPaused || this.cursor < this.delivered || woken === 0 || this.runTail - this.runHead !== woken) return
+    this.batch++
+    this.#takeBatch()
+    this.#resumeBatch()
   }
 
   /** `unpark` for a record named by id (completions); ignored if nobody owns it. */
@@ -781,6 +823,7 @@ class HubClient {
    */
   private readonly tick = (): void => {
     this.tickScheduled = false
+    this.soonTurns = 0
     if (this.ticksPaused) {
       this.tickDeferred = true
       return
@@ -821,6 +864,7 @@ class HubClient {
 
   /** Moves up to a batch of the run queue into `ready`, each record DELIVERED from here on. */
   #takeBatch(): void {
+    this.soonWoken = 0
     const queue = this.runQueue
     const ready = this.ready
     let i = this.runHead

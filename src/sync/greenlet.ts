@@ -307,7 +307,7 @@ export class Greenlet<T = unknown, A extends unknown[] = any[]> extends Greenlet
     const wake = (): void => {
       // Settlements run on the main thread between ticks; a wait that was
       // interrupted meanwhile has moved on, and must not be woken.
-      if (this.#awaiting === call) hub.unpark(this)
+      if (this.#awaiting === call) hub.unparkSoon(this)
     }
     Promise.resolve(thenable).then(
       (value) => {

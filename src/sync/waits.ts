@@ -49,9 +49,10 @@ export function sleep(ms: number = 0): void {
  * Blocks the current greenlet until `promise` settles and returns its value
  * or throws its reason, like `await` but without making the caller async.
  * Values that are not thenables are returned as they are. Promise callbacks
- * run on the main thread's event loop as usual; the greenlet resumes on a
- * later turn of the hub. Kills and Timeouts interrupt the wait (the Promise
- * itself keeps running).
+ * run on the main thread's event loop as usual; the greenlet resumes once
+ * the microtasks have drained, before the event loop goes on, as an
+ * `await`'s continuation would (see `hub.unparkSoon`). Kills and Timeouts
+ * interrupt the wait (the Promise itself keeps running).
  */
 export function block<T>(promise: T | PromiseLike<T>): T {
   const g = blockingGreenlet('block()')
