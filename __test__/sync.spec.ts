@@ -1362,7 +1362,7 @@ serial('block() of a settled Promise resumes before the immediates queued meanwh
   t.deepEqual(got, ['from an immediate'])
 })
 
-serial('a loop of block() on settled Promises still lets the event loop run (at most 64 turns between two of its own)', async (t) => {
+serial('a loop of block() on settled Promises still lets the event loop run (at most 64 resumptions between two of its turns)', async (t) => {
   let immediateRan = false
   let sawImmediateAt = -1
   await run(() => {
@@ -1373,4 +1373,23 @@ serial('a loop of block() on settled Promises still lets the event loop run (at 
     }
   })
   t.true(sawImmediateAt >= 0 && sawImmediateAt < 1000, `the immediate ran during the loop (at ${sawImmediateAt})`)
+})
+
+serial('many greenlets looping on block() of settled Promises still let the event loop run: at most 64 resumptions before it goes on', async (t) => {
+  let blocks = 0
+  let blocksWhenImmediateRan = -1
+  await run(() => {
+    const gs = Array.from({ length: 200 }, () =>
+      spawn(() => {
+        for (let i = 0; i < 50; i++) {
+          block(Promise.resolve(i))
+          blocks++
+        }
+      }),
+    )
+    setImmediate(() => (blocksWhenImmediateRan = blocks))
+    joinall(gs)
+  })
+  t.is(blocks, 10_000)
+  t.true(blocksWhenImmediateRan >= 0 && blocksWhenImmediateRan < 5_000, `an immediate queued at the start ran after ${blocksWhenImmediateRan} of 10,000 blocks`)
 })

@@ -231,8 +231,8 @@ const COMMANDS_PER_BATCH = 4096
 const EVENTS_PER_BATCH = 8192
 /** Records resumed per turn at most: the event loop gets a turn in between. */
 const READY_PER_BATCH = 8192
-/** Turns `unparkSoon` may run between two regular turns of the hub (see there). */
-const SOON_TURNS_PER_LOOP = 64
+/** Greenlets `unparkSoon` may resume between two regular turns of the hub (see there). */
+const SOON_RESUMES_PER_LOOP = 64
 /** Run queue storage kept once drained, in entries. */
 const KEPT_RUN_QUEUE = 1 << 18
 const MAX_ID = 0xffff_ffff
@@ -312,8 +312,8 @@ class HubClient {
   private tickScheduled = false
   /** A turn is queued for when the microtasks have drained (`unparkSoon`). */
   private soonQueued = false
-  /** Turns run that way since the event loop last ran a regular one. */
-  private soonTurns = 0
+  /** Greenlets resumed that way since the event loop last ran a regular turn. */
+  private soonResumes = 0
   /** Records `unparkSoon` queued since the last batch was taken. */
   private soonWoken = 0
   /** Ticks wait while this is set (`pauseTicksUntil`); one was due if `tickDeferred`. */
@@ -426,17 +426,17 @@ class HubClient {
    * drained, before the event loop goes on, as an `await`'s continuation
    * would, not behind the immediates queued meanwhile (a listener added
    * right after would miss an event one of them emits). At most
-   * `SOON_TURNS_PER_LOOP` such turns between two regular ones, so that a
-   * loop of `block()` on settled Promises cannot starve the event loop.
+   * `SOON_RESUMES_PER_LOOP` greenlets resumed that way between two regular
+   * turns (more go to the regular turn), so that loops of `block()` on
+   * settled Promises cannot starve the event loop.
    */
   unparkSoon(r: HubRecord): void {
     if (r._hubState !== PARKED) return
     const queued = this.runTail
     this.unpark(r)
     if (this.runTail > queued) this.soonWoken++
-    if (this.soonQueued || this.soonTurns >= SOON_TURNS_PER_LOOP) return
+    if (this.soonQueued || this.soonResumes >= SOON_RESUMES_PER_LOOP) return
     this.soonQueued = true
-    this.soonTurns++
     resumeAfterMicrotasks(this.soonTurn)
   }
 
@@ -449,6 +449,8 @@ class HubClient {
     this.soonQueued = false
     const woken = this.soonWoken
     if (this.ticksPaused || this.cursor < this.delivered || woken === 0 || this.runTail - this.runHead !== woken) return
+    if (this.soonResumes + woken > SOON_RESUMES_PER_LOOP) return
+    this.soonResumes += woken
     this.batch++
     this.#takeBatch()
     this.#resumeBatch()
@@ -823,7 +825,7 @@ class HubClient {
    */
   private readonly tick = (): void => {
     this.tickScheduled = false
-    this.soonTurns = 0
+    this.soonResumes = 0
     if (this.ticksPaused) {
       this.tickDeferred = true
       return

@@ -4,7 +4,7 @@
  */
 import { GreenletExit, checkFlag, checkMs, checkOptions, invalidType, rejecting } from './errors'
 import { liveGreenlets } from './_greenlet-base'
-import { Alarm } from './hub'
+import { Alarm, sleep } from './hub'
 import { Greenlet, getcurrent, spawn } from './greenlet'
 import { Timeout, joinOrKill, spawnKeepingResult } from './timeout'
 
@@ -85,9 +85,7 @@ export function gather(...args: unknown[]): Promise<unknown[]> {
 /**
  * Resolves with the result of `awaitable`, or rejects with a Timeout after
  * `timeoutMs` (`null`/`undefined`: no limit). A Greenlet or function is
- * killed on timeout and waited for, as asyncio's `wait_for` waits for the
- * cancelled task: a value it returns after catching the Timeout is the
- * result. A Promise cannot be cancelled and is left to settle.
+ * killed on timeout; a Promise cannot be cancelled and is left to settle.
  */
 export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | undefined): Promise<T> {
   return rejecting(async () => {
@@ -98,18 +96,17 @@ export function waitFor<T>(awaitable: Awaitable<T>, timeoutMs: number | null | u
       await joinOrKill(g, ms)
       if (g.dead) return g.get() as Promise<T>
       const timeout = new Timeout(ms)
-      // As asyncio's wait_for: the work is killed and waited for; a value it
-      // returns meanwhile (it caught the Timeout) is the result, an exception
-      // it raises instead is raised.
-      await g.kill(timeout)
-      const kept = work?.result()
-      if (kept !== undefined) return kept.value
-      if (g.successful()) {
-        if (g._returned) return g.value as T
-        throw timeout
+      // Settles at the deadline (see Timeout.run): asyncio's wait_for waits
+      // for the cancelled task, but a kill cannot end a foreign await here,
+      // and the deadline would not hold.
+      void g.kill(timeout, { block: false })
+      void g.exception // observed: the caller gets the Timeout
+      if (work !== undefined) {
+        await sleep(0)
+        const kept = work.result()
+        if (kept !== undefined) return kept.value
       }
-      const exception = g.exception
-      throw exception === timeout ? timeout : exception
+      throw timeout
     }
     if (!isThenable(awaitable)) throw invalidType('awaitable', 'a Promise, a Greenlet or a function', awaitable)
     if (ms < 0) return awaitable as T | PromiseLike<T> as Promise<T>
