@@ -26,7 +26,8 @@
  *
  * Transitions, one method each: `spawn` (CREATED -> SCHEDULED, or READY with
  * START); `yieldNow` (-> READY with WAKE); `park` (-> PARKED); `unpark`
- * (PARKED -> READY with WAKE); a timer (PARKED -> READY with TIMER,
+ * (PARKED -> READY with WAKE; `unparkSoon` too, its turn run once the
+ * microtasks have drained, as an `await` goes on); a timer (PARKED -> READY with TIMER,
  * SCHEDULED -> READY with START); `interrupt` (PARKED or SCHEDULED -> READY
  * with INTERRUPTED; READY keeps its place with INTERRUPTED; DELIVERED too
  * for a Timeout's, else as RUNNING: raised at its next wait); `joinWait` (-> PARKED until enough
