@@ -126,7 +126,7 @@ const runDueLinks = AsyncResource.bind((): void => {
  */
 class Rare {
   name: string | undefined = undefined
-  /** Its entry in `weakLive` (see `sweepLiveGreenlets`). */
+  /** Its entry in `weakLive` (see `sweepLiveGreenlets`): set, it is listed there rather than in the strong list, until it finishes. */
   weakLive: WeakRef<GreenletBase<unknown, unknown>> | undefined = undefined
   woken: WokenWait | undefined = undefined
   transfer: Transfer | undefined = undefined
@@ -150,10 +150,8 @@ class Rare {
 const FAILED = 1
 const RETURNED = 2
 const OBSERVED = 4
-/** Live, and listed in `weakLive` rather than the strong list. */
-const WEAK_LIVE = 8
 /** @internal Bits from here on are the mode's own. */
-export const FIRST_MODE_FLAG = 16
+export const FIRST_MODE_FLAG = 8
 
 /**
  * The shared core of both modes' `Greenlet`. `G` is the mode's
@@ -403,18 +401,14 @@ export abstract class GreenletBase<T, G> extends HubRecord {
   _weakenLive(): void {
     this.#unlinkLive()
     const rare = this.#extra()
-    rare.weakLive ??= new WeakRef(this)
+    rare.weakLive = new WeakRef(this)
     weakLive.add(rare.weakLive)
-    this._flags |= WEAK_LIVE
   }
 
   #leaveLive(): void {
-    if ((this._flags & WEAK_LIVE) !== 0) {
-      this._flags &= ~WEAK_LIVE
-      weakLive.delete(this.#rare!.weakLive!)
-      return
-    }
-    this.#unlinkLive()
+    const weak = this.#rare?.weakLive
+    if (weak !== undefined) weakLive.delete(weak)
+    else this.#unlinkLive()
   }
 
   #unlinkLive(): void {

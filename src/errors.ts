@@ -12,6 +12,15 @@ export class GreenletExit extends Error {
 }
 
 /**
+ * What a task that a kill from outside ended before it returned stands for
+ * where a result was expected (a map's, gather's): gevent and asyncio give
+ * the exit (CancelledError), where the greenlet's own `get()` gives `undefined`.
+ */
+export function killedBeforeReturning(g: object): GreenletExit {
+  return new GreenletExit(`${String(g)} was killed before it returned`)
+}
+
+/**
  * The class tag of an object, as `Object.prototype.toString` gives it; never
  * throws (a revoked Proxy or a throwing `Symbol.toStringTag` getter would).
  */

@@ -38,7 +38,7 @@
  */
 import type { GreenletBase } from './_greenlet-base'
 import { type Blocking, TIMED_OUT, type TimedOut, WaitList, drive, runNow, waitSignal } from './_waiters'
-import { GreenletExit, checkFlag, checkFunction, checkLimit, checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { checkFlag, checkFunction, checkLimit, checkMs, checkOptions, invalidType, killedBeforeReturning, rejecting } from './errors'
 import { Greenlet, type KillAllOptions, type KillOptions, getcurrent, killall, spawn } from './greenlet'
 import { isKillallTimeout } from './lifecycle'
 import { sleep } from './hub'
@@ -769,7 +769,7 @@ export class MapRun<G extends Member, T, R> {
       result = new MapFailure(g.exception, g)
     } else if (!g._returned) {
       // Killed from outside: it exited with GreenletExit instead of a result.
-      const exit = new GreenletExit(`${g} was killed before it returned`)
+      const exit = killedBeforeReturning(g)
       if (this.failFast) {
         this.#fail(exit)
         return

@@ -2,7 +2,7 @@
  * asyncio-style helpers on the greenlet core: `gather`, `waitFor`,
  * `currentTask`, `allTasks`. A task is a Greenlet.
  */
-import { GreenletExit, checkFlag, checkMs, checkOptions, invalidType, rejecting } from './errors'
+import { checkFlag, checkMs, checkOptions, invalidType, killedBeforeReturning, rejecting } from './errors'
 import { liveGreenlets } from './_greenlet-base'
 import { Alarm, sleep } from './hub'
 import { Greenlet, getcurrent, spawn } from './greenlet'
@@ -28,16 +28,16 @@ function isPlainObject(x: unknown): x is object {
 
 /**
  * The result of a greenlet as asyncio sees a task's: its value, or a
- * rejection with its exception; one killed from outside before it returned
- * rejects with a `GreenletExit` (asyncio's CancelledError), where `get()`
- * resolves with `undefined`.
+ * rejection with its exception (see `killedBeforeReturning` for one killed
+ * from outside).
  */
 function taskResult(g: Greenlet): Promise<unknown> {
   return g.get().then((value) => {
     if (g._returned) return value
-    throw new GreenletExit(`${g} was killed before it returned`)
+    throw killedBeforeReturning(g)
   })
 }
+
 /** What `gather` makes of one argument: a greenlet's value, a function's (awaited) result, a Promise's value. */
 export type Gathered<X> = X extends Greenlet<infer V> ? V : X extends (...args: any[]) => infer R ? Awaited<R> : Awaited<X>
 
@@ -65,12 +65,16 @@ export function gather(...args: unknown[]): Promise<unknown[]> {
       if (!isTask(x) && !isThenable(x)) throw invalidType(`awaitables[${i}]`, 'a Promise, a Greenlet or a function', x)
     }
     const caller = getcurrent()
-    const children = args.filter(isTask).map((x) => (x instanceof Greenlet ? x : spawn(x as () => unknown)))
+    const children: Greenlet[] = []
+    const promises = args.map((x) => {
+      if (!isTask(x)) return Promise.resolve(x)
+      const g = x instanceof Greenlet ? x : spawn(x as () => unknown)
+      children.push(g)
+      return taskResult(g)
+    })
     // A kill or Timeout of the caller rejects its waits for the children with
     // its exception, which its signal aborts with: not a failure of theirs.
     const interrupted = (err: unknown): boolean => caller !== null && caller.signal.aborted && caller.signal.reason === err
-    let next = 0
-    const promises = args.map((x) => (isTask(x) ? taskResult(children[next++]!) : Promise.resolve(x)))
     try {
       if (!returnExceptions) return await Promise.all(promises)
       return await Promise.all(promises.map((p) => p.catch((err: unknown) => (interrupted(err) ? Promise.reject(err) : err))))

@@ -22,7 +22,7 @@ export function avoidThreadLocalAddons(): void {
   for (const { variable, addon, library } of threadLocalDecoders) {
     if (process.env[variable] !== undefined) continue
     process.env[variable] = 'true'
-    if (loaded.some((file) => file.includes(`${addon}`) && file.endsWith('.node'))) {
+    if (loaded.some((file) => file.includes(addon) && file.endsWith('.node'))) {
       emitWarning(
         `${library}'s native decoder (${addon}) was loaded before greenthread/sync: it keeps its state per thread and crashes the process when it decodes in a sync greenlet. Load greenthread/sync first, or set ${variable}=true.`,
         { code: 'GREENTHREAD_THREAD_LOCAL_ADDON' },
